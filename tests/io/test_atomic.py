@@ -1,0 +1,87 @@
+"""Atomic writes: complete new file or untouched old one, never a partial file or a stray temp file."""
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from contactkit.io import atomic
+from contactkit.io.atomic import atomic_savez, atomic_write_bytes, atomic_write_json
+
+
+def _listing(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_write_and_overwrite(tmp_path):
+    p = tmp_path / "sub" / "f.bin"
+    atomic_write_bytes(p, b"first")
+    assert p.read_bytes() == b"first"
+    atomic_write_bytes(p, b"second")
+    assert p.read_bytes() == b"second"
+    assert _listing(p.parent) == ["f.bin"]
+    mode = stat.S_IMODE(p.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # not mkstemp's private 0o600
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch, failing):
+    p = tmp_path / "data.npz"
+    atomic_savez(p, x=np.arange(3))
+    before = p.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(atomic.os, failing, boom)
+    with pytest.raises(OSError, match="simulated"):
+        atomic_savez(p, x=np.arange(1000))
+    monkeypatch.undo()
+    assert p.read_bytes() == before
+    assert _listing(tmp_path) == ["data.npz"]
+
+
+def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
+    p = tmp_path / "new.json"
+
+    def boom(*args, **kwargs):
+        raise OSError("simulated")
+
+    monkeypatch.setattr(atomic.os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_json(p, {"a": 1})
+    monkeypatch.undo()
+    assert _listing(tmp_path) == []
+
+
+def test_exception_inside_block_leaves_nothing(tmp_path):
+    p = tmp_path / "f.txt"
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_open(p) as fh:
+            fh.write(b"partial")
+            raise RuntimeError("writer crashed")
+    assert _listing(tmp_path) == []
+
+
+def test_savez_roundtrip_and_refuses_object_arrays(tmp_path):
+    p = tmp_path / "a.npz"
+    atomic_savez(p, a=np.eye(3), b=np.arange(4, dtype=np.int64))
+    with np.load(p, allow_pickle=False) as d:
+        np.testing.assert_array_equal(d["a"], np.eye(3))
+        assert d["b"].dtype == np.int64
+    with pytest.raises(TypeError, match="dtype object"):
+        atomic_savez(tmp_path / "o.npz", o=np.array([{"x": 1}], dtype=object))
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_json_is_strict(tmp_path):
+    p = tmp_path / "h.json"
+    atomic_write_json(p, {"x": [1, 2.5], "s": "é"})
+    assert json.loads(p.read_text()) == {"x": [1, 2.5], "s": "é"}
+    with pytest.raises(ValueError):
+        atomic_write_json(tmp_path / "nan.json", {"x": float("nan")})
+    assert not (tmp_path / "nan.json").exists()
