@@ -1,0 +1,50 @@
+"""Open the report in headless Chromium: the WebGL view renders and the page logs no errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from contactkit.report.colors import PENETRATION_COLOR
+from contactkit.report.html import BACKGROUND, render_report
+
+
+def _canvas_pixels(run, inset: int = 4) -> np.ndarray:
+    rect = run.attr("ck-canvas", "data-rect")
+    assert rect is not None, "viewer did not record the canvas rectangle (did it draw?)"
+    x, y, w, h = (int(v) for v in rect.split(","))
+    assert w > 100 and h > 100
+    return run.screenshot[y + inset:y + h - inset, x + inset:x + w - inset].astype(np.int32)
+
+
+def test_report_renders_in_headless_chromium(browser, samples, results, tmp_path: Path):
+    page = render_report(samples, results, {}, tmp_path / "report.html")
+    run = browser.open(page)
+    assert run.uncaught() == []
+    assert run.attr("ck-status", "data-state") == "ok", run.dom[:2000]
+    assert run.attr("ck-status", "data-errors") == "0"
+    assert int(run.attr("ck-canvas", "data-frames") or 0) >= 1
+    px = _canvas_pixels(run)
+    bg = np.round(np.array(BACKGROUND) * 255).astype(np.int32)
+    drawn = np.abs(px - bg).max(axis=-1) > 12
+    assert drawn.mean() > 0.02, f"canvas is blank: {drawn.mean():.4f} of pixels differ from the background"
+    # several distinct colours (object, hands, heat map), not a flat fill
+    colours = np.unique((px[drawn] // 16).reshape(-1, 3), axis=0)
+    assert len(colours) > 20
+    # the penetrating vertices of the refined hand are marked
+    pen = np.round(np.array(PENETRATION_COLOR) * 255).astype(np.int32)
+    assert (np.abs(px - pen).max(axis=-1) < 40).sum() > 20
+
+
+def test_browser_harness_detects_a_broken_page(browser, samples, tmp_path: Path):
+    """The harness must fail on a page whose viewer throws (here: corrupted mesh payload)."""
+    page = render_report(samples, None, {}, tmp_path / "report.html")
+    text = page.read_text()
+    start = text.index("id='ck-data'>") + len("id='ck-data'>")
+    broken = tmp_path / "broken.html"
+    broken.write_text(text[:start] + "{not json" + text[start:])
+    run = browser.open(broken)
+    assert run.attr("ck-status", "data-state") == "error"
+    assert run.attr("ck-status", "data-errors") != "0"
+    assert run.attr("ck-canvas", "data-rect") is None  # nothing was drawn

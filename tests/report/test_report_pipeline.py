@@ -1,0 +1,107 @@
+"""The pipeline on a small constructed ground truth: files written; JSON = table = the metrics' numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import make_ground_truth, parse_text_table
+
+from contactkit.report.pipeline import PipelineConfig, run_pipeline
+from contactkit.report.results import Results
+from contactkit.report.tables import format_text_table, format_value
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = PipelineConfig(objects=["sphere"], grasps_per_object=0, methods=["contactopt", "obman"],
+                         refine_settings={"iterations": 3, "restarts": 1}, report_samples=2)
+    logs: list[str] = []
+    output = run_pipeline(cfg, out, ground_truth=make_ground_truth(2), log=logs.append)
+    return output, logs
+
+
+def test_outputs_are_written(small_run):
+    output, logs = small_run
+    for key in ("report", "results_json", "results_csv", "results_md", "table_txt", "snapshot",
+                "ground_truth", "perturbed", "refined_contactopt", "refined_obman"):
+        assert output.files[key].is_file(), key
+        assert output.files[key].parent == output.out_dir or output.files[key].parent.parent == output.out_dir
+    assert not list(output.out_dir.glob(".*.tmp"))  # atomic writes left no temporary file
+    assert any("refining" in line for line in logs)
+    html = output.files["report"].read_text()
+    assert "http://" not in html and "https://" not in html
+
+
+def test_json_and_printed_table_agree(small_run):
+    output, _ = small_run
+    data = json.loads(output.files["results_json"].read_text())
+    loaded = Results.from_json(data)
+    printed = format_text_table(loaded)
+    assert printed == format_text_table(output.results)
+    assert output.files["table_txt"].read_text().strip() == printed.strip()
+    table = parse_text_table(printed)
+    assert [r["method"] for r in data["rows"]] == ["ground truth", "perturbed", "contactopt", "obman"]
+    for row in data["rows"]:
+        for m in data["metric_names"]:
+            s = row["metrics"][m]
+            assert table[row["method"]][m] == (
+                f"{format_value(s['mean'], s['unit'])} ± {format_value(s['std'], s['unit'])}")
+            vals = np.array([np.nan if v is None else v for v in s["values"]])
+            assert s["mean"] == pytest.approx(float(np.nanmean(vals)))
+        if row["method"] in ("contactopt", "obman"):
+            assert row["time_per_grasp_s"] > 0
+        else:
+            assert row["time_per_grasp_s"] is None
+
+
+def test_numbers_are_the_metrics_modules(small_run):
+    """Re-evaluate the written grasp files independently: the JSON holds exactly those values."""
+    from contactkit.io.grasps import load_grasps
+    from contactkit.metrics.evaluate import evaluate
+
+    output, _ = small_run
+    data = Results.load(output.files["results_json"])
+    gt = load_grasps(output.files["ground_truth"])
+    for name, key in (("perturbed", "perturbed"), ("contactopt", "refined_contactopt")):
+        gs = load_grasps(output.files[key])
+        ev = evaluate(gs, reference=gt, metrics=data.metric_names)
+        for m in data.metric_names:
+            np.testing.assert_allclose(data.row(name).metrics[m].values, ev[m].values, rtol=1e-9, atol=1e-9,
+                                       err_msg=f"{name} {m}")
+    # the perturbation moved the hands: a real, non-zero pose error before refinement
+    assert data.row("perturbed").metrics["mpjpe_mm"].mean > 1.0
+    # the ground truth paired with itself is exact
+    gt_row = data.row("ground truth")
+    assert max(gt_row.metrics["mpjpe_mm"].values) == pytest.approx(0.0, abs=1e-6)
+    assert min(gt_row.metrics["contact_f1_pct"].values) == pytest.approx(100.0)
+
+
+def test_refined_files_link_their_ground_truth(small_run):
+    from contactkit.io.grasps import load_grasps
+
+    output, _ = small_run
+    gs = load_grasps(output.files["refined_obman"])
+    assert gs.attrs["reference"] == "ground_truth.npz"
+    assert (Path(output.out_dir) / gs.attrs["reference"]).is_file()
+    np.testing.assert_array_equal(gs.reference_index, [0, 1])
+
+
+def test_pipeline_report_renders_in_headless_chromium(browser, small_run):
+    """The real report (OpenHand meshes, every layer) renders in the browser without errors."""
+    output, _ = small_run
+    run = browser.open(output.files["report"])
+    assert run.uncaught() == []
+    assert run.attr("ck-status", "data-state") == "ok", run.dom[:2000]
+    assert run.attr("ck-status", "data-errors") == "0"
+    rect = run.attr("ck-canvas", "data-rect")
+    assert rect is not None
+    x, y, w, h = (int(v) for v in rect.split(","))
+    px = run.screenshot[y + 4:y + h - 4, x + 4:x + w - 4].astype(int)
+    from contactkit.report.html import BACKGROUND
+
+    bg = np.round(np.array(BACKGROUND) * 255).astype(int)
+    assert (np.abs(px - bg).max(axis=-1) > 12).mean() > 0.02
