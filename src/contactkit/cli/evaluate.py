@@ -1,0 +1,58 @@
+"""``contactkit evaluate GRASPS [--reference GT] [--metrics ...] [--json OUT]``: metrics of a grasp file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``evaluate`` sub-command."""
+    from contactkit.metrics.registry import METRICS
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "evaluate",
+        help="compute hand-object metrics of a grasp file (table of mean ± std, optional JSON)",
+        description=(
+            "Compute metrics of the grasps in GRASPS (a contactkit .npz grasp file). Pose and contact "
+            "precision/recall metrics need a reference: --reference, or the one the file names "
+            "(attrs['reference'] with reference_index, as written by `contactkit perturb`). Metric names: "
+            + ", ".join(METRICS)
+            + "; or 'default', 'all', or a group (pose, object, physics, contact, stability, quality)."
+        ),
+    )
+    p.add_argument("grasps", help="grasp file (.npz)")
+    p.add_argument("--reference", default=None, help="reference (ground-truth) grasp file")
+    p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the full result (per-sample values) here")
+    p.add_argument("--workers", type=int, default=1, help="worker processes for the simulation (default 1)")
+    p.add_argument(
+        "--reference-contact",
+        choices=("geometry", "stored"),
+        default="geometry",
+        help="reference contact for precision/recall/F1: measured on the reference grasp (default) or its stored maps",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the table, optionally write JSON; returns the exit code."""
+    from contactkit.errors import ContactkitError
+    from contactkit.io.grasps import load_grasps
+    from contactkit.metrics.evaluate import evaluate
+
+    if args.workers < 1:
+        raise ContactkitError(f"--workers must be >= 1, got {args.workers}")
+    grasps = load_grasps(args.grasps)
+    if args.reference is None and grasps.attrs.get("reference"):
+        grasps = grasps.replace(attrs={**grasps.attrs, "source_path": str(args.grasps)})
+    result = evaluate(
+        grasps, args.reference, args.metrics, workers=args.workers, reference_contact=args.reference_contact
+    )
+    ref = f" against {result.reference}" if result.reference else ""
+    print(f"{result.num_grasps} grasps from {args.grasps}{ref}")
+    print(result.table())
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0

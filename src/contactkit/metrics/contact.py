@@ -1,0 +1,122 @@
+"""Contact metrics: contact masks at +-2 mm, coverage, and precision / recall / F1 against a reference.
+
+A hand vertex is *in contact* when its signed distance to the object surface lies in ``[-t, +t]`` (ContactOpt's
++-2 mm, ``t = 0.002`` m); an object point is in contact when its signed distance to the closed hand surface lies
+in ``[-t, +t]``. Masks are numpy bool arrays; percentages are returned as fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from contactkit.errors import ShapeError
+from contactkit.metrics import _geom
+from contactkit.metrics._arrays import mesh_batch, points_batch, to_numpy
+from contactkit.metrics.penetration import hand_signed_distances
+
+#: Contact threshold (metres): ContactOpt's +-2 mm.
+CONTACT_THRESHOLD_M = 0.002
+#: Threshold applied to a continuous reference contact map (ContactOpt's thermal maps, following ContactPose).
+CONTACT_MAP_THRESHOLD = 0.4
+
+
+def contact_mask_from_sd(sd: np.ndarray, threshold: float = CONTACT_THRESHOLD_M) -> np.ndarray:
+    """Boolean contact mask from signed distances: ``|sd| <= threshold``."""
+    if threshold < 0:
+        raise ShapeError(f"threshold must be >= 0, got {threshold}")
+    return np.abs(sd) <= threshold
+
+
+def hand_contact_mask(
+    hand_verts: Any, obj_verts: Any, obj_faces: Any, threshold: float = CONTACT_THRESHOLD_M
+) -> np.ndarray:
+    """Hand-side contact mask ``(B, V)`` bool: hand vertices within ``threshold`` metres of the object surface.
+
+    Args:
+        hand_verts: (B, V, 3) float, metres.
+        obj_verts: (V_o, 3) or (B, V_o, 3) float, metres.
+        obj_faces: (F_o, 3) int.
+        threshold: metres (default 2 mm), inside or outside.
+    """
+    return contact_mask_from_sd(hand_signed_distances(hand_verts, obj_verts, obj_faces), threshold)
+
+
+def object_contact_mask(
+    obj_points: Any, hand_verts: Any, hand_faces: Any, threshold: float = CONTACT_THRESHOLD_M
+) -> np.ndarray:
+    """Object-side contact mask ``(B, P)`` bool: object points within ``threshold`` of the closed hand surface.
+
+    Args:
+        obj_points: (B, P, 3) float, metres, world frame (e.g. surface samples of the object).
+        hand_verts: (B, V, 3) float, metres.
+        hand_faces: (F, 3) int, a closed (watertight) face set of the hand.
+        threshold: metres (default 2 mm), inside or outside the hand.
+    """
+    op = points_batch(obj_points, "obj_points")
+    hv, hf = mesh_batch(hand_verts, hand_faces, op.shape[0], "hand_verts", "hand_faces")
+    if threshold < 0:
+        raise ShapeError(f"threshold must be >= 0, got {threshold}")
+    mask = np.zeros(op.shape[:2], dtype=bool)
+    for b in range(op.shape[0]):
+        # |signed distance| <= t is |unsigned distance| <= t: no inside test; and only points within t of the
+        # hand's bounding box can be that close, so only those are queried
+        lo, hi = hv[b].min(0) - threshold, hv[b].max(0) + threshold
+        near = np.all((op[b] >= lo) & (op[b] <= hi), axis=1)
+        if near.any():
+            mask[b, near] = _geom.unsigned_distance(op[b, near], hv[b], hf) <= threshold
+    return mask
+
+
+def contact_coverage(mask: Any) -> np.ndarray:
+    """Fraction ``(B,)`` of in-contact entries of a ``(B, N)`` mask (ContactOpt's contact coverage / 100)."""
+    m = np.asarray(to_numpy(mask), dtype=bool)
+    if m.ndim != 2 or m.shape[1] == 0:
+        raise ShapeError(f"Expected mask to be of shape (B, N) with N > 0, got {tuple(m.shape)}")
+    return m.mean(axis=1)
+
+
+def binarize_contact_map(contact: Any, threshold: float = CONTACT_MAP_THRESHOLD) -> np.ndarray:
+    """Binary mask from a contact map in [0, 1] (bool maps pass through): ``contact >= threshold``."""
+    c = to_numpy(contact)
+    if c.dtype == bool:
+        return c
+    return np.asarray(c, dtype=np.float64) >= threshold
+
+
+@dataclass(frozen=True)
+class PrecisionRecall:
+    """Per-sample binary classification scores, fractions in [0, 1], each ``(B,)`` float64."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+
+
+def precision_recall_f1(pred_mask: Any, ref_mask: Any) -> PrecisionRecall:
+    """Precision, recall and F1 of a predicted contact mask against a reference mask, per sample.
+
+    ``P = TP / (TP + FP)``, ``R = TP / (TP + FN)``, ``F1 = 2PR / (P + R)``; the empty cases are defined as
+    ``P = 1`` when nothing is predicted, ``R = 1`` when the reference is empty, ``F1 = 0`` when ``P + R = 0``
+    (so two empty masks score 1, 1, 1).
+
+    Args:
+        pred_mask: (B, N) bool (or a contact map, binarised at 0.4).
+        ref_mask: (B, N) bool (or a contact map, binarised at 0.4).
+    """
+    p = binarize_contact_map(pred_mask)
+    r = binarize_contact_map(ref_mask)
+    if p.ndim != 2:
+        raise ShapeError(f"Expected pred_mask to be of shape (B, N), got {tuple(p.shape)}")
+    if p.shape != r.shape:
+        raise ShapeError(f"pred_mask has shape {tuple(p.shape)} but ref_mask has shape {tuple(r.shape)}")
+    tp = (p & r).sum(axis=1).astype(np.float64)
+    n_pred = p.sum(axis=1).astype(np.float64)
+    n_ref = r.sum(axis=1).astype(np.float64)
+    precision = np.where(n_pred > 0, tp / np.maximum(n_pred, 1.0), 1.0)
+    recall = np.where(n_ref > 0, tp / np.maximum(n_ref, 1.0), 1.0)
+    denom = precision + recall
+    f1 = np.where(denom > 0, 2.0 * precision * recall / np.where(denom > 0, denom, 1.0), 0.0)
+    return PrecisionRecall(precision=precision, recall=recall, f1=f1)

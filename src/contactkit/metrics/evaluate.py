@@ -1,0 +1,650 @@
+"""``evaluate``: every named metric over a grasp set, optionally against a reference grasp set.
+
+Two layers:
+
+* :func:`evaluate_posed` works on :class:`PosedGrasps` (posed hand vertices and keypoints, closed hand faces,
+  object meshes in their own frame and object poses: plain arrays), so any hand model or data source can use it;
+* :func:`evaluate` takes a :class:`contactkit.io.grasps.GraspSet`, poses the hand with its hand model, finds the
+  reference (``grasps.attrs["reference"]`` + ``reference_index``) and calls :func:`evaluate_posed`.
+
+Everything except the pose errors and the simulation is computed in the object frame (hand vertices mapped by
+``R^T (x - t)``), so those metrics are exactly invariant under a common rigid motion and voxel grids are fixed to
+the object. Per-sample values are NaN where a metric cannot be computed for that sample (e.g. object-vertex
+error between different objects); means and standard deviations ignore NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import trimesh
+
+from contactkit.errors import ContactkitError, ShapeError
+from contactkit.metrics import _geom
+from contactkit.metrics import contact as _contact
+from contactkit.metrics import intersection as _inter
+from contactkit.metrics import penetration as _pen
+from contactkit.metrics import pose as _pose
+from contactkit.metrics import quality as _quality
+from contactkit.metrics import simulation as _sim
+from contactkit.metrics._arrays import faces_array, points_batch, to_numpy
+from contactkit.metrics.registry import METRICS, resolve_metrics
+
+#: Hand vertices farther than this (m) from the object's box only need a lower bound of their distance.
+_SD_BAND = 0.005
+#: Number of object surface samples used by the object-side contact metrics and the Chamfer distance.
+OBJECT_SAMPLES = 2048
+
+
+@dataclass
+class PosedGrasps:
+    """A batch of N posed grasps as plain arrays (metres, world frame unless stated).
+
+    Attributes:
+        hand_verts: (N, V, 3) float64 hand vertices.
+        keypoints: (N, K, 3) float64 hand keypoints (21, contactkit order).
+        hand_faces: (F, 3) int64 closed (watertight) hand faces.
+        object_ids: N keys into ``objects``.
+        objects: id -> (vertices (V_o, 3) float64 in the object frame, faces (F_o, 3) int64).
+        object_rotation: (N, 3, 3) float64, ``x_world = R x_object + t``.
+        object_translation: (N, 3) float64.
+        fingertip_regions: five vertex-index arrays (thumb..little) for the disjointedness, or None.
+        hand_labels: (V,) int region of each vertex (simulation ``hand_shape="regions"``), or None.
+        hand_contact: (N, V) reference hand contact map in [0, 1] (or bool), or None.
+        object_points: (N, P, 3) object-frame points carrying ``object_contact``, or None.
+        object_contact: (N, P) object contact map in [0, 1] (or bool), or None.
+    """
+
+    hand_verts: np.ndarray
+    keypoints: np.ndarray
+    hand_faces: np.ndarray
+    object_ids: list[str]
+    objects: dict[str, tuple[np.ndarray, np.ndarray]]
+    object_rotation: np.ndarray
+    object_translation: np.ndarray
+    fingertip_regions: list[np.ndarray] | None = None
+    hand_labels: np.ndarray | None = None
+    hand_contact: np.ndarray | None = None
+    object_points: np.ndarray | None = None
+    object_contact: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.hand_verts = points_batch(self.hand_verts, "hand_verts")
+        n = self.hand_verts.shape[0]
+        self.keypoints = points_batch(self.keypoints, "keypoints")
+        if self.keypoints.shape[0] != n:
+            raise ShapeError(f"Expected keypoints to have batch size {n}, got {self.keypoints.shape[0]}")
+        self.hand_faces = faces_array(self.hand_faces, "hand_faces", self.hand_verts.shape[1])
+        if len(self.object_ids) != n:
+            raise ShapeError(f"Expected {n} object_ids, got {len(self.object_ids)}")
+        missing = sorted(set(self.object_ids) - set(self.objects))
+        if missing:
+            raise ShapeError(f"object_ids {missing} have no entry in objects")
+        self.objects = {
+            k: (
+                np.array(points_batch(v, f"objects[{k!r}] vertices", allow_unbatched=True)[0]),
+                faces_array(f, f"objects[{k!r}] faces", np.asarray(to_numpy(v)).shape[0]),
+            )
+            for k, (v, f) in self.objects.items()
+        }
+        self.object_rotation = np.asarray(to_numpy(self.object_rotation), dtype=np.float64)
+        self.object_translation = np.asarray(to_numpy(self.object_translation), dtype=np.float64)
+        if self.object_rotation.shape != (n, 3, 3):
+            raise ShapeError(f"Expected object_rotation to be of shape ({n}, 3, 3), got {self.object_rotation.shape}")
+        if self.object_translation.shape != (n, 3):
+            raise ShapeError(
+                f"Expected object_translation to be of shape ({n}, 3), got {self.object_translation.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.hand_verts.shape[0])
+
+    def to_object_frame(self, points: np.ndarray) -> np.ndarray:
+        """Map world points ``(N, M, 3)`` to each sample's object frame: ``R^T (x - t)``."""
+        return np.einsum("nmj,nji->nmi", points - self.object_translation[:, None, :], self.object_rotation)
+
+    def object_world_verts(self, i: int) -> np.ndarray:
+        """(V_o, 3) vertices of sample ``i``'s object in the world frame."""
+        v, _ = self.objects[self.object_ids[i]]
+        return v @ self.object_rotation[i].T + self.object_translation[i]
+
+
+@dataclass
+class MetricResult:
+    """Per-sample values of one metric in its reporting unit.
+
+    Attributes:
+        name: metric name (see :data:`contactkit.metrics.registry.METRICS`).
+        unit: reporting unit.
+        values: (N,) float64; NaN where not computable.
+        variant: convention used (``"default"`` or a paper's).
+        fallback: (N,) bool, True where a fallback method was used (see the metric's docs).
+        extra: additional JSON-able data (e.g. the mean PCK curve).
+    """
+
+    name: str
+    unit: str
+    values: np.ndarray
+    variant: str
+    fallback: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        v = self.values[np.isfinite(self.values)]
+        return float(v.mean()) if v.size else float("nan")
+
+    @property
+    def std(self) -> float:
+        v = self.values[np.isfinite(self.values)]
+        return float(v.std()) if v.size else float("nan")
+
+    @property
+    def count(self) -> int:
+        return int(np.isfinite(self.values).sum())
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@dataclass
+class Evaluation:
+    """Result of :func:`evaluate`: one :class:`MetricResult` per metric, in the requested order."""
+
+    results: dict[str, MetricResult]
+    num_grasps: int
+    reference: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> MetricResult:
+        return self.results[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.results
+
+    def means(self) -> dict[str, float]:
+        """``{name: mean}``."""
+        return {k: r.mean for k, r in self.results.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (NaN and infinities become null)."""
+        metrics = {}
+        for name, r in self.results.items():
+            metrics[name] = {
+                "mean": _json_float(r.mean),
+                "std": _json_float(r.std),
+                "unit": r.unit,
+                "count": r.count,
+                "variant": r.variant,
+                "values": [_json_float(float(v)) for v in r.values],
+                "fallback": [bool(f) for f in r.fallback],
+                **({"extra": r.extra} if r.extra else {}),
+            }
+        return {
+            "format": "contactkit.evaluation",
+            "version": 1,
+            "num_grasps": self.num_grasps,
+            "reference": self.reference,
+            "settings": self.settings,
+            "metrics": metrics,
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The JSON text of :meth:`to_dict`; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        if path is not None:
+            from contactkit.io.atomic import atomic_write_text
+
+            atomic_write_text(path, text + "\n")
+        return text
+
+    def table(self) -> str:
+        """A plain-text table: metric, mean ± std, unit, count, variant and fallbacks."""
+        rows = [("metric", "mean ± std", "unit", "n", "variant")]
+        for name, r in self.results.items():
+            note = r.variant + (f" ({int(r.fallback.sum())} fallback)" if r.fallback.any() else "")
+            rows.append((name, f"{r.mean:.3f} ± {r.std:.3f}", r.unit, str(r.count), note))
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _groups(ids: Sequence[str]) -> dict[str, np.ndarray]:
+    out: dict[str, list[int]] = {}
+    for i, k in enumerate(ids):
+        out.setdefault(k, []).append(i)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray:
+    """``n`` area-weighted surface samples (object frame), deterministic (seed 0)."""
+    mesh = trimesh.Trimesh(verts, faces, process=False)
+    pts, _ = trimesh.sample.sample_surface(mesh, n, seed=0)
+    return np.asarray(pts, dtype=np.float64)
+
+
+class _Context:
+    """Lazily computed per-sample quantities shared by several metrics."""
+
+    def __init__(self, g: PosedGrasps, n_samples: int) -> None:
+        self.g = g
+        self.n_samples = n_samples
+        self.hv_obj = g.to_object_frame(g.hand_verts)
+        self.kp_obj = g.to_object_frame(g.keypoints)
+        self.groups = _groups(g.object_ids)
+        self._sd: np.ndarray | None = None
+        self._samples: dict[str, np.ndarray] = {}
+
+    @property
+    def hand_sd(self) -> np.ndarray:
+        """(N, V) signed distance of the hand vertices to the object (negative inside).
+
+        Exact for every vertex within ``_SD_BAND`` of the object's bounding box and for the fingertip-region
+        vertices; the others get the distance to the box, a lower bound of their (positive, > 2 mm) distance.
+        That is all penetration depth, contact masks and disjointedness read, and it skips most of the
+        exact queries when the hand is only partly near the object.
+        """
+        if self._sd is None:
+            sd = np.zeros(self.hv_obj.shape[:2])
+            always = np.zeros(self.hv_obj.shape[1], dtype=bool)
+            for region in self.g.fingertip_regions or []:
+                always[region] = True
+            for key, idx in self.groups.items():
+                ov, of = self.g.objects[key]
+                lo, hi = ov.min(0), ov.max(0)
+                for i in idx:
+                    pts = self.hv_obj[i]
+                    box_dist = np.linalg.norm(np.maximum(np.maximum(lo - pts, pts - hi), 0.0), axis=1)
+                    near = (box_dist <= _SD_BAND) | always
+                    row = box_dist.copy()
+                    row[near] = _geom.signed_distance(pts[near], ov, of)
+                    sd[i] = row
+            self._sd = sd
+        return self._sd
+
+    def samples(self, key: str) -> np.ndarray:
+        if key not in self._samples:
+            ov, of = self.g.objects[key]
+            self._samples[key] = _surface_samples(ov, of, self.n_samples)
+        return self._samples[key]
+
+
+def _per_group(ctx: _Context, fn: Any) -> np.ndarray:
+    out = np.full(len(ctx.g), np.nan)
+    for key, idx in ctx.groups.items():
+        ov, of = ctx.g.objects[key]
+        out[idx] = fn(idx, ov, of)
+    return out
+
+
+def _object_side_masks(pred: _Context, ref: _Context | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted and reference object-side masks over common object points, and a per-sample validity flag."""
+    g = pred.g
+    n = len(g)
+    valid = np.ones(n, dtype=bool)
+    masks_p: list[np.ndarray] = []
+    masks_r: list[np.ndarray] = []
+    for i in range(n):
+        key = g.object_ids[i]
+        if ref is None or ref.g.object_ids[i] != key:
+            valid[i] = False
+            masks_p.append(np.zeros(1, bool))
+            masks_r.append(np.zeros(1, bool))
+            continue
+        rg = ref.g
+        if rg.object_points is not None and rg.object_contact is not None:
+            pts = rg.object_points[i]
+            m_r = _contact.binarize_contact_map(rg.object_contact[i])
+        else:
+            pts = pred.samples(key)
+            m_r = _contact.object_contact_mask(pts[None], ref.hv_obj[i : i + 1], rg.hand_faces)[0]
+        m_p = _contact.object_contact_mask(pts[None], pred.hv_obj[i : i + 1], g.hand_faces)[0]
+        masks_p.append(m_p)
+        masks_r.append(m_r)
+    return np.asarray(masks_p, dtype=object), np.asarray(masks_r, dtype=object), valid
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+
+def evaluate_posed(
+    grasps: PosedGrasps,
+    reference: PosedGrasps | None = None,
+    metrics: Sequence[str] | None = None,
+    *,
+    workers: int = 1,
+    object_samples: int = OBJECT_SAMPLES,
+    reference_name: str | None = None,
+) -> Evaluation:
+    """Compute the named metrics for posed grasps (see :mod:`contactkit.metrics.registry` for the names).
+
+    Args:
+        grasps: the grasps to evaluate.
+        reference: ground truth, sample ``i`` paired with ``grasps`` sample ``i``; None: reference-free metrics.
+        metrics: metric names, group names, ``"default"`` or ``"all"``; None = the defaults.
+        workers: worker processes for the simulation.
+        object_samples: surface samples per object for object-side contact and Chamfer.
+        reference_name: recorded in the result.
+    """
+    if reference is not None and len(reference) != len(grasps):
+        raise ShapeError(f"reference has {len(reference)} grasps but grasps has {len(grasps)}; they must pair up")
+    names = resolve_metrics(list(metrics) if metrics is not None else None, has_reference=reference is not None)
+    n = len(grasps)
+    ctx = _Context(grasps, object_samples)
+    rctx = _Context(reference, object_samples) if reference is not None else None
+    values: dict[str, np.ndarray] = {}
+    fallback: dict[str, np.ndarray] = {}
+    extra: dict[str, dict[str, Any]] = {}
+    no_fb = np.zeros(n, dtype=bool)
+
+    def tens(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    need_hand_prf = [m for m in ("contact_precision_pct", "contact_recall_pct", "contact_f1_pct") if m in names]
+    need_obj_prf = [
+        m for m in ("object_contact_precision_pct", "object_contact_recall_pct", "object_contact_f1_pct") if m in names
+    ]
+    for name in names:
+        if name in values:
+            continue
+        if name in ("mpjpe_mm", "r_mpjpe_mm", "pa_mpjpe_mm", "pck_3d_auc", "pck_3d_auc_pose_003"):
+            assert reference is not None
+            p, t = tens(grasps.keypoints), tens(reference.keypoints)
+            if p.shape != t.shape:
+                raise ShapeError(f"keypoints {tuple(p.shape)} and reference keypoints {tuple(t.shape)} differ")
+            if name == "mpjpe_mm":
+                values[name] = _pose.mpjpe(p, t).numpy()
+            elif name == "r_mpjpe_mm":
+                values[name] = _pose.root_aligned_mpjpe(p, t).numpy()
+            elif name == "pa_mpjpe_mm":
+                values[name] = _pose.pa_mpjpe(p, t).numpy()
+            else:
+                per = "keypoint" if name == "pck_3d_auc" else "pose"
+                curve = _pose.pck_curve(p, t, per=per)
+                values[name] = _pose.pck_auc(curve).numpy()
+                extra[name] = {
+                    "thresholds_mm": [float(x) * 1e3 for x in _pose.PCK_THRESHOLDS_M],
+                    "mean_curve": [float(x) for x in curve.mean(0)],
+                }
+        elif name == "mpvpe_mm":
+            assert reference is not None
+            if grasps.hand_verts.shape != reference.hand_verts.shape:
+                values[name] = np.full(n, np.nan)
+            else:
+                values[name] = _pose.mpvpe(tens(grasps.hand_verts), tens(reference.hand_verts)).numpy()
+        elif name in ("object_mpvpe_mm", "chamfer_mm"):
+            assert reference is not None and rctx is not None
+            out = np.full(n, np.nan)
+            for i in range(n):
+                pv = grasps.object_world_verts(i)
+                if name == "object_mpvpe_mm":
+                    if (
+                        grasps.object_ids[i] == reference.object_ids[i]
+                        or pv.shape == reference.objects[reference.object_ids[i]][0].shape
+                    ):
+                        rv = reference.object_world_verts(i)
+                        if rv.shape == pv.shape:
+                            out[i] = float(np.linalg.norm(pv - rv, axis=1).mean())
+                else:
+                    ps = ctx.samples(grasps.object_ids[i]) @ grasps.object_rotation[i].T
+                    ps = ps + grasps.object_translation[i]
+                    rk = reference.object_ids[i]
+                    rs = rctx.samples(rk) @ reference.object_rotation[i].T + reference.object_translation[i]
+                    out[i] = float(_pose.chamfer_distance(tens(ps[None]), tens(rs[None]))[0])
+            values[name] = out
+        elif name == "penetration_depth_mm":
+            values[name] = _pen.penetration_depth_from_sd(ctx.hand_sd)
+        elif name == "disjointedness_mm":
+            if grasps.fingertip_regions is None:
+                raise ContactkitError("disjointedness_mm needs fingertip_regions (the hand's annotations)")
+            values[name] = _pen.disjointedness_from_sd(ctx.hand_sd, grasps.fingertip_regions)
+        elif name == "contact_coverage_pct":
+            values[name] = _contact.contact_coverage(_contact.contact_mask_from_sd(ctx.hand_sd))
+        elif name in need_hand_prf:
+            assert reference is not None and rctx is not None
+            pred_m = _contact.contact_mask_from_sd(ctx.hand_sd)
+            if reference.hand_contact is not None:
+                ref_m = _contact.binarize_contact_map(reference.hand_contact)
+            else:
+                ref_m = _contact.contact_mask_from_sd(rctx.hand_sd)
+            if ref_m.shape != pred_m.shape:
+                raise ShapeError(f"reference hand contact {ref_m.shape} does not match the hand {pred_m.shape}")
+            prf = _contact.precision_recall_f1(pred_m, ref_m)
+            values["contact_precision_pct"], values["contact_recall_pct"] = prf.precision, prf.recall
+            values["contact_f1_pct"] = prf.f1
+        elif name in need_obj_prf:
+            masks_p, masks_r, valid = _object_side_masks(ctx, rctx)
+            cols = {k: np.full(n, np.nan) for k in ("precision", "recall", "f1")}
+            for j in np.nonzero(valid)[0]:
+                i = int(j)
+                prf = _contact.precision_recall_f1(masks_p[i][None], masks_r[i][None])
+                cols["precision"][i], cols["recall"][i], cols["f1"][i] = (
+                    prf.precision[0],
+                    prf.recall[0],
+                    prf.f1[0],
+                )
+            values["object_contact_precision_pct"] = cols["precision"]
+            values["object_contact_recall_pct"] = cols["recall"]
+            values["object_contact_f1_pct"] = cols["f1"]
+        elif name == "intersection_volume_cm3":
+            vol = np.zeros(n)
+            fb = np.zeros(n, dtype=bool)
+            for key, idx in ctx.groups.items():
+                ov, of = grasps.objects[key]
+                res = _inter.intersection_volume(ctx.hv_obj[idx], grasps.hand_faces, ov, of)
+                vol[idx], fb[idx] = res.volume_m3, res.fallback
+            values[name], fallback[name] = vol, fb
+        elif name == "intersection_volume_voxel5mm_obman":
+            values[name] = _per_group(
+                ctx,
+                lambda idx, ov, of: _inter.voxel_intersection_volume(
+                    ctx.hv_obj[idx], grasps.hand_faces, ov, of, pitch=0.005, mode="surface"
+                ),
+            )
+        elif name == "intersection_volume_voxel2mm_choir":
+            values[name] = _per_group(
+                ctx,
+                lambda idx, ov, of: _inter.voxel_intersection_volume(
+                    ctx.hv_obj[idx], grasps.hand_faces, ov, of, pitch=0.002, mode="solid"
+                ),
+            )
+        elif name == "solid_intersection_volume_cpf":
+            values[name] = _per_group(
+                ctx,
+                lambda idx, ov, of: _inter.cpf_solid_intersection_volume(
+                    ctx.hv_obj[idx], grasps.hand_faces, ov, of, resolution=80
+                ),
+            )
+        elif name.startswith("simulation_displacement_cm"):
+            protocol = {
+                "simulation_displacement_cm": _sim.get_protocol("default"),
+                "simulation_displacement_cm_obman": _sim.get_protocol("obman"),
+                "simulation_displacement_cm_six": _sim.get_protocol("default", name="six", gravity_directions="six"),
+            }[name]
+            values[name] = _per_group(
+                ctx,
+                lambda idx, ov, of, p=protocol: _sim.simulation_displacement(
+                    grasps.hand_verts[idx],
+                    grasps.hand_faces,
+                    ov,
+                    of,
+                    grasps.object_rotation[idx],
+                    grasps.object_translation[idx],
+                    hand_labels=grasps.hand_labels,
+                    protocol=p,
+                    workers=workers,
+                ),
+            )
+            extra[name] = {
+                "protocol": {k: (list(v) if isinstance(v, tuple) else v) for k, v in protocol.__dict__.items()}
+            }
+        elif name == "affinity_diversity":
+            values[name] = _per_group(ctx, lambda idx, ov, of: _quality.affinity_diversity(ctx.kp_obj[idx], ov, of))
+        else:  # pragma: no cover - resolve_metrics only returns registered names
+            raise ContactkitError(f"metric {name!r} is registered but has no implementation")
+
+    results = {}
+    for name in names:
+        spec = METRICS[name]
+        results[name] = MetricResult(
+            name=name,
+            unit=spec.unit,
+            values=np.asarray(values[name], dtype=np.float64) * spec.scale,
+            variant=spec.variant,
+            fallback=fallback.get(name, no_fb).copy(),
+            extra=extra.get(name, {}),
+        )
+    return Evaluation(
+        results=results,
+        num_grasps=n,
+        reference=reference_name,
+        settings={
+            "contact_threshold_mm": _contact.CONTACT_THRESHOLD_M * 1e3,
+            "object_samples": object_samples,
+        },
+    )
+
+
+def _posed_from_graspset(grasps: Any, hand: Any, *, stored_contact: bool = False) -> PosedGrasps:
+    """Pose a GraspSet's hands with ``hand`` (a HandModel) and gather the arrays of :class:`PosedGrasps`."""
+    dtype = torch.float64
+    with torch.no_grad():
+        h = hand.to(dtype=dtype)
+        n = len(grasps)
+
+        def t(a: Any) -> torch.Tensor:
+            return torch.as_tensor(np.array(a, dtype=np.float64), dtype=dtype)
+
+        betas = np.asarray(getattr(grasps, "betas", np.zeros((n, 0))), dtype=np.float64).reshape(n, -1)
+        k = int(getattr(hand, "num_betas", betas.shape[1]))
+        if betas.shape[1] > k:
+            if np.any(betas[:, k:] != 0):
+                raise ContactkitError(
+                    f"the grasps carry {betas.shape[1]} shape coefficients but the {hand.name} hand uses {k}"
+                )
+            betas = betas[:, :k]
+        elif betas.shape[1] < k:
+            betas = np.concatenate([betas, np.zeros((n, k - betas.shape[1]))], axis=1)
+        out = h(t(grasps.global_orient), t(grasps.hand_pose), t(betas) if k else None, t(grasps.transl))
+    verts = out.vertices.numpy()
+    hv_stored = getattr(grasps, "hand_vertices", None)
+    if hv_stored is not None:
+        verts = np.asarray(hv_stored, dtype=np.float64)
+    ann = hand.annotations
+    regions = [np.nonzero(np.asarray(ann.region_of_vertex) == r)[0] for r in np.asarray(ann.fingertip_regions)]
+    objects = {k: (np.asarray(o.vertices), np.asarray(o.faces)) for k, o in grasps.objects.items()}
+    return (
+        PosedGrasps(
+            hand_verts=verts,
+            keypoints=out.keypoints.numpy(),
+            hand_faces=to_numpy(hand.closed_faces),
+            object_ids=list(grasps.object_ids),
+            objects=objects,
+            object_rotation=np.asarray(grasps.object_rotation),
+            object_translation=np.asarray(grasps.object_translation),
+            fingertip_regions=regions,
+            hand_labels=np.asarray(ann.region_of_vertex),
+            hand_contact=getattr(grasps, "hand_contact", None) if stored_contact else None,
+            object_points=getattr(grasps, "object_points", None) if stored_contact else None,
+            object_contact=getattr(grasps, "object_contact", None) if stored_contact else None,
+        )
+        if n
+        else PosedGrasps(
+            np.zeros((0, 1, 3)),
+            np.zeros((0, 1, 3)),
+            np.zeros((1, 3), np.int64),
+            [],
+            {},
+            np.zeros((0, 3, 3)),
+            np.zeros((0, 3)),
+        )
+    )
+
+
+def _resolve_reference(grasps: Any, reference: Any) -> tuple[Any, str | None]:
+    """The reference GraspSet paired sample-by-sample with ``grasps`` (or None), and its name."""
+    from contactkit.io.grasps import load_grasps
+
+    name: str | None = None
+    attrs = getattr(grasps, "attrs", {}) or {}
+    if reference is None:
+        ref_path = attrs.get("reference")
+        if not ref_path:
+            return None, None
+        path = Path(ref_path)
+        src = attrs.get("source_path") or getattr(grasps, "path", None)
+        if not path.is_absolute() and not path.exists() and src:
+            path = Path(src).parent / path
+        if not path.exists():
+            raise ContactkitError(f"the grasp set names reference {ref_path!r}, which does not exist; pass reference=")
+        reference, name = load_grasps(path), str(ref_path)
+    elif isinstance(reference, str | os.PathLike):
+        name = str(reference)
+        reference = load_grasps(reference)
+    idx = getattr(grasps, "reference_index", None)
+    if idx is None:
+        idx = attrs.get("reference_index")
+    if idx is not None:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.shape[0] != len(grasps) or (idx.size and (idx.min() < 0 or idx.max() >= len(reference))):
+            raise ContactkitError(
+                f"reference_index must be ({len(grasps)},) indices into the {len(reference)} reference grasps"
+            )
+        reference = reference.subset(idx)
+    elif len(reference) != len(grasps):
+        raise ContactkitError(
+            f"reference has {len(reference)} grasps but the set has {len(grasps)} and no reference_index pairs them"
+        )
+    return reference, name
+
+
+def evaluate(
+    grasps: Any,
+    reference: Any = None,
+    metrics: Sequence[str] | None = None,
+    *,
+    hand: Any = None,
+    workers: int = 1,
+    reference_contact: Literal["geometry", "stored"] = "geometry",
+) -> Evaluation:
+    """Evaluate a :class:`~contactkit.io.grasps.GraspSet`.
+
+    Args:
+        grasps: the GraspSet (N grasps).
+        reference: a GraspSet or a path to one; None: ``grasps.attrs["reference"]`` (with
+            ``attrs["reference_index"]`` pairing each grasp with its ground truth) when present, else no
+            reference (reference-based metrics are skipped).
+        metrics: metric names, group names, ``"default"`` or ``"all"`` (see :mod:`contactkit.metrics.registry`).
+        hand: the HandModel to pose the grasps; default ``load_hand(grasps.hand_model, grasps.side)``.
+        workers: worker processes for the simulation.
+        reference_contact: where the reference's contact comes from for contact precision/recall/F1:
+            ``"geometry"`` (default) measures it on the reference grasp with the same ±2 mm definition as the
+            prediction, so a grasp evaluated against itself scores 100 %; ``"stored"`` uses the reference file's
+            ``hand_contact`` / ``object_points`` + ``object_contact`` maps (binarised), e.g. measured thermal
+            contact from ContactPose.
+    """
+    if reference_contact not in ("geometry", "stored"):
+        raise ContactkitError(f"reference_contact must be 'geometry' or 'stored', got {reference_contact!r}")
+    if hand is None:
+        from contactkit.hands import load_hand
+
+        hand = load_hand(grasps.hand_model, side=grasps.side)
+    ref, ref_name = _resolve_reference(grasps, reference)
+    posed = _posed_from_graspset(grasps, hand)
+    posed_ref = (
+        _posed_from_graspset(ref, hand, stored_contact=reference_contact == "stored") if ref is not None else None
+    )
+    return evaluate_posed(posed, posed_ref, metrics, workers=workers, reference_name=ref_name)

@@ -1,0 +1,165 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from metric_meshes import random_rigid
+
+from contactkit.cli.main import main as cli_main
+from contactkit.errors import ContactkitError
+from contactkit.hands import load_hand
+from contactkit.io.grasps import GraspSet, save_grasps
+from contactkit.metrics.evaluate import PosedGrasps, evaluate, evaluate_posed
+from contactkit.metrics.registry import METRICS, resolve_metrics
+from contactkit.objects.primitives import make_primitive
+
+NON_SIM = [m for m in METRICS if not m.startswith("simulation")]
+
+
+@pytest.fixture(scope="module")
+def hand():
+    return load_hand("openhand")
+
+
+@pytest.fixture(scope="module")
+def grasps(hand):
+    """Three grasps of a sphere pressed into the palm side of a flat hand, at three depths."""
+    obj = make_primitive("sphere", radius=0.04)
+    n = 3
+    with torch.no_grad():
+        out = hand(torch.zeros(1, 3, dtype=torch.float32), torch.zeros(1, 45))
+    verts = out.vertices[0].double().numpy()
+    palm = torch.as_tensor(hand.annotations.palm_normal).numpy()
+    centre = verts.mean(0) + palm * (0.04 + np.array([0.0, 0.01, 0.02]))[:, None] * 0.6
+    return GraspSet.from_arrays(
+        hand_model="openhand",
+        side="right",
+        global_orient=np.zeros((n, 3)),
+        hand_pose=np.zeros((n, 45)),
+        objects=obj,
+        object_translation=centre,
+    )
+
+
+def test_reference_against_itself_is_perfect(grasps, hand):
+    ev = evaluate(grasps, grasps, NON_SIM, hand=hand)
+    for m in ("mpjpe_mm", "r_mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "object_mpvpe_mm", "chamfer_mm"):
+        assert ev[m].mean == pytest.approx(0.0, abs=1e-6), m
+    for m in ("contact_f1_pct", "contact_precision_pct", "contact_recall_pct", "object_contact_f1_pct"):
+        np.testing.assert_allclose(ev[m].values, 100.0)
+    assert ev["pck_3d_auc"].mean == pytest.approx(1.0)
+    assert np.all(ev["contact_coverage_pct"].values > 0)
+    assert np.all(ev["intersection_volume_cm3"].values > 0) and not ev["intersection_volume_cm3"].fallback.any()
+    assert np.all(np.diff(ev["penetration_depth_mm"].values) < 0)  # deeper sphere first
+    assert ev["intersection_volume_cm3"].unit == "cm3" and ev["penetration_depth_mm"].unit == "mm"
+    # the voxel variants stay near the exact value
+    exact = ev["intersection_volume_cm3"].values
+    np.testing.assert_allclose(ev["intersection_volume_voxel2mm_choir"].values, exact, rtol=0.25)
+    np.testing.assert_allclose(ev["solid_intersection_volume_cpf"].values, exact, rtol=0.25)
+
+
+def test_evaluate_matches_the_pure_functions(grasps, hand):
+    """evaluate skips exact distances far from the object; the values must equal the exact pure functions."""
+    from contactkit.metrics import contact, penetration
+
+    ev = evaluate(grasps, None, ["penetration_depth_mm", "contact_coverage_pct", "disjointedness_mm"], hand=hand)
+    with torch.no_grad():
+        hv = hand(torch.zeros(3, 3), torch.zeros(3, 45)).vertices.double().numpy()
+    obj = grasps.objects[grasps.object_ids[0]]
+    ov = obj.vertices + grasps.object_translation[:, None, :]
+    regions = [np.nonzero(hand.annotations.region_of_vertex == r)[0] for r in hand.annotations.fingertip_regions]
+    np.testing.assert_allclose(
+        ev["penetration_depth_mm"].values, penetration.penetration_depth(hv, ov, obj.faces) * 1e3
+    )
+    np.testing.assert_allclose(
+        ev["disjointedness_mm"].values, penetration.disjointedness(hv, ov, obj.faces, regions) * 1e3, atol=1e-9
+    )
+    cov = contact.contact_coverage(contact.hand_contact_mask(hv, ov, obj.faces)) * 100
+    np.testing.assert_allclose(ev["contact_coverage_pct"].values, cov)
+
+
+def test_perturbed_set_finds_its_reference_and_json_round_trip(grasps, hand, tmp_path):
+    gt_path = tmp_path / "gt.npz"
+    save_grasps(gt_path, grasps)
+    moved = grasps.subset([2, 0]).replace(
+        transl=grasps.transl[[2, 0]] + [0.003, 0.004, 0.0],
+        attrs={"reference": str(gt_path)},
+        reference_index=np.array([2, 0]),
+    )
+    ev = evaluate(moved, metrics=["pose", "contact_coverage_pct"], hand=hand)
+    assert ev.reference == str(gt_path)
+    np.testing.assert_allclose(ev["mpjpe_mm"].values, 5.0, atol=1e-6)
+    np.testing.assert_allclose(ev["r_mpjpe_mm"].values, 0.0, atol=1e-6)
+    data = json.loads(ev.to_json(tmp_path / "out.json"))
+    assert data == json.loads((tmp_path / "out.json").read_text())
+    assert data["metrics"]["mpjpe_mm"]["unit"] == "mm" and len(data["metrics"]["mpjpe_mm"]["values"]) == 2
+    assert "mean_curve" in data["metrics"]["pck_3d_auc"]["extra"]
+    assert "mpjpe_mm" in ev.table() and "±" in ev.table()
+
+
+def test_metrics_invariant_under_common_rigid_motion(grasps, hand):
+    ev = evaluate(grasps, None, [m for m in NON_SIM if not METRICS[m].needs_reference], hand=hand)
+    with torch.no_grad():
+        out = hand(torch.zeros(3, 3), torch.zeros(3, 45))
+    obj = grasps.objects[grasps.object_ids[0]]
+    rot, t = random_rigid(9)
+    base = dict(
+        hand_faces=hand.closed_faces.numpy(),
+        object_ids=list(grasps.object_ids),
+        objects={grasps.object_ids[0]: (obj.vertices, obj.faces)},
+        fingertip_regions=[
+            np.nonzero(hand.annotations.region_of_vertex == r)[0] for r in hand.annotations.fingertip_regions
+        ],
+    )
+    hv, kp = out.vertices.double().numpy(), out.keypoints.double().numpy()
+    moved = PosedGrasps(
+        hand_verts=hv @ rot.T + t,
+        keypoints=kp @ rot.T + t,
+        object_rotation=np.stack([rot] * 3),
+        object_translation=grasps.object_translation @ rot.T + t,
+        **base,
+    )
+    ev2 = evaluate_posed(moved, None, list(ev.results))
+    for name in ev.results:
+        np.testing.assert_allclose(ev2[name].values, ev[name].values, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_simulation_metric_runs_through_evaluate(grasps, hand):
+    ev = evaluate(grasps.subset([0]), None, ["simulation_displacement_cm_obman"], hand=hand)
+    assert ev["simulation_displacement_cm_obman"].unit == "cm"
+    assert np.all(np.isfinite(ev["simulation_displacement_cm_obman"].values))
+    assert ev["simulation_displacement_cm_obman"].extra["protocol"]["n_steps"] == 35
+
+
+def test_cli_prints_table_and_writes_json(grasps, tmp_path, capsys):
+    path = tmp_path / "g.npz"
+    save_grasps(path, grasps)
+    rc = cli_main(
+        [
+            "evaluate",
+            str(path),
+            "--reference",
+            str(path),
+            "--metrics",
+            "mpjpe_mm",
+            "contact_f1_pct",
+            "--json",
+            str(tmp_path / "e.json"),
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "mpjpe_mm" in printed and "0.000 ± 0.000" in printed
+    assert json.loads((tmp_path / "e.json").read_text())["metrics"]["contact_f1_pct"]["mean"] == 100.0
+    assert cli_main(["evaluate", str(path), "--metrics", "mpjpe_mm"]) == 2
+    assert "needs a reference" in capsys.readouterr().err
+
+
+def test_metric_selection_errors():
+    with pytest.raises(ContactkitError, match="unknown metric 'iou'"):
+        resolve_metrics(["iou"], has_reference=True)
+    with pytest.raises(ContactkitError, match="needs a reference"):
+        resolve_metrics(["mpjpe_mm"], has_reference=False)
+    assert "mpjpe_mm" not in resolve_metrics(None, has_reference=False)
+    assert "intersection_volume_voxel5mm_obman" in resolve_metrics(["all"], has_reference=False)
+    assert resolve_metrics(["physics"], has_reference=False)[0] == "penetration_depth_mm"

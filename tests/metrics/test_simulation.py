@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import trimesh
+from metric_meshes import box, sphere
+
+from contactkit.errors import ContactkitError, ShapeError
+from contactkit.metrics import simulation as sim
+
+OV, OF = box([0.04, 0.05, 0.06])
+
+
+def _far_hand():
+    hv, hf = sphere(0.01, centre=(0.3, 0.0, 0.0), subdivisions=1)
+    return hv, hf
+
+
+def _plates(squeeze=0.0005):
+    """Two 1 cm plates touching the +-x faces of OV, each pressed ``squeeze`` metres into the box."""
+    pv, pf = box([0.01, 0.08, 0.08])
+    off = 0.02 + 0.005 - squeeze
+    hv = np.concatenate([pv + [off, 0, 0], pv - [off, 0, 0]])
+    hf = np.concatenate([pf, pf + len(pv)])
+    return hv, hf, np.repeat([0, 1], len(pv))
+
+
+@pytest.mark.parametrize("protocol", ["default", "obman"])
+def test_unsupported_object_falls_freely(protocol):
+    hv, hf = _far_hand()
+    p = sim.get_protocol(protocol)
+    d = sim.simulation_displacement(hv[None], hf, OV, OF, protocol=protocol)
+    assert d[0] == pytest.approx(0.5 * p.gravity * p.duration_s**2, rel=0.05)
+
+
+def test_six_directions_of_free_fall_average_the_same():
+    hv, hf = _far_hand()
+    p = sim.get_protocol("obman", gravity_directions="six")
+    d = sim.simulation_displacement(hv[None], hf, OV, OF, protocol=p)
+    assert d[0] == pytest.approx(0.5 * p.gravity * p.duration_s**2, rel=0.05)
+
+
+@pytest.mark.parametrize("shape", ["faces", "regions"])
+@pytest.mark.parametrize("protocol", ["default", "obman"])
+def test_box_between_two_plates_barely_moves(protocol, shape):
+    hv, hf, labels = _plates()
+    p = sim.get_protocol(protocol, hand_shape=shape)
+    d = sim.simulation_displacement(hv[None], hf, OV, OF, hand_labels=labels, protocol=p)
+    free = 0.5 * p.gravity * p.duration_s**2
+    assert d[0] < 0.0005 and d[0] < 0.01 * free
+
+
+def test_translation_and_rotation_about_gravity_do_not_change_displacement():
+    hv, hf, labels = _plates(0.0005)
+    c, s = np.cos(0.7), np.sin(0.7)
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    t = np.array([0.2, -0.1, 0.5])
+    a = sim.simulation_displacement(hv[None], hf, OV, OF, protocol="obman")
+    b = sim.simulation_displacement((hv @ rot.T + t)[None], hf, OV, OF, rot[None], t[None], protocol="obman")
+    np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_convex_decomposition_is_cached_on_disk(tmp_path):
+    # an L-shaped (non-convex) object
+    a = trimesh.creation.box(extents=[0.06, 0.02, 0.02])
+    b = trimesh.creation.box(extents=[0.02, 0.06, 0.02])
+    b.apply_translation([-0.02, 0.02, 0.0])
+    mesh = trimesh.boolean.union([a, b], engine="manifold")
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces, dtype=np.int64)
+    pieces = sim.object_convex_pieces(v, f, max_hulls=8)
+    assert len(pieces) >= 2
+    cached = list((tmp_path / "cache" / "objects").glob("*/convex_pieces_8_*.npz"))
+    assert len(cached) == 1
+    sim.MEMORY_CACHE.clear()
+    again = sim.object_convex_pieces(v, f, max_hulls=8)
+    assert len(again) == len(pieces) and all(np.array_equal(x, y) for x, y in zip(pieces, again, strict=True))
+    # a convex object is its own single piece
+    assert len(sim.object_convex_pieces(OV, OF)) == 1
+
+
+def test_parallel_workers_match_serial():
+    hv, hf, _ = _plates()
+    batch = np.stack([hv, hv + [0.3, 0, 0]])
+    serial = sim.simulation_displacement(batch, hf, OV, OF, protocol="obman")
+    parallel = sim.simulation_displacement(batch, hf, OV, OF, protocol="obman", workers=2)
+    np.testing.assert_allclose(serial, parallel)
+    assert serial[0] < 0.002 < serial[1]
+
+
+def test_bad_settings_raise_clear_errors():
+    hv, hf = _far_hand()
+    with pytest.raises(ContactkitError, match="unknown simulation protocol 'pybullet'"):
+        sim.get_protocol("pybullet")
+    with pytest.raises(ContactkitError, match=r"unknown simulation protocol field\(s\) \['frction'\]"):
+        sim.get_protocol("default", frction=2.0)
+    with pytest.raises(ContactkitError, match="restitution"):
+        sim.get_protocol("default", restitution=1.5)
+    with pytest.raises(ShapeError, match="hand_labels"):
+        sim.simulation_displacement(hv[None], hf, OV, OF, protocol=sim.get_protocol("default", hand_shape="regions"))
+    with pytest.raises(ShapeError, match="object frame"):
+        sim.simulation_displacement(hv[None], hf, np.stack([OV, OV]), OF)
