@@ -1,0 +1,684 @@
+"""ObMan-style automatic grasp synthesis on any object mesh, with either hand model.
+
+ObMan (Hasson et al. 2019, §4) generated its ground truth with GraspIt: many initialisations around each
+object, grasps ranked by a grasp metric, the best kept. contactkit replaces GraspIt's eigengrasp planner with
+batched gradient-based closing of the hand, using the same contact terms the refiners use. One *batch* of
+``K`` candidates runs as follows (all candidates optimised together, torch):
+
+1. **Approach.** ``K`` surface points ``p`` with outward normals ``n`` are drawn (area-weighted, seeded); the
+   wrist is rotated so the rest palm normal points along ``-n`` (palm facing the surface), with a uniform
+   random roll about ``n``, and translated so the palm zone's centre sits ``standoff_m`` above ``p``.
+2. **Pre-shape.** The fingers start open: a fraction ``preshape_mean`` of the hand's PCA mean pose plus small
+   PCA noise.
+3. **Closing by optimisation.** Adam over wrist orientation, translation and the first ``n_pca`` PCA pose
+   coefficients minimises ``w_att L_A + w_rep L_R + w_anat A + w_palm P + w_reg |c|^2`` where ``L_A`` /
+   ``L_R`` are ObMan's attraction of the hand's six contact zones and repulsion of penetrating vertices
+   (:mod:`contactkit.contact.obman`, on the object's SDF grid), ``A`` the A-MANO anatomy cost
+   (:func:`contactkit.hands.anatomy.anatomy_cost`) and ``P = 1 - <R n_palm, -n>`` the palm-facing prior.
+4. **Re-measure and filter** with the metrics code on the exact meshes: penetration depth ``<= 2 mm``,
+   intersection volume ``<= 2 cm^3``, the thumb and at least one other finger within ``contact_threshold_m``
+   (2 mm) of the surface, and (for those) simulation displacement ``<= 1 cm`` (MuJoCo,
+   :mod:`contactkit.metrics.simulation`).
+5. **Rank** accepted grasps by the Ferrari–Canny epsilon of their contacts (:mod:`contactkit.synth.quality`).
+6. **Ground truth**: each accepted grasp carries its hand vertices, hand contact map (DiffContact's surface
+   capsule model on the exact signed distances) and object contact map on ``n_object_points`` surface samples.
+
+:func:`synthesize` runs batches until ``n`` grasps are accepted. With ``out`` it is resumable: every batch's
+accepted grasps are written atomically to ``<out>.parts/batch_XXXXXX.npz`` (an empty batch to a ``.json``
+marker); a restart skips finished batches, so a killed run loses no accepted grasp and duplicates none (batch
+``b`` is fully determined by ``(seed, b)``). Batches can run in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from contactkit.errors import ContactkitError
+from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+from contactkit.synth.quality import ferrari_canny_epsilon, select_contacts
+
+if TYPE_CHECKING:
+    from contactkit.hands.base import HandModel
+    from contactkit.io.grasps import GraspSet
+    from contactkit.objects.mesh import ObjectMesh
+
+__all__ = [
+    "SynthesisConfig",
+    "SynthesisResult",
+    "diversity",
+    "synthesize",
+    "synthesize_batch",
+]
+
+FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Settings of grasp synthesis (SI units). ``with_updates`` rejects unknown keys.
+
+    Attributes:
+        batch_size: candidates optimised together per batch.
+        iterations: Adam iterations of the closing optimisation.
+        n_pca: PCA pose coefficients optimised.
+        lr_orient: learning rate of the wrist axis-angle, radians.
+        lr_transl: learning rate of the translation, metres.
+        lr_pose: learning rate of the PCA coefficients.
+        standoff_m: initial distance of the palm centre from the surface.
+        squeeze_m: the contact zones are attracted to this depth inside the surface (attraction applied to
+            ``sdf + squeeze_m``), so the closed hand presses on the object as a real grip does; a hand that
+            merely touches holds nothing in simulation.
+        centre_bias: weight of the direction from the object's centre added to the surface normal when
+            choosing the approach (0: along the local normal; 1: halfway to the radial direction).
+        preshape_mean: fraction of the PCA mean pose in the open pre-shape.
+        preshape_noise: std of the PCA noise of the pre-shape.
+        w_attraction, w_repulsion, w_anatomy, w_palm, w_reg: loss weights.
+        attraction_a_start_m, attraction_a_end_m: ObMan's attraction distance ``a``, decreased geometrically
+            over the iterations (a large ``a`` first acts like a linear pull that closes the fingers from
+            afar; the paper's 1 cm at the end).
+        sdf_resolution: nodes per axis of the object's SDF grid.
+        max_penetration_m: acceptance: penetration depth (2 mm).
+        max_intersection_m3: acceptance: intersection volume (2 cm^3).
+        max_displacement_m: acceptance: simulation displacement (1 cm).
+        contact_threshold_m: a finger is in contact when a vertex is within this distance (2 mm).
+        min_fingers: fingers in contact, the thumb among them (2: thumb + one opposing finger; 0 disables).
+        simulate: run the simulation check (turn off only for tests of the optimisation itself).
+        simulation_protocol: protocol name of :func:`contactkit.metrics.simulation.simulation_displacement`.
+        friction: friction coefficient of the epsilon quality measure.
+        n_object_points: object surface samples carrying the object contact map.
+    """
+
+    batch_size: int = 32
+    iterations: int = 200
+    n_pca: int = 20
+    lr_orient: float = 0.02
+    lr_transl: float = 0.002
+    lr_pose: float = 0.05
+    standoff_m: float = 0.015
+    centre_bias: float = 0.0
+    squeeze_m: float = 0.001
+    preshape_mean: float = 0.3
+    preshape_noise: float = 0.2
+    w_attraction: float = 1.0
+    attraction_a_start_m: float = 0.05
+    attraction_a_end_m: float = 0.01
+    w_repulsion: float = 2.0
+    w_anatomy: float = 0.05
+    w_palm: float = 0.01
+    w_reg: float = 1e-4
+    sdf_resolution: int = 64
+    max_penetration_m: float = 0.002
+    max_intersection_m3: float = 2e-6
+    max_displacement_m: float = 0.01
+    contact_threshold_m: float = 0.002
+    min_fingers: int = 2
+    simulate: bool = True
+    simulation_protocol: str = "default"
+    friction: float = 0.5
+    n_object_points: int = 2048
+
+    def with_updates(self, **changes: Any) -> SynthesisConfig:
+        """A copy with some fields changed; unknown names raise :class:`ContactkitError`."""
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(changes) - known)
+        if bad:
+            raise ContactkitError(f"unknown synthesis setting(s) {bad}; valid: {sorted(known)}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SynthesisResult:
+    """Accepted grasps and run statistics.
+
+    Attributes:
+        grasps: the accepted grasps (ranked by epsilon within each batch, batches in order).
+        stats: ``candidates``, ``accepted``, ``yield``, ``seconds``, ``seconds_per_accepted``, ``batches``,
+            per-reason rejection counts, means of the acceptance measures, and :func:`diversity`.
+    """
+
+    grasps: GraspSet
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# -------------------------------------------------------------------------------- geometry helpers
+def _align_rotation(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """(K, 3, 3) rotations taking unit ``src (3,)`` onto unit ``dst (K, 3)`` (smallest angle)."""
+    src = src / src.norm()
+    axis = torch.linalg.cross(src.expand_as(dst), dst, dim=-1)
+    s = axis.norm(dim=-1, keepdim=True)
+    c = (dst * src).sum(-1, keepdim=True)
+    angle = torch.atan2(s, c)
+    helper = torch.tensor([1.0, 0.0, 0.0], dtype=src.dtype)
+    if abs(float(src[0])) > 0.9:
+        helper = torch.tensor([0.0, 1.0, 0.0], dtype=src.dtype)
+    perp = torch.linalg.cross(src, helper)
+    perp = perp / perp.norm()
+    unit = torch.where(s > 1e-9, axis / s.clamp_min(1e-12), perp.expand_as(axis))
+    return axis_angle_to_rotmat(unit * angle)
+
+
+def _finger_vertex_groups(hand: HandModel) -> dict[str, np.ndarray]:
+    """Vertex indices of each finger (all three phalanx regions), from the hand's region annotation."""
+    ann = hand.annotations
+    region = np.asarray(ann.region_of_vertex)
+    names = list(ann.region_names)
+    out = {}
+    for f in FINGERS:
+        ids = [i for i, nm in enumerate(names) if nm.split("_")[0] == f]
+        out[f] = np.flatnonzero(np.isin(region, ids))
+    return out
+
+
+# --------------------------------------------------------------------------------------- one batch
+@dataclass
+class _BatchOutput:
+    params: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray]
+    accepted: np.ndarray
+    reasons: dict[str, int]
+
+
+def _optimise(
+    hand: HandModel,
+    obj: ObjectMesh,
+    cfg: SynthesisConfig,
+    rng: np.random.Generator,
+    dtype: torch.dtype,
+) -> dict[str, torch.Tensor]:
+    """Sample ``cfg.batch_size`` approaches and close the hand on the object; returns the final parameters."""
+    from contactkit.contact.obman import attraction_loss, repulsion_loss, zone_mask
+    from contactkit.hands.anatomy import anatomy_cost, palm_normal
+
+    k = cfg.batch_size
+    pts, nrm = obj.sample_surface(4096, seed=0)
+    pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
+    p0 = torch.as_tensor(pts[pick], dtype=dtype)
+    n0 = torch.as_tensor(nrm[pick], dtype=dtype)
+    n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    if cfg.centre_bias > 0:
+        radial = p0 - torch.as_tensor(np.asarray(pts).mean(0), dtype=dtype)
+        radial = radial / radial.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        n0 = n0 + cfg.centre_bias * radial
+        n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
+    pre = torch.as_tensor(rng.normal(0.0, cfg.preshape_noise, size=(k, cfg.n_pca)), dtype=dtype)
+
+    rest_joints = hand.rest_joints.to(dtype)
+    n_palm = palm_normal(rest_joints, hand.side)
+    zones = hand.annotations.contact_zones
+    zmask = zone_mask(dict(zones.items()), hand.num_verts)
+    with torch.no_grad():
+        rest = hand(
+            torch.zeros(1, 3, dtype=dtype),
+            torch.zeros(1, 45, dtype=dtype),
+            None,
+            torch.zeros(1, 3, dtype=dtype),
+        )
+    palm_idx = torch.as_tensor(np.asarray(zones["palm"]), dtype=torch.long)
+    palm_c = rest.vertices[0, palm_idx].mean(0)
+    j0 = rest.joints[0, 0]
+    # wrist orientation: palm normal -> -n, then roll about n
+    r_align = _align_rotation(n_palm, -n0)
+    r_roll = axis_angle_to_rotmat(n0 * roll[:, None])
+    r0 = r_roll @ r_align
+    target = p0 + n0 * cfg.standoff_m
+    transl0 = target - j0 - torch.einsum("kij,j->ki", r0, palm_c - j0)
+
+    comps = hand.pca_components.to(dtype)[: cfg.n_pca]
+    mean_coeffs = (hand.pca_mean.to(dtype) @ comps.T) * cfg.preshape_mean
+    if not hand.flat_hand_mean:
+        mean_coeffs = mean_coeffs * 0.0  # the model already adds its mean pose
+    orient = rotmat_to_axis_angle(r0).clone().requires_grad_(True)
+    transl = transl0.clone().requires_grad_(True)
+    coeffs = (mean_coeffs.expand(k, -1) + pre).clone().requires_grad_(True)
+    opt = torch.optim.Adam(
+        [
+            {"params": [orient], "lr": cfg.lr_orient},
+            {"params": [transl], "lr": cfg.lr_transl},
+            {"params": [coeffs], "lr": cfg.lr_pose},
+        ]
+    )
+    grid = obj.sdf_grid(cfg.sdf_resolution).to(dtype=dtype)
+    for it in range(cfg.iterations):
+        frac = it / max(1, cfg.iterations - 1)
+        a_now = cfg.attraction_a_start_m * (cfg.attraction_a_end_m / cfg.attraction_a_start_m) ** frac
+        opt.zero_grad()
+        pose = coeffs @ comps
+        out = hand(orient, pose, None, transl)
+        sdf = grid.sample(out.vertices)
+        rot = axis_angle_to_rotmat(orient)
+        palm_dir = torch.einsum("kij,j->ki", rot, n_palm)
+        loss = (
+            cfg.w_attraction * attraction_loss(sdf + cfg.squeeze_m, zmask, a=a_now)
+            + cfg.w_repulsion * repulsion_loss(sdf)
+            + cfg.w_anatomy * anatomy_cost(hand, pose)
+            + cfg.w_palm * (1.0 + (palm_dir * n0).sum(-1))
+            + cfg.w_reg * (coeffs * coeffs).sum(-1)
+        )
+        loss.sum().backward()
+        opt.step()
+    with torch.no_grad():
+        pose = coeffs @ comps
+        out = hand(orient, pose, None, transl)
+    return {
+        "global_orient": orient.detach(),
+        "hand_pose": pose.detach(),
+        "transl": transl.detach(),
+        "vertices": out.vertices.detach(),
+        "loss": loss.detach(),
+    }
+
+
+def synthesize_batch(
+    hand: HandModel,
+    obj: ObjectMesh,
+    cfg: SynthesisConfig,
+    seed: int,
+    batch_index: int,
+) -> tuple[GraspSet | None, dict[str, Any]]:
+    """Run one batch of candidates (see the module docstring); returns the accepted grasps (or ``None``) and
+    the batch statistics. Fully determined by ``(seed, batch_index)`` and the inputs."""
+    from contactkit.contact.diffcontact import hand_contact_from_sdf, object_contact_map
+    from contactkit.geometry.mesh_distance import closest_points_on_mesh
+    from contactkit.geometry.normals import face_normals
+    from contactkit.metrics.intersection import intersection_volume
+    from contactkit.metrics.penetration import hand_signed_distances, penetration_depth_from_sd
+
+    rng = np.random.Generator(np.random.PCG64([int(seed), int(batch_index)]))
+    dtype = torch.float64 if hand.dtype == torch.float64 else torch.float32
+    torch.manual_seed(int(seed) * 1_000_003 + int(batch_index))
+    res = _optimise(hand, obj, cfg, rng, dtype)
+    verts = res["vertices"].double().numpy()
+    k = verts.shape[0]
+    ov, of = obj.vertices, obj.faces
+    sd = hand_signed_distances(verts, ov, of)  # (K, V) exact, negative inside
+    pen = penetration_depth_from_sd(sd)
+    groups = _finger_vertex_groups(hand)
+    near = np.abs(sd) <= cfg.contact_threshold_m
+    in_contact = np.stack(
+        [near[:, g].any(1) if g.size else np.zeros(k, bool) for g in groups.values()], axis=1
+    )  # (K, 5)
+    n_fingers = in_contact.sum(1)
+    fingers_ok = (in_contact[:, 0] | (cfg.min_fingers == 0)) & (n_fingers >= cfg.min_fingers)
+    reasons = {"penetration": 0, "fingers": 0, "intersection": 0, "displacement": 0}
+    ok = pen <= cfg.max_penetration_m
+    reasons["penetration"] = int((~ok).sum())
+    reasons["fingers"] = int((ok & ~fingers_ok).sum())
+    ok &= fingers_ok
+    inter = np.full(k, np.nan)
+    disp = np.full(k, np.nan)
+    idx = np.flatnonzero(ok)
+    closed = hand.closed_faces.detach().cpu().numpy()
+    if idx.size:
+        inter[idx] = intersection_volume(verts[idx], closed, ov, of).volume_m3
+        bad = inter[idx] > cfg.max_intersection_m3
+        reasons["intersection"] = int(bad.sum())
+        ok[idx[bad]] = False
+    idx = np.flatnonzero(ok)
+    if idx.size and cfg.simulate:
+        from contactkit.metrics.simulation import simulation_displacement
+
+        disp[idx] = simulation_displacement(
+            verts[idx], closed, ov, of, hand_labels=np.asarray(hand.annotations.region_of_vertex),
+            protocol=cfg.simulation_protocol,
+        )
+        bad = disp[idx] > cfg.max_displacement_m
+        reasons["displacement"] = int(bad.sum())
+        ok[idx[bad]] = False
+    idx = np.flatnonzero(ok)
+    # quality: epsilon of the contacts of accepted candidates
+    eps = np.zeros(k)
+    fn = face_normals(torch.as_tensor(np.array(ov))[None], torch.as_tensor(np.array(of)))[0].numpy()
+    centre = ov.mean(0) if obj.is_watertight is False else obj.to_trimesh().center_mass
+    for i in idx:
+        cmask = np.abs(sd[i]) <= cfg.contact_threshold_m
+        if cmask.sum() < 3:
+            continue
+        mc = closest_points_on_mesh(
+            torch.as_tensor(verts[i][cmask])[None],
+            torch.as_tensor(np.array(ov)),
+            torch.as_tensor(np.array(of)),
+        )
+        cp = mc.closest[0].numpy()
+        cn = -fn[mc.face_idx[0].numpy()]
+        cp, cn = select_contacts(cp, cn, 16)
+        eps[i] = ferrari_canny_epsilon(cp, cn, centre, friction=cfg.friction)
+    stats = {
+        "candidates": k,
+        "accepted": int(idx.size),
+        "rejected": reasons,
+        "penetration_m": pen[idx].tolist(),
+        "intersection_m3": inter[idx].tolist(),
+        "displacement_m": disp[idx].tolist(),
+        "epsilon": eps[idx].tolist(),
+        "fingers_in_contact": n_fingers[idx].tolist(),
+    }
+    if idx.size == 0:
+        return None, stats
+    order = idx[np.argsort(-eps[idx], kind="stable")]
+    # ground-truth contact maps
+    sd_t = torch.as_tensor(sd[order])
+    hand_contact = hand_contact_from_sdf(sd_t).numpy()
+    opts, onrm = obj.sample_surface(cfg.n_object_points, seed=0)
+    m = len(order)
+    obj_contact = object_contact_map(
+        torch.as_tensor(verts[order]),
+        torch.as_tensor(opts)[None].expand(m, -1, -1),
+        torch.as_tensor(onrm)[None].expand(m, -1, -1),
+    ).numpy()
+    from contactkit.io.grasps import GraspSet
+
+    n_shape = int(getattr(hand, "num_betas", 0))
+    meta = [
+        {
+            "synthesis": {
+                "seed": int(seed), "batch": int(batch_index), "candidate": int(i),
+                "epsilon": float(eps[i]), "penetration_mm": float(pen[i] * 1e3),
+                "intersection_cm3": float(inter[i] * 1e6),
+                "displacement_cm": float(disp[i] * 100) if np.isfinite(disp[i]) else None,
+                "fingers_in_contact": [f for f, c in zip(FINGERS, in_contact[i], strict=True) if c],
+                "loss": float(res["loss"][i]),
+            }
+        }
+        for i in order
+    ]
+    grasps = GraspSet(
+        hand_model=hand.name,
+        side=hand.side,
+        global_orient=res["global_orient"].double().numpy()[order],
+        hand_pose=res["hand_pose"].double().numpy()[order],
+        betas=np.zeros((m, n_shape)),
+        transl=res["transl"].double().numpy()[order],
+        object_ids=[obj.content_hash] * m,
+        objects={obj.content_hash: obj},
+        object_rotation=np.repeat(np.eye(3)[None], m, axis=0),
+        object_translation=np.zeros((m, 3)),
+        hand_vertices=verts[order],
+        hand_contact=hand_contact,
+        object_points=np.repeat(np.asarray(opts)[None], m, axis=0),
+        object_contact=obj_contact,
+        metadata=meta,
+        attrs={},
+    )
+    return grasps, stats
+
+
+# --------------------------------------------------------------------------------------- diversity
+def diversity(grasps: GraspSet) -> dict[str, float]:
+    """Diversity of a grasp set: mean pairwise wrist rotation angle (degrees), mean pairwise wrist distance
+    (cm, root translation) and mean pairwise finger-pose distance (RMS axis-angle difference, radians)."""
+    n = len(grasps)
+    if n < 2:
+        return {"rotation_deg": 0.0, "translation_cm": 0.0, "pose_rad": 0.0}
+    rot = axis_angle_to_rotmat(torch.as_tensor(np.asarray(grasps.global_orient, dtype=np.float64)))
+    rel = torch.einsum("aji,bjk->abik", rot, rot)
+    cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
+    ang = torch.rad2deg(torch.arccos(cos)).numpy()
+    t = np.asarray(grasps.transl, dtype=np.float64)
+    p = np.asarray(grasps.hand_pose, dtype=np.float64)
+    iu = np.triu_indices(n, 1)
+    dt = np.linalg.norm(t[:, None] - t[None], axis=-1)[iu]
+    dp = np.sqrt(((p[:, None] - p[None]) ** 2).mean(-1))[iu]
+    return {
+        "rotation_deg": float(ang[iu].mean()),
+        "translation_cm": float(dt.mean() * 100),
+        "pose_rad": float(dp.mean()),
+    }
+
+
+# ------------------------------------------------------------------------------------------ driver
+def _json_safe(obj: Any) -> Any:
+    """Replace non-finite floats by ``None`` (JSON has no NaN) recursively."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(hand_name: str, side: str, obj: ObjectMesh, threads: int) -> None:
+    from contactkit.hands import load_hand
+
+    torch.set_num_threads(threads)
+    _WORKER["hand"] = load_hand(hand_name, side)
+    _WORKER["obj"] = obj
+
+
+def _worker_run(cfg: SynthesisConfig, seed: int, batch: int, parts: str) -> dict[str, Any]:
+    grasps, stats = synthesize_batch(_WORKER["hand"], _WORKER["obj"], cfg, seed, batch)
+    _write_batch(Path(parts), batch, grasps, stats)
+    return stats
+
+
+def _batch_paths(parts: Path, batch: int) -> tuple[Path, Path]:
+    return parts / f"batch_{batch:06d}.npz", parts / f"batch_{batch:06d}.json"
+
+
+def _write_batch(parts: Path, batch: int, grasps: GraspSet | None, stats: dict[str, Any]) -> None:
+    """Atomically record a finished batch: its grasps (if any) first, then the stats marker."""
+    from contactkit.io.atomic import atomic_write_json
+    from contactkit.io.grasps import save_grasps
+
+    npz, js = _batch_paths(parts, batch)
+    if grasps is not None:
+        save_grasps(npz, grasps)
+    atomic_write_json(js, _json_safe(stats))
+
+
+def _read_done(parts: Path) -> dict[int, dict[str, Any]]:
+    done = {}
+    for js in sorted(parts.glob("batch_*.json")):
+        b = int(js.stem.split("_")[1])
+        stats = json.loads(js.read_text())
+        npz, _ = _batch_paths(parts, b)
+        if stats.get("accepted", 0) > 0 and not npz.is_file():
+            continue  # inconsistent (should not happen: npz is written first); redo the batch
+        done[b] = stats
+    return done
+
+
+def synthesize(
+    obj: ObjectMesh | str,
+    n: int,
+    *,
+    hand: str = "openhand",
+    side: str = "right",
+    seed: int = 0,
+    config: SynthesisConfig | None = None,
+    out: str | Path | None = None,
+    workers: int = 1,
+    max_batches: int | None = None,
+    progress: bool = False,
+    on_batch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> SynthesisResult:
+    """Synthesise ``n`` accepted grasps of ``obj`` (see the module docstring).
+
+    Args:
+        obj: an :class:`~contactkit.objects.mesh.ObjectMesh` or an object spec for
+            :func:`~contactkit.objects.load_object`.
+        n: number of accepted grasps wanted (>= 1).
+        hand: hand model name (``openhand`` or ``mano``); ``side``: ``right`` or ``left``.
+        seed: run seed; batch ``b`` uses the generator seeded with ``(seed, b)``.
+        config: synthesis settings.
+        out: output grasp file; enables resuming (finished batches are kept in ``<out>.parts/``). The final
+            set is written to ``out`` when ``n`` grasps are accepted.
+        workers: worker processes (1: in this process).
+        max_batches: stop after this many batches (default ``max(50, 20 * n / batch_size)``) even if fewer
+            than ``n`` grasps were accepted (warned).
+        progress: show a tqdm progress bar of accepted grasps.
+        on_batch: called as ``on_batch(batch_index, stats)`` after each batch finished in this run.
+
+    Returns:
+        :class:`SynthesisResult` with the first ``n`` accepted grasps (in batch order) and statistics.
+    """
+    from contactkit.hands import load_hand
+    from contactkit.io.grasps import GraspSet, save_grasps
+    from contactkit.objects import load_object
+
+    if not isinstance(n, int) or n < 1:
+        raise ContactkitError(f"n must be an integer >= 1, got {n!r}")
+    if workers < 1:
+        raise ContactkitError(f"workers must be >= 1, got {workers}")
+    cfg = config or SynthesisConfig()
+    mesh: ObjectMesh = load_object(obj)
+    limit = max_batches if max_batches is not None else max(50, math.ceil(20 * n / cfg.batch_size))
+    run_info = {"object": mesh.content_hash, "object_name": mesh.name, "hand": hand, "side": side,
+                "seed": int(seed), "config": cfg.to_dict()}
+    parts: Path | None = None
+    done: dict[int, dict[str, Any]] = {}
+    if out is not None:
+        from contactkit.io.atomic import atomic_write_json
+
+        parts = Path(str(out) + ".parts")
+        parts.mkdir(parents=True, exist_ok=True)
+        info_path = parts / "run.json"
+        if info_path.is_file():
+            old = json.loads(info_path.read_text())
+            if old != json.loads(json.dumps(run_info)):
+                raise ContactkitError(
+                    f"{parts} holds a run with different settings; remove it or use another --out"
+                )
+        else:
+            atomic_write_json(info_path, run_info)
+        done = _read_done(parts)
+    start = time.perf_counter()
+    accepted = sum(s["accepted"] for s in done.values())
+    accepted_start = accepted
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, initial=min(accepted, n), desc=f"synth {mesh.name}", unit="grasp")
+    in_memory: dict[int, GraspSet] = {}
+    next_batch = 0
+
+    def _next() -> int | None:
+        nonlocal next_batch
+        while next_batch in done:
+            next_batch += 1
+        if next_batch >= limit:
+            return None
+        b = next_batch
+        next_batch += 1
+        return b
+
+    def _finish(b: int, stats: dict[str, Any], grasps: GraspSet | None) -> None:
+        nonlocal accepted
+        done[b] = stats
+        if grasps is not None and parts is None:
+            in_memory[b] = grasps
+        accepted += stats["accepted"]
+        if bar is not None:
+            bar.update(max(0, min(n, accepted) - bar.n))
+        if on_batch is not None:
+            on_batch(b, stats)
+
+    if workers == 1:
+        hand_model = load_hand(hand, side)
+        while accepted < n:
+            b = _next()
+            if b is None:
+                break
+            grasps, stats = synthesize_batch(hand_model, mesh, cfg, seed, b)
+            if parts is not None:
+                _write_batch(parts, b, grasps, stats)
+            _finish(b, stats, grasps)
+    else:
+        if parts is None:
+            raise ContactkitError("workers > 1 needs an output path (batches are exchanged through files)")
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool_args: dict[str, Any] = {"initializer": _worker_init, "initargs": (hand, side, mesh, threads)}
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), **pool_args) as pool:
+            running: dict[Future[dict[str, Any]], int] = {}
+            while True:
+                while accepted < n and len(running) < workers:
+                    b = _next()
+                    if b is None:
+                        break
+                    running[pool.submit(_worker_run, cfg, seed, b, str(parts))] = b
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    b = running.pop(fut)
+                    _finish(b, fut.result(), None)
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    # gather in batch order
+    sets: list[GraspSet] = []
+    for b in sorted(done):
+        if done[b]["accepted"] == 0:
+            continue
+        if parts is not None:
+            from contactkit.io.grasps import load_grasps
+
+            sets.append(load_grasps(_batch_paths(parts, b)[0]))
+        elif b in in_memory:
+            sets.append(in_memory[b])
+    if not sets:
+        raise ContactkitError(
+            f"no grasp of {mesh.name!r} passed the acceptance thresholds in {len(done)} batches; "
+            "try more batches (max_batches) or another object scale"
+        )
+    allg = GraspSet.concat(sets) if len(sets) > 1 else sets[0]
+    if len(allg) < n:
+        warnings.warn(f"only {len(allg)} of {n} grasps accepted within {limit} batches", stacklevel=2)
+    final = allg.subset(np.arange(min(n, len(allg))))
+    cand = sum(s["candidates"] for s in done.values())
+    acc = [s for s in done.values()]
+    rej: dict[str, int] = {}
+    for s in acc:
+        for key, v in s["rejected"].items():
+            rej[key] = rej.get(key, 0) + v
+
+    def _mean(key: str) -> float:
+        vals = [v for s in acc for v in s[key] if v is not None and np.isfinite(v)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    total_acc = sum(s["accepted"] for s in acc)
+    stats = {
+        "object": mesh.name,
+        "candidates": cand,
+        "accepted": total_acc,
+        "yield": total_acc / cand if cand else 0.0,
+        "batches": len(done),
+        "seconds_this_run": elapsed,
+        "seconds_per_accepted_this_run": (elapsed / (accepted - accepted_start)
+                                          if accepted > accepted_start else float("nan")),
+        "rejected": rej,
+        "mean_penetration_mm": _mean("penetration_m") * 1e3,
+        "mean_intersection_cm3": _mean("intersection_m3") * 1e6,
+        "mean_displacement_cm": _mean("displacement_m") * 100,
+        "mean_epsilon": _mean("epsilon"),
+        "diversity": diversity(final),
+    }
+    final = final.replace(attrs={**dict(final.attrs), "synthesis": {**run_info, "stats": _json_safe(stats)}})
+    if out is not None and len(final) >= n:
+        save_grasps(out, final)
+    return SynthesisResult(grasps=final, stats=stats)
