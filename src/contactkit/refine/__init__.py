@@ -1,0 +1,23 @@
+"""contactkit.refine: test-time grasp refinement with named contact methods.
+
+``refine(grasps, "contactopt", targets=reference)`` (:mod:`~contactkit.refine.api`); the generic
+:class:`~contactkit.refine.refiner.Refiner`; presets in :mod:`~contactkit.refine.methods`; targets and the
+``ContactEstimator`` protocol in :mod:`~contactkit.refine.targets`. See ``docs/refinement.md``.
+"""
+
+from contactkit.refine.api import refine, run_method
+from contactkit.refine.methods import get_method, list_methods
+from contactkit.refine.refiner import Refiner, RefineResult, RefinerSettings
+from contactkit.refine.targets import ContactEstimator, ContactTargets
+
+__all__ = [
+    "ContactEstimator",
+    "ContactTargets",
+    "RefineResult",
+    "Refiner",
+    "RefinerSettings",
+    "get_method",
+    "list_methods",
+    "refine",
+    "run_method",
+]

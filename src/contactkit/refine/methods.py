@@ -1,0 +1,299 @@
+"""Named refinement methods: each is a list of stages, a stage = weighted energy terms + optimiser settings.
+
+- ``contactopt`` — ContactOpt (paper 000, Sec. 3.2-3.3): hand and object DiffContact losses (missing contact
+  x3), penetration beyond 2 mm; Adam lr 0.01, 250 iterations, PCA(15) pose update, 4 restarts.
+- ``obman`` — ObMan contact loss (paper 001, Sec. 3.3): repulsion (r = 2 cm) + attraction of the contact zones
+  (a = 1 cm), lambda_R = 0.5, plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
+- ``cpf`` — CPF / GeO (paper 004, Sec. 4, 5.3, Supp. D.1): attractive springs (cosine elasticity, s = 20 mm),
+  repulsive springs (k = 1e-3), A-MANO anatomy, offset; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
+- ``cpf_object`` — as ``cpf`` with the object's pose optimised too (GeO's hand + object setting).
+- ``choir`` — CHOIR two-stage TTO (paper 002, Sec. 3.3): stage 1 anchor distances (1000), ||beta|| (1e-4),
+  ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
+  ||beta|| (1e-4); Adam, 300 + 100 iterations.
+- ``affinity`` — physical affinity (paper 003, Sec. 3.3): diversity of contact directions (N_c = 10, eta = 0.2)
+  + supervised keypoints + penetration; Adam lr 0.01, 200 iterations.
+
+Targets: every method here is driven by targets (:class:`contactkit.refine.targets.ContactTargets`) — in oracle
+mode measured on a reference grasp. ``contactopt`` needs the two contact maps; ``cpf`` the reference anchors and
+vertices (spring elasticities as PiCR would predict them); ``choir`` the reference CHOIR field (encoded from the
+reference hand); ``affinity`` the reference keypoints (the supervised part of paper 003's objective); ``obman``
+uses the hand's contact zones, restricted to the zones touching the reference when a reference is given.
+
+Weights that the papers do not give (ContactOpt's lambda_O and lambda_pen, the offset weights, the gradient
+scales per parameter group) are contactkit's and are marked "contactkit" below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from contactkit.contact.affinity import AffinityTerm, KeypointTerm, box_corners
+from contactkit.contact.choir import (
+    ChoirAnchorTerm,
+    ChoirContactTerm,
+    ParamPriorTerm,
+    RigidPriorTerm,
+    encode,
+)
+from contactkit.contact.cpf import (
+    AnatomyTerm,
+    AttractiveSpringTerm,
+    OffsetTerm,
+    RepulsiveSpringTerm,
+    oracle_springs,
+)
+from contactkit.contact.diffcontact import HandContactTerm, ObjectContactTerm, SDFPenetrationTerm
+from contactkit.contact.obman import AttractionTerm, RepulsionTerm, zone_mask
+from contactkit.contact.terms import EnergyTerm
+from contactkit.errors import ContactkitError
+from contactkit.refine.refiner import HandLike, HandParamsInit, ObjectBatch, RefinerSettings
+from contactkit.refine.targets import ContactTargets
+
+__all__ = ["METHODS", "MethodContext", "MethodSpec", "StageSpec", "get_method", "list_methods"]
+
+
+@dataclass
+class MethodContext:
+    """Everything a stage needs to build its terms.
+
+    Attributes:
+        hand: the hand model.
+        init: the parameters the stage starts from (N0 samples).
+        init_verts: (N0, V, 3) hand vertices at ``init``, world frame.
+        objects: the objects of the batch.
+        targets: the targets.
+        first_init: the parameters before the first stage (the noisy input).
+    """
+
+    hand: HandLike
+    init: HandParamsInit
+    init_verts: Tensor
+    objects: ObjectBatch
+    targets: ContactTargets
+    first_init: HandParamsInit
+
+
+@dataclass
+class StageSpec:
+    """One optimisation stage: ``build(ctx) -> terms`` and its settings."""
+
+    name: str
+    build: Callable[[MethodContext], list[EnergyTerm]]
+    settings: RefinerSettings
+
+
+@dataclass
+class MethodSpec:
+    """A named method: stages run in order, each starting where the previous stopped."""
+
+    name: str
+    source: str
+    stages: list[StageSpec]
+    needs_sdf: bool = True
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_settings(self, **changes: Any) -> MethodSpec:
+        """A copy whose every stage's settings get ``changes`` (``iterations`` scales each stage's count
+        proportionally to the first stage's)."""
+        stages = []
+        base_iters = self.stages[0].settings.iterations or 1
+        for st in self.stages:
+            ch = dict(changes)
+            if "iterations" in ch and len(self.stages) > 1:
+                ch["iterations"] = max(1, round(ch["iterations"] * st.settings.iterations / base_iters))
+            stages.append(StageSpec(st.name, st.build, st.settings.replace(**ch)))
+        return MethodSpec(self.name, self.source, stages, self.needs_sdf, self.description, dict(self.extra))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# term builders
+
+
+def _contactopt_terms(ctx: MethodContext) -> list[EnergyTerm]:
+    t = ctx.targets
+    return [
+        HandContactTerm(t.require("hand_contact", "contactopt"), weight=1.0),
+        ObjectContactTerm(t.require("object_contact", "contactopt"), weight=1.0),  # lambda_O: contactkit
+        SDFPenetrationTerm(weight=2.0),  # lambda_pen: contactkit (sum of metres)
+    ]
+
+
+def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
+    ann = getattr(ctx.hand, "annotations", None)
+    if ann is None:
+        raise ContactkitError("method 'obman' needs a hand model with annotations.contact_zones")
+    num_verts = ctx.init_verts.shape[1]
+    zones = zone_mask(ann.contact_zones, num_verts).to(ctx.init_verts.device)
+    if ctx.targets.hand_contact is not None:
+        touching = ctx.targets.hand_contact >= 0.5  # (N0, V)
+        per_sample = zones.unsqueeze(0) & touching.unsqueeze(1)
+        active = per_sample.any(-1, keepdim=True)
+        zones = torch.where(active, zones.unsqueeze(0).expand_as(per_sample), per_sample)
+    lambda_r = 0.5
+    return [
+        RepulsionTerm(weight=lambda_r),
+        AttractionTerm(zones, weight=1.0 - lambda_r),
+        OffsetTerm(ctx.init_verts, weight=OBMAN_OFFSET_WEIGHT),  # contactkit: stay near the input
+    ]
+
+
+def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
+    from contactkit.hands.anatomy import anatomy_cost
+
+    t = ctx.targets
+    ref_anchors = t.require("ref_anchors", "cpf")
+    ref_verts = t.require("ref_verts", "cpf")
+    ann = getattr(ctx.hand, "annotations", None)
+    if ann is None:
+        raise ContactkitError("method 'cpf' needs a hand model with annotations (anchor_region, region_of_vertex)")
+    obj = ctx.objects
+    dtype = ref_verts.dtype
+    pts = obj.points.to(dtype) @ obj.rotation.to(dtype).transpose(1, 2) + obj.translation.to(dtype).unsqueeze(1)
+    k_atr = oracle_springs(
+        ref_anchors, ref_verts, pts,
+        torch.as_tensor(ann.anchor_region, dtype=torch.long),
+        torch.as_tensor(ann.region_of_vertex, dtype=torch.long),
+    )
+    hand = ctx.hand
+
+    def anatomy(pose: Tensor) -> Tensor:
+        return anatomy_cost(hand, pose)
+
+    return [
+        AttractiveSpringTerm(k_atr, weight=1.0),
+        RepulsiveSpringTerm(weight=1.0),
+        AnatomyTerm(anatomy, weight=1.0),
+        OffsetTerm(ctx.init_verts, weight=CPF_OFFSET_WEIGHT),  # contactkit weight
+    ]
+
+
+def _choir_field(ctx: MethodContext) -> Any:
+    from contactkit.geometry.normals import vertex_normals
+
+    t = ctx.targets
+    ref_verts = t.require("ref_verts", "choir")
+    ref_anchors = t.require("ref_anchors", "choir")
+    obj = ctx.objects
+    dtype = ref_verts.dtype
+    rot, tr = obj.rotation.to(dtype), obj.translation.to(dtype)
+    to_obj = lambda x: (x - tr.unsqueeze(1)) @ rot  # noqa: E731
+    verts_o = to_obj(ref_verts)
+    normals = vertex_normals(verts_o, ctx.hand.faces)
+    return encode(obj.points.to(dtype), verts_o, normals, to_obj(ref_anchors))
+
+
+def _choir_stage1(ctx: MethodContext) -> list[EnergyTerm]:
+    fld = _choir_field(ctx)
+    return [
+        ChoirAnchorTerm(fld, weight=1000.0),
+        ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
+        ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior"),
+    ]
+
+
+def _choir_stage2(ctx: MethodContext) -> list[EnergyTerm]:
+    fld = _choir_field(ctx)
+    return [
+        ChoirContactTerm(fld, weight=10.0),
+        SDFPenetrationTerm(weight=1000.0, name="penetration"),  # ContactOpt's c_pen = 2 mm ("following [16]")
+        RigidPriorTerm(weight=0.5),
+        ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
+    ]
+
+
+def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
+    t = ctx.targets
+    corners = box_corners(ctx.objects.points)
+    return [
+        AffinityTerm(corners, weight=1.0),
+        KeypointTerm(t.require("ref_keypoints", "affinity"), weight=1e-2),  # contactkit: mm^2 scale
+        SDFPenetrationTerm(weight=2.0),
+    ]
+
+
+OBMAN_OFFSET_WEIGHT = 1e-3
+CPF_OFFSET_WEIGHT = 0.1
+
+_POSE_SCALE = {"global_orient": 1.0, "hand_pose": 1.0, "betas": 1.0, "transl": 0.1,
+               "object_rotation": 1.0, "object_translation": 0.1}
+
+METHODS: dict[str, MethodSpec] = {
+    "contactopt": MethodSpec(
+        "contactopt",
+        "Grady et al., ContactOpt, CVPR 2021 (paper 000), Sec. 3.2-3.3: Adam lr 0.01, 250 iterations, restarts",
+        [StageSpec("contact", _contactopt_terms, RefinerSettings(
+            iterations=250, lr=0.01, lr_scale=dict(_POSE_SCALE), pose_space="pca", pca_components=15,
+            restarts=4, restart_transl_sigma=0.01, restart_rot_sigma=math.radians(10.0), knn_refresh=5,
+        ))],
+        description="DiffContact capsules, asymmetric contact loss (x3 for missing contact), penetration > 2 mm",
+    ),
+    "obman": MethodSpec(
+        "obman",
+        "Hasson et al., ObMan, CVPR 2019 (paper 001), Sec. 3.3, lambda_R = 0.5 (Table 3)",
+        [StageSpec("contact", _obman_terms, RefinerSettings(
+            iterations=200, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
+        ))],
+        description="repulsion r tanh(d/r), r = 2 cm; attraction of contact zones a tanh(d/a), a = 1 cm",
+    ),
+    "cpf": MethodSpec(
+        "cpf",
+        "Yang et al., CPF, ICCV 2021 (paper 004), Sec. 4, 5.3 and Supp. D.1: GeO, 400 it, lr 1e-2, plateau 20",
+        [StageSpec("geo", _cpf_terms, RefinerSettings(
+            iterations=400, lr=1e-2, lr_scale=dict(_POSE_SCALE), plateau_patience=20, plateau_factor=0.5,
+            early_stop_patience=60,
+        ))],
+        description="attractive springs (cosine elasticity, s = 20 mm), repulsive springs (k = 1e-3), A-MANO",
+    ),
+    "cpf_object": MethodSpec(
+        "cpf_object",
+        "Yang et al., CPF (paper 004), GeO hand + object setting",
+        [StageSpec("geo", _cpf_terms, RefinerSettings(
+            iterations=400, lr=1e-2, lr_scale=dict(_POSE_SCALE), plateau_patience=20, plateau_factor=0.5,
+            early_stop_patience=60,
+            optimize=("global_orient", "hand_pose", "transl", "object_rotation", "object_translation"),
+        ))],
+        description="as cpf, with the object's 6D pose optimised too",
+    ),
+    "choir": MethodSpec(
+        "choir",
+        "Morales et al., CHOIR / JointDiffusion (paper 002), Sec. 3.3: two-stage TTO",
+        [
+            StageSpec("pose_shape", _choir_stage1, RefinerSettings(
+                iterations=300, lr=2e-2, lr_scale=dict(_POSE_SCALE), plateau_patience=10,
+                optimize=("global_orient", "hand_pose", "betas", "transl"),
+            )),
+            StageSpec("contact", _choir_stage2, RefinerSettings(
+                iterations=100, lr=2e-3, lr_scale=dict(_POSE_SCALE),
+                optimize=("global_orient", "hand_pose", "betas", "transl"),
+            )),
+        ],
+        description="stage 1: anchor distances to the CHOIR field; stage 2: Gaussian-weighted contact fitting",
+    ),
+    "affinity": MethodSpec(
+        "affinity",
+        "Zhuang & Mu, ICMR 2021 (paper 003), Sec. 3.3: N_c = 10, eta = 0.2",
+        [StageSpec("affinity", _affinity_terms, RefinerSettings(
+            iterations=200, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
+        ))],
+        description="diversity of contact directions around the box's central axis + supervised keypoints",
+    ),
+}
+
+
+def list_methods() -> list[str]:
+    """Names of the registered methods."""
+    return sorted(METHODS)
+
+
+def get_method(name: str) -> MethodSpec:
+    """The :class:`MethodSpec` called ``name``; unknown names raise listing the valid ones."""
+    if name not in METHODS:
+        raise ContactkitError(f"unknown refinement method {name!r}; valid: {', '.join(list_methods())}")
+    return METHODS[name]

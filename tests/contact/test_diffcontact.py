@@ -1,0 +1,168 @@
+"""DiffContact (paper 000): capsule distances, contact maps, asymmetric loss, penetration."""
+
+import math
+
+import pytest
+import torch
+
+from contactkit.contact.diffcontact import (
+    C_RAD,
+    HandContactTerm,
+    ObjectContactTerm,
+    SDFPenetrationTerm,
+    asymmetric_contact_loss,
+    capsule_contact,
+    capsule_distance,
+    hand_contact_from_sdf,
+    hand_contact_map,
+    object_contact_map,
+    penetration_along_normals,
+    penetration_from_sdf,
+)
+from contactkit.contact.terms import HandObjectState, Objective
+from contactkit.errors import ShapeError
+
+
+def _plane(n: int = 21, size: float = 0.02, dtype=torch.float64):
+    """Grid of points on z = 0 with normals +z, (1, n*n, 3)."""
+    t = torch.linspace(-size / 2, size / 2, n, dtype=dtype)
+    gx, gy = torch.meshgrid(t, t, indexing="ij")
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1), torch.zeros(n * n, dtype=dtype)], -1)[None]
+    nrm = torch.zeros_like(pts)
+    nrm[..., 2] = 1.0
+    return pts, nrm
+
+
+def _random_rigid(seed: int, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=dtype))
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q, torch.randn(3, generator=g, dtype=dtype) * 0.1
+
+
+def test_capsule_distance_analytic():
+    c = torch.zeros(1, 3, dtype=torch.float64)
+    n = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
+    # above the top end: distance to the top end point (0, 0, 0.5 mm)
+    x = torch.tensor([[0.0, 0.0, 3e-3]], dtype=torch.float64)
+    assert capsule_distance(x, c, n).item() == pytest.approx(2.5e-3, abs=1e-12)
+    # beside the segment: pure radial distance
+    x = torch.tensor([[2e-3, 0.0, -0.5e-3]], dtype=torch.float64)
+    assert capsule_distance(x, c, n).item() == pytest.approx(2e-3, abs=1e-12)
+    # below the bottom end (1 mm inside)
+    x = torch.tensor([[0.0, 3e-3, -5e-3]], dtype=torch.float64)
+    assert capsule_distance(x, c, n).item() == pytest.approx(math.hypot(3e-3, 4e-3), abs=1e-12)
+
+
+def test_fingertip_1mm_from_plane_is_in_full_contact():
+    pts, nrm = _plane()
+    tip = torch.tensor([[[0.001, -0.002, 1e-3]]], dtype=torch.float64)  # 1 mm above the plane
+    hand_c = hand_contact_map(tip, pts, nrm)
+    assert hand_c.item() == 1.0
+    assert hand_contact_from_sdf(torch.tensor([[1e-3]])).item() == 1.0
+    obj_c = object_contact_map(tip, pts, nrm)
+    # the object point right under the fingertip is in full contact
+    under = ((pts[0, :, :2] - tip[0, 0, :2]).norm(dim=-1)).argmin()
+    assert obj_c[0, under].item() == 1.0
+
+
+def test_contact_falls_off_as_c_rad_over_phi():
+    sdf = torch.tensor([[3e-3, -5e-3, 1.5e-3, -2e-3]], dtype=torch.float64)
+    got = hand_contact_from_sdf(sdf)
+    expected = torch.tensor([[C_RAD / 2.5e-3, C_RAD / 4e-3, 1.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(got, expected)
+    assert capsule_contact(torch.tensor([0.0])).item() == 1.0
+
+
+def test_object_contact_map_matches_naive_reference():
+    g = torch.Generator().manual_seed(0)
+    hand = torch.randn(2, 30, 3, generator=g, dtype=torch.float64) * 0.01
+    pts = torch.randn(2, 40, 3, generator=g, dtype=torch.float64) * 0.01
+    nrm = torch.nn.functional.normalize(torch.randn(2, 40, 3, generator=g, dtype=torch.float64), dim=-1)
+    got = object_contact_map(hand, pts, nrm)
+    idx = torch.cdist(pts, hand).argmin(-1)
+    naive = torch.empty(2, 40, dtype=torch.float64)
+    for b in range(2):
+        for i in range(40):
+            x = hand[b, idx[b, i]]
+            rel = x - pts[b, i]
+            a = float((rel @ nrm[b, i]).clamp(-1e-3, 0.5e-3))
+            phi = (rel - a * nrm[b, i]).norm()
+            naive[b, i] = min(1.0, C_RAD / float(phi))
+    torch.testing.assert_close(got, naive)
+
+
+def test_asymmetric_loss_weights_missing_contact():
+    pred = torch.tensor([[0.2, 0.9]])
+    target = torch.tensor([[0.6, 0.5]])
+    # missing contact 0.4 * 3, unexpected 0.4 * 1, mean over 2 points
+    assert asymmetric_contact_loss(pred, target).item() == pytest.approx((1.2 + 0.4) / 2)
+    mask = torch.tensor([[True, False]])
+    assert asymmetric_contact_loss(pred, target, mask=mask).item() == pytest.approx(1.2)
+    with pytest.raises(ShapeError, match=r"pred and target must both have shape \(B, N\)"):
+        asymmetric_contact_loss(pred, target[:, :1])
+
+
+def test_penetration_terms():
+    sdf = torch.tensor([[-1e-3, -5e-3, 2e-3, -2e-3]])
+    assert penetration_from_sdf(sdf).item() == pytest.approx(3e-3)
+    pts, nrm = _plane(3)
+    hand = pts.clone()
+    hand[..., 2] = -4e-3  # 4 mm below each point
+    assert penetration_along_normals(pts, nrm, hand).item() == pytest.approx(9 * 2e-3)
+
+
+def test_gradcheck_contact_maps():
+    g = torch.Generator().manual_seed(1)
+    hand = (torch.randn(1, 6, 3, generator=g, dtype=torch.float64) * 3e-3).requires_grad_(True)
+    pts = torch.randn(1, 5, 3, generator=g, dtype=torch.float64) * 3e-3
+    nrm = torch.nn.functional.normalize(torch.randn(1, 5, 3, generator=g, dtype=torch.float64), dim=-1)
+    idx_o = torch.cdist(pts, hand.detach()).argmin(-1)
+    idx_h = torch.cdist(hand.detach(), pts).argmin(-1)
+    assert torch.autograd.gradcheck(
+        lambda h: object_contact_map(h, pts, nrm, nearest_idx=idx_o), (hand,), eps=1e-7, atol=1e-5
+    )
+    assert torch.autograd.gradcheck(
+        lambda h: hand_contact_map(h, pts, nrm, nearest_idx=idx_h), (hand,), eps=1e-7, atol=1e-5
+    )
+    sdf = torch.tensor([[4e-3, -6e-3, 2.7e-3, -3.5e-3]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(hand_contact_from_sdf, (sdf,), eps=1e-8, atol=1e-5)
+    assert torch.autograd.gradcheck(penetration_from_sdf, (sdf,), eps=1e-8, atol=1e-6)
+
+
+def test_contact_maps_invariant_under_common_rigid_motion():
+    g = torch.Generator().manual_seed(2)
+    hand = torch.randn(1, 50, 3, generator=g, dtype=torch.float64) * 0.01
+    pts = torch.randn(1, 60, 3, generator=g, dtype=torch.float64) * 0.01
+    nrm = torch.nn.functional.normalize(torch.randn(1, 60, 3, generator=g, dtype=torch.float64), dim=-1)
+    rot, t = _random_rigid(3)
+    move = lambda x: x @ rot.T + t  # noqa: E731
+    torch.testing.assert_close(
+        object_contact_map(hand, pts, nrm), object_contact_map(move(hand), move(pts), nrm @ rot.T)
+    )
+    torch.testing.assert_close(
+        hand_contact_map(hand, pts, nrm), hand_contact_map(move(hand), move(pts), nrm @ rot.T)
+    )
+
+
+def test_terms_in_objective():
+    pts, nrm = _plane(5)
+    hand = pts[:, :7].clone()
+    hand[..., 2] = 1e-3
+    sdf = hand[..., 2].clone()
+    state = HandObjectState(
+        hand_verts=hand, keypoints=hand[:, :1].expand(1, 21, 3).contiguous(), obj_points=pts, obj_normals=nrm,
+        hand_sdf=sdf,
+    )
+    obj_target = object_contact_map(hand, pts, nrm)
+    terms = [
+        ObjectContactTerm(obj_target),
+        HandContactTerm(torch.ones(1, 7, dtype=torch.float64)),
+        SDFPenetrationTerm(weight=10.0),
+    ]
+    value = Objective(terms).evaluate(state)
+    assert value.total.shape == (1,)
+    assert value.total.item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ShapeError, match="hand contact target must have shape"):
+        HandContactTerm(torch.ones(1, 3, dtype=torch.float64))(state)

@@ -1,0 +1,58 @@
+"""ObMan contact loss (paper 001): repulsion, attraction, balance."""
+
+import math
+
+import pytest
+import torch
+
+from contactkit.contact.obman import attraction_loss, contact_loss, penalize, repulsion_loss, zone_mask
+from contactkit.errors import ShapeError
+
+
+def _sphere_sdf(points: torch.Tensor, radius: float = 0.04) -> torch.Tensor:
+    return points.norm(dim=-1) - radius
+
+
+def test_vertex_5mm_inside_sphere_repulsion():
+    v = torch.tensor([[[0.035, 0.0, 0.0], [0.05, 0.0, 0.0]]], dtype=torch.float64)
+    sdf = _sphere_sdf(v)
+    got = repulsion_loss(sdf)
+    assert got.item() == pytest.approx(0.02 * math.tanh(0.005 / 0.02), rel=1e-12)
+
+
+def test_attraction_uses_closest_exterior_vertex_of_each_zone():
+    sdf = torch.tensor([[0.004, 0.012, -0.003, 0.030]], dtype=torch.float64)
+    zones = torch.tensor([[True, True, False, False], [False, False, True, True], [False, False, True, False]])
+    got = attraction_loss(sdf, zones)
+    # zone 0: min(4, 12) mm; zone 1: only vertex 3 is outside (30 mm); zone 2: no exterior vertex -> 0
+    expected = 0.01 * math.tanh(0.4) + 0.01 * math.tanh(3.0)
+    assert got.item() == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ShapeError, match=r"zones must have shape \(Z, V\) or \(B, Z, V\)"):
+        attraction_loss(sdf, zones[:, :3])
+
+
+def test_contact_loss_balance_and_zone_mask():
+    sdf = torch.tensor([[-0.005, 0.004]], dtype=torch.float64)
+    zones = zone_mask({"a": [1]}, 2)
+    assert zones.tolist() == [[False, True]]
+    full = contact_loss(sdf, zones, lambda_r=0.25)
+    expected = 0.25 * penalize(torch.tensor(0.005), 0.02) + 0.75 * penalize(torch.tensor(0.004), 0.01)
+    assert full.item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ShapeError, match="lambda_r must lie in"):
+        contact_loss(sdf, zones, lambda_r=1.5)
+
+
+def test_gradcheck_obman():
+    sdf = torch.tensor([[-0.004, 0.006, 0.011, -0.02]], dtype=torch.float64, requires_grad=True)
+    zones = torch.tensor([[True, True, False, False], [False, False, True, True]])
+    assert torch.autograd.gradcheck(lambda s: contact_loss(s, zones), (sdf,), eps=1e-8, atol=1e-7)
+
+
+def test_rigid_motion_invariance_of_sphere_repulsion():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(1, 40, 3, generator=g, dtype=torch.float64) * 0.03
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    t = torch.tensor([0.1, -0.2, 0.05], dtype=torch.float64)
+    centre = t
+    moved = v @ q.T + t
+    torch.testing.assert_close(repulsion_loss(_sphere_sdf(v)), repulsion_loss(_sphere_sdf(moved - centre)))
