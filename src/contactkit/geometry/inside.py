@@ -1,0 +1,303 @@
+"""Inside/outside tests and exact signed distances to triangle meshes.
+
+Sign convention (everywhere in contactkit): **negative inside the object, positive outside.**
+
+Two ways to decide inside/outside:
+
+- **Generalised winding number** (Jacobson et al. 2013, libigl's fast winding number): ``w(p)`` is 1 inside
+  and 0 outside a closed, outward-oriented mesh and degrades gracefully on open meshes (holes, missing
+  caps); a point is inside when ``w > 0.5``. Robust on non-watertight meshes; about 30 ms for 778 points on
+  a 16k-face mesh.
+- **Closed fast path**: for a watertight, consistently oriented mesh the sign of ``(p - c) . n`` with ``c``
+  the closest surface point and ``n`` the angle-weighted pseudonormal of the closest feature (face, edge or
+  vertex; Bærentzen & Aanæs 2005) is exact, and it reuses the closest-point search.
+
+``closed=None`` (the default) checks the topology (every edge shared by exactly two faces with opposite
+orientation) and picks the fast path only for closed meshes. Passing ``closed=True`` for an open mesh gives
+wrong signs near the holes. Both tests run on the CPU (libigl); results are returned on the input device.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import igl
+import numpy as np
+import torch
+
+from contactkit.errors import ShapeError
+from contactkit.geometry._checks import (
+    check_faces,
+    check_finite,
+    check_tensor,
+    check_verts,
+    faces_tensor,
+    shape_str,
+    verts_numpy,
+)
+from contactkit.geometry.mesh_distance import MeshClosest, MeshIndex, closest_points_on_mesh, mesh_index
+from contactkit.geometry.normals import angle_weighted_vertex_normals, face_normals
+
+__all__ = [
+    "winding_number",
+    "contains",
+    "signed_distance",
+    "is_closed",
+    "face_adjacency",
+    "pseudonormal_sign",
+]
+
+
+def face_adjacency(faces: np.ndarray, num_verts: int) -> np.ndarray:
+    """Neighbour across each edge: ``adj[f, k]`` is the other face on the edge opposite corner ``k``.
+
+    Args:
+        faces: (F, 3) int64; num_verts: number of vertices.
+
+    Returns:
+        (F, 3) int64, ``-1`` where the edge is a boundary or shared by more than two faces.
+    """
+    f = np.asarray(faces, dtype=np.int64)
+    num_faces = f.shape[0]
+    u = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])  # edge opposite corner k: (f[k+1], f[k+2])
+    v = np.concatenate([f[:, 2], f[:, 0], f[:, 1]])
+    key = np.minimum(u, v) * num_verts + np.maximum(u, v)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    counts = np.diff(np.r_[starts, ks.size])
+    adj = np.full(3 * num_faces, -1, dtype=np.int64)
+    pairs = starts[counts == 2]
+    h0, h1 = order[pairs], order[pairs + 1]
+    adj[h0] = h1 % num_faces
+    adj[h1] = h0 % num_faces
+    return adj.reshape(3, num_faces).T.copy()
+
+
+def is_closed(faces: np.ndarray | torch.Tensor, num_verts: int) -> bool:
+    """True when every edge is shared by exactly two faces with opposite orientations (watertight, oriented).
+
+    Args:
+        faces: (F, 3) int; num_verts: number of vertices.
+    """
+    f = check_faces(faces, num_verts)
+    u = f[:, [0, 1, 2]].ravel()
+    v = f[:, [1, 2, 0]].ravel()
+    directed = u * num_verts + v
+    if np.unique(directed).size != directed.size:
+        return False
+    reverse = v * num_verts + u
+    return bool(np.isin(reverse, directed).all())
+
+
+def _topology(index: MeshIndex | None, faces_np: np.ndarray, num_verts: int) -> tuple[bool, np.ndarray]:
+    """(closed, adjacency) for a mesh, cached in ``index.extras`` when an index is given."""
+    if index is not None and "closed" in index.extras:
+        return index.extras["closed"], index.extras["adjacency"]
+    closed = is_closed(faces_np, num_verts)
+    adj = face_adjacency(faces_np, num_verts)
+    if index is not None:
+        index.extras["closed"] = closed
+        index.extras["adjacency"] = adj
+    return closed, adj
+
+
+def _rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Gather rows: ``table`` (R, 3) or (B, R, 3), ``idx`` (B, N) -> (B, N, 3)."""
+    if table.dim() == 2:
+        return table[idx]
+    return torch.gather(table, 1, idx[..., None].expand(-1, -1, 3))
+
+
+def pseudonormal_sign(
+    points: torch.Tensor,
+    closest: MeshClosest,
+    verts: torch.Tensor,
+    faces: torch.Tensor,
+    adjacency: torch.Tensor,
+    normals: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Sign of ``(p - c) . n`` with ``n`` the angle-weighted pseudonormal of the closest feature.
+
+    Exact for closed, consistently oriented meshes (Bærentzen & Aanæs 2005).
+
+    Args:
+        points: (B, N, 3) float query points.
+        closest: :class:`MeshClosest` of ``points`` on the mesh.
+        verts: (V, 3) or (B, V, 3) float; faces: (F, 3) int64; adjacency: (F, 3) int64 from
+            :func:`face_adjacency`.
+        normals: optional precomputed ``(face_normals, angle_weighted_vertex_normals)`` of the mesh, same
+            dtype/device as ``points``.
+
+    Returns:
+        (B, N) float in {-1, 0, +1} (negative inside), no gradient.
+    """
+    with torch.no_grad():
+        if normals is None:
+            fn = face_normals(verts, faces)
+            vn = angle_weighted_vertex_normals(verts, faces)
+        else:
+            fn, vn = normals
+        fid = closest.face_idx
+        bary = closest.bary
+        n_face = _rows(fn, fid)
+        zeros = bary == 0
+        num_zero = zeros.sum(-1)
+        # vertex feature: the corner with weight one
+        corner = bary.argmax(-1)
+        vid = faces[fid, corner]
+        n_vert = _rows(vn, vid)
+        # edge feature: the edge opposite the single zero weight
+        k = zeros.to(torch.int64).argmax(-1)
+        nb = adjacency[fid, k]
+        n_nb = _rows(fn, nb.clamp_min(0))
+        n_edge = torch.where((nb >= 0)[..., None], n_face + n_nb, n_face)
+        n = torch.where((num_zero == 1)[..., None], n_edge, n_face)
+        n = torch.where((num_zero >= 2)[..., None], n_vert, n)
+        dot = ((points - closest.closest) * n).sum(-1)
+        return torch.sign(dot)
+
+
+def winding_number(
+    points: torch.Tensor, verts: torch.Tensor | np.ndarray, faces: torch.Tensor | np.ndarray
+) -> torch.Tensor:
+    """Generalised winding number of a triangle mesh at query points (libigl fast winding number).
+
+    Args:
+        points: (..., 3) float query points, e.g. (N, 3) or (B, N, 3), metres.
+        verts: (V, 3) float mesh vertices; faces: (F, 3) int64.
+
+    Returns:
+        (...) winding numbers, ``points``' dtype and device: ~1 inside, ~0 outside an outward-oriented closed
+        mesh; no gradient.
+    """
+    check_tensor(points, "points")
+    if points.dim() < 1 or points.shape[-1] != 3:
+        raise ShapeError(f"points must have shape (..., 3), got {shape_str(points)}")
+    check_finite(points, "points")
+    v = verts_numpy(check_verts(verts, allow_batch=False))
+    f = check_faces(faces, v.shape[0])
+    q = points.detach().cpu().numpy().astype(np.float64, copy=False).reshape(-1, 3)
+    w = igl.fast_winding_number(v, f, np.ascontiguousarray(q)) if q.shape[0] else np.zeros(0)
+    return torch.from_numpy(np.asarray(w)).reshape(points.shape[:-1]).to(points.device, points.dtype)
+
+
+def _signs(
+    points: torch.Tensor,
+    verts: torch.Tensor,
+    faces_np: np.ndarray,
+    closed: bool | None,
+    index: MeshIndex | None,
+    result: MeshClosest | None,
+) -> torch.Tensor:
+    """(B, N) signs (-1 inside, +1 outside or on the surface) for ``points (B, N, 3)``."""
+    num_verts = verts.shape[-2]
+    if closed is None or closed:
+        if index is None and verts.dim() == 2 and verts.device.type == "cpu":
+            index = mesh_index(verts, faces_np)
+        is_cl, adj = _topology(index, faces_np, num_verts)
+        if closed is None:
+            closed = is_cl
+    if closed:
+        faces_t = faces_tensor(faces_np, points.device)
+        if result is None:
+            with torch.no_grad():
+                result = closest_points_on_mesh(points.detach(), verts.detach(), faces_np, index=index)
+        adj_t = torch.as_tensor(adj, device=points.device)
+        normals = None
+        if index is not None and verts.dim() == 2:
+            if "pseudonormals" not in index.extras:
+                v64 = torch.from_numpy(index.verts)
+                f64 = torch.from_numpy(index.faces)
+                index.extras["pseudonormals"] = (
+                    face_normals(v64, f64),
+                    angle_weighted_vertex_normals(v64, f64),
+                )
+            fn, vn = index.extras["pseudonormals"]
+            normals = (fn.to(points.device, points.dtype), vn.to(points.device, points.dtype))
+        s = pseudonormal_sign(points.detach(), result, verts.detach(), faces_t, adj_t, normals)
+        return torch.where(s < 0, -torch.ones_like(s), torch.ones_like(s))
+    if verts.dim() == 2:
+        w = winding_number(points, verts, faces_np)
+    else:
+        w = torch.stack([winding_number(points[i], verts[i], faces_np) for i in range(points.shape[0])])
+    return torch.where(w > 0.5, -torch.ones_like(w), torch.ones_like(w))
+
+
+def _check_query(points: torch.Tensor, verts: torch.Tensor) -> None:
+    if verts.dtype != points.dtype or verts.device != points.device:
+        raise ShapeError(
+            f"points and verts must share dtype and device, got {points.dtype}/{points.device} "
+            f"and {verts.dtype}/{verts.device}"
+        )
+    if verts.dim() == 3 and (points.dim() != 3 or points.shape[0] != verts.shape[0]):
+        raise ShapeError(
+            f"with batched verts {shape_str(verts)} points must have shape (B, N, 3) with the same B, "
+            f"got {shape_str(points)}"
+        )
+
+
+def contains(
+    points: torch.Tensor,
+    verts: torch.Tensor | np.ndarray,
+    faces: torch.Tensor | np.ndarray,
+    *,
+    closed: bool | None = None,
+    index: MeshIndex | None = None,
+) -> torch.Tensor:
+    """Whether points lie strictly inside a triangle mesh.
+
+    Args:
+        points: (N, 3) or (B, N, 3) float query points, metres.
+        verts: (V, 3) float mesh (or (B, V, 3) with (B, N, 3) points); numpy arrays are accepted.
+        faces: (F, 3) int64.
+        closed: ``True``: pseudonormal fast path (mesh must be watertight and oriented); ``False``:
+            generalised winding number ``> 0.5`` (right on open meshes away from the holes); ``None``:
+            detect from the topology.
+        index: optional :class:`MeshIndex` of the mesh (reuses its AABB tree and topology).
+
+    Returns:
+        (N,) or (B, N) bool on ``points``' device.
+    """
+    check_tensor(points, "points")
+    if points.dim() not in (2, 3) or points.shape[-1] != 3:
+        raise ShapeError(f"points must have shape (N, 3) or (B, N, 3), got {shape_str(points)}")
+    check_finite(points, "points")
+    v = check_verts(verts)
+    if isinstance(verts, np.ndarray):
+        v = v.to(points.device, points.dtype)
+    _check_query(points, v)
+    faces_np = check_faces(faces, v.shape[-2])
+    p3 = points if points.dim() == 3 else points.unsqueeze(0)
+    s = _signs(p3, v, faces_np, closed, index, None)
+    inside = s < 0
+    return inside if points.dim() == 3 else inside[0]
+
+
+def signed_distance(
+    points: torch.Tensor,
+    verts: torch.Tensor,
+    faces: torch.Tensor | np.ndarray,
+    *,
+    closed: bool | None = None,
+    index: MeshIndex | None = None,
+    backend: Literal["auto", "igl", "torch"] = "auto",
+) -> torch.Tensor:
+    """Exact signed distance to a triangle mesh, **negative inside**, differentiable in magnitude.
+
+    The unsigned distance comes from :func:`closest_points_on_mesh` (gradients w.r.t. points and vertices);
+    the sign is piecewise constant (see :func:`contains` for ``closed``).
+
+    Args:
+        points: (B, N, 3) float, metres.
+        verts: (V, 3) or (B, V, 3) float, same dtype/device as ``points``; faces: (F, 3) int64.
+        closed, index: see :func:`contains`; backend: see :func:`closest_points_on_mesh`.
+
+    Returns:
+        (B, N) float signed distances, metres.
+    """
+    res = closest_points_on_mesh(points, verts, faces, index=index, backend=backend)
+    v = check_verts(verts)
+    faces_np = index.faces if (index is not None and v.dim() == 2) else check_faces(faces, v.shape[-2])
+    s = _signs(points, v, faces_np, closed, index, res)
+    return s * res.dist

@@ -1,0 +1,216 @@
+"""Nearest neighbours between point sets, with differentiable distances.
+
+The index search (which point is nearest) cannot carry a gradient, so it runs under ``torch.no_grad``:
+a k-d tree on the CPU (``pykdtree`` when installed, else ``scipy.spatial.cKDTree``), a chunked brute
+force (``torch.cdist`` + ``argmin``) on CUDA and for small CPU problems. The distance is then recomputed
+from the selected points with plain torch ops, ``dist = ||query - points[idx]||``, so it is differentiable
+with respect to both inputs (with a zero gradient, not NaN, at zero distance).
+
+When every batch element shares the same target points (``points`` given as ``(M, 3)``, as an expanded
+tensor, or as ``B`` equal copies) a single tree is built and the flattened batch is queried at once. For a
+fixed object, build a :class:`PointIndex` once and pass it as ``index=`` to skip the tree construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from contactkit.errors import ShapeError
+from contactkit.geometry._checks import check_finite, check_points, check_tensor, safe_norm, shape_str
+
+_PyKDTree: Any
+try:  # optional: pykdtree is 1.3-2x faster than cKDTree for single-nearest queries (OpenMP threads)
+    from pykdtree.kdtree import KDTree as _PyKDTree
+except ImportError:  # pragma: no cover - depends on the environment
+    _PyKDTree = None
+
+__all__ = ["NearestPoints", "PointIndex", "nearest_points", "nearest_points_naive"]
+
+#: Below this many query-target pairs the CPU uses brute force instead of building a tree.
+_BRUTE_FORCE_PAIRS = 1 << 16
+#: Maximum number of pairwise distances held at once by the chunked brute force.
+_CHUNK_PAIRS_CPU = 1 << 22
+_CHUNK_PAIRS_CUDA = 1 << 26
+
+
+@dataclass(frozen=True)
+class NearestPoints:
+    """Result of :func:`nearest_points`.
+
+    Attributes:
+        dist: (B, N) float Euclidean distance to the nearest target point, metres (differentiable).
+        idx: (B, N) int64 index of the nearest target point in ``points`` (per batch element).
+        nearest: (B, N, 3) float the nearest target points (differentiable w.r.t. ``points``).
+    """
+
+    dist: torch.Tensor
+    idx: torch.Tensor
+    nearest: torch.Tensor
+
+
+class PointIndex:
+    """A k-d tree over one fixed point set, reusable across calls of :func:`nearest_points`.
+
+    Uses ``pykdtree`` when it is installed (faster; threads follow ``OMP_NUM_THREADS``), else
+    ``scipy.spatial.cKDTree`` (threads follow ``workers``). The tree keeps the input precision (float32 input
+    is searched in float32 by pykdtree; cKDTree always works in float64).
+
+    Args:
+        points: (M, 3) float tensor or numpy array, metres. Only the values at construction time are indexed;
+            build a new index when the points move.
+    """
+
+    def __init__(self, points: torch.Tensor | np.ndarray) -> None:
+        arr = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
+        if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
+            raise ShapeError(f"points must have shape (M, 3) with M > 0, got {shape_str(arr)}")
+        dtype = np.float32 if (arr.dtype == np.float32 and _PyKDTree is not None) else np.float64
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+        if not np.isfinite(arr).all():
+            raise ShapeError("points contains NaN or infinite values")
+        self.num_points = int(arr.shape[0])
+        self.dtype = dtype
+        self._pyk = _PyKDTree(arr, leafsize=16) if _PyKDTree is not None else None
+        self._ckd = None if self._pyk is not None else cKDTree(arr)
+
+    def query(self, query: np.ndarray, workers: int = -1) -> np.ndarray:
+        """Indices (K,) int64 of the nearest indexed point for each row of ``query (K, 3)`` float."""
+        query = np.ascontiguousarray(query, dtype=self.dtype)
+        if self._pyk is not None:
+            _, idx = self._pyk.query(query, k=1)
+        elif self._ckd is not None:
+            _, idx = self._ckd.query(query, k=1, workers=workers)
+        return np.asarray(idx, dtype=np.int64)
+
+
+def _shared_points(points: torch.Tensor) -> bool:
+    """True when all batch elements of ``points (B, M, 3)`` hold the same values."""
+    if points.shape[0] == 1 or points.stride(0) == 0:
+        return True
+    return bool(torch.equal(points, points[:1].expand_as(points)))
+
+
+def _separated_batch_query(q_np: np.ndarray, p_np: np.ndarray, workers: int) -> np.ndarray:
+    """Per-element nearest indices (B, N) from ONE tree: element ``i`` is shifted by ``i * gap`` along x.
+
+    ``gap`` exceeds four times the extent of all points and queries together, so the nearest target of a
+    shifted query always lies in its own element (any target there is closer than ``extent``, any other is
+    farther than ``3 * extent``); float64 keeps the shifted coordinates exact enough for the search, and the
+    distances are recomputed from the unshifted points by the caller.
+    """
+    b, n, _ = q_np.shape
+    m = p_np.shape[1]
+    q64 = q_np.astype(np.float64)
+    p64 = p_np.astype(np.float64)
+    both = np.concatenate([q64.reshape(-1, 3), p64.reshape(-1, 3)])
+    lo, hi = both.min(0), both.max(0)
+    gap = 4.0 * float(np.linalg.norm(hi - lo)) + 1.0
+    shift = np.zeros((b, 1, 3))
+    shift[:, 0, 0] = np.arange(b) * gap
+    flat = PointIndex((p64 - lo + shift).reshape(-1, 3)).query((q64 - lo + shift).reshape(-1, 3), workers)
+    return flat.reshape(b, n) - (np.arange(b) * m)[:, None]
+
+
+def _brute_force_idx(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Chunked exact brute force: (B, N, 3) x (B|1, M, 3) -> (B, N) int64 argmin indices."""
+    b, n, _ = query.shape
+    m = points.shape[1]
+    limit = _CHUNK_PAIRS_CUDA if query.is_cuda else _CHUNK_PAIRS_CPU
+    chunk = max(1, limit // max(1, b * m))
+    pts = points.expand(b, -1, -1)
+    out = []
+    for s in range(0, n, chunk):
+        d = torch.cdist(query[:, s : s + chunk], pts, compute_mode="donot_use_mm_for_euclid_dist")
+        out.append(d.argmin(dim=-1))
+    return torch.cat(out, dim=1) if out else torch.zeros(b, 0, dtype=torch.long, device=query.device)
+
+
+def nearest_points(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    *,
+    index: PointIndex | None = None,
+    backend: Literal["auto", "kdtree", "brute"] = "auto",
+    workers: int = -1,
+) -> NearestPoints:
+    """For each query point, the nearest of ``points`` (same batch element), with a differentiable distance.
+
+    Args:
+        query: (B, N, 3) float, metres.
+        points: (B, M, 3) float target points, metres; ``(M, 3)`` means the same targets for every batch
+            element. Same dtype and device as ``query``.
+        index: optional :class:`PointIndex` built on the (shared) target points; then ``points`` must hold
+            the same values in every batch element (not re-checked) and the tree is not rebuilt.
+        backend: ``"kdtree"`` (scipy, CPU search), ``"brute"`` (chunked ``torch.cdist``, any device) or
+            ``"auto"`` (brute force on CUDA and for small CPU problems, k-d tree otherwise).
+        workers: threads for the k-d tree query (``-1`` = all cores).
+
+    Returns:
+        :class:`NearestPoints` with ``dist (B, N)``, ``idx (B, N)`` int64 and ``nearest (B, N, 3)``.
+        ``dist`` and ``nearest`` keep ``query``'s dtype; gradients flow to both ``query`` and ``points``.
+    """
+    check_points(query, "query")
+    check_tensor(points, "points")
+    if points.dim() == 2 and points.shape[-1] == 3:
+        points = points.unsqueeze(0).expand(query.shape[0], -1, -1)
+    if points.dim() != 3 or points.shape[-1] != 3:
+        raise ShapeError(f"points must have shape (B, M, 3) or (M, 3), got {shape_str(points)}")
+    if points.shape[0] != query.shape[0]:
+        raise ShapeError(f"query and points batch sizes differ: {query.shape[0]} vs {points.shape[0]}")
+    if points.shape[1] == 0:
+        raise ShapeError("points is empty: expected (B, M, 3) with M > 0")
+    if points.dtype != query.dtype or points.device != query.device:
+        raise ShapeError(
+            f"query and points must share dtype and device, got {query.dtype}/{query.device} "
+            f"and {points.dtype}/{points.device}"
+        )
+    check_finite(points, "points")
+    if backend not in ("auto", "kdtree", "brute"):
+        raise ShapeError(f"backend must be one of 'auto', 'kdtree', 'brute', got {backend!r}")
+    b, n, _ = query.shape
+    m = points.shape[1]
+    if index is not None and index.num_points != m:
+        raise ShapeError(f"index holds {index.num_points} points but points has M={m}")
+
+    with torch.no_grad():
+        use_brute = backend == "brute" or (
+            backend == "auto" and index is None and (query.is_cuda or b * n * m <= _BRUTE_FORCE_PAIRS)
+        )
+        if n == 0:
+            idx = torch.zeros(b, 0, dtype=torch.long, device=query.device)
+        elif use_brute:
+            shared = points.stride(0) == 0
+            idx = _brute_force_idx(query.detach(), (points[:1] if shared else points).detach())
+        else:
+            q_np = query.detach().cpu().numpy()
+            if index is not None or _shared_points(points):
+                tree = index if index is not None else PointIndex(points[0])
+                idx_np = tree.query(q_np.reshape(-1, 3), workers).reshape(b, n)
+            else:
+                idx_np = _separated_batch_query(q_np, points.detach().cpu().numpy(), workers)
+            idx = torch.from_numpy(idx_np).to(query.device)
+
+    if points.stride(0) == 0:  # shared targets: index_select's backward (index_add) beats advanced indexing
+        nearest = points[0].index_select(0, idx.reshape(-1)).reshape(b, n, 3)
+    else:
+        nearest = torch.gather(points, 1, idx[:, :, None].expand(-1, -1, 3))
+    dist = safe_norm(query - nearest)
+    return NearestPoints(dist=dist, idx=idx, nearest=nearest)
+
+
+def nearest_points_naive(query: torch.Tensor, points: torch.Tensor) -> NearestPoints:
+    """Reference implementation: full (B, N, M) distance matrix and ``min`` (differentiable, small inputs).
+
+    Args:
+        query: (B, N, 3) float; points: (B, M, 3) float.
+    """
+    diff = query[:, :, None, :] - points[:, None, :, :]
+    d = safe_norm(diff)
+    dist, idx = d.min(dim=-1)
+    nearest = torch.gather(points, 1, idx[:, :, None].expand(-1, -1, 3))
+    return NearestPoints(dist=dist, idx=idx, nearest=nearest)

@@ -1,0 +1,142 @@
+"""Nearest neighbours: k-d tree and brute force against a naive reference, values and gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from geometry_meshes import random_rigid
+
+from contactkit.errors import ShapeError
+from contactkit.geometry import PointIndex, nearest_points
+from contactkit.geometry.knn import nearest_points_naive
+
+D = torch.float64
+
+
+def _clouds(b: int, n: int, m: int, seed: int, dtype: torch.dtype = D) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(b, n, 3, generator=g, dtype=D).to(dtype) * 0.05,
+        torch.randn(b, m, 3, generator=g, dtype=D).to(dtype) * 0.05,
+    )
+
+
+@pytest.mark.parametrize("backend", ["kdtree", "brute", "auto"])
+@pytest.mark.parametrize("sizes", [(1, 1, 1), (2, 7, 5), (3, 200, 500)])
+def test_matches_naive_values_and_gradients(backend: str, sizes: tuple[int, int, int]) -> None:
+    q, p = _clouds(*sizes, seed=sum(sizes))
+    q1, p1 = q.clone().requires_grad_(), p.clone().requires_grad_()
+    q2, p2 = q.clone().requires_grad_(), p.clone().requires_grad_()
+    fast = nearest_points(q1, p1, backend=backend)  # type: ignore[arg-type]
+    ref = nearest_points_naive(q2, p2)
+    assert torch.equal(fast.idx, ref.idx)
+    np.testing.assert_allclose(fast.dist.detach().numpy(), ref.dist.detach().numpy(), atol=1e-14)
+    w = torch.linspace(0.5, 1.5, fast.dist.numel(), dtype=D).reshape(fast.dist.shape)
+    (fast.dist * w).sum().backward()
+    (ref.dist * w).sum().backward()
+    assert q1.grad is not None and q2.grad is not None and p1.grad is not None and p2.grad is not None
+    np.testing.assert_allclose(q1.grad.numpy(), q2.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(p1.grad.numpy(), p2.grad.numpy(), atol=1e-12)
+
+
+def test_shared_points_single_tree_matches_per_batch() -> None:
+    q, p = _clouds(4, 300, 400, seed=1)
+    shared = nearest_points(q, p[0], backend="kdtree")  # (M, 3): the same targets for every element
+    expanded = nearest_points(q, p[:1].expand(4, -1, -1), backend="kdtree")
+    copies = nearest_points(q, p[:1].repeat(4, 1, 1), backend="kdtree")
+    ref = nearest_points_naive(q, p[:1].repeat(4, 1, 1))
+    for r in (shared, expanded, copies):
+        assert torch.equal(r.idx, ref.idx)
+        np.testing.assert_allclose(r.nearest.numpy(), ref.nearest.numpy(), atol=0)
+
+
+def test_point_index_reuse() -> None:
+    q, p = _clouds(3, 100, 300, seed=2)
+    index = PointIndex(p[0])
+    r = nearest_points(q, p[0], index=index)
+    ref = nearest_points_naive(q, p[:1].expand(3, -1, -1))
+    assert torch.equal(r.idx, ref.idx)
+    with pytest.raises(ShapeError, match="index holds 300 points"):
+        nearest_points(q, p[0, :10], index=index)
+
+
+def test_gradcheck_float64() -> None:
+    q, p = _clouds(2, 6, 9, seed=3)
+    q.requires_grad_()
+    p.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: nearest_points(a, b, backend="kdtree").dist, (q, p))
+    assert torch.autograd.gradcheck(lambda a, b: nearest_points(a, b, backend="brute").nearest, (q, p))
+
+
+def test_zero_distance_gradient_is_zero_not_nan() -> None:
+    _, p = _clouds(1, 1, 20, seed=4)
+    q = p[:, :5].clone().requires_grad_()
+    r = nearest_points(q, p)
+    r.dist.sum().backward()
+    assert q.grad is not None
+    assert torch.equal(q.grad, torch.zeros_like(q.grad))
+    assert float(r.dist.detach().abs().max()) == 0.0
+
+
+def test_float32_kept() -> None:
+    q, p = _clouds(2, 50, 80, seed=5, dtype=torch.float32)
+    r = nearest_points(q, p, backend="kdtree")
+    assert r.dist.dtype == torch.float32 and r.nearest.dtype == torch.float32
+    ref = nearest_points_naive(q.double(), p.double())
+    np.testing.assert_allclose(r.dist.double().numpy(), ref.dist.numpy(), atol=1e-7)
+
+
+def test_invariant_under_rigid_motion() -> None:
+    q, p = _clouds(2, 100, 150, seed=6)
+    rot, t = random_rigid(11)
+    a = nearest_points(q, p)
+    b = nearest_points(q @ rot.T + t, p @ rot.T + t)
+    assert torch.equal(a.idx, b.idx)
+    np.testing.assert_allclose(a.dist.numpy(), b.dist.numpy(), atol=1e-14)
+
+
+def test_empty_query() -> None:
+    _, p = _clouds(2, 1, 10, seed=7)
+    r = nearest_points(torch.zeros(2, 0, 3, dtype=D), p)
+    assert r.dist.shape == (2, 0) and r.idx.shape == (2, 0) and r.nearest.shape == (2, 0, 3)
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    q, p = _clouds(2, 5, 6, seed=8)
+    with pytest.raises(ShapeError, match=r"query must have shape \(B, N, 3\)"):
+        nearest_points(q[0], p)
+    with pytest.raises(ShapeError, match="batch sizes differ"):
+        nearest_points(q, p[:1].repeat(3, 1, 1))
+    with pytest.raises(ShapeError, match="points is empty"):
+        nearest_points(q, p[:, :0])
+    with pytest.raises(ShapeError, match=r"points must have shape \(B, M, 3\)"):
+        nearest_points(q, p[..., :2])
+    bad = q.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ShapeError, match="query contains NaN"):
+        nearest_points(bad, p)
+    with pytest.raises(ShapeError, match="dtype and device"):
+        nearest_points(q.float(), p)
+    with pytest.raises(ShapeError, match="must be a torch.Tensor"):
+        nearest_points(q.numpy(), p)  # type: ignore[arg-type]
+
+
+def test_scipy_fallback_without_pykdtree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contactkit.geometry import knn
+
+    monkeypatch.setattr(knn, "_PyKDTree", None)
+    q, p = _clouds(2, 120, 90, seed=9)
+    r = nearest_points(q, p, backend="kdtree")
+    assert torch.equal(r.idx, nearest_points_naive(q, p).idx)
+
+
+def test_distinct_batches_far_apart_use_their_own_targets() -> None:
+    # one shared tree over shifted batch elements must never return another element's point
+    q, p = _clouds(3, 150, 200, seed=10)
+    offsets = torch.tensor([[0.0, 0.0, 0.0], [10.0, -5.0, 2.0], [0.001, 0.0, 0.0]], dtype=D)[:, None, :]
+    q, p = q + offsets, p + offsets
+    r = nearest_points(q, p, backend="kdtree")
+    ref = nearest_points_naive(q, p)
+    assert torch.equal(r.idx, ref.idx)
+    assert int(r.idx.max()) < 200

@@ -1,0 +1,125 @@
+"""Signed distance grids: accuracy on a sphere, exact trilinear interpolation, gradients, caching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from geometry_meshes import SPHERE_RADIUS, box, box_sdf, icosphere
+
+from contactkit.errors import MeshError, ShapeError
+from contactkit.geometry import SDFGrid
+from contactkit.geometry.sdf import trilinear_sample
+
+D = torch.float64
+R = SPHERE_RADIUS
+
+
+@pytest.fixture(scope="module")
+def sphere_grid() -> SDFGrid:
+    v, f = icosphere(4)
+    return SDFGrid.build(v, f, resolution=64, padding=0.02, dtype=D)
+
+
+def test_sphere_grid_within_half_millimetre(sphere_grid: SDFGrid) -> None:
+    lo, hi = sphere_grid.bounds
+    g = torch.Generator().manual_seed(0)
+    pts = lo + torch.rand(1, 5000, 3, generator=g, dtype=D) * (hi - lo)
+    norm = pts.norm(dim=-1)
+    # |p| - r has a kink at the centre (its medial axis), where trilinear interpolation is only O(spacing)
+    keep = norm > 0.2 * R
+    err = (sphere_grid.sample(pts) - (norm - R))[keep].abs()
+    assert sphere_grid.resolution == 64
+    assert float(err.max()) < 5e-4
+
+
+def test_sphere_grid_nodes_are_exact_signed_distances(sphere_grid: SDFGrid) -> None:
+    lo, _ = sphere_grid.bounds
+    idx = torch.tensor([[0, 0, 0], [32, 31, 30], [10, 50, 20], [63, 63, 63]])
+    nodes = lo + sphere_grid.spacing * idx.to(D)
+    values = sphere_grid.values[idx[:, 0], idx[:, 1], idx[:, 2]]
+    np.testing.assert_allclose(values.numpy(), (nodes.norm(dim=-1) - R).numpy(), atol=1e-4)
+    np.testing.assert_allclose(sphere_grid.sample(nodes[None])[0].numpy(), values.numpy(), atol=1e-14)
+    assert float(values[1]) < 0 < float(values[0])  # negative inside
+
+
+def test_box_grid_outside_extension_and_sign() -> None:
+    half = torch.tensor([0.03, 0.02, 0.01], dtype=D)
+    v, f = box(tuple(half.tolist()))
+    grid = SDFGrid.build(v, f, resolution=32, padding=0.01, dtype=D)
+    far = torch.tensor([[[0.2, 0.0, 0.0], [0.0, -0.15, 0.0], [0.0, 0.0, 0.3]]], dtype=D)
+    # along the box normals the extension is exact (the box sdf is linear there)
+    np.testing.assert_allclose(grid.sample(far).numpy(), box_sdf(far, half).numpy(), atol=1e-9)
+    inside = torch.tensor([[[0.0, 0.0, 0.0], [0.02, 0.01, 0.0]]], dtype=D)
+    assert bool((grid.sample(inside) < 0).all())
+
+
+def test_trilinear_reproduces_linear_fields() -> None:
+    res = 5
+    origin = torch.tensor([-0.1, 0.2, 0.0], dtype=D)
+    spacing = 0.05
+    axis = torch.arange(res, dtype=D) * spacing
+    gx, gy, gz = torch.meshgrid(axis + origin[0], axis + origin[1], axis + origin[2], indexing="ij")
+    coef = torch.tensor([0.3, -1.2, 2.0], dtype=D)
+    values = coef[0] * gx + coef[1] * gy + coef[2] * gz + 0.7
+    pts = origin + torch.rand(2, 50, 3, generator=torch.Generator().manual_seed(1), dtype=D) * spacing * (
+        res - 1
+    )
+    out = trilinear_sample(values, origin, spacing, pts)
+    np.testing.assert_allclose(out.numpy(), (pts @ coef + 0.7).numpy(), atol=1e-12)
+
+
+def test_trilinear_gradcheck_inside_and_outside() -> None:
+    g = torch.Generator().manual_seed(2)
+    values = torch.randn(6, 6, 6, generator=g, dtype=D).requires_grad_()
+    origin = torch.zeros(3, dtype=D)
+    spacing = 0.1
+    inside = torch.rand(1, 20, 3, generator=g, dtype=D) * 0.5
+    outside = torch.tensor([[[0.73, 0.22, 0.31], [-0.2, -0.13, 0.26], [0.14, 0.93, -0.3]]], dtype=D)
+    pts = torch.cat([inside, outside], dim=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, v: trilinear_sample(v, origin, spacing, p), (pts, values))
+
+
+def test_to_and_arrays_round_trip(sphere_grid: SDFGrid, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    g32 = sphere_grid.to(dtype=torch.float32)
+    assert g32.values.dtype == torch.float32 and g32.origin.dtype == torch.float32
+    pts = torch.randn(1, 10, 3, generator=torch.Generator().manual_seed(3), dtype=D) * 0.03
+    np.testing.assert_allclose(
+        g32.sample(pts.float()).double().numpy(), sphere_grid.sample(pts).numpy(), atol=1e-6
+    )
+    path = tmp_path / "grid.npz"
+    np.savez(path, **sphere_grid.to_arrays())
+    with np.load(path) as data:
+        back = SDFGrid.from_arrays(data)
+    assert torch.equal(back.values, sphere_grid.values) and back.spacing == sphere_grid.spacing
+    assert torch.equal(back.origin, sphere_grid.origin)
+    arrays = sphere_grid.to_arrays()
+    arrays["version"] = np.asarray(99)
+    with pytest.raises(ShapeError, match="version 99"):
+        SDFGrid.from_arrays(arrays)
+    del arrays["values"]
+    with pytest.raises(ShapeError, match="missing the key 'values'"):
+        SDFGrid.from_arrays(arrays)
+
+
+def test_float32_build_and_sample() -> None:
+    v, f = icosphere(2)
+    grid = SDFGrid.build(v.float(), f, resolution=16)
+    out = grid.sample(torch.zeros(1, 1, 3))
+    assert out.dtype == torch.float32 and float(out) < -0.04
+
+
+def test_bad_inputs_raise_clear_errors(sphere_grid: SDFGrid) -> None:
+    v, f = icosphere(1)
+    with pytest.raises(ShapeError, match="resolution must be an integer >= 2"):
+        SDFGrid.build(v, f, resolution=1)
+    with pytest.raises(ShapeError, match="padding"):
+        SDFGrid.build(v, f, padding=-1.0)
+    with pytest.raises(MeshError, match="faces is empty"):
+        SDFGrid.build(v, f[:0])
+    with pytest.raises(ShapeError, match="call grid.to"):
+        sphere_grid.sample(torch.zeros(1, 2, 3))
+    with pytest.raises(ShapeError, match=r"points must have shape \(B, N, 3\)"):
+        sphere_grid.sample(torch.zeros(2, 3, dtype=D))
+    with pytest.raises(ShapeError, match=r"\(R, R, R\)"):
+        SDFGrid(origin=torch.zeros(3), spacing=0.1, values=torch.zeros(4, 4, 5))
