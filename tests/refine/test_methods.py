@@ -75,6 +75,19 @@ def test_cli_refine_round_trip(openhand, gt_and_noisy, tmp_path):
     out = load_grasps(tmp_path / "out.npz")
     assert len(out) == 2 and out.loss_traces.shape == (2, 6)
     assert out.metadata[0]["refine"]["method"] == "affinity"
-    rc = main(["refine", str(tmp_path / "noisy.npz"), "--method", "contactopt", "--out", str(tmp_path / "x.npz"),
+    rc = main(["refine", str(tmp_path / "noisy.npz"), "--method", "affinity", "--out", str(tmp_path / "x.npz"),
                "--iterations", "1", "--no-progress"])
-    assert rc == 2  # no targets anywhere: a one-line error, not a traceback
+    assert rc == 2  # no targets anywhere and no learned estimator: a one-line error, not a traceback
+    rc = main(["refine", str(tmp_path / "noisy.npz"), "--method", "contactopt", "--out", str(tmp_path / "y.npz"),
+               "--iterations", "2", "--no-progress"])
+    assert rc == 0  # contactopt falls back to the shipped DeepContact estimator
+    assert load_grasps(tmp_path / "y.npz").attrs["refine"]["targets"] == "learned (DeepContactEstimator)"
+
+
+def test_cpf_without_targets_uses_shipped_picr_springs(openhand, gt_and_noisy):
+    from contactkit.refine.api import refine
+
+    _, noisy = gt_and_noisy
+    out = refine(noisy, "cpf", hand=openhand, iterations=2, restarts=1)
+    assert out.attrs["refine"]["targets"] == "learned (PiCREstimator)"
+    assert np.isfinite(out.loss_traces[:, 0]).all()

@@ -20,6 +20,15 @@ from contactkit.errors import ContactkitError
 SUBCOMMANDS: tuple[str, ...] = (
     "demo",
     "info",
+    "evaluate",
+    "refine",
+    "view",
+    "bench",
+    "synth",
+    "perturb",
+    "benchmark_set",
+    "convert",
+    "train",
 )
 
 

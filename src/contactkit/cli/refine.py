@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,14 +17,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "refine",
         help="refine grasps with ContactOpt, ObMan, CPF, CHOIR or physical-affinity test-time optimisation",
         description="Refine every grasp of GRASPS with a named method. Targets come from --targets (a reference "
-        "grasp file: oracle contact measured on it), else from the file's attrs['reference'] (set by "
-        "'contactkit perturb'), else from the file's own hand_contact/object_contact maps.\n\nMethods:\n"
+        "grasp file: oracle contact measured on it; or 'oracle': the ground truth 'contactkit perturb' linked to "
+        "the file), else from --estimator (a trained checkpoint), else, for contactopt and cpf, from the shipped "
+        "learned estimator (DeepContact, PiCR), else from the linked ground truth, else from the file's own "
+        "hand_contact/object_contact maps.\n\nMethods:\n"
         + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("grasps", type=Path, help="grasp file to refine (.npz)")
     p.add_argument("--method", choices=sorted(METHODS), default="contactopt", help="method (default contactopt)")
-    p.add_argument("--targets", type=Path, default=None, help="reference grasp file for oracle targets")
+    p.add_argument("--targets", default=None, metavar="REF|oracle",
+                   help="reference grasp file for oracle targets, or 'oracle' for the linked ground truth")
+    p.add_argument("--estimator", type=Path, default=None, metavar="CHECKPOINT",
+                   help="a deepcontact or picr checkpoint (from 'contactkit train') predicting the targets")
     p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -38,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from contactkit.errors import ContactkitError
     from contactkit.hands import load_hand
     from contactkit.io.grasps import load_grasps, save_grasps
     from contactkit.refine.api import refine
@@ -49,7 +56,19 @@ def run(args: argparse.Namespace) -> int:
         overrides["iterations"] = args.iterations
     if args.restarts is not None:
         overrides["restarts"] = args.restarts
-    targets = None if args.targets is None else load_grasps(args.targets)
+    targets: Any = None
+    if args.targets is not None and args.estimator is not None:
+        raise ContactkitError("give either --targets or --estimator, not both")
+    if args.targets == "oracle":
+        targets = "oracle"
+    elif args.targets is not None:
+        targets = load_grasps(args.targets)
+    elif args.estimator is not None:
+        from contactkit.learn.checkpoint import load_checkpoint
+        from contactkit.learn.estimators import load_estimator
+
+        kind = load_checkpoint(args.estimator).kind
+        targets = load_estimator(kind, hand, args.estimator, device=args.device)
     bar = None if args.no_progress else tqdm(total=1, desc=f"refine {args.method}", unit="it", file=sys.stderr)
 
     def progress(step: int, total: int, loss: float) -> None:

@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import trimesh
 
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.metrics import _geom
@@ -231,9 +230,10 @@ def _groups(ids: Sequence[str]) -> dict[str, np.ndarray]:
 
 def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray:
     """``n`` area-weighted surface samples (object frame), deterministic (seed 0)."""
-    mesh = trimesh.Trimesh(verts, faces, process=False)
-    pts, _ = trimesh.sample.sample_surface(mesh, n, seed=0)
-    return np.asarray(pts, dtype=np.float64)
+    from contactkit.geometry.sampling import sample_surface
+
+    pts, _, _ = sample_surface(np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64), n, seed=0)
+    return pts.numpy()
 
 
 class _Context:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from contactkit.refine.methods import MethodContext, MethodSpec, get_method
 from contactkit.refine.refiner import HandLike, HandParamsInit, ObjectBatch, Refiner, RefineResult
 from contactkit.refine.targets import ContactEstimator, ContactTargets, oracle_targets
 
-__all__ = ["GroupedSDF", "objects_from_grasps", "refine", "run_method"]
+__all__ = ["LEARNED_ESTIMATORS", "GroupedSDF", "objects_from_grasps", "reference_targets", "refine", "run_method"]
 
 
 class GroupedSDF:
@@ -113,7 +114,7 @@ def _subset_targets(t: ContactTargets, idx: Tensor) -> ContactTargets:
         ref = HandParamsInit(p.global_orient[idx], p.hand_pose[idx], p.betas[idx], p.transl[idx])
     return ContactTargets(
         pick(t.hand_contact), pick(t.object_contact), pick(t.ref_verts), pick(t.ref_anchors),
-        pick(t.ref_keypoints), ref,
+        pick(t.ref_keypoints), ref, pick(t.k_atr),
     )
 
 
@@ -216,6 +217,34 @@ def _targets_from_maps(grasps: Any, objects: ObjectBatch, device: Any, dtype: to
     return ContactTargets(hand_contact=hand_c, object_contact=obj_c)
 
 
+#: The learned contact estimator each method uses when it is given no targets (paper 000: DeepContact drives
+#: ContactOpt; paper 004: PiCR recovers the springs CPF's GeO fits).
+LEARNED_ESTIMATORS: dict[str, str] = {"contactopt": "deepcontact", "cpf": "picr", "cpf_object": "picr"}
+
+
+def _default_targets(method: str, grasps: Any, hand: HandLike, device: torch.device | str) -> Any:
+    """Targets used when none are given: the method's learned estimator, else the linked ground truth."""
+    kind = LEARNED_ESTIMATORS.get(method)
+    if kind is not None:
+        # Imported here: contactkit.learn builds its training data with this module.
+        from contactkit.learn.estimators import load_estimator, shipped_weights_exist
+
+        name = getattr(hand, "name", "")
+        if shipped_weights_exist(kind, name):
+            return load_estimator(kind, hand, device=device)  # type: ignore[arg-type]
+        if "reference" not in grasps.attrs:
+            raise ContactkitError(
+                f"method {method!r} has no shipped {kind} weights for the {name!r} hand and the grasps are not "
+                f"linked to a ground truth: pass targets (a reference grasp file, contact maps, or a checkpoint "
+                f"trained with `contactkit train {kind}`)"
+            )
+        warnings.warn(
+            f"no shipped {kind} weights for the {name!r} hand: refining toward the linked ground truth (oracle)",
+            stacklevel=3,
+        )
+    return grasps.attrs.get("reference")
+
+
 @dataclass
 class _Progress:
     callback: Callable[[int, int, float], None] | None
@@ -247,10 +276,12 @@ def refine(
     Args:
         grasps: the :class:`contactkit.io.grasps.GraspSet` to refine.
         method: a name from :func:`contactkit.refine.methods.list_methods`.
-        targets: None (use ``grasps.attrs["reference"]``, a path to the ground-truth set, as oracle; else the
-            set's own ``hand_contact``/``object_contact``), a reference ``GraspSet`` or path (oracle targets,
-            matched 1:1 or through ``grasps.reference_index``), a :class:`ContactTargets` for all N grasps, or a
-            :class:`ContactEstimator`.
+        targets: None (the default: the learned estimator of :data:`LEARNED_ESTIMATORS` for ``contactopt`` and
+            ``cpf``/``cpf_object``, shipped for OpenHand; for the other methods, or a hand without shipped weights,
+            the linked ground truth ``grasps.attrs["reference"]`` as oracle, else the set's own
+            ``hand_contact``/``object_contact``), ``"oracle"`` (the linked ground truth), a reference ``GraspSet``
+            or path (oracle targets, matched 1:1 or through ``grasps.reference_index``), a
+            :class:`ContactTargets` for all N grasps, or a :class:`ContactEstimator`.
         hand: hand model (default: ``load_hand(grasps.hand_model, grasps.side)``).
         seed: seed of the restarts' perturbations (and of the object sampling).
         device, dtype: where and in which precision to optimise.
@@ -281,17 +312,25 @@ def refine(
     objects = objects_from_grasps(
         grasps, num_points=num_points, sdf_resolution=sdf_resolution, seed=seed, device=device, dtype=dtype
     )
-    if targets is None and "reference" in grasps.attrs:
+    if targets is None:
+        targets = _default_targets(spec.name, grasps, hand, device)
+    elif isinstance(targets, str) and targets == "oracle":
+        if "reference" not in grasps.attrs:
+            raise ContactkitError("targets='oracle' needs a grasp set linked to its ground truth (attrs['reference'])")
         targets = grasps.attrs["reference"]
     if isinstance(targets, str | os.PathLike):
         targets = load_grasps(targets)
     if targets is None:
         tg = _targets_from_maps(grasps, objects, device, dtype)
+        targets_source = "stored contact maps"
     elif isinstance(targets, GraspSet):
         tg = reference_targets(hand, targets, grasps, objects, device, dtype)
+        targets_source = "oracle (reference grasps)"
     elif isinstance(targets, ContactTargets):
         tg = targets
+        targets_source = "given contact targets"
     elif isinstance(targets, ContactEstimator):
+        targets_source = f"learned ({type(targets).__name__})"
         t = grasps.hand_tensors(device=device, dtype=dtype)
         with torch.no_grad():
             out = hand(t["global_orient"], t["hand_pose"], t["betas"] if hand.num_betas > 0 else None, t["transl"])
@@ -361,6 +400,7 @@ def refine(
     attrs["refine"] = {
         "method": spec.name,
         "source": spec.source,
+        "targets": targets_source,
         "seed": int(seed),
         "batch_size": int(batch_size),
         "settings": {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in settings.items()},

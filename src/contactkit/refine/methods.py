@@ -148,19 +148,21 @@ def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
     from contactkit.hands.anatomy import anatomy_cost
 
     t = ctx.targets
-    ref_anchors = t.require("ref_anchors", "cpf")
-    ref_verts = t.require("ref_verts", "cpf")
-    ann = getattr(ctx.hand, "annotations", None)
-    if ann is None:
-        raise ContactkitError("method 'cpf' needs a hand model with annotations (anchor_region, region_of_vertex)")
-    obj = ctx.objects
-    dtype = ref_verts.dtype
-    pts = obj.points.to(dtype) @ obj.rotation.to(dtype).transpose(1, 2) + obj.translation.to(dtype).unsqueeze(1)
-    k_atr = oracle_springs(
-        ref_anchors, ref_verts, pts,
-        torch.as_tensor(ann.anchor_region, dtype=torch.long),
-        torch.as_tensor(ann.region_of_vertex, dtype=torch.long),
-    )
+    k_atr = t.k_atr
+    if k_atr is None:
+        ref_anchors = t.require("ref_anchors", "cpf")
+        ref_verts = t.require("ref_verts", "cpf")
+        ann = getattr(ctx.hand, "annotations", None)
+        if ann is None:
+            raise ContactkitError("method 'cpf' needs a hand model with annotations (anchor_region, region_of_vertex)")
+        obj = ctx.objects
+        dtype = ref_verts.dtype
+        pts = obj.points.to(dtype) @ obj.rotation.to(dtype).transpose(1, 2) + obj.translation.to(dtype).unsqueeze(1)
+        k_atr = oracle_springs(
+            ref_anchors, ref_verts, pts,
+            torch.as_tensor(ann.anchor_region, dtype=torch.long),
+            torch.as_tensor(ann.region_of_vertex, dtype=torch.long),
+        )
     hand = ctx.hand
 
     def anatomy(pose: Tensor) -> Tensor:

@@ -31,6 +31,8 @@ class ContactTargets:
         ref_anchors: (N0, 32, 3) float, metres — reference anchors, same frame.
         ref_keypoints: (N0, 21, 3) float, metres — reference keypoints, same frame.
         ref_params: reference hand parameters (oracle mode), or None.
+        k_atr: (N0, 32, P) float in [0, 1] — CPF attractive-spring elasticities between the anchors and the
+            object points (as PiCR predicts them); when None, ``cpf`` measures them on ``ref_anchors``/``ref_verts``.
     """
 
     hand_contact: Tensor | None = None
@@ -39,6 +41,7 @@ class ContactTargets:
     ref_anchors: Tensor | None = None
     ref_keypoints: Tensor | None = None
     ref_params: HandParamsInit | None = None
+    k_atr: Tensor | None = None
 
     def require(self, name: str, method: str) -> Tensor:
         value = getattr(self, name)
