@@ -12,7 +12,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -219,7 +219,11 @@ def _targets_from_maps(grasps: Any, objects: ObjectBatch, device: Any, dtype: to
 
 #: The learned contact estimator each method uses when it is given no targets (paper 000: DeepContact drives
 #: ContactOpt; paper 004: PiCR recovers the springs CPF's GeO fits).
-LEARNED_ESTIMATORS: dict[str, str] = {"contactopt": "deepcontact", "cpf": "picr", "cpf_object": "picr"}
+LEARNED_ESTIMATORS: dict[str, Literal["deepcontact", "picr"]] = {
+    "contactopt": "deepcontact",
+    "cpf": "picr",
+    "cpf_object": "picr",
+}
 
 
 def _default_targets(method: str, grasps: Any, hand: HandLike, device: torch.device | str) -> Any:

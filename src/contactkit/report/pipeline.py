@@ -123,11 +123,36 @@ class PipelineOutput:
     files: dict[str, Path]
 
 
-def available_methods() -> list[str]:
-    """Every refinement method contactkit provides (:mod:`contactkit.refine.methods`)."""
+def available_methods(hand_name: str = "openhand") -> list[str]:
+    """Every refinement method contactkit provides (:mod:`contactkit.refine.methods`), with oracle targets,
+    followed by ``METHOD+ESTIMATOR`` rows for the methods that run on a shipped learned estimator for
+    ``hand_name`` (no ground truth used: the real-world setting)."""
+    from contactkit.learn.estimators import shipped_weights_exist
+    from contactkit.refine.api import LEARNED_ESTIMATORS
     from contactkit.refine.methods import list_methods
 
-    return list(list_methods())
+    learned = [f"{m}+{kind}" for m, kind in LEARNED_ESTIMATORS.items()
+               if m in ("contactopt", "cpf") and shipped_weights_exist(kind, hand_name)]
+    return [*list_methods(), *learned]
+
+
+def method_and_targets(row: str, oracle: GraspSet) -> tuple[str, GraspSet | None]:
+    """Split a method row name into the refine method and its targets.
+
+    ``"contactopt"`` → oracle targets (the aligned ground truth); ``"contactopt+deepcontact"`` → no targets, so
+    :func:`contactkit.refine.api.refine` uses the method's shipped learned estimator.
+    """
+    from contactkit.refine.api import LEARNED_ESTIMATORS
+
+    if "+" not in row:
+        return row, oracle
+    method, estimator = row.split("+", 1)
+    if LEARNED_ESTIMATORS.get(method) != estimator:
+        raise ContactkitError(
+            f"method row {row!r}: {method!r} has no learned estimator {estimator!r}; "
+            f"known: {sorted(f'{m}+{k}' for m, k in LEARNED_ESTIMATORS.items())}"
+        )
+    return method, None
 
 
 def environment() -> dict[str, Any]:
@@ -283,7 +308,7 @@ def run_pipeline(
     gt_aligned = unlinked(gt.subset(ref_index))
     noisy_unlinked = unlinked(noisy)
 
-    methods = list(config.methods) if config.methods is not None else available_methods()
+    methods = list(config.methods) if config.methods is not None else available_methods(config.hand)
     refined: dict[str, GraspSet] = {}
     rows: list[MethodResult] = []
     times: dict[str, float] = {}
@@ -292,7 +317,8 @@ def run_pipeline(
         log(f"refining {len(noisy)} grasps with {method}")
         t0 = time.perf_counter()
         try:
-            refined[method] = refine(noisy_unlinked, method, targets=gt_aligned, hand=hand, seed=config.seed,
+            base, targets = method_and_targets(method, gt_aligned)
+            refined[method] = refine(noisy_unlinked, base, targets=targets, hand=hand, seed=config.seed,
                                      **config.refine_settings)
         except ContactkitError as err:
             errors[method] = f"{type(err).__name__}: {err}"
