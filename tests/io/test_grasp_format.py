@@ -93,7 +93,8 @@ def test_round_trip_all_fields_exact(saved):
     np.testing.assert_array_equal(back.loss_traces, gs.loss_traces)  # NaN padding preserved
     assert back.reference_index.dtype == np.int64
     np.testing.assert_array_equal(back.reference_index, gs.reference_index)
-    assert back.metadata == gs.metadata and back.attrs == gs.attrs
+    assert back.metadata == gs.metadata
+    assert back.attrs == {**gs.attrs, "reference": str(path.parent.resolve() / "gt.npz")}
     assert back.object_ids == gs.object_ids
     assert set(back.objects) == set(gs.objects)
     for key, obj in gs.objects.items():
@@ -387,7 +388,8 @@ def test_empty_set_round_trip(objects, tmp_path):
     assert len(empty) == 0 and empty.objects == {}
     save_grasps(tmp_path / "e.npz", empty)
     back = load_grasps(tmp_path / "e.npz")
-    assert len(back) == 0 and back.hand_vertices.shape == (0, V, 3) and back.attrs == empty.attrs
+    assert len(back) == 0 and back.hand_vertices.shape == (0, V, 3)
+    assert back.attrs == {**empty.attrs, "reference": str(tmp_path.resolve() / "gt.npz")}
 
 
 @pytest.mark.gpu
@@ -399,3 +401,20 @@ def test_tensors_on_cuda(objects):
     np.testing.assert_array_equal(t["hand_pose"].cpu().numpy(), gs.hand_pose)
     world, faces, idx = gs.object_tensors(objects[1].content_hash, device="cuda")
     assert world.is_cuda and faces.is_cuda and idx.is_cuda
+
+
+def test_relative_reference_is_resolved_beside_the_file(objects, tmp_path, monkeypatch):
+    gs = GraspSet.from_arrays(
+        hand_model="openhand",
+        side="right",
+        global_orient=np.zeros((1, 3)),
+        hand_pose=np.zeros((1, 45)),
+        objects=objects[0],
+        num_betas=0,
+    )
+    (tmp_path / "sets").mkdir()
+    save_grasps(tmp_path / "sets" / "noisy.npz", gs.replace(attrs={"reference": "gt.npz"}))
+    save_grasps(tmp_path / "sets" / "abs.npz", gs.replace(attrs={"reference": "/data/gt.npz"}))
+    monkeypatch.chdir(tmp_path)  # read from another directory than the file's
+    assert load_grasps("sets/noisy.npz").attrs["reference"] == str((tmp_path / "sets" / "gt.npz").resolve())
+    assert load_grasps("sets/abs.npz").attrs["reference"] == "/data/gt.npz"

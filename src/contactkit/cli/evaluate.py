@@ -44,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ContactkitError(f"--workers must be >= 1, got {args.workers}")
     grasps = load_grasps(args.grasps)
-    if args.reference is None and grasps.attrs.get("reference"):
-        grasps = grasps.replace(attrs={**grasps.attrs, "source_path": str(args.grasps)})
     result = evaluate(
         grasps, args.reference, args.metrics, workers=args.workers, reference_contact=args.reference_contact
     )

@@ -501,6 +501,14 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise GraspFileError(f"{path}: not a valid grasp file (pickled or malformed array): {exc}") from None
 
 
+def _resolve_reference_path(attrs: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A relative ``attrs["reference"]`` names a file beside the grasp file: make it usable from any directory."""
+    ref = attrs.get("reference")
+    if isinstance(ref, str) and ref and not Path(ref).is_absolute():
+        return {**attrs, "reference": str((path.parent / ref).resolve())}
+    return attrs
+
+
 def _parse_header(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
     if "header" not in raw:
         raise GraspFileError(f"{path}: not a contactkit grasp file (no 'header' entry)")
@@ -603,7 +611,7 @@ def load_grasps(path: str | os.PathLike[str]) -> GraspSet:
             object_ids=ids,
             objects=objects,
             metadata=header["metadata"],
-            attrs=header["attrs"],
+            attrs=_resolve_reference_path(header["attrs"], p),
             **{k: raw[k] for k in (*_REQUIRED_ARRAYS, *optional)},
         )
     except ContactkitError as exc:

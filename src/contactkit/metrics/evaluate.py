@@ -584,10 +584,7 @@ def _resolve_reference(grasps: Any, reference: Any) -> tuple[Any, str | None]:
         ref_path = attrs.get("reference")
         if not ref_path:
             return None, None
-        path = Path(ref_path)
-        src = attrs.get("source_path") or getattr(grasps, "path", None)
-        if not path.is_absolute() and not path.exists() and src:
-            path = Path(src).parent / path
+        path = Path(ref_path)  # load_grasps made a relative reference absolute
         if not path.exists():
             raise ContactkitError(f"the grasp set names reference {ref_path!r}, which does not exist; pass reference=")
         reference, name = load_grasps(path), str(ref_path)
