@@ -31,17 +31,9 @@ from pygltflib import GLTF2
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from contactkit.hands.base import MANO_JOINT_NAMES, MANO_PARENTS
 from contactkit.hands.pca import pca_basis_from_samples
 
-MANO_JOINT_NAMES = [
-    "wrist",
-    "index1", "index2", "index3",
-    "middle1", "middle2", "middle3",
-    "little1", "little2", "little3",
-    "ring1", "ring2", "ring3",
-    "thumb1", "thumb2", "thumb3",
-]  # fmt: skip
-MANO_PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
 _WEBXR_FINGER = {
     "index": "index-finger",
     "middle": "middle-finger",

@@ -33,17 +33,6 @@ from contactkit.errors import ContactkitError, ShapeError
 
 Side = Literal["right", "left"]
 
-#: MANO kinematic-tree parents of the 16 joints.
-KINTREE_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
-#: MANO joint names in order.
-JOINT_NAMES: tuple[str, ...] = (
-    "wrist",
-    "index1", "index2", "index3",
-    "middle1", "middle2", "middle3",
-    "little1", "little2", "little3",
-    "ring1", "ring2", "ring3",
-    "thumb1", "thumb2", "thumb3",
-)  # fmt: skip
 #: Per finger (thumb, index, middle, ring, little): its three MANO joints, proximal to distal.
 FINGER_JOINTS: tuple[tuple[int, int, int], ...] = (
     (13, 14, 15),
