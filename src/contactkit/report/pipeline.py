@@ -111,7 +111,7 @@ def demo_config(quick: bool = False) -> PipelineConfig:
                               synthesis=synthesis, refine_settings={"iterations": 40, "restarts": 1},
                               synthesis_max_batches=8)
     return PipelineConfig(objects=objects, grasps_per_object=2, report_samples=6, synthesis=synthesis,
-                          synthesis_max_batches=4)
+                          synthesis_max_batches=12)
 
 
 @dataclass
