@@ -56,3 +56,22 @@ def test_rigid_motion_invariance_of_sphere_repulsion():
     centre = t
     moved = v @ q.T + t
     torch.testing.assert_close(repulsion_loss(_sphere_sdf(v)), repulsion_loss(_sphere_sdf(moved - centre)))
+
+
+def test_hand_supervision_known_value_and_translation_invariance():
+    from contactkit.contact.obman import hand_supervision_loss
+
+    g = torch.Generator().manual_seed(1)
+    ref_v = torch.randn(2, 30, 3, generator=g, dtype=torch.float64) * 0.05
+    ref_k = torch.randn(2, 21, 3, generator=g, dtype=torch.float64) * 0.05
+    assert hand_supervision_loss(ref_v, ref_k, ref_v, ref_k).abs().max().item() == 0.0
+    # a common translation of the hand is invisible (root-relative supervision)
+    shift = torch.tensor([0.03, -0.05, 0.01], dtype=torch.float64)
+    assert hand_supervision_loss(ref_v + shift, ref_k + shift, ref_v, ref_k).abs().max().item() < 1e-18
+    # moving every vertex by 2 mm along x and the non-root keypoints by 1 mm: 4 + 1 * 20/21 mm^2
+    k = ref_k.clone()
+    k[:, 1:, 0] += 0.001
+    got = hand_supervision_loss(ref_v + torch.tensor([0.002, 0.0, 0.0], dtype=torch.float64), k, ref_v, ref_k)
+    torch.testing.assert_close(got, torch.full((2,), 4.0 + 20.0 / 21.0, dtype=torch.float64))
+    with pytest.raises(ShapeError, match="must match"):
+        hand_supervision_loss(ref_v[:, :5], ref_k, ref_v, ref_k)

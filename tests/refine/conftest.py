@@ -62,8 +62,11 @@ def keypoints(hand, grasps):
         return hand(t["global_orient"], t["hand_pose"], t["betas"], t["transl"]).keypoints
 
 
-def mpjpe_mm(hand, a, b):
-    return ((keypoints(hand, a) - keypoints(hand, b)).norm(dim=-1).mean(-1) * 1000.0)
+def mpjpe_mm(hand, a, b, root_aligned: bool = False):
+    ka, kb = keypoints(hand, a), keypoints(hand, b)
+    if root_aligned:  # wrist (keypoint 0) moved onto the reference's
+        ka, kb = ka - ka[:, :1], kb - kb[:, :1]
+    return (ka - kb).norm(dim=-1).mean(-1) * 1000.0
 
 
 @dataclass

@@ -97,6 +97,21 @@ def test_settings_validation():
     assert math.isclose(RefinerSettings().lr, 0.01)
 
 
+def test_grouped_sdf_stacked_real_grids_match_each_grid():
+    from contactkit.geometry.sdf import SDFGrid
+    from contactkit.objects.primitives import make_primitive
+    from contactkit.refine.api import GroupedSDF
+
+    objs = [make_primitive("sphere", radius=0.03), make_primitive("box")]
+    grids = [SDFGrid.build(o.vertices, o.faces, resolution=16) for o in objs]
+    group = torch.tensor([1, 0, 1])
+    pts = torch.rand(4, 50, 3, generator=torch.Generator().manual_seed(0)) * 0.1 - 0.05
+    rows = torch.tensor([0, 1, 2, 1])
+    got = GroupedSDF(grids, group)(pts, rows)
+    for b, r in enumerate(rows.tolist()):
+        torch.testing.assert_close(got[b], grids[int(group[r])].sample(pts[b : b + 1])[0], rtol=0, atol=1e-7)
+
+
 def test_grouped_sdf_routes_rows_to_their_object():
     from contactkit.refine.api import GroupedSDF
 

@@ -5,6 +5,9 @@
 - Attraction ``L_A = sum_{i=1..6} l_a(d(C_i ∩ Ext(Obj), Obj))`` over the contact zones (set-to-set distance:
   the smallest distance of the zone's exterior vertices), ``a = 1 cm``.
 - ``L_contact = lambda_R L_R + (1 - lambda_R) L_A`` (the paper's best balance is ``lambda_R = 0.5``).
+- The supervised hand loss ``L_Hand = L_V + L_J`` (Eq. 1): squared errors of the root-relative hand vertices and
+  21 keypoints, which ObMan trains beside ``mu_C L_contact``; with a reference grasp (oracle targets) it is the
+  supervision of test-time refinement (:class:`HandSupervisionTerm`).
 
 Distances to the object come from the signed distance of each hand vertex to the object surface (negative inside,
 see ``docs/ARCHITECTURE.md``), which replaces the paper's ray-parity inside test plus distance to object vertices.
@@ -24,9 +27,11 @@ __all__ = [
     "ATTRACTION_DISTANCE",
     "REPULSION_DISTANCE",
     "AttractionTerm",
+    "HandSupervisionTerm",
     "RepulsionTerm",
     "attraction_loss",
     "contact_loss",
+    "hand_supervision_loss",
     "penalize",
     "repulsion_loss",
     "zone_mask",
@@ -103,6 +108,52 @@ def contact_loss(
     if not 0.0 <= lambda_r <= 1.0:
         raise ShapeError(f"lambda_r must lie in [0, 1], got {lambda_r}")
     return lambda_r * repulsion_loss(sdf, r=r) + (1.0 - lambda_r) * attraction_loss(sdf, zones, a=a)
+
+
+def hand_supervision_loss(
+    verts: Tensor, keypoints: Tensor, ref_verts: Tensor, ref_keypoints: Tensor, *, length_unit: float = 1e-3
+) -> Tensor:
+    """ObMan's ``L_V + L_J``: mean squared error of root-relative vertices plus that of root-relative keypoints.
+
+    The root is keypoint 0 (the wrist), so the loss ignores a common translation of the hand (ObMan supervises
+    root-relative positions).
+
+    Args:
+        verts: (B, V, 3) float, metres; keypoints: (B, 21, 3) float, metres.
+        ref_verts, ref_keypoints: the reference, same shapes.
+        length_unit: errors are measured in this unit (metres; default millimetres).
+
+    Returns:
+        (B,) float, ``length_unit`` squared.
+    """
+    if verts.shape != ref_verts.shape or keypoints.shape != ref_keypoints.shape or keypoints.ndim != 3:
+        raise ShapeError(
+            f"verts/ref_verts and keypoints/ref_keypoints must match, got {tuple(verts.shape)} vs "
+            f"{tuple(ref_verts.shape)} and {tuple(keypoints.shape)} vs {tuple(ref_keypoints.shape)}"
+        )
+    root, ref_root = keypoints[:, :1], ref_keypoints[:, :1]
+    dv = ((verts - root) - (ref_verts - ref_root)) / length_unit
+    dk = ((keypoints - root) - (ref_keypoints - ref_root)) / length_unit
+    return (dv * dv).sum(-1).mean(-1) + (dk * dk).sum(-1).mean(-1)
+
+
+@dataclass
+class HandSupervisionTerm:
+    """ObMan's supervised hand loss ``L_V + L_J`` (mm^2) to reference vertices ``(N0, V, 3)`` and keypoints
+    ``(N0, 21, 3)``, metres, indexed by ``state.sample_index``."""
+
+    ref_verts: Tensor
+    ref_keypoints: Tensor
+    weight: float = 1.0
+    name: str = "hand_supervision"
+    length_unit: float = 1e-3
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        dtype = state.hand_verts.dtype
+        return hand_supervision_loss(
+            state.hand_verts, state.keypoints, self.ref_verts[state.rows].to(dtype),
+            self.ref_keypoints[state.rows].to(dtype), length_unit=self.length_unit,
+        )
 
 
 @dataclass

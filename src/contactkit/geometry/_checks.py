@@ -49,7 +49,7 @@ def check_points(x: Any, name: str, *, batched: bool = True, finite: bool = True
 def check_verts(verts: Any, name: str = "verts", *, allow_batch: bool = True) -> torch.Tensor:
     """Validate mesh vertices ``(V, 3)`` (or ``(B, V, 3)`` when ``allow_batch``); numpy is converted."""
     if isinstance(verts, np.ndarray):
-        verts = torch.from_numpy(np.ascontiguousarray(verts, dtype=np.float64))
+        verts = torch.as_tensor(np.array(verts, dtype=np.float64))  # a copy: inputs may be read-only
     if not isinstance(verts, torch.Tensor):
         raise MeshError(f"{name} must be a torch.Tensor or numpy array, got {type(verts).__name__}")
     if not verts.is_floating_point():
@@ -91,6 +91,8 @@ def check_faces(faces: Any, num_verts: int, name: str = "faces") -> np.ndarray:
 
 def faces_tensor(faces_np: np.ndarray, device: torch.device) -> torch.Tensor:
     """Faces as an int64 tensor on ``device``."""
+    if not faces_np.flags.writeable:  # torch warns on read-only arrays (e.g. ObjectMesh's)
+        faces_np = faces_np.copy()
     return torch.as_tensor(faces_np, dtype=torch.long, device=device)
 
 

@@ -207,8 +207,8 @@ def _signs(
         normals = None
         if index is not None and verts.dim() == 2:
             if "pseudonormals" not in index.extras:
-                v64 = torch.from_numpy(index.verts)
-                f64 = torch.from_numpy(index.faces)
+                v64 = torch.tensor(index.verts)  # copies: the index may hold read-only arrays
+                f64 = torch.tensor(index.faces)
                 index.extras["pseudonormals"] = (
                     face_normals(v64, f64),
                     angle_weighted_vertex_normals(v64, f64),

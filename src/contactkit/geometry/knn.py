@@ -116,6 +116,20 @@ def _separated_batch_query(q_np: np.ndarray, p_np: np.ndarray, workers: int) -> 
     return flat.reshape(b, n) - (np.arange(b) * m)[:, None]
 
 
+def _per_element_query(q_np: np.ndarray, p_np: np.ndarray, workers: int) -> np.ndarray:
+    """Per-element nearest indices (B, N): one small tree per batch element.
+
+    With pykdtree (float32 search) this is about 1.8x faster than :func:`_separated_batch_query` for a
+    refinement batch (64 x 2048 queries against 64 x 1159 points); without it the single separated cKDTree
+    is faster, so this path is only used when pykdtree is installed.
+    """
+    b, n, _ = q_np.shape
+    out = np.empty((b, n), dtype=np.int64)
+    for i in range(b):
+        out[i] = PointIndex(p_np[i]).query(q_np[i], workers)
+    return out
+
+
 def _brute_force_idx(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Chunked exact brute force: (B, N, 3) x (B|1, M, 3) -> (B, N) int64 argmin indices."""
     b, n, _ = query.shape
@@ -192,7 +206,8 @@ def nearest_points(
                 tree = index if index is not None else PointIndex(points[0])
                 idx_np = tree.query(q_np.reshape(-1, 3), workers).reshape(b, n)
             else:
-                idx_np = _separated_batch_query(q_np, points.detach().cpu().numpy(), workers)
+                batch_query = _per_element_query if _PyKDTree is not None else _separated_batch_query
+                idx_np = batch_query(q_np, points.detach().cpu().numpy(), workers)
             idx = torch.from_numpy(idx_np).to(query.device)
 
     if points.stride(0) == 0:  # shared targets: index_select's backward (index_add) beats advanced indexing

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from contactkit.contact.diffcontact import hand_contact_from_sdf
 from contactkit.errors import ContactkitError, ShapeError
+from contactkit.geometry.sdf import SDFGrid, trilinear_sample_stacked
 from contactkit.refine.methods import MethodContext, MethodSpec, get_method
 from contactkit.refine.refiner import HandLike, HandParamsInit, ObjectBatch, Refiner, RefineResult
 from contactkit.refine.targets import ContactEstimator, ContactTargets, oracle_targets
@@ -38,6 +39,10 @@ class GroupedSDF:
     def __init__(self, grids: list[Any], group: Tensor) -> None:
         self.grids = grids
         self.group = group
+        self._stacked: tuple[Tensor, Tensor, Tensor] | None = None
+        self._stackable = (
+            all(isinstance(grid, SDFGrid) for grid in grids) and len({grid.resolution for grid in grids}) == 1
+        )
 
     def __call__(self, points: Tensor, rows: Tensor) -> Tensor:
         """points (B, N, 3) in each sample's object frame, rows (B,) -> (B, N) signed distance, metres."""
@@ -45,6 +50,9 @@ class GroupedSDF:
         keys = torch.unique(g).tolist()
         if len(keys) == 1:
             return self._grid(keys[0], points).sample(points)
+        if self._stackable:  # one gather over all grids
+            values, origins, spacings = self._stack(points)
+            return trilinear_sample_stacked(values, origins, spacings, g, points)
         parts, order = [], []
         for k in keys:
             idx = (g == k).nonzero(as_tuple=True)[0]
@@ -54,6 +62,17 @@ class GroupedSDF:
         cat_idx = torch.cat(order)
         inverse[cat_idx] = torch.arange(cat_idx.shape[0], device=g.device)
         return torch.cat(parts)[inverse]
+
+    def _stack(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The grids' values (G, R, R, R), origins (G, 3) and spacings (G,) in ``like``'s dtype and device."""
+        if self._stacked is None or self._stacked[0].dtype != like.dtype or self._stacked[0].device != like.device:
+            grids = [self._grid(k, like) for k in range(len(self.grids))]
+            self._stacked = (
+                torch.stack([grid.values for grid in grids]),
+                torch.stack([grid.origin for grid in grids]),
+                torch.tensor([grid.spacing for grid in grids], dtype=like.dtype, device=like.device),
+            )
+        return self._stacked
 
     def _grid(self, k: int, like: Tensor) -> Any:
         grid = self.grids[k]

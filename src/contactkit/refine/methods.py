@@ -3,7 +3,9 @@
 - ``contactopt`` — ContactOpt (paper 000, Sec. 3.2-3.3): hand and object DiffContact losses (missing contact
   x3), penetration beyond 2 mm; Adam lr 0.01, 250 iterations, PCA(15) pose update, 4 restarts.
 - ``obman`` — ObMan contact loss (paper 001, Sec. 3.3): repulsion (r = 2 cm) + attraction of the contact zones
-  (a = 1 cm), lambda_R = 0.5, plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
+  (a = 1 cm), lambda_R = 0.5; with a reference grasp (oracle) plus ObMan's supervised hand loss L_V + L_J on
+  root-relative vertices and keypoints (its fine-tuning objective L_Hand + mu_C L_contact, Sec. 3.1 and 3.3),
+  otherwise plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
 - ``cpf`` — CPF / GeO (paper 004, Sec. 4, 5.3, Supp. D.1): attractive springs (cosine elasticity, s = 20 mm),
   repulsive springs (k = 1e-3), A-MANO anatomy, offset; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
 - ``cpf_object`` — as ``cpf`` with the object's pose optimised too (GeO's hand + object setting).
@@ -17,7 +19,9 @@ Targets: every method here is driven by targets (:class:`contactkit.refine.targe
 mode measured on a reference grasp. ``contactopt`` needs the two contact maps; ``cpf`` the reference anchors and
 vertices (spring elasticities as PiCR would predict them); ``choir`` the reference CHOIR field (encoded from the
 reference hand); ``affinity`` the reference keypoints (the supervised part of paper 003's objective); ``obman``
-uses the hand's contact zones, restricted to the zones touching the reference when a reference is given.
+uses the hand's contact zones, restricted to the zones touching the reference when a reference is given, and the
+reference's root-relative vertices and keypoints (the supervised part of paper 001's objective; root-relative, so
+the hand's placement comes from the contact loss alone).
 
 Weights that the papers do not give (ContactOpt's lambda_O and lambda_pen, the offset weights, the gradient
 scales per parameter group) are contactkit's and are marked "contactkit" below.
@@ -49,7 +53,7 @@ from contactkit.contact.cpf import (
     oracle_springs,
 )
 from contactkit.contact.diffcontact import HandContactTerm, ObjectContactTerm, SDFPenetrationTerm
-from contactkit.contact.obman import AttractionTerm, RepulsionTerm, zone_mask
+from contactkit.contact.obman import AttractionTerm, HandSupervisionTerm, RepulsionTerm, zone_mask
 from contactkit.contact.terms import EnergyTerm
 from contactkit.errors import ContactkitError
 from contactkit.refine.refiner import HandLike, HandParamsInit, ObjectBatch, RefinerSettings
@@ -137,11 +141,13 @@ def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
         active = per_sample.any(-1, keepdim=True)
         zones = torch.where(active, zones.unsqueeze(0).expand_as(per_sample), per_sample)
     lambda_r = 0.5
-    return [
-        RepulsionTerm(weight=lambda_r),
-        AttractionTerm(zones, weight=1.0 - lambda_r),
-        OffsetTerm(ctx.init_verts, weight=OBMAN_OFFSET_WEIGHT),  # contactkit: stay near the input
-    ]
+    terms: list[EnergyTerm] = [RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r)]
+    t = ctx.targets
+    if t.ref_verts is None or t.ref_keypoints is None:
+        return [*terms, OffsetTerm(ctx.init_verts, weight=OBMAN_OFFSET_WEIGHT)]  # contactkit: stay near the input
+    # oracle: ObMan's fine-tuning objective L_Hand + mu_C L_contact, the reference supervising L_Hand (no offset
+    # prior: it would hold the hand's placement, which only the contact loss can correct)
+    return [*terms, HandSupervisionTerm(t.ref_verts, t.ref_keypoints, weight=OBMAN_SUPERVISION_WEIGHT)]
 
 
 def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
@@ -221,6 +227,8 @@ def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
 
 
 OBMAN_OFFSET_WEIGHT = 1e-3
+#: weight of L_Hand (mm^2) against L_contact (metres); ObMan's mu_C = 10 weighs its own units (contactkit)
+OBMAN_SUPERVISION_WEIGHT = 1e-2
 CPF_OFFSET_WEIGHT = 0.1
 
 _POSE_SCALE = {"global_orient": 1.0, "hand_pose": 1.0, "betas": 1.0, "transl": 0.1,
