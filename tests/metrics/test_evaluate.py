@@ -163,3 +163,29 @@ def test_metric_selection_errors():
     assert "mpjpe_mm" not in resolve_metrics(None, has_reference=False)
     assert "intersection_volume_voxel5mm_obman" in resolve_metrics(["all"], has_reference=False)
     assert resolve_metrics(["physics"], has_reference=False)[0] == "penetration_depth_mm"
+
+
+def test_cached_reference_gives_fresh_results_and_respects_new_contact_maps(grasps, hand):
+    """The reference's geometry is cached across calls; every value must equal a cold evaluation, and a reference
+    with the same geometry but other stored contact maps must use its own maps."""
+    import importlib
+
+    ev_mod = importlib.import_module("contactkit.metrics.evaluate")  # the package re-exports the function
+    metrics = ["contact_f1_pct", "object_contact_f1_pct", "penetration_depth_mm"]
+    moved = grasps.replace(transl=grasps.transl + np.array([0.0, 0.0, 0.002]))
+    ev_mod._REFERENCE_CONTEXTS.clear()
+    cold = evaluate(moved, grasps, metrics, hand=hand)
+    assert len(ev_mod._REFERENCE_CONTEXTS) == 1
+    warm = evaluate(moved, grasps, metrics, hand=hand)
+    assert len(ev_mod._REFERENCE_CONTEXTS) == 1  # hit, not a second entry
+    for m in metrics:
+        np.testing.assert_array_equal(warm[m].values, cold[m].values)
+    assert not np.allclose(cold["contact_f1_pct"].values, 100.0)  # the moved hand differs from the reference
+    # a reference whose hand moved is another entry with other values
+    other = evaluate(moved, moved, metrics, hand=hand)
+    assert len(ev_mod._REFERENCE_CONTEXTS) == 2
+    np.testing.assert_allclose(other["contact_f1_pct"].values, 100.0)
+    # stored hand contact maps (all zero) on the cached geometry are read from the new reference
+    empty = grasps.replace(hand_contact=np.zeros((len(grasps), hand.num_verts)))
+    with_maps = evaluate(moved, empty, ["contact_recall_pct"], hand=hand, reference_contact="stored")
+    np.testing.assert_allclose(with_maps["contact_recall_pct"].values, 100.0)  # empty reference: recall 1

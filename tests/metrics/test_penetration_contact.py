@@ -42,6 +42,21 @@ def test_contact_mask_threshold_inside_and_outside():
     assert contact.contact_coverage(mask)[0] == pytest.approx(0.5)
 
 
+def test_object_contact_mask_matches_brute_force():
+    # a coarse closed mesh and points spread around its 2 mm shell, inside and outside the bounding-box prefilter
+    from contactkit.metrics import _geom
+
+    hv, hf = sphere(0.03, subdivisions=1)
+    rng = np.random.default_rng(3)
+    dirs = rng.normal(size=(3000, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    pts = dirs * rng.uniform(0.02, 0.04, size=(3000, 1))
+    brute = _geom.unsigned_distance(pts, hv, hf) <= contact.CONTACT_THRESHOLD_M
+    got = contact.object_contact_mask(pts[None], hv[None], hf)[0]
+    assert 50 < brute.sum() < 2950  # the case exercises both sides of the threshold
+    np.testing.assert_array_equal(got, brute)
+
+
 def test_object_contact_mask_uses_the_closed_hand_surface():
     hv, hf = box([0.02, 0.02, 0.02])
     pts = np.array([[[0.0, 0.0, 0.0], [0.0111, 0.0, 0.0], [0.0119, 0, 0], [0.009, 0, 0], [0.05, 0, 0]]])

@@ -62,6 +62,16 @@ def _manifold(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | Non
     return solid
 
 
+#: Object solids by mesh content: building a 16k-face solid costs about as much as a dozen hand booleans, and
+#: the same objects are evaluated again and again.
+_SOLIDS: _geom.ObjectCache[manifold3d.Manifold | None] = _geom.ObjectCache()
+
+
+def object_solid(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | None:
+    """:func:`_manifold` of an object mesh, cached by content (None: not a closed manifold)."""
+    return _SOLIDS.get(_geom.mesh_digest(verts, faces), lambda: _manifold(verts, faces))
+
+
 class _LazySolid:
     """Defers building an object solid until a sample actually overlaps it."""
 
@@ -142,7 +152,7 @@ def intersection_volume(
     obj_solid: manifold3d.Manifold | None | bool = False  # False: not built yet (built once if shared)
     for b in range(hv.shape[0]):
         if not shared or obj_solid is False:
-            obj_solid = _LazySolid(ov[b], of) if not shared else _manifold(ov[b], of)
+            obj_solid = _LazySolid(ov[b], of) if not shared else object_solid(ov[b], of)
         v = exact_volume_pair(hv[b], hf, ov[b], of, obj_solid=obj_solid)
         if v is None:
             flag[b] = True

@@ -22,11 +22,13 @@ the axis); with fewer than two valid contacts the score is 0 (no diversity).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from contactkit.errors import ShapeError
+from contactkit.metrics import _geom
 from contactkit.metrics._arrays import mesh_batch, points_batch
 
 N_CANDIDATES = 10
@@ -46,6 +48,9 @@ class ObjectBox:
         """(8, 3) corners, index bits (x, y, z) along the rows of ``axes``."""
         signs = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], dtype=np.float64) - 0.5
         return self.centre + (signs * self.extents) @ self.axes
+
+
+_BOXES: _geom.ObjectCache[ObjectBox] = _geom.ObjectCache()
 
 
 def object_box(verts: np.ndarray, faces: np.ndarray) -> ObjectBox:
@@ -136,6 +141,6 @@ def affinity_diversity(
     box = None
     for b in range(kp.shape[0]):
         if box is None or ov.strides[0] != 0:
-            box = object_box(ov[b], of)
+            box = _BOXES.get(_geom.mesh_digest(ov[b], of), partial(object_box, ov[b], of))
         out[b] = affinity_diversity_single(kp[b], box, n_candidates=n_candidates, eta=eta, face_samples=face_samples)[0]
     return out
