@@ -189,3 +189,39 @@ def test_cached_reference_gives_fresh_results_and_respects_new_contact_maps(gras
     empty = grasps.replace(hand_contact=np.zeros((len(grasps), hand.num_verts)))
     with_maps = evaluate(moved, empty, ["contact_recall_pct"], hand=hand, reference_contact="stored")
     np.testing.assert_allclose(with_maps["contact_recall_pct"].values, 100.0)  # empty reference: recall 1
+
+
+def test_evaluate_skipped_distances_never_change_a_value(hand):
+    """evaluate bounds the distances of far or fingertip vertices (object-side grid, nearest-vertex bounds) instead
+    of computing them; over random poses around a closed ellipsoid, penetration, coverage, disjointedness and the
+    object-side contact must equal the exact pure functions."""
+    import trimesh
+
+    from contactkit.metrics import contact, penetration
+
+    ell = trimesh.creation.icosphere(subdivisions=3)
+    ell.apply_scale([0.04, 0.03, 0.06])
+    ov, of = np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64)
+    with torch.no_grad():
+        out = hand(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 45, dtype=torch.float64))
+    hv, kp = out.vertices[0].numpy(), out.keypoints[0].numpy()
+    palm = np.asarray(hand.annotations.palm_normal)
+    regions = [np.nonzero(hand.annotations.region_of_vertex == r)[0] for r in hand.annotations.fingertip_regions]
+    n = 6
+    rng = np.random.default_rng(11)
+    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
+    centre = hv.mean(0) + palm * rng.uniform(0.02, 0.04, (n, 1)) + rng.normal(0, 0.01, (n, 3))
+    g = PosedGrasps(
+        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
+        hand_faces=hand.closed_faces.numpy(), object_ids=["e"] * n, objects={"e": (ov, of)},
+        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
+    )  # fmt: skip
+    ev = evaluate_posed(g, None, ["penetration_depth_mm", "contact_coverage_pct", "disjointedness_mm"])
+    world = np.einsum("nij,vj->nvi", rot, ov) + centre[:, None]
+    sd = np.stack([penetration.hand_signed_distances(hv[None], world[i], of)[0] for i in range(n)])
+    assert (sd.min(1) < 0).any() and (np.abs(sd) <= 0.002).any()  # the poses touch and penetrate
+    np.testing.assert_allclose(ev["penetration_depth_mm"].values, penetration.penetration_depth_from_sd(sd) * 1e3)
+    np.testing.assert_allclose(ev["contact_coverage_pct"].values, contact.contact_coverage(np.abs(sd) <= 0.002) * 100)
+    np.testing.assert_allclose(
+        ev["disjointedness_mm"].values, penetration.disjointedness_from_sd(sd, regions) * 1e3, atol=1e-9
+    )

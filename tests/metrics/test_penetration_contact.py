@@ -108,3 +108,24 @@ def test_bad_inputs_raise_clear_errors():
         penetration.penetration_depth(np.full((1, 5, 3), np.nan), ov, of)
     with pytest.raises(ShapeError, match="pred_mask has shape"):
         contact.precision_recall_f1(np.zeros((1, 3), bool), np.zeros((1, 4), bool))
+
+
+def test_object_contact_mask_local_points_match_brute_force_at_the_threshold():
+    # points clustered on one side of a finely meshed hand stand-in, at 2 mm +- 1 um and spread around it: only
+    # the faces near the cluster are searched, the answer must not change
+    from contactkit.geometry.mesh_distance import MeshIndex
+    from contactkit.metrics import _geom
+
+    hv, hf = sphere(0.03, subdivisions=3)
+    rng = np.random.default_rng(5)
+    dirs = rng.normal(size=(600, 3)) * [0.2, 0.2, 1.0] + [0.0, 0.0, 3.0]
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    base = dirs * 0.035
+    _, _, closest = MeshIndex(hv, hf).query(base)  # convex mesh: moving along p - c keeps c the closest point
+    normal = (base - closest) / np.linalg.norm(base - closest, axis=1, keepdims=True)
+    gap = np.concatenate([np.full(200, 0.002 - 1e-6), np.full(200, 0.002 + 1e-6), rng.uniform(0.0, 0.01, 200)])
+    pts = closest + normal * gap[:, None]
+    brute = _geom.unsigned_distance(pts, hv, hf) <= contact.CONTACT_THRESHOLD_M
+    got = contact.object_contact_mask(pts[None], hv[None], hf)[0]
+    assert 100 < brute.sum() < len(pts) - 100
+    np.testing.assert_array_equal(got, brute)

@@ -98,3 +98,75 @@ def signed_distance(
     with torch.no_grad():
         sd = _signed_distance(torch.from_numpy(_writable(points))[None], torch.from_numpy(v), faces, index=index)
     return sd[0].numpy()
+
+
+class ObjectBounds:
+    """Cheap distance bounds of points to one object mesh (object frame), built once per object.
+
+    * :meth:`outside_bound`: a positive lower bound of the distance for points certainly outside the object,
+      ``-inf`` for the others. Outside the mesh's box the box distance is one (the metrics' convention for every
+      mesh). For a closed mesh, exact signed distances ``s(c)`` at the centres ``c`` of a regular grid (pitch
+      >= 2 mm, at most ``max_centres`` centres) over the box grown by ``margin`` add another: the signed distance
+      is 1-Lipschitz and cannot change sign in a ball free of the surface, so ``s(c) - |p - c| > 0`` for the
+      nearest centre means ``p`` is outside and at least that far away.
+    * :meth:`nearest_vertex`: the distance to a mesh vertex, an upper bound of the distance to the surface;
+      that of the nearest vertex minus :attr:`max_edge` (every surface point lies within the longest edge of
+      each corner of its triangle) is a lower bound of the unsigned distance.
+
+    Args:
+        verts: (V, 3) float64 vertices, metres; faces: (F, 3) int64.
+        index: the mesh's :class:`~contactkit.geometry.mesh_distance.MeshIndex`.
+        closed: whether the mesh is closed and consistently oriented (the grid is built only then).
+        margin: how far (m) the grid reaches beyond the mesh's box.
+    """
+
+    def __init__(
+        self,
+        verts: np.ndarray,
+        faces: np.ndarray,
+        index: MeshIndex,
+        *,
+        closed: bool,
+        margin: float,
+        max_centres: int = 16_000,
+    ) -> None:
+        from scipy.spatial import cKDTree
+
+        self.lo, self.hi = verts.min(0), verts.max(0)
+        self.tree = cKDTree(verts)
+        tri = verts[faces]
+        self.max_edge = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1).max()) if len(faces) else 0.0
+        self.sd: np.ndarray | None = None
+        if closed:
+            self.grid_lo = self.lo - margin
+            extent = self.hi + margin - self.grid_lo
+            self.pitch = max(0.002, float(np.prod(extent) / max_centres) ** (1.0 / 3.0))
+            self.shape = np.ceil(extent / self.pitch).astype(np.int64) + 1
+            axes = [self.grid_lo[a] + self.pitch * np.arange(self.shape[a]) for a in range(3)]
+            centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+            self.sd = signed_distance(centres, verts, faces, index=index).reshape(tuple(self.shape))
+
+    def box_distance(self, points: np.ndarray) -> np.ndarray:
+        """``(N,)`` distance of ``points (N, 3)`` to the mesh's axis-aligned box (0 inside it)."""
+        return np.linalg.norm(np.maximum(np.maximum(self.lo - points, points - self.hi), 0.0), axis=1)
+
+    def outside_bound(self, points: np.ndarray) -> np.ndarray:
+        """``(N,)`` for ``points (N, 3)``: a positive lower bound of the distance of a point certainly outside
+        the mesh, else ``-inf``."""
+        box = self.box_distance(points)
+        out = np.where(box > 0.0, box, -np.inf)
+        if self.sd is not None:
+            k = np.rint((points - self.grid_lo) / self.pitch).astype(np.int64)
+            on = np.all((k >= 0) & (k < self.shape), axis=1)
+            kk = k[on]
+            centre = self.grid_lo + kk * self.pitch
+            bound = self.sd[kk[:, 0], kk[:, 1], kk[:, 2]] - np.linalg.norm(points[on] - centre, axis=1)
+            out[on] = np.maximum(out[on], np.where(bound > 0.0, bound, -np.inf))
+        return out
+
+    def nearest_vertex(self, points: np.ndarray, eps: float = 0.0) -> np.ndarray:
+        """``(N,)`` distance ``d`` of ``points (N, 3)`` to a mesh vertex at most ``1 + eps`` times as far as the
+        nearest one (``eps > 0`` is much faster for far points): ``d`` >= the distance to the surface >=
+        ``d / (1 + eps) - max_edge``."""
+        d, _ = self.tree.query(points, eps=eps)
+        return np.asarray(d, dtype=np.float64)

@@ -64,10 +64,33 @@ def object_contact_mask(
         # |signed distance| <= t is |unsigned distance| <= t: no inside test; and only points within t of the
         # hand's bounding box can be that close, so only those are queried
         lo, hi = hv[b].min(0) - threshold, hv[b].max(0) + threshold
-        near = np.all((op[b] >= lo) & (op[b] <= hi), axis=1)
-        if near.any():
-            mask[b, near] = _geom.unsigned_distance(op[b, near], hv[b], hf) <= threshold
+        near = np.nonzero(np.all((op[b] >= lo) & (op[b] <= hi), axis=1))[0]
+        if near.size:
+            mask[b, near] = _near_surface(op[b, near], hv[b], hf, threshold)
     return mask
+
+
+def _near_surface(points: np.ndarray, verts: np.ndarray, faces: np.ndarray, threshold: float) -> np.ndarray:
+    """``(P,)`` bool: unsigned distance of ``points (P, 3)`` to the mesh ``verts (V, 3)``, ``faces (F, 3)`` is
+    at most ``threshold``; exact, with the AABB tree built over the faces that can be that close only.
+
+    A face within ``t`` of a point meets the point's ``t``-ball, so its box overlaps the points' box grown by
+    ``t``; the other faces cannot change the answer (the distance to the kept faces is never below the distance
+    to the whole mesh, and equals it wherever it is at most ``t``). Then only points within ``t`` of the kept
+    faces' box are queried.
+    """
+    tri = verts[faces]
+    f_lo, f_hi = tri.min(axis=1), tri.max(axis=1)
+    lo, hi = points.min(0) - threshold, points.max(0) + threshold
+    keep = np.all((f_hi >= lo) & (f_lo <= hi), axis=1)
+    out = np.zeros(points.shape[0], dtype=bool)
+    if not keep.any():
+        return out
+    lo, hi = f_lo[keep].min(0) - threshold, f_hi[keep].max(0) + threshold
+    near = np.all((points >= lo) & (points <= hi), axis=1)
+    if near.any():
+        out[near] = _geom.unsigned_distance(points[near], verts, faces[keep]) <= threshold
+    return out
 
 
 def contact_coverage(mask: Any) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from contactkit.errors import ContactkitError, ShapeError
+from contactkit.geometry.inside import is_closed
 from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
 from contactkit.metrics import _geom
 from contactkit.metrics import contact as _contact
@@ -40,8 +41,14 @@ from contactkit.metrics import simulation as _sim
 from contactkit.metrics._arrays import faces_array, points_batch, to_numpy
 from contactkit.metrics.registry import METRICS, resolve_metrics
 
-#: Hand vertices farther than this (m) from the object's box only need a lower bound of their distance.
-_SD_BAND = 0.005
+#: Hand vertices certainly farther than this (m) from the object (outside it) only need a lower bound of their
+#: distance: the metrics read signed distances only through ``|sd| <= 2 mm`` and ``max(0, -sd)`` (and the exact
+#: fingertip-region values).
+_SD_BAND = 0.0025
+#: Approximation factor of the nearest-object-vertex queries that bound the fingertip regions' distances.
+_NV_EPS = 0.5
+#: ... and of the second, tighter pass over the vertices the first could not rule out.
+_NV_EPS2 = 0.1
 #: Number of object surface samples used by the object-side contact metrics and the Chamfer distance.
 OBJECT_SAMPLES = 2048
 
@@ -224,6 +231,18 @@ class Evaluation:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
+def _region_min(values: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
+    """For ``values`` laid out as the concatenated ``regions``, each entry's region minimum (same layout)."""
+    out = np.empty_like(values)
+    start = 0
+    for r in regions:
+        stop = start + r.size
+        if r.size:
+            out[start:stop] = values[start:stop].min()
+        start = stop
+    return out
+
+
 def _groups(ids: Sequence[str]) -> dict[str, np.ndarray]:
     out: dict[str, list[int]] = {}
     for i, k in enumerate(ids):
@@ -247,6 +266,9 @@ def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray
     return _SAMPLES.get(_geom.mesh_digest(verts, faces, n), make)
 
 
+_BOUNDS: _geom.ObjectCache[_geom.ObjectBounds] = _geom.ObjectCache()
+
+
 class _Context:
     """Lazily computed per-sample quantities shared by several metrics."""
 
@@ -255,6 +277,7 @@ class _Context:
         self.n_samples = n_samples
         # AABB trees by id of the object's vertex array (the entry keeps the array, checked by identity)
         self.indices: dict[int, tuple[np.ndarray, MeshIndex]] = {}
+        self._bounds: dict[int, tuple[np.ndarray, _geom.ObjectBounds]] = {}
         self._object_masks: dict[tuple[int, int], np.ndarray] = {}
         self.hv_obj = g.to_object_frame(g.hand_verts)
         self.kp_obj = g.to_object_frame(g.keypoints)
@@ -266,28 +289,65 @@ class _Context:
     def hand_sd(self) -> np.ndarray:
         """(N, V) signed distance of the hand vertices to the object (negative inside).
 
-        Exact for every vertex within ``_SD_BAND`` of the object's bounding box and for the fingertip-region
-        vertices; the others get the distance to the box, a lower bound of their (positive, > 2 mm) distance.
-        That is all penetration depth, contact masks and disjointedness read, and it skips most of the
-        exact queries when the hand is only partly near the object.
+        Exact for every vertex not certainly outside the object and farther than ``_SD_BAND``, and for each
+        fingertip region's vertices that may be its nearest to the object; the others get a lower bound of
+        their (positive, > 2.5 mm) distance from the object's cached :class:`~contactkit.metrics._geom.ObjectBounds`.
+        That is all penetration depth, contact masks and disjointedness (the smallest distance of each region)
+        read, and it skips most of the exact queries.
         """
         if self._sd is None:
             sd = np.zeros(self.hv_obj.shape[:2])
-            always = np.zeros(self.hv_obj.shape[1], dtype=bool)
-            for region in self.g.fingertip_regions or []:
-                always[region] = True
+            regions = [np.asarray(r, dtype=np.int64) for r in self.g.fingertip_regions or []]
+            needs: list[np.ndarray] = []
             for key, idx in self.groups.items():
                 ov, of = self.g.objects[key]
-                lo, hi = ov.min(0), ov.max(0)
+                bounds = self.bounds(ov, of)
                 for i in idx:
                     pts = self.hv_obj[i]
-                    box_dist = np.linalg.norm(np.maximum(np.maximum(lo - pts, pts - hi), 0.0), axis=1)
-                    near = (box_dist <= _SD_BAND) | always
-                    row = box_dist.copy()
-                    row[near] = _geom.signed_distance(pts[near], ov, of, index=self.index(ov, of))
-                    sd[i] = row
+                    bound = bounds.outside_bound(pts)  # -inf: perhaps inside
+                    need = bound <= _SD_BAND
+                    # a fingertip-region vertex is needed exactly unless it is certainly farther than the
+                    # region's nearest point can be (disjointedness reads the region's smallest distance)
+                    if regions:
+                        every = np.concatenate(regions)
+                        known_out = bound[every] > 0.0
+                        # approximate nearest object vertices first (fast for far points), then tighter ones for
+                        # the vertices that bound could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
+                        d_nv = bounds.nearest_vertex(pts[every], eps=_NV_EPS)
+                        lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
+                        todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                        if todo.any():
+                            d_ex = bounds.nearest_vertex(pts[every[todo]], eps=_NV_EPS2)
+                            d_nv[todo] = np.minimum(d_nv[todo], d_ex)
+                            tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
+                            lower[todo] = np.maximum(lower[todo], tighter)
+                        lower = np.maximum(bound[every], lower)
+                        # a vertex in several regions is needed when any of them needs it
+                        np.logical_or.at(need, every, ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions))))
+                        bound[every] = lower
+                    sd[i] = bound
+                    needs.append(need)
+                # one exact query for the whole group (a call has a fixed cost of about 2 ms)
+                mask = np.stack(needs)
+                needs.clear()
+                sub = sd[idx]
+                sub[mask] = _geom.signed_distance(self.hv_obj[idx][mask], ov, of, index=self.index(ov, of))
+                sd[idx] = sub
             self._sd = sd
         return self._sd
+
+    def bounds(self, verts: np.ndarray, faces: np.ndarray) -> _geom.ObjectBounds:
+        """The object's cached distance bounds, looked up once per object."""
+        hit = self._bounds.get(id(verts))
+        if hit is None or hit[0] is not verts:
+
+            def make() -> _geom.ObjectBounds:
+                closed = is_closed(faces, verts.shape[0])
+                return _geom.ObjectBounds(verts, faces, self.index(verts, faces), closed=closed, margin=_SD_BAND)
+
+            hit = (verts, _BOUNDS.get(_geom.mesh_digest(verts, faces), make))
+            self._bounds[id(verts)] = hit
+        return hit[1]
 
     def index(self, verts: np.ndarray, faces: np.ndarray) -> MeshIndex:
         """The object's AABB tree, looked up once per object (no per-grasp content hashing)."""
