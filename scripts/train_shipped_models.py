@@ -3,7 +3,8 @@
 Stages (each resumable; outputs under --work):
 
 1. ``synth/{object}.npz``: ObMan-style grasps of every benchmark object (``contactkit.synth``).
-2. Split by object (``contactkit.synth.benchmark.split_by_object``): test objects are never seen in training.
+2. Split by object (``contactkit.synth.benchmark.split_by_object``, or the fixed ``--test-objects`` /
+   ``--val-objects`` with every other object in train): test objects are never seen in training.
    ``gt_{split}.npz`` ground truth, ``noisy_{split}.npz`` ContactOpt-protocol perturbed copies linked to it.
 3. ``contactkit train deepcontact|picr`` (the project's own command) into ``runs/{kind}``.
 4. The best checkpoints go to ``--weights-dir/{kind}_openhand.pt`` with the data sizes, seeds, objects and
@@ -13,7 +14,9 @@ Stages (each resumable; outputs under --work):
 6. Optionally (--refine-eval N): ``contactopt`` refinement of N held-out noisy grasps without refinement, with
    oracle targets and with DeepContact targets (MPJPE, intersection volume, contact F1).
 
-Usage: ``PYTHONPATH=src python scripts/train_shipped_models.py --work /tmp/ck_learn``
+Usage: ``PYTHONPATH=src python scripts/train_shipped_models.py --work /tmp/ck_learn`` (``--synth-only`` stops after
+stage 1; ``--eval-only`` / ``--refine-only`` run stage 5 / 6 on the checkpoints of ``--weights-dir``). The exact
+commands of the shipped files are in ``docs/model_card.md``.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def log(msg: str) -> None:
 
 
 def _spec_name(spec: str) -> str:
-    return spec.replace(":", "_").replace("=", "").replace(",", "_")
+    return spec.replace(":", "_").replace("=", "").replace(",", "_").replace("/", "x")
 
 
 def stage_synth(work: Path, args: argparse.Namespace, cfg: SynthesisConfig) -> dict[str, GraspSet]:
@@ -79,8 +82,21 @@ def stage_synth(work: Path, args: argparse.Namespace, cfg: SynthesisConfig) -> d
     return out
 
 
+def object_split(names: list[str], args: argparse.Namespace) -> dict[str, list[str]]:
+    """``split_by_object`` of the objects, or the fixed ``--test-objects`` / ``--val-objects`` (rest: train)."""
+    if not args.test_objects and not args.val_objects:
+        return split_by_object(sorted(names), args.seed)
+    fixed = {"test": sorted(args.test_objects), "val": sorted(args.val_objects)}
+    missing = [n for part in fixed.values() for n in part if n not in names]
+    if missing or not fixed["test"] or not fixed["val"] or set(fixed["test"]) & set(fixed["val"]):
+        raise SystemExit(f"--test-objects / --val-objects must be disjoint, non-empty synthesised objects; "
+                         f"missing: {missing}")
+    held = set(fixed["test"]) | set(fixed["val"])
+    return {**fixed, "train": sorted(n for n in names if n not in held)}
+
+
 def stage_split(work: Path, per_object: dict[str, GraspSet], args: argparse.Namespace) -> dict[str, Any]:
-    split = split_by_object(sorted(per_object), args.seed)
+    split = object_split(sorted(per_object), args)
     sizes = {}
     hand = load_hand("openhand")
     for part, names in split.items():
@@ -96,16 +112,18 @@ def stage_split(work: Path, per_object: dict[str, GraspSet], args: argparse.Name
     return sizes
 
 
+def run_dir(work: Path, kind: str, args: argparse.Namespace) -> Path:
+    return work / "runs" / (kind + args.run_suffix)
+
+
 def stage_train(work: Path, kind: str, args: argparse.Namespace) -> Path:
-    run = work / "runs" / (kind + ("_emb" if kind in args.vertex_embedding.split(",") else ""))
+    run = run_dir(work, kind, args)
     argv = ["train", kind, "--data", str(work / "noisy_train.npz"), "--val", str(work / "noisy_val.npz"),
             "--out", str(run),
             "--epochs", str(args.dc_epochs if kind == "deepcontact" and args.dc_epochs else args.epochs),
             "--lr", str(args.dc_lr if kind == "deepcontact" and args.dc_lr else args.lr),
             "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--quiet"]
     argv += ["--backbone", args.backbone]
-    if kind in args.vertex_embedding.split(","):
-        argv.append("--vertex-embedding")
     t0 = time.perf_counter()
     code = cli_main(argv)
     if code != 0:
@@ -161,8 +179,9 @@ def scores(kind: str, path: Path, data: ContactTensors, hand: Any, above_half: b
 def stage_eval(work: Path, weights: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
     hand = load_hand("openhand")
     test = cached_contact_tensors(work / "noisy_test.npz", hand, work / "test_tensors.npz")
-    val = ContactTensors.load(work / "runs" / "deepcontact" / "val_tensors.npz")
-    train = ContactTensors.load(work / "runs" / "deepcontact" / "train_tensors.npz")
+    dc_run = run_dir(work, "deepcontact", args)
+    val = ContactTensors.load(dc_run / "val_tensors.npz")
+    train = ContactTensors.load(dc_run / "train_tensors.npz")
     n = test.n_hand
     gt = {"hand": test.contact[:, :n] > 0.5, "object": test.contact[:, n:] > 0.5, "object_vc": test.object_vc > 0.5}
     noisy = load_grasps(work / "noisy_test.npz")
@@ -171,6 +190,7 @@ def stage_eval(work: Path, weights: dict[str, Path], args: argparse.Namespace) -
     # The mean map is thresholded where it scores best on the training set (the most favourable choice).
     t_mean, _ = best_threshold_f1(mean_hand.expand(len(train), -1), train.contact[:, :n] > 0.5)
     rate_obj = float((train.contact[:, n:] > 0.5).float().mean())
+    val_gt = {"hand": val.contact[:, :n] > 0.5, "object": val.contact[:, n:] > 0.5}
     res: dict[str, Any] = {
         "test_grasps": len(test),
         "ground_truth": "contact > 0.5 of the DiffContact maps measured on the ground-truth grasp (hand, object); "
@@ -190,6 +210,13 @@ def stage_eval(work: Path, weights: dict[str, Path], args: argparse.Namespace) -
                                "contact, reported here",
             },
         },
+        "validation": {
+            "grasps": len(val),
+            "training_mean_map": {
+                "hand_f1_pct": f1_score((mean_hand > t_mean).expand_as(val_gt["hand"]), val_gt["hand"]),
+                "object_f1_pct": f1_score(torch.ones_like(val_gt["object"]), val_gt["object"]),
+            },
+        },
     }
     if "deepcontact" in weights:
         p_val = scores("deepcontact", weights["deepcontact"], val, hand)
@@ -200,6 +227,8 @@ def stage_eval(work: Path, weights: dict[str, Path], args: argparse.Namespace) -
             entry[f"{side}_f1_pct_at_0.5"] = f1_score(p[side] > 0.5, gt[side])
             entry[f"{side}_f1_pct"] = f1_score(p[side] > t_side, gt[side])
             entry[f"{side}_threshold_from_val"] = t_side
+            res["validation"].setdefault("deepcontact", {})[f"{side}_f1_pct"] = f1_score(
+                p_val[side] > t_side, val.contact[:, sl] > 0.5)
         p_val = scores("deepcontact", weights["deepcontact"], val, hand, above_half=True)
         p = scores("deepcontact", weights["deepcontact"], test, hand, above_half=True)
         for side, sl in (("hand", slice(None, n)), ("object", slice(n, None))):
@@ -210,7 +239,10 @@ def stage_eval(work: Path, weights: dict[str, Path], args: argparse.Namespace) -
     if "picr" in weights:
         p_val = scores("picr", weights["picr"], val, hand)
         p = scores("picr", weights["picr"], test, hand)
-        t_vc, _ = best_threshold_f1(p_val["object"], val.object_vc > 0.5)
+        t_vc, f1_val = best_threshold_f1(p_val["object"], val.object_vc > 0.5)
+        res["validation"]["picr_object_vc_f1_pct"] = f1_val
+        res["validation"]["training_mean_map"]["object_vc_f1_pct"] = f1_score(
+            torch.ones_like(val.object_vc > 0.5), val.object_vc > 0.5)
         res["picr"] = {"object_vc_f1_pct_at_0.5": f1_score(p["object"] > 0.5, gt["object_vc"]),
                        "object_vc_f1_pct_at_t_vc_0.8": f1_score(p["object"] > 0.8, gt["object_vc"]),
                        "object_vc_f1_pct": f1_score(p["object"] > t_vc, gt["object_vc"]),
@@ -238,7 +270,8 @@ def stage_refine(work: Path, weights: dict[str, Path], n: int) -> dict[str, Any]
         if label == "none":
             out = sel
         else:
-            out = refine(sel, "contactopt", targets=est if label == "deepcontact" else None, hand=hand)
+            # targets=None would now pick the shipped estimator: ask for the oracle explicitly.
+            out = refine(sel, "contactopt", targets=est if label == "deepcontact" else "oracle", hand=hand)
         seconds = time.perf_counter() - t0
         ev = evaluate(out, metrics=REFINE_METRICS, hand=hand)
         table[label] = {**ev.means(), "refine_seconds": seconds}
@@ -266,10 +299,13 @@ def main() -> int:
     ap.add_argument("--dc-epochs", type=int, default=None, help="DeepContact epochs (default --epochs)")
     ap.add_argument("--dc-lr", type=float, default=None, help="DeepContact learning rate (default --lr)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-objects", nargs="*", default=[], help="fixed test objects (default: split_by_object)")
+    ap.add_argument("--val-objects", nargs="*", default=[], help="fixed validation objects (with --test-objects)")
+    ap.add_argument("--synth-only", action="store_true", help="stop after synthesis")
     ap.add_argument("--backbone", choices=("small", "large"), default="small")
     ap.add_argument("--kinds", default="deepcontact,picr")
     ap.add_argument("--refine-eval", type=int, default=0, help="held-out noisy grasps refined end to end")
-    ap.add_argument("--vertex-embedding", default="", help="kinds trained with --vertex-embedding (comma list)")
+    ap.add_argument("--run-suffix", default="", help="appended to the run folder names runs/{kind}")
     ap.add_argument("--refine-only", action="store_true", help="only the refinement stage, on shipped weights")
     ap.add_argument("--eval-only", action="store_true", help="only the evaluation stage, on shipped weights")
     args = ap.parse_args()
@@ -295,6 +331,10 @@ def main() -> int:
     t_start = time.perf_counter()
     per_object = stage_synth(work, args, cfg)
     t_synth = time.perf_counter() - t_start
+    if args.synth_only:
+        log(f"synthesised {sum(len(g) for g in per_object.values())} grasps on {len(per_object)} objects "
+            f"in {t_synth:.0f} s")
+        return 0
     sizes = stage_split(work, per_object, args)
     log(f"split: {json.dumps(sizes)}")
     extra = {"hand_model": "openhand", "data": sizes, "synthesis": cfg.to_dict(), "seed": args.seed,

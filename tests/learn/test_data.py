@@ -97,3 +97,31 @@ def test_train_command_runs_and_resumes(hand, sphere_grasps, tmp_path, capsys):
     assert "different settings" in capsys.readouterr().err
     log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0]
+
+
+@pytest.mark.parametrize(("flags", "contact_prior", "shape_prior"), [
+    ([], True, True),
+    (["--no-shape-prior"], True, False),
+    (["--no-contact-prior"], False, False),
+    (["--no-contact-prior", "--no-shape-prior"], False, False),
+])
+def test_train_prior_flags_reach_the_config(flags, contact_prior, shape_prior):
+    from contactkit.cli.main import build_parser
+    from contactkit.cli.train import train_config
+
+    args = build_parser().parse_args(["train", "deepcontact", "--data", "a.npz", "--val", "b.npz", "--out", "r",
+                                      "--epochs", "3", "--lr", "0.003", *flags])
+    config = train_config(args)
+    assert (config.contact_prior, config.shape_prior) == (contact_prior, shape_prior)
+    assert (config.epochs, config.lr, config.small) == (3, 0.003, True)
+
+
+def test_train_command_without_contact_prior(hand, sphere_grasps, tmp_path):
+    _, noisy_path = sphere_grasps
+    argv = ["train", "deepcontact", "--data", str(noisy_path), "--val", str(noisy_path), "--out", str(tmp_path),
+            "--epochs", "1", "--batch-size", "2", "--num-points", "128", "--quiet", "--no-contact-prior"]
+    assert cli_main(argv) == 0
+    ckpt = load_checkpoint(tmp_path / "best.pt", expected_kind="deepcontact")
+    assert ckpt.training["config"]["contact_prior"] is False and ckpt.training["config"]["shape_prior"] is False
+    assert "prior_hand_vertices" not in ckpt.config and "prior_shape" not in ckpt.config
+    assert "hand_prior" not in ckpt.state_dict and "object_prior" not in ckpt.state_dict

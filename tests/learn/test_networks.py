@@ -18,6 +18,7 @@ from contactkit.learn.estimators import (
     network_config,
 )
 from contactkit.learn.features import N_FEATURES
+from contactkit.learn.networks import BackboneConfig
 
 from .conftest import posed_scene
 
@@ -133,16 +134,13 @@ def test_estimator_refuses_other_hand_checkpoint(hand):
         PiCREstimator(hand, ckpt)
 
 
-def test_vertex_embedding_network(hand):
-    verts, pts, nrm = posed_scene(hand, 2, seed=8, n_points=64)
-    inputs = inputs_for(hand, verts, pts, nrm)
-    config = network_config("deepcontact", hand_vertices=hand.num_verts)
-    assert config["backbone"]["vertex_embedding"] == 8 and config["backbone"]["hand_vertices"] == hand.num_verts
-    torch.manual_seed(0)
-    net = build_network("deepcontact", config).eval()
-    assert net.backbone.embedding is not None and net.backbone.embedding.weight.shape == (hand.num_verts, 8)
-    with torch.no_grad():
-        out = net(inputs.xyz, inputs.features)
-    assert out.shape == (2, hand.num_verts + 64, 10) and torch.isfinite(out).all()
-    with pytest.raises(ContactkitError, match=f"must hold the {hand.num_verts} hand vertices first"):
-        net(inputs.xyz[:, :100], inputs.features[:, :100])
+def test_backbone_config_legacy_embedding_keys():
+    config = network_config("deepcontact")["backbone"]
+    assert "vertex_embedding" not in config and "hand_vertices" not in config
+    # Checkpoints written before the per-vertex embedding was removed carry both keys as 0: still loadable.
+    assert BackboneConfig.from_dict({**config, "hand_vertices": 0, "vertex_embedding": 0}) == \
+        BackboneConfig.from_dict(config)
+    with pytest.raises(ContactkitError, match="hand_vertices=1159: checkpoints with a learned per-vertex embedding"):
+        BackboneConfig.from_dict({**config, "hand_vertices": 1159, "vertex_embedding": 8})
+    with pytest.raises(ContactkitError, match="unknown backbone config keys"):
+        BackboneConfig.from_dict({**config, "bogus": 1})

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from contactkit.learn.train import TrainConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +32,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--backbone", choices=("small", "large"), default="small",
                    help="small (default, as shipped, ~40 k parameters) or the full multi-scale PointNet++ (~1 M)")
-    p.add_argument("--vertex-embedding", action="store_true",
-                   help="learn an embedding per hand vertex (a contact prior tied to the hand model)")
+    p.add_argument("--no-contact-prior", action="store_true",
+                   help="DeepContact: no per-vertex contact-bin prior from the training set (on by default)")
+    p.add_argument("--no-shape-prior", action="store_true",
+                   help="DeepContact: keep the contact prior but not its learnt dependence on the object's extents "
+                   "and wrist-frame centroid (on by default; implied by --no-contact-prior)")
     p.add_argument("--num-points", type=int, default=2048, help="object samples per grasp (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~contactkit.learn.train.TrainConfig` of parsed ``contactkit train`` arguments."""
+    from contactkit.learn.train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       device=args.device, small=args.backbone == "small",
+                       contact_prior=not args.no_contact_prior,
+                       shape_prior=not (args.no_contact_prior or args.no_shape_prior))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from contactkit.hands import load_hand
     from contactkit.io.grasps import load_grasps
     from contactkit.learn.data import cached_contact_tensors
-    from contactkit.learn.train import TrainConfig, train
+    from contactkit.learn.train import train
 
     for name in ("data", "val"):
         if not getattr(args, name).is_file():
@@ -54,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"building network inputs and targets (cached in {args.out}) ...", flush=True)
     train_data = cached_contact_tensors(args.data, hand, args.out / "train_tensors.npz", num_points=args.num_points)
     val_data = cached_contact_tensors(args.val, hand, args.out / "val_tensors.npz", num_points=args.num_points)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         device=args.device, small=args.backbone == "small", vertex_embedding=args.vertex_embedding)
+    config = train_config(args)
     metadata: dict[str, Any] = {
         "hand_model": hand.name,
         "side": hand.side,

@@ -10,7 +10,7 @@ wrist rotation by a Kabsch fit of the vertices that move rigidly with the wrist.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -49,11 +49,9 @@ _SMALL_BACKBONE: dict[str, Any] = {
 }
 
 
-#: Width of the learned per-hand-vertex embedding of the default networks.
-VERTEX_EMBEDDING = 8
-
-
-def network_config(kind: Kind, *, small: bool = True, hand_vertices: int = 0) -> dict[str, Any]:
+def network_config(
+    kind: Kind, *, small: bool = True, prior_hand_vertices: int = 0, prior_shape: bool = False
+) -> dict[str, Any]:
     """Default constructor config of a network, as plain JSON data (saved in checkpoints).
 
     Args:
@@ -61,17 +59,20 @@ def network_config(kind: Kind, *, small: bool = True, hand_vertices: int = 0) ->
         small: the small backbone (default; ~40 k parameters, the shipped weights' size, fast enough on CPU:
             FPS's python loop over the centres dominates the larger one) or, when False, the full multi-scale
             backbone of :class:`BackboneConfig` (~1 M parameters, about 10x slower).
-        hand_vertices: the hand model's vertex count V; when > 0, a learned 8-wide embedding per hand vertex is
-            added to the inputs (a per-vertex contact prior; the network then only runs on that hand model).
+        prior_hand_vertices: DeepContact only: when V > 0, fixed log-probability contact priors (per hand vertex
+            and for object points, :mod:`contactkit.learn.prior`) are added to the bin logits, so the network
+            learns a residual over the training set's mean contact map (it then only runs on that hand model).
+        prior_shape: with ``prior_hand_vertices``: the hand prior also depends linearly on the object's extents
+            (:class:`~contactkit.learn.networks.DeepContactConfig`).
     """
-    backbone = replace(
-        BackboneConfig(in_channels=N_FEATURES, **(_SMALL_BACKBONE if small else {})),
-        hand_vertices=hand_vertices,
-        vertex_embedding=VERTEX_EMBEDDING if hand_vertices > 0 else 0,
-    )
+    backbone = BackboneConfig(in_channels=N_FEATURES, **(_SMALL_BACKBONE if small else {}))
     config: dict[str, Any] = {"backbone": backbone.to_dict()}
     if kind == "deepcontact":
         config["n_bins"] = 10
+        if prior_hand_vertices > 0:
+            config["prior_hand_vertices"] = int(prior_hand_vertices)
+            if prior_shape:
+                config["prior_shape"] = True
     elif kind == "picr":
         config["n_regions"] = 17
     else:
@@ -84,7 +85,9 @@ def build_network(kind: Kind, config: dict[str, Any]) -> DeepContactNet | PiCRNe
     """Construct a network from its saved config."""
     backbone = BackboneConfig.from_dict(config["backbone"])
     if kind == "deepcontact":
-        return DeepContactNet(DeepContactConfig(backbone=backbone, n_bins=int(config["n_bins"])))
+        return DeepContactNet(DeepContactConfig(backbone=backbone, n_bins=int(config["n_bins"]),
+                                                prior_hand_vertices=int(config.get("prior_hand_vertices", 0)),
+                                                prior_shape=bool(config.get("prior_shape", False))))
     if kind == "picr":
         return PiCRNet(PiCRConfig(backbone=backbone, n_regions=int(config["n_regions"])))
     raise ContactkitError(f"unknown network kind {kind!r}; expected 'deepcontact' or 'picr'")

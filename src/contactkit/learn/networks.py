@@ -22,15 +22,15 @@ from torch import Tensor, nn
 from contactkit.errors import ContactkitError
 from contactkit.learn.pointnet2 import FeaturePropagation, SetAbstraction
 
+#: Backbone config keys of older checkpoints (the removed per-hand-vertex embedding), accepted only as 0.
+LEGACY_EMBEDDING_KEYS = ("hand_vertices", "vertex_embedding")
+
 
 @dataclass(frozen=True)
 class BackboneConfig:
     """PointNet++ segmentation backbone sizes (MSG set abstraction, three levels + a global feature).
 
-    Radii are in the normalised frame (metres divided by ``NormalisationConfig.scale``). With
-    ``vertex_embedding > 0``, each of the ``hand_vertices`` hand vertices (the first points of the cloud) gets a
-    learned embedding of that width appended to its features (zeros for object points): a per-vertex prior of
-    where a hand touches, which ties the network to one hand model (checkpoints record it).
+    Radii are in the normalised frame (metres divided by ``NormalisationConfig.scale``).
     """
 
     in_channels: int
@@ -41,8 +41,6 @@ class BackboneConfig:
     global_width: int = 256
     head_width: int = 128
     dropout: float = 0.3
-    hand_vertices: int = 0
-    vertex_embedding: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (tuples become lists)."""
@@ -50,7 +48,19 @@ class BackboneConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackboneConfig:
-        """Inverse of :meth:`to_dict`; rejects unknown keys."""
+        """Inverse of :meth:`to_dict`; rejects unknown keys.
+
+        The keys ``hand_vertices`` / ``vertex_embedding`` of checkpoints written before the per-vertex embedding
+        was removed are accepted when 0 (no embedding) and refused otherwise.
+        """
+        data = dict(data)
+        for legacy in LEGACY_EMBEDDING_KEYS:
+            value = data.pop(legacy, 0)
+            if int(value) != 0:
+                raise ContactkitError(
+                    f"backbone config {legacy}={value!r}: checkpoints with a learned per-vertex embedding "
+                    "are no longer supported (retrain with 'contactkit train', which uses the contact prior)"
+                )
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
@@ -70,14 +80,8 @@ class PointNet2Backbone(nn.Module):
     def __init__(self, config: BackboneConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding: nn.Embedding | None = None
-        if config.vertex_embedding > 0:
-            if config.hand_vertices < 1:
-                raise ContactkitError("vertex_embedding needs hand_vertices >= 1 (the hand model's vertex count)")
-            self.embedding = nn.Embedding(config.hand_vertices, config.vertex_embedding)
-            nn.init.normal_(self.embedding.weight, std=0.1)
         levels = nn.ModuleList()
-        c_in = config.in_channels + config.vertex_embedding
+        c_in = config.in_channels
         channels = [c_in]
         for n_centres, radii, neighbours, width in zip(
             config.centres, config.radii, config.neighbours, config.widths, strict=True
@@ -106,15 +110,6 @@ class PointNet2Backbone(nn.Module):
         Returns:
             (B, N, head_width) per-point features.
         """
-        if self.embedding is not None:
-            n_hand = self.config.hand_vertices
-            if features.shape[1] < n_hand:
-                raise ContactkitError(
-                    f"features must hold the {n_hand} hand vertices first, got {features.shape[1]} points"
-                )
-            emb = self.embedding.weight.to(features.dtype)
-            pad = emb.new_zeros(features.shape[1] - n_hand, emb.shape[1])
-            features = torch.cat([features, torch.cat([emb, pad]).expand(features.shape[0], -1, -1)], dim=-1)
         xyz_levels = [xyz]
         feat_levels = [features]
         for level in self.down:
@@ -141,15 +136,66 @@ def _head(c_in: int, c_hidden: int, c_out: int, dropout: float) -> nn.Sequential
 
 @dataclass(frozen=True)
 class DeepContactConfig:
-    """DeepContact: the backbone and the number of contact bins (10 in paper 000)."""
+    """DeepContact: the backbone and the number of contact bins (10 in paper 000).
+
+    With ``prior_hand_vertices = V > 0`` the network adds fixed log-probability priors to its bin logits
+    (``contactkit.learn.prior``): a (V, n_bins) one for the hand vertices (the first V points) and an (n_bins,)
+    one for the object points, held in the buffers ``hand_prior`` and ``object_prior`` (saved in the state
+    dict). The head's last layer then starts at zero, so the untrained network predicts the prior.
+
+    With ``prior_shape`` as well, the hand prior depends linearly on the object's size and place: the logits of
+    hand vertex v get ``shape_weight[v] @ ((d - shape_centre) / shape_scale)``, where ``d`` (B, 6) is
+    :func:`object_descriptor` of the object points (extents and centroid in the wrist frame, so invariant to moving
+    hand and object together), ``shape_centre`` / ``shape_scale`` (6,) the training set's mean and standard
+    deviation of it (buffers) and ``shape_weight`` (V, n_bins, 6) learnt, starting at zero.
+    """
 
     backbone: BackboneConfig
     n_bins: int = 10
+    prior_hand_vertices: int = 0
+    prior_shape: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def object_extents(xyz: Tensor) -> Tensor:
+    """Size of a point cloud: the square roots of its covariance eigenvalues, ascending.
+
+    Invariant to rotating and translating the cloud (and to the order of its points).
+
+    Args:
+        xyz: (B, P, 3) points (any unit; the result is in the same unit).
+
+    Returns:
+        (B, 3) standard deviations along the principal axes, smallest first.
+    """
+    centred = xyz - xyz.mean(dim=1, keepdim=True)
+    cov = centred.transpose(1, 2) @ centred / max(xyz.shape[1], 1)
+    return torch.linalg.eigvalsh(cov).clamp_min(0.0).sqrt()
+
+
+#: Width of :func:`object_descriptor`.
+OBJECT_DESCRIPTOR_WIDTH = 6
+
+
+def object_descriptor(xyz: Tensor) -> Tensor:
+    """Global description of the object points of a cloud: :func:`object_extents` and the centroid.
+
+    Args:
+        xyz: (B, P, 3) object points in the network's (wrist, normalised) frame.
+
+    Returns:
+        (B, 6): the three extents (smallest first) and the centroid (x, y, z).
+    """
+    return torch.cat([object_extents(xyz), xyz.mean(dim=1)], dim=-1)
+
+
 class DeepContactNet(nn.Module):
-    """Per-point contact classification into ``n_bins`` bins (logits)."""
+    """Per-point contact classification into ``n_bins`` bins (logits), optionally a residual over a fixed prior."""
+
+    hand_prior: Tensor | None
+    object_prior: Tensor | None
+    shape_centre: Tensor | None
+    shape_scale: Tensor | None
 
     def __init__(self, config: DeepContactConfig) -> None:
         super().__init__()
@@ -157,11 +203,81 @@ class DeepContactNet(nn.Module):
         self.backbone = PointNet2Backbone(config.backbone)
         width = config.backbone.head_width
         self.head = _head(width, width, config.n_bins, config.backbone.dropout)
+        if config.prior_hand_vertices < 0:
+            raise ContactkitError(f"prior_hand_vertices must be >= 0, got {config.prior_hand_vertices}")
+        if config.prior_hand_vertices > 0:
+            self.register_buffer("hand_prior", torch.zeros(config.prior_hand_vertices, config.n_bins))
+            self.register_buffer("object_prior", torch.zeros(config.n_bins))
+            last = self.head[-1]
+            assert isinstance(last, nn.Conv1d)
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
+        else:
+            self.hand_prior = None
+            self.object_prior = None
+        self.shape_weight: nn.Parameter | None = None
+        if config.prior_shape:
+            if config.prior_hand_vertices < 1:
+                raise ContactkitError("prior_shape needs a hand prior (prior_hand_vertices >= 1)")
+            self.register_buffer("shape_centre", torch.zeros(OBJECT_DESCRIPTOR_WIDTH))
+            self.register_buffer("shape_scale", torch.ones(OBJECT_DESCRIPTOR_WIDTH))
+            self.shape_weight = nn.Parameter(
+                torch.zeros(config.prior_hand_vertices, config.n_bins, OBJECT_DESCRIPTOR_WIDTH)
+            )
+        else:
+            self.shape_centre = None
+            self.shape_scale = None
+
+    def set_prior(
+        self, hand: Tensor, obj: Tensor, shape_centre: Tensor | None = None, shape_scale: Tensor | None = None
+    ) -> None:
+        """Set the fixed priors (``contactkit.learn.prior.contact_bin_prior``).
+
+        Args:
+            hand: (V, n_bins) log-probabilities per hand vertex; obj: (n_bins,) log-probabilities of object points.
+            shape_centre, shape_scale: (6,) mean and standard deviation (> 0) of :func:`object_descriptor` over the
+                training grasps (normalised units); required when the config has ``prior_shape``.
+        """
+        if self.hand_prior is None or self.object_prior is None:
+            raise ContactkitError("this DeepContact network has no prior (config prior_hand_vertices = 0)")
+        if hand.shape != self.hand_prior.shape or obj.shape != self.object_prior.shape:
+            raise ContactkitError(
+                f"prior shapes must be hand {tuple(self.hand_prior.shape)} and object "
+                f"{tuple(self.object_prior.shape)}, got {tuple(hand.shape)} and {tuple(obj.shape)}"
+            )
+        self.hand_prior.copy_(hand)
+        self.object_prior.copy_(obj)
+        if self.shape_centre is not None and self.shape_scale is not None:
+            width = OBJECT_DESCRIPTOR_WIDTH
+            if shape_centre is None or shape_scale is None or shape_centre.shape != (width,) \
+                    or shape_scale.shape != (width,) or not bool((shape_scale > 0).all()):
+                raise ContactkitError(
+                    f"this network's prior depends on the object: pass shape_centre ({width},) and shape_scale "
+                    f"({width},) > 0"
+                )
+            self.shape_centre.copy_(shape_centre)
+            self.shape_scale.copy_(shape_scale)
 
     def forward(self, xyz: Tensor, features: Tensor) -> Tensor:
         """Args: xyz (B, N, 3), features (B, N, C). Returns (B, N, n_bins) logits."""
         feats = self.backbone(xyz, features)
-        return self.head(feats.transpose(1, 2)).transpose(1, 2)
+        logits = self.head(feats.transpose(1, 2)).transpose(1, 2)
+        if self.hand_prior is None or self.object_prior is None:
+            return logits
+        n_hand = self.hand_prior.shape[0]
+        if logits.shape[1] <= n_hand:
+            raise ContactkitError(
+                f"a DeepContact network with a hand prior needs the {n_hand} hand vertices first and then object "
+                f"points, got {logits.shape[1]} points"
+            )
+        hand = logits[:, :n_hand] + self.hand_prior.to(logits.dtype)
+        if self.shape_weight is not None and self.shape_centre is not None and self.shape_scale is not None:
+            desc = (object_descriptor(xyz[:, n_hand:]) - self.shape_centre.to(xyz.dtype)) / self.shape_scale.to(
+                xyz.dtype)  # (B, 6)
+            hand = hand + torch.einsum("bk,vnk->bvn", desc.to(logits.dtype), self.shape_weight.to(logits.dtype))
+        obj = logits[:, n_hand:] + self.object_prior.to(logits.dtype)
+        return torch.cat([hand, obj], dim=1)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from contactkit.learn.losses import (
     multiclass_focal_loss,
     weighted_bin_cross_entropy,
 )
-from contactkit.learn.networks import DeepContactNet, PiCRNet
+from contactkit.learn.networks import DeepContactNet, PiCRNet, object_descriptor
+from contactkit.learn.prior import contact_bin_prior
 
 Kind = Literal["deepcontact", "picr"]
 
@@ -52,7 +53,13 @@ class TrainConfig:
         seed: seed of initialisation, data order and dropout.
         device: torch device string.
         small: the small backbone (default, as shipped) instead of the full multi-scale one.
-        vertex_embedding: add a learned embedding per hand vertex (:func:`network_config`).
+        contact_prior: DeepContact only: add the training set's contact-bin priors (per hand vertex; marginal for
+            object points; :mod:`contactkit.learn.prior`) to the logits, so the network learns a residual over
+            the training set's mean contact map. Ignored for PiCR.
+        shape_prior: with ``contact_prior``: the hand prior also depends linearly (learnt) on the object's extents and
+            centroid in the wrist frame (:func:`~contactkit.learn.networks.object_descriptor`).
+        class_weight_power: exponent of DeepContact's inverse-frequency bin weights
+            (:func:`~contactkit.learn.losses.inverse_frequency_weights`; 0: unweighted cross-entropy).
     """
 
     epochs: int = 20
@@ -62,7 +69,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     small: bool = True
-    vertex_embedding: bool = False
+    contact_prior: bool = True
+    shape_prior: bool = True
+    class_weight_power: float = 0.5
 
 
 def f1_score(pred: Tensor, target: Tensor) -> float:
@@ -220,9 +229,19 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
+    use_prior = kind == "deepcontact" and config.contact_prior
     net_config = network_config(kind, small=config.small,
-                                hand_vertices=train_data.n_hand if config.vertex_embedding else 0)
-    net = build_network(kind, net_config).to(device)
+                                prior_hand_vertices=train_data.n_hand if use_prior else 0,
+                                prior_shape=use_prior and config.shape_prior)
+    net = build_network(kind, net_config)
+    if use_prior and isinstance(net, DeepContactNet):
+        centre = scale = None
+        if config.shape_prior:
+            desc = object_descriptor(train_data.xyz[:, train_data.n_hand:])
+            centre, scale = desc.mean(0), desc.std(0).clamp_min(1e-6)
+        net.set_prior(*contact_bin_prior(train_data.contact, train_data.n_hand, int(net_config["n_bins"])),
+                      centre, scale)
+    net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch = 0
     best_f1 = -1.0
@@ -248,7 +267,8 @@ def train(
     )
     if kind == "deepcontact":
         n_bins = int(net_config["n_bins"])
-        class_weights = inverse_frequency_weights(contact_to_bins(train_data.contact, n_bins), n_bins).to(device)
+        class_weights = inverse_frequency_weights(contact_to_bins(train_data.contact, n_bins), n_bins,
+                                                  power=config.class_weight_power).to(device)
     else:
         class_weights = torch.ones(1, device=device)
     for epoch in range(start_epoch, config.epochs):
