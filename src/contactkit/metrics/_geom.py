@@ -40,6 +40,12 @@ class ObjectCache(Generic[T]):
         self.size = size
         self._items: OrderedDict[bytes, T] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
     def get(self, key: bytes, make: Callable[[], T]) -> T:
         if key in self._items:
             self._items.move_to_end(key)

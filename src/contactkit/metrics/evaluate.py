@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,8 +374,7 @@ class _Context:
 
 #: Contexts of recently evaluated references: one ground truth is usually scored against several methods, and its
 #: signed distances and contact masks are the same every time.
-_REFERENCE_CONTEXTS: OrderedDict[bytes, _Context] = OrderedDict()
-_REFERENCE_CONTEXTS_SIZE = 4
+_REFERENCE_CONTEXTS: _geom.ObjectCache[_Context] = _geom.ObjectCache(size=4)
 
 
 def _content_key(g: PosedGrasps, n_samples: int) -> bytes:
@@ -404,16 +402,7 @@ def clear_reference_cache() -> None:
 
 def _reference_context(reference: PosedGrasps, n_samples: int) -> _Context:
     """The reference's context, reused when the same reference content was evaluated recently."""
-    key = _content_key(reference, n_samples)
-    hit = _REFERENCE_CONTEXTS.get(key)
-    if hit is None:
-        hit = _Context(reference, n_samples)
-        _REFERENCE_CONTEXTS[key] = hit
-        while len(_REFERENCE_CONTEXTS) > _REFERENCE_CONTEXTS_SIZE:
-            _REFERENCE_CONTEXTS.popitem(last=False)
-    else:
-        _REFERENCE_CONTEXTS.move_to_end(key)
-    return hit
+    return _REFERENCE_CONTEXTS.get(_content_key(reference, n_samples), lambda: _Context(reference, n_samples))
 
 
 def _same_object_pose(a: PosedGrasps, b: PosedGrasps, i: int) -> bool:
