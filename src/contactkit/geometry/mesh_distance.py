@@ -161,11 +161,14 @@ class MeshIndex:
         return sqd, np.asarray(fid, dtype=np.int64), cp
 
 
-def _mesh_key(verts: np.ndarray, faces: np.ndarray) -> bytes:
+def mesh_key(verts: np.ndarray, faces: np.ndarray, *extra: int) -> bytes:
+    """A content digest of a mesh ``verts (V, 3)``, ``faces (F, 3)`` (and a few integers, e.g. a sample count),
+    the key of per-mesh caches (compared as float64 / int64 values)."""
+    v = np.ascontiguousarray(verts, dtype=np.float64)
+    f = np.ascontiguousarray(faces, dtype=np.int64)
     h = hashlib.blake2b(digest_size=16)
-    h.update(np.asarray(verts.shape + faces.shape, dtype=np.int64).tobytes())
-    h.update(verts.tobytes())
-    h.update(faces.tobytes())
+    for a in (np.asarray((*v.shape, *f.shape, *extra), dtype=np.int64), v, f):
+        h.update(a.tobytes())
     return h.digest()
 
 
@@ -173,7 +176,7 @@ def mesh_index(verts: torch.Tensor | np.ndarray, faces: torch.Tensor | np.ndarra
     """A :class:`MeshIndex` for ``verts (V, 3)``, ``faces (F, 3)``, from an LRU cache keyed by content."""
     v = verts_numpy(check_verts(verts, allow_batch=False))
     f = check_faces(faces, v.shape[0])
-    key = _mesh_key(v, f)
+    key = mesh_key(v, f)
     hit = _INDEX_CACHE.get(key)
     if hit is not None:
         _INDEX_CACHE.move_to_end(key)

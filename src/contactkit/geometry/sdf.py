@@ -90,7 +90,6 @@ class _Trilinear(torch.autograd.Function):
         out = out + dist
         grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny).unsqueeze(-1)
         ctx.save_for_backward(grad_points, f if values.requires_grad else None, corner_idx)
-        ctx.num_values = values.numel()
         ctx.values_shape = values.shape
         return out
 
@@ -102,8 +101,8 @@ class _Trilinear(torch.autograd.Function):
             fx, fy, fz = (torch.stack((1.0 - a, a), -1) for a in f.unbind(-1))  # (..., 2) weights per axis
             w = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)  # (..., 8)
             contrib = (grad_out.unsqueeze(-1) * w).reshape(-1)
-            flat = torch.zeros(ctx.num_values, dtype=grad_out.dtype, device=grad_out.device)
-            grad_values = flat.index_add_(0, corner_idx.reshape(-1), contrib).reshape(ctx.values_shape)
+            flat = torch.zeros(ctx.values_shape, dtype=grad_out.dtype, device=grad_out.device).view(-1)
+            grad_values = flat.index_add_(0, corner_idx.reshape(-1), contrib).view(ctx.values_shape)
         grad_pts = grad_out.unsqueeze(-1) * grad_points if ctx.needs_input_grad[1] else None
         return grad_values, grad_pts, None, None, None
 

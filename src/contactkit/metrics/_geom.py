@@ -8,7 +8,6 @@ generalised winding number (:func:`contactkit.geometry.inside.winding_number`).
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -23,18 +22,9 @@ from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
 T = TypeVar("T")
 
 
-def mesh_digest(verts: np.ndarray, faces: np.ndarray, *extra: int) -> bytes:
-    """A content digest of a mesh (and a few integers, e.g. a sample count), for per-object caches."""
-    v = np.ascontiguousarray(verts, dtype=np.float64)
-    f = np.ascontiguousarray(faces, dtype=np.int64)
-    h = hashlib.blake2b(digest_size=16)
-    for a in (np.asarray((*v.shape, *f.shape, *extra), dtype=np.int64), v, f):
-        h.update(a.tobytes())
-    return h.digest()
-
-
 class ObjectCache(Generic[T]):
-    """A small LRU cache of per-object values keyed by :func:`mesh_digest` (objects recur across evaluations)."""
+    """A small LRU cache of per-object values keyed by :func:`~contactkit.geometry.mesh_distance.mesh_key`
+    (objects recur across evaluations)."""
 
     def __init__(self, size: int = 16) -> None:
         self.size = size

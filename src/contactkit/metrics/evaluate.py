@@ -19,17 +19,17 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import is_closed
-from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
+from contactkit.geometry.mesh_distance import MeshIndex, mesh_index, mesh_key
 from contactkit.metrics import _geom
 from contactkit.metrics import contact as _contact
 from contactkit.metrics import intersection as _inter
@@ -262,10 +262,23 @@ def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray
         out.setflags(write=False)
         return out
 
-    return _SAMPLES.get(_geom.mesh_digest(verts, faces, n), make)
+    return _SAMPLES.get(mesh_key(verts, faces, n), make)
 
 
 _BOUNDS: _geom.ObjectCache[_geom.ObjectBounds] = _geom.ObjectCache()
+
+
+V = TypeVar("V")
+
+
+def _by_array(store: dict[int, tuple[np.ndarray, V]], verts: np.ndarray, make: Callable[[], V]) -> V:
+    """``store``'s value for the array ``verts`` (keyed by ``id``, checked by identity: the entry keeps the array
+    alive, so a recycled id never hits), made with ``make()`` on a miss."""
+    hit = store.get(id(verts))
+    if hit is None or hit[0] is not verts:
+        hit = (verts, make())
+        store[id(verts)] = hit
+    return hit[1]
 
 
 class _Context:
@@ -337,24 +350,16 @@ class _Context:
 
     def bounds(self, verts: np.ndarray, faces: np.ndarray) -> _geom.ObjectBounds:
         """The object's cached distance bounds, looked up once per object."""
-        hit = self._bounds.get(id(verts))
-        if hit is None or hit[0] is not verts:
 
-            def make() -> _geom.ObjectBounds:
-                closed = is_closed(faces, verts.shape[0])
-                return _geom.ObjectBounds(verts, faces, self.index(verts, faces), closed=closed, margin=_SD_BAND)
+        def make() -> _geom.ObjectBounds:
+            closed = is_closed(faces, verts.shape[0])
+            return _geom.ObjectBounds(verts, faces, self.index(verts, faces), closed=closed, margin=_SD_BAND)
 
-            hit = (verts, _BOUNDS.get(_geom.mesh_digest(verts, faces), make))
-            self._bounds[id(verts)] = hit
-        return hit[1]
+        return _by_array(self._bounds, verts, lambda: _BOUNDS.get(mesh_key(verts, faces), make))
 
     def index(self, verts: np.ndarray, faces: np.ndarray) -> MeshIndex:
         """The object's AABB tree, looked up once per object (no per-grasp content hashing)."""
-        hit = self.indices.get(id(verts))
-        if hit is None or hit[0] is not verts:
-            hit = (verts, mesh_index(verts, faces))
-            self.indices[id(verts)] = hit
-        return hit[1]
+        return _by_array(self.indices, verts, lambda: mesh_index(verts, faces))
 
     def object_mask(self, i: int, points: np.ndarray) -> np.ndarray:
         """(P,) bool: which ``points`` (object frame) lie within 2 mm of sample ``i``'s closed hand surface."""

@@ -23,6 +23,7 @@ import numpy as np
 import trimesh
 
 from contactkit.errors import ShapeError
+from contactkit.geometry.mesh_distance import mesh_key
 from contactkit.metrics import _geom
 from contactkit.metrics._arrays import mesh_batch, points_batch, to_numpy
 
@@ -69,7 +70,7 @@ _SOLIDS: _geom.ObjectCache[manifold3d.Manifold | None] = _geom.ObjectCache()
 
 def object_solid(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | None:
     """:func:`_manifold` of an object mesh, cached by content (None: not a closed manifold)."""
-    return _SOLIDS.get(_geom.mesh_digest(verts, faces), lambda: _manifold(verts, faces))
+    return _SOLIDS.get(mesh_key(verts, faces), lambda: _manifold(verts, faces))
 
 
 class _LazySolid:

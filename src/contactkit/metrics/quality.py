@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from contactkit.errors import ShapeError
+from contactkit.geometry.mesh_distance import mesh_key
 from contactkit.metrics import _geom
 from contactkit.metrics._arrays import mesh_batch, points_batch
 
@@ -141,6 +142,6 @@ def affinity_diversity(
     box = None
     for b in range(kp.shape[0]):
         if box is None or ov.strides[0] != 0:
-            box = _BOXES.get(_geom.mesh_digest(ov[b], of), partial(object_box, ov[b], of))
+            box = _BOXES.get(mesh_key(ov[b], of), partial(object_box, ov[b], of))
         out[b] = affinity_diversity_single(kp[b], box, n_candidates=n_candidates, eta=eta, face_samples=face_samples)[0]
     return out
