@@ -124,11 +124,32 @@ def test_metrics_invariant_under_common_rigid_motion(grasps, hand):
         np.testing.assert_allclose(ev2[name].values, ev[name].values, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
+def _shallower(grasps, hand, i, metres):
+    """Grasp ``i`` with its object moved ``metres`` farther out of the palm."""
+    g = grasps.subset([i])
+    return g.replace(object_translation=g.object_translation + metres * np.asarray(hand.annotations.palm_normal))
+
+
 def test_simulation_metric_runs_through_evaluate(grasps, hand):
-    ev = evaluate(grasps.subset([0]), None, ["simulation_displacement_cm_obman"], hand=hand)
+    ev = evaluate(_shallower(grasps, hand, 2, 0.005), None, ["simulation_displacement_cm_obman"], hand=hand)
     assert ev["simulation_displacement_cm_obman"].unit == "cm"
     assert np.all(np.isfinite(ev["simulation_displacement_cm_obman"].values))
     assert ev["simulation_displacement_cm_obman"].extra["protocol"]["n_steps"] == 35
+    assert ev["simulation_displacement_cm_obman"].extra["not_simulable"] == 0
+
+
+def test_dropped_samples_counted_in_the_output(grasps, hand):
+    # the deepest sphere (about 21 mm into the palm) is not simulated: NaN, excluded from the mean, and counted
+    both = GraspSet.concat([grasps.subset([0]), _shallower(grasps, hand, 2, 0.005)])
+    ev = evaluate(both, None, ["simulation_displacement_cm", "penetration_depth_mm"], hand=hand)
+    r = ev["simulation_displacement_cm"]
+    assert ev["penetration_depth_mm"].values[0] > 10.0
+    assert np.isnan(r.values[0]) and np.isfinite(r.values[1]) and r.count == 1
+    assert r.mean == pytest.approx(r.values[1])
+    assert r.extra["not_simulable"] == 1 and "mm deep" in r.extra["not_simulable_reasons"]["0"]
+    assert "(1 not simulable)" in ev.table()
+    d = ev.to_dict()["metrics"]["simulation_displacement_cm"]
+    assert d["not_computed"] == 1 and d["values"][0] is None
 
 
 def test_cli_prints_table_and_writes_json(grasps, tmp_path, capsys):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import trimesh
-from metric_meshes import box, sphere
+from metric_meshes import box, random_rigid, sphere
 
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.metrics import simulation as sim
@@ -97,3 +97,73 @@ def test_bad_settings_raise_clear_errors():
         sim.simulation_displacement(hv[None], hf, OV, OF, protocol=sim.get_protocol("default", hand_shape="regions"))
     with pytest.raises(ShapeError, match="object frame"):
         sim.simulation_displacement(hv[None], hf, np.stack([OV, OV]), OF)
+
+
+def _l_object():
+    """A non-convex L-shaped block (V-HACD splits it), object frame at its long arm's centre."""
+    a = trimesh.creation.box(extents=[0.08, 0.02, 0.03])
+    b = trimesh.creation.box(extents=[0.02, 0.06, 0.03])
+    b.apply_translation([-0.03, 0.02, 0.0])
+    mesh = trimesh.boolean.union([a, b], engine="manifold")
+    return np.asarray(mesh.vertices), np.asarray(mesh.faces, dtype=np.int64)
+
+
+def test_same_world_geometry_in_several_object_frames_gives_the_same_displacement():
+    # two plates pinch the far end of the L's long arm; gravity makes it swing a little (about 0.2 mm)
+    v, f = _l_object()
+    pv, pf = box([0.02, 0.01, 0.04])
+    hv = np.concatenate([pv + [0.025, 0.0147, 0], pv + [0.025, -0.0147, 0]])
+    hf = np.concatenate([pf, pf + len(pv)])
+    out = []
+    for seed in range(4):
+        # the object stored in another frame, x_stored = R^T (x - t), posed back to the same world place
+        rot, t = (np.eye(3), np.zeros(3)) if seed == 0 else random_rigid(seed)
+        out.append(sim.simulation_displacement(hv[None], hf, (v - t) @ rot, f, rot[None], t[None])[0])
+    assert out[0] > 1e-4  # it does move (a test of invariance on a motionless object would prove nothing)
+    np.testing.assert_allclose(out, out[0], rtol=0.01)
+
+
+def test_canonical_frame_moves_with_the_object():
+    v, f = _l_object()
+    rot, t = random_rigid(7)
+    axes, com = sim.canonical_frame(v, f)
+    axes2, com2 = sim.canonical_frame(v @ rot.T + t, f)
+    np.testing.assert_allclose(com2, rot @ com + t, atol=1e-12)
+    np.testing.assert_allclose(axes2, rot @ axes, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(axes), 1.0)
+
+
+def test_hand_sunk_deep_into_the_object_is_flagged_not_simulated():
+    # a fingertip-sized ball sunk 20 mm into the box (its lowest point 20 mm from every face): the object would be
+    # pinned whatever the gravity; the same ball 1 mm in is a grasp
+    hv, hf = sphere(0.008, centre=(0.0, 0.0, 0.03 + 0.008 - 0.020), subdivisions=3)
+    shallow, _ = sphere(0.008, centre=(0.0, 0.0, 0.03 + 0.008 - 0.001), subdivisions=3)
+    res = sim.simulate(np.stack([hv, shallow]), hf, OV, OF)
+    assert res.simulable.tolist() == [False, True]
+    assert res.not_simulable == 1
+    assert res.penetration[0] == pytest.approx(0.020, abs=2e-4)
+    assert res.penetration[1] == pytest.approx(0.001, abs=2e-4)
+    assert np.isnan(res.displacement[0]) and np.isfinite(res.displacement[1])
+    assert "mm deep (> max_penetration 10.0 mm)" in res.reasons[0] and res.reasons[1] is None
+    # the threshold is a protocol setting; None simulates everything
+    p = sim.get_protocol("default", max_penetration=None)
+    assert sim.simulate(hv[None], hf, OV, OF, protocol=p).simulable.all()
+
+
+def test_gravity_direction_matters_for_a_loose_grasp():
+    # the box rests on a flat plate (a hand that supports but does not hold it)
+    hv, hf = box([0.1, 0.1, 0.01], centre=(0.0, 0.0, -0.03 - 0.005 + 0.0002))
+    p = sim.get_protocol("default")
+    down = sim.simulation_displacement(hv[None], hf, OV, OF, protocol=p)[0]
+    up = sim.simulation_displacement(hv[None], hf, OV, OF, protocol=p.with_updates(gravity_direction=(0, 0, 1)))[0]
+    free = 0.5 * p.gravity * p.duration_s**2
+    assert down < 0.001
+    assert up == pytest.approx(free, rel=0.05)
+    # rotating the whole scene about gravity changes nothing; tilting it (gravity along the plate) does
+    c, s = np.cos(1.1), np.sin(1.1)
+    rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    spun = sim.simulation_displacement((hv @ rz.T)[None], hf, OV, OF, rz[None], protocol=p)[0]
+    assert spun == pytest.approx(down, abs=1e-6)
+    rx = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    tilted = sim.simulation_displacement((hv @ rx.T)[None], hf, OV, OF, rx[None], protocol=p)[0]
+    assert tilted > 10 * max(down, 1e-4)

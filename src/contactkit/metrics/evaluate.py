@@ -192,6 +192,7 @@ class Evaluation:
                 "std": _json_float(r.std),
                 "unit": r.unit,
                 "count": r.count,
+                "not_computed": len(r.values) - r.count,
                 "variant": r.variant,
                 "values": [_json_float(float(v)) for v in r.values],
                 "fallback": [bool(f) for f in r.fallback],
@@ -220,6 +221,11 @@ class Evaluation:
         rows = [("metric", "mean ± std", "unit", "n", "variant")]
         for name, r in self.results.items():
             note = r.variant + (f" ({int(r.fallback.sum())} fallback)" if r.fallback.any() else "")
+            skipped = int(r.extra.get("not_simulable", 0))
+            if skipped:
+                note += f" ({skipped} not simulable)"
+            if len(r.values) - r.count > skipped:
+                note += f" ({len(r.values) - r.count - skipped} not computed)"
             rows.append((name, f"{r.mean:.3f} ± {r.std:.3f}", r.unit, str(r.count), note))
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -624,9 +630,11 @@ def evaluate_posed(
                 "simulation_displacement_cm_obman": _sim.get_protocol("obman"),
                 "simulation_displacement_cm_six": _sim.get_protocol("default", name="six", gravity_directions="six"),
             }[name]
-            values[name] = _per_group(
-                ctx,
-                lambda idx, ov, of, p=protocol: _sim.simulation_displacement(
+            disp = np.full(n, np.nan)
+            reasons: dict[str, str] = {}
+            for key, idx in ctx.groups.items():
+                ov, of = grasps.objects[key]
+                sres = _sim.simulate(
                     grasps.hand_verts[idx],
                     grasps.hand_faces,
                     ov,
@@ -634,12 +642,16 @@ def evaluate_posed(
                     grasps.object_rotation[idx],
                     grasps.object_translation[idx],
                     hand_labels=grasps.hand_labels,
-                    protocol=p,
+                    protocol=protocol,
                     workers=workers,
-                ),
-            )
+                )
+                disp[idx] = sres.displacement
+                reasons.update({str(int(i)): r for i, r in zip(idx, sres.reasons, strict=True) if r is not None})
+            values[name] = disp
             extra[name] = {
-                "protocol": {k: (list(v) if isinstance(v, tuple) else v) for k, v in protocol.__dict__.items()}
+                "protocol": {k: (list(v) if isinstance(v, tuple) else v) for k, v in protocol.__dict__.items()},
+                "not_simulable": len(reasons),
+                "not_simulable_reasons": reasons,
             }
         elif name == "affinity_diversity":
             values[name] = _per_group(ctx, lambda idx, ov, of: _quality.affinity_diversity(ctx.kp_obj[idx], ov, of))

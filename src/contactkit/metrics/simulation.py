@@ -15,6 +15,10 @@ Setup (one MuJoCo model per grasp and gravity direction):
   damping ratio ``zeta = -ln(e) / sqrt(pi^2 + ln(e)^2)`` (``e = 0``: critically damped, MuJoCo's default).
 * Displacement = distance between the object's centre of mass before and after ``n_steps`` steps of
   ``timestep`` seconds, in metres; with ``gravity_directions="six"`` the mean over gravity along +-x, +-y, +-z.
+* The scene is built in the object's canonical frame (:func:`canonical_frame`: principal axes at the centre of
+  mass) with gravity rotated into it, so the value does not depend on the frame the object is stored in.
+* A grasp whose hand reaches deeper than ``max_penetration`` (10 mm) into the object is not simulated: it is
+  flagged not simulable with the reason (:func:`simulate`), NaN in :func:`simulation_displacement`.
 
 Why MuJoCo: it is installed with contactkit, steps convex-convex contacts deterministically, builds a model
 in about a millisecond from in-memory arrays (no files), and measured 20-60x faster than PyBullet for this
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import multiprocessing
 import warnings
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -70,6 +73,8 @@ class SimulationProtocol:
         hand_margin: only hand pieces with a vertex within this distance (m) of the object's initial
             world bounding box are simulated (None: all); far parts of the hand cannot touch the object before
             it has left the grasp, and culling them makes building the model ~10x cheaper.
+        max_penetration: grasps whose deepest hand vertex lies farther than this (m) inside the object are not
+            simulated (reported as not simulable, NaN); None: simulate every grasp.
     """
 
     name: str = "default"
@@ -88,6 +93,7 @@ class SimulationProtocol:
     cone: Literal["elliptic", "pyramidal"] = "elliptic"
     impratio: float = 10.0
     hand_margin: float | None = 0.03
+    max_penetration: float | None = 0.01
 
     def with_updates(self, **changes: Any) -> SimulationProtocol:
         """A copy with some fields changed; unknown field names raise :class:`ContactkitError`."""
@@ -115,6 +121,8 @@ class SimulationProtocol:
             )
         if self.hand_margin is not None and self.hand_margin < 0:
             raise ContactkitError(f"hand_margin must be >= 0 or None, got {self.hand_margin}")
+        if self.max_penetration is not None and not self.max_penetration >= 0:
+            raise ContactkitError(f"max_penetration must be >= 0 or None, got {self.max_penetration}")
         if self.object_mass_kg is not None and self.object_mass_kg <= 0:
             raise ContactkitError(f"object_mass_kg must be > 0, got {self.object_mass_kg}")
 
@@ -200,7 +208,8 @@ def object_convex_pieces(
             hulls = vhacdx.compute_vhacd(
                 v, f.astype(np.uint32), maxConvexHulls=int(max_hulls), resolution=int(resolution)
             )
-            pieces = [np.asarray(hv, dtype=np.float64) for hv, _ in hulls if len(hv) >= 4]
+            pieces = [np.asarray(hv, dtype=np.float64) for hv, _ in hulls]
+            pieces = [pc for pc in pieces if _is_solid(pc)]
             if not pieces:
                 warnings.warn("V-HACD returned no hull; using the object's convex hull", stacklevel=2)
                 pieces = [v.copy()]
@@ -213,11 +222,24 @@ def object_convex_pieces(
     return pieces
 
 
+def _is_solid(points: np.ndarray) -> bool:
+    """True when ``points (n, 3)`` span a volume (MuJoCo cannot take the convex hull of a flat point set)."""
+    if points.shape[0] < 4:
+        return False
+    sv = np.linalg.svd(points - points.mean(0), compute_uv=False)
+    return bool(sv[0] > 0 and sv[2] > 1e-6 * sv[0])
+
+
 def hand_face_wedges(verts: np.ndarray, faces: np.ndarray, thickness: float) -> np.ndarray:
-    """Per-triangle wedges ``(F, 6, 3)``: each face and its copy moved ``thickness`` m along the inward normal."""
+    """Per-triangle wedges ``(F', 6, 3)``: each face and its copy moved ``thickness`` m along the inward normal.
+
+    Degenerate (zero-area) triangles are left out.
+    """
     tri = verts[faces]
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-15)
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    keep = norm[:, 0] > 1e-12 * max(float(np.abs(tri).max(initial=0.0)), 1e-3) ** 2
+    tri, n = tri[keep], n[keep] / norm[keep]
     return np.concatenate([tri, tri - thickness * n[:, None, :]], axis=1)
 
 
@@ -226,7 +248,7 @@ def hand_region_hulls(verts: np.ndarray, labels: np.ndarray) -> list[np.ndarray]
     out = []
     for lab in np.unique(labels):
         pts = verts[labels == lab]
-        if pts.shape[0] >= 4 and np.linalg.matrix_rank(pts - pts.mean(0), tol=1e-9) == 3:
+        if _is_solid(pts):
             out.append(pts)
     return out
 
@@ -234,15 +256,16 @@ def hand_region_hulls(verts: np.ndarray, labels: np.ndarray) -> list[np.ndarray]
 # --------------------------------------------------------------------------------------------------- engine
 
 
-def _mass_properties(
-    verts: np.ndarray, faces: np.ndarray, pieces: Sequence[np.ndarray]
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Volume (m^3), centre of mass (3,) and unit-density inertia (3, 3) about the COM, object frame."""
+def _mass_properties(verts: np.ndarray, faces: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Volume (m^3), centre of mass (3,) and unit-density inertia (3, 3) about the COM, in the mesh's frame.
+
+    A mesh that does not bound a volume uses its vertices' convex hull (so the result still moves with the mesh).
+    """
     import trimesh
 
     mesh = trimesh.Trimesh(verts, faces, process=False)
     if not mesh.is_volume:
-        mesh = trimesh.Trimesh(np.concatenate(pieces), process=True).convex_hull
+        mesh = trimesh.Trimesh(verts, process=True).convex_hull
     mp = mesh.mass_properties
     return (
         abs(float(mp["volume"])),
@@ -251,7 +274,58 @@ def _mass_properties(
     )
 
 
-def simulation_displacement(
+def canonical_frame(verts: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The object's canonical frame: its principal axes of inertia, centred at its centre of mass.
+
+    Returns ``(rot (3, 3), com (3,))`` with ``x_canonical = rot^T (x_object - com)``. The axes are the inertia
+    tensor's eigenvectors (ascending moments); each axis's sign makes the third moment of the vertices along it
+    positive, for the two axes where that moment is clearest, and the third axis completes a right-handed frame.
+    Because every ingredient moves with the mesh, the same mesh stored in two frames gets the same canonical
+    coordinates (up to rounding), except for objects whose moments coincide (a sphere, a cube, a cylinder's two
+    cross axes), whose axes are arbitrary within the degenerate plane.
+
+    Args:
+        verts: (V, 3) float, metres, object frame.
+        faces: (F, 3) int.
+    """
+    v = np.asarray(to_numpy(verts), dtype=np.float64)
+    f = np.asarray(to_numpy(faces), dtype=np.int64)
+    _, com, inertia = _mass_properties(v, f)
+    _, axes = np.linalg.eigh(0.5 * (inertia + inertia.T))
+    proj = (v - com) @ axes
+    third = (proj**3).mean(0) / np.maximum((np.abs(proj) ** 3).mean(0), 1e-300)
+    order = np.argsort(-np.abs(third), kind="stable")
+    for k in order[:2]:
+        if third[k] < 0:
+            axes[:, k] *= -1.0
+    if np.linalg.det(axes) < 0:
+        axes[:, order[2]] *= -1.0
+    return axes, com
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Per-grasp outcome of :func:`simulate`.
+
+    Attributes:
+        displacement: (B,) float64 metres, the object's centre-of-mass displacement (mean over the gravity
+            directions); NaN where the grasp was not simulated.
+        simulable: (B,) bool, False where the grasp interpenetrates beyond ``protocol.max_penetration``.
+        penetration: (B,) float64 metres, the deepest hand vertex inside the object (0: none inside).
+        reasons: B entries, None for simulated grasps, else why the grasp was not simulated.
+    """
+
+    displacement: np.ndarray
+    simulable: np.ndarray
+    penetration: np.ndarray
+    reasons: list[str | None]
+
+    @property
+    def not_simulable(self) -> int:
+        return int((~self.simulable).sum())
+
+
+def simulate(
     hand_verts: Any,
     hand_faces: Any,
     obj_verts: Any,
@@ -262,13 +336,20 @@ def simulation_displacement(
     hand_labels: Any = None,
     protocol: str | SimulationProtocol = "default",
     workers: int = 1,
-) -> np.ndarray:
-    """Displacement ``(B,)`` in metres of the object's centre of mass after simulating the fixed hand + gravity.
+) -> SimulationResult:
+    """Simulate each grasp (fixed hand, gravity on the object) and report displacement, flags and reasons.
+
+    The scene is built in the object's :func:`canonical_frame` (the convex decomposition, the hand and gravity
+    are expressed there), so the result does not depend on the frame the object is stored in; it depends on the
+    world only through the direction of gravity relative to hand and object. A grasp whose hand reaches deeper
+    than ``protocol.max_penetration`` into the object is not simulated (a finger sunk through the surface pins
+    the object whichever way gravity points): its displacement is NaN, ``simulable`` False and the reason given.
 
     Args:
         hand_verts: (B, V, 3) float, metres, world frame.
-        hand_faces: (F, 3) int, closed face set of the hand (used by ``hand_shape="faces"``).
-        obj_verts: (V_o, 3) float, metres, **object frame** (the decomposition is cached per object).
+        hand_faces: (F, 3) int, closed face set of the hand (used by ``hand_shape="faces"`` and the
+            penetration check).
+        obj_verts: (V_o, 3) float, metres, **object frame**.
         obj_faces: (F_o, 3) int.
         obj_rotation: (B, 3, 3) or (3, 3) object pose, ``x_world = R x_object + t``; default identity.
         obj_translation: (B, 3) or (3,) metres; default 0.
@@ -277,6 +358,8 @@ def simulation_displacement(
         protocol: ``"default"``, ``"obman"`` or a :class:`SimulationProtocol`.
         workers: worker processes (1: run in this process).
     """
+    from contactkit.metrics import _geom
+
     prot = get_protocol(protocol)
     hv = points_batch(hand_verts, "hand_verts")
     batch = hv.shape[0]
@@ -302,33 +385,55 @@ def simulation_displacement(
         if labels.shape[0] != hv.shape[1]:
             raise ShapeError(f"Expected hand_labels to be of shape ({hv.shape[1]},), got {labels.shape}")
 
-    pieces = object_convex_pieces(ov, of, max_hulls=prot.max_hulls)
-    volume, com, inertia_unit = _mass_properties(ov, of, pieces)
+    # canonical frame: principal axes at the centre of mass; rounded to 1 nm so that the same geometry stored in
+    # different frames gives bit-identical input to V-HACD (and hits the same decomposition cache entry)
+    axes, com = canonical_frame(ov, of)
+    oc = np.round((ov - com) @ axes, 9) + 0.0
+    pieces = object_convex_pieces(oc, of, max_hulls=prot.max_hulls)
+    volume, com_c, inertia_unit = _mass_properties(oc, of)
     mass = prot.object_mass_kg if prot.object_mass_kg is not None else prot.density * volume
     inertia = inertia_unit * (mass / max(volume, 1e-15))
     dirs = _SIX_DIRECTIONS if prot.gravity_directions == "six" else np.asarray([prot.gravity_direction], float)
     dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+    # world -> canonical for sample b: x_c = M_b^T (x - o_b), M_b = R_b axes, o_b = R_b com + t_b
+    frame = np.einsum("bij,jk->bik", rot, axes)
+    origin = np.einsum("bij,j->bi", rot, com) + tr
+    # rounded like the object (1 nm, 1e-12 of g): the same scene stored in two frames is bit-identical here
+    hand_c = np.round(np.einsum("bvi,bik->bvk", hv - origin[:, None, :], frame), 9) + 0.0
+    grav_c = np.round(np.einsum("gi,bik->bgk", dirs, frame), 12) + 0.0
+
+    index = _geom.mesh_index(oc, of)
+    penetration = np.array([max(0.0, -float(_geom.signed_distance(h, oc, of, index=index).min())) for h in hand_c])
+    simulable = np.ones(batch, dtype=bool) if prot.max_penetration is None else penetration <= prot.max_penetration
+    reasons: list[str | None] = [
+        None
+        if ok
+        else f"hand penetrates the object {pen * 1e3:.1f} mm deep (> max_penetration "
+        f"{prot.max_penetration * 1e3 if prot.max_penetration is not None else 0:.1f} mm): not a grasp to simulate"
+        for ok, pen in zip(simulable, penetration, strict=True)
+    ]
+
     pdict = asdict(prot)
+    lo, hi = oc.min(0), oc.max(0)
     jobs = []
-    for b in range(batch):
+    for b in np.nonzero(simulable)[0]:
         if prot.hand_shape == "faces":
-            hand_pieces = list(hand_face_wedges(hv[b], hf, prot.shell_thickness))
+            hand_pieces = list(hand_face_wedges(hand_c[b], hf, prot.shell_thickness))
         else:
             assert labels is not None
-            hand_pieces = hand_region_hulls(hv[b], labels)
+            hand_pieces = hand_region_hulls(hand_c[b], labels)
         if prot.hand_margin is not None:
-            world = ov @ rot[b].T + tr[b]
-            lo, hi = world.min(0) - prot.hand_margin, world.max(0) + prot.hand_margin
-            hand_pieces = [pc for pc in hand_pieces if np.any(np.all((pc >= lo) & (pc <= hi), axis=1))]
+            near_lo, near_hi = lo - prot.hand_margin, hi + prot.hand_margin
+            hand_pieces = [pc for pc in hand_pieces if np.any(np.all((pc >= near_lo) & (pc <= near_hi), axis=1))]
         jobs.append(
             dict(
                 protocol=pdict,
-                gravity_dirs=dirs,
+                gravity_dirs=grav_c[b],
                 hand_pieces=hand_pieces,
                 obj_pieces=pieces,
-                rot=np.array(rot[b]),
-                transl=np.array(tr[b]),
-                com=com,
+                rot=np.eye(3),
+                transl=np.zeros(3),
+                com=com_c,
                 mass=mass,
                 inertia=inertia,
             )
@@ -339,4 +444,37 @@ def simulation_displacement(
             results = list(pool.map(simulate_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
     else:
         results = [simulate_job(j) for j in jobs]
-    return np.asarray(results, dtype=np.float64).reshape(batch, len(dirs)).mean(axis=1)
+    displacement = np.full(batch, np.nan)
+    if jobs:
+        displacement[simulable] = np.asarray(results, dtype=np.float64).reshape(len(jobs), len(dirs)).mean(axis=1)
+    return SimulationResult(displacement, simulable, penetration, reasons)
+
+
+def simulation_displacement(
+    hand_verts: Any,
+    hand_faces: Any,
+    obj_verts: Any,
+    obj_faces: Any,
+    obj_rotation: Any = None,
+    obj_translation: Any = None,
+    *,
+    hand_labels: Any = None,
+    protocol: str | SimulationProtocol = "default",
+    workers: int = 1,
+) -> np.ndarray:
+    """Displacement ``(B,)`` in metres of the object's centre of mass after simulating the fixed hand + gravity.
+
+    :func:`simulate`'s displacement: NaN for grasps that interpenetrate beyond ``protocol.max_penetration``
+    (call :func:`simulate` for the flags and reasons). Arguments as :func:`simulate`.
+    """
+    return simulate(
+        hand_verts,
+        hand_faces,
+        obj_verts,
+        obj_faces,
+        obj_rotation,
+        obj_translation,
+        hand_labels=hand_labels,
+        protocol=protocol,
+        workers=workers,
+    ).displacement

@@ -337,7 +337,7 @@ def synthesize_batch(
             verts[idx], closed, ov, of, hand_labels=np.asarray(hand.annotations.region_of_vertex),
             protocol=cfg.simulation_protocol,
         )
-        bad = disp[idx] > cfg.max_displacement_m
+        bad = ~(disp[idx] <= cfg.max_displacement_m)  # NaN: not simulable (hand too deep in the object)
         reasons["displacement"] = int(bad.sum())
         ok[idx[bad]] = False
     idx = np.flatnonzero(ok)
