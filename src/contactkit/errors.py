@@ -27,3 +27,8 @@ class HandModelError(ContactkitError):
 
 class ShapeError(ContactkitError):
     """A tensor or array argument has the wrong shape or dtype."""
+
+
+class OutputError(ContactkitError):
+    """An output path cannot be written: a directory, a device or other special file, a symbolic link, or an
+    unwritable or missing folder."""

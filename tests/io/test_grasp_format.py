@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from contactkit.errors import GraspFileError, ShapeError, UnitsError
+from contactkit.errors import GraspFileError, OutputError, ShapeError, UnitsError
 from contactkit.io import GRASP_FORMAT_VERSION, GraspSet, load_grasps, save_grasps
 from contactkit.objects import make_primitive
 
@@ -143,7 +143,7 @@ def test_save_is_atomic_on_failure(saved, monkeypatch):
         raise OSError("simulated")
 
     monkeypatch.setattr(atomic.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError):
         save_grasps(path, gs.subset([0]))
     monkeypatch.undo()
     assert path.read_bytes() == before

@@ -66,9 +66,11 @@ def test_perturb_cli_links_ground_truth(tmp_path, capsys):
     p = load_grasps(tmp_path / "p.npz")
     assert len(p) == 12 and p.attrs["reference"] == str((tmp_path / "gt.npz").resolve())
     assert p.reference_index.tolist() == [0] * 4 + [1] * 4 + [2] * 4
-    assert main(["perturb", str(tmp_path / "gt.npz"), "--protocol", "choir", "--copies", "0",
-                 "--out", str(tmp_path / "q.npz")]) == 2
-    assert "copies must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused at the argument, before any work (cli._args)
+        main(["perturb", str(tmp_path / "gt.npz"), "--protocol", "choir", "--copies", "0",
+              "--out", str(tmp_path / "q.npz")])
+    assert stop.value.code == 2
+    assert "argument --copies: expected an integer in [1, 1000], got 0" in capsys.readouterr().err
 
 
 def test_convert_cli_ho3d(tmp_path):

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from contactkit.cli._args import output_dir
 from contactkit.cli._outputs import print_outputs
 
 
@@ -32,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Perturb the standard synthetic benchmark set, refine it with every method, evaluate "
                     "every method under the same metric definitions, and write results.json, results.csv, "
                     "results.md, plots/ and report.html to --out.")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output directory")
     p.add_argument("--quick", action="store_true", help="only the first grasps of the split")
     p.add_argument("--split", default="split_grasp/test",
                    help="split file of the set (default: split_grasp/test; or split_object/test)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from contactkit.cli._args import output_dir, positive_int, seed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -15,11 +16,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "split train/val/test by object and by grasp, and write the sets with a manifest of seeds and "
         "versions. Re-running resumes; the same seed rebuilds the same set.",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=output_dir, required=True, help="output folder")
     p.add_argument("--quick", action="store_true", help="small set (few grasps per object) for smoke tests")
-    p.add_argument("--seed", type=int, default=0, help="benchmark seed (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--grasps-per-object", type=int, default=None, help="override the grasps per object")
+    p.add_argument("--seed", type=seed, default=0, help="benchmark seed (default 0)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--grasps-per-object", type=positive_int, default=None, help="override the grasps per object")
     p.add_argument("--objects", default=None,
                    help="comma-separated object specs (default: the standard list)")
     p.set_defaults(func=run)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from contactkit.cli._args import output_file, positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -16,12 +18,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("format", choices=["contactpose", "ho3d", "grab", "oakink"], help="dataset format")
     p.add_argument("path", type=Path, help="dataset folder or file")
-    p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
+    p.add_argument("--out", type=output_file, required=True, help="output grasp file (.npz)")
     p.add_argument("--mano-dir", type=Path, default=None,
                    help="MANO model folder (contactpose, oakink, grab)")
     p.add_argument("--models-dir", type=Path, default=None, help="HO-3D: YCB models folder")
     p.add_argument("--side", choices=["right", "left"], default="right", help="contactpose, grab: which hand")
-    p.add_argument("--stride", type=int, default=None, help="ho3d, grab: keep every k-th frame")
+    p.add_argument("--stride", type=positive_int, default=None, help="ho3d, grab: keep every k-th frame")
     p.set_defaults(func=run)
 
 

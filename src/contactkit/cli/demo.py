@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from contactkit.cli._args import output_dir
 from contactkit.cli._outputs import print_outputs
 
 
@@ -31,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Synthesise ground-truth grasps on the bundled objects, perturb them (ContactOpt "
                     "protocol), refine them with every method, evaluate everything against the ground truth, "
                     "print the table and write DIR/report.html and DIR/results.json.")
-    p.add_argument("--out", default="out/demo", metavar="DIR", help="output directory (default: out/demo)")
+    p.add_argument("--out", type=output_dir, default="out/demo", metavar="DIR",
+                   help="output directory (default: out/demo)")
     p.add_argument("--quick", action="store_true", help="one object, two grasps, shortened refinement")
     p.add_argument("--methods", default=None, metavar="A,B", help="comma-separated methods (default: all)")
     p.add_argument("--ground-truth", default=None, metavar="GRASPS",

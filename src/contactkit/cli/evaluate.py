@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from contactkit.cli._args import output_file, positive_int
+
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``evaluate`` sub-command."""
@@ -24,8 +26,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("grasps", help="grasp file (.npz)")
     p.add_argument("--reference", default=None, help="reference (ground-truth) grasp file")
     p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute")
-    p.add_argument("--json", default=None, metavar="OUT", help="write the full result (per-sample values) here")
-    p.add_argument("--workers", type=int, default=1, help="worker processes for the simulation (default 1)")
+    p.add_argument("--json", type=output_file, default=None, metavar="OUT",
+                   help="write the full result (per-sample values) here")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes for the simulation (default 1)")
     p.add_argument(
         "--reference-contact",
         choices=("geometry", "stored"),

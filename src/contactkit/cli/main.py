@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContactkitError as err:
         print(f"contactkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, permissions, a vanished file: the message, not a traceback
+        print(f"contactkit {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"contactkit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from contactkit.cli._args import MAX_COPIES, bounded_int, output_file, seed
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from contactkit.synth.perturb import PROTOCOLS
@@ -18,9 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("grasps", type=Path, help="ground-truth grasp file (.npz)")
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="contactopt", help="noise protocol")
-    p.add_argument("--copies", type=int, default=1, help="copies per grasp (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
+    p.add_argument("--copies", type=bounded_int(1, MAX_COPIES), default=1, help="copies per grasp (default 1)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=output_file, required=True, help="output grasp file (.npz)")
     p.add_argument("--mano-dir", type=Path, default=None, help="MANO model folder (MANO grasp files)")
     p.set_defaults(func=run)
 

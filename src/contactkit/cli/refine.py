@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contactkit.cli._args import device, output_file, positive_int, seed
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from contactkit.refine.methods import METHODS
@@ -30,12 +32,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="reference grasp file for oracle targets, or 'oracle' for the linked ground truth")
     p.add_argument("--estimator", type=Path, default=None, metavar="CHECKPOINT",
                    help="a deepcontact or picr checkpoint (from 'contactkit train') predicting the targets")
-    p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--batch-size", type=int, default=64, help="grasps optimised together (default 64)")
-    p.add_argument("--iterations", type=int, default=None, help="override the method's iteration count")
-    p.add_argument("--restarts", type=int, default=None, help="override the method's number of restarts")
+    p.add_argument("--out", type=output_file, required=True, help="output grasp file (.npz)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="grasps optimised together (default 64)")
+    p.add_argument("--iterations", type=positive_int, default=None, help="override the method's iteration count")
+    p.add_argument("--restarts", type=positive_int, default=None, help="override the method's number of restarts")
     p.add_argument("--mano-dir", type=Path, default=None, help="MANO model folder (MANO grasp files)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
+
+from contactkit.cli._args import MAX_GRASPS, bounded_int, output_file, positive_int, seed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,16 +19,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the same command resumes from OUT.parts/.",
     )
     p.add_argument("--object", required=True, help="bundled object name, primitive spec or mesh path")
-    p.add_argument("--n", type=int, required=True, help="number of accepted grasps wanted")
+    p.add_argument("--n", type=bounded_int(1, MAX_GRASPS), required=True, help="number of accepted grasps wanted")
     p.add_argument("--hand", choices=["openhand", "mano"], default="openhand", help="hand model")
     p.add_argument("--side", choices=["right", "left"], default="right", help="hand side")
-    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--batch-size", type=int, default=None, help="candidates per batch")
-    p.add_argument("--iterations", type=int, default=None, help="closing iterations per batch")
-    p.add_argument("--max-batches", type=int, default=None, help="give up after this many batches")
+    p.add_argument("--seed", type=seed, default=0, help="run seed (default 0)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="candidates per batch")
+    p.add_argument("--iterations", type=positive_int, default=None, help="closing iterations per batch")
+    p.add_argument("--max-batches", type=positive_int, default=None, help="give up after this many batches")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
+    p.add_argument("--out", type=output_file, required=True, help="output grasp file (.npz)")
     p.set_defaults(func=run)
 
 
@@ -43,5 +45,10 @@ def run(args: argparse.Namespace) -> int:
                      out=args.out, workers=args.workers, max_batches=args.max_batches,
                      progress=not args.no_progress)
     print(json.dumps(res.stats, indent=2, default=float))
-    print(f"wrote {len(res.grasps)} grasps to {args.out}")
-    return 0 if len(res.grasps) >= args.n else 1
+    if len(res.grasps) >= args.n:
+        print(f"wrote {len(res.grasps)} grasps to {args.out}")
+        return 0
+    print(f"only {len(res.grasps)} of {args.n} grasps were accepted; nothing was written to {args.out} (finished "
+          f"batches are kept in {args.out}.parts/ and a rerun with more --max-batches resumes from them)",
+          file=sys.stderr)
+    return 1

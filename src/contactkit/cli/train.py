@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contactkit.cli._args import device, output_dir, positive_float, positive_int, seed
+
 if TYPE_CHECKING:
     from contactkit.learn.train import TrainConfig
 
@@ -24,12 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", choices=("deepcontact", "picr"), help="network to train")
     p.add_argument("--data", type=Path, required=True, help="training grasp file (perturbed, .npz)")
     p.add_argument("--val", type=Path, required=True, help="validation grasp file (perturbed, .npz)")
-    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, caches)")
-    p.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
-    p.add_argument("--batch-size", type=int, default=8, help="grasps per step (default 8)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order, dropout (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--out", type=output_dir, required=True, help="run folder (checkpoints, log.jsonl, caches)")
+    p.add_argument("--epochs", type=positive_int, default=20, help="epochs (default 20)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="grasps per step (default 8)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of initialisation, data order, dropout (default 0)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
     p.add_argument("--backbone", choices=("small", "large"), default="small",
                    help="small (default, as shipped, ~40 k parameters) or the full multi-scale PointNet++ (~1 M)")
     p.add_argument("--no-contact-prior", action="store_true",
@@ -37,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-shape-prior", action="store_true",
                    help="DeepContact: keep the contact prior but not its learnt dependence on the object's extents "
                    "and wrist-frame centroid (on by default; implied by --no-contact-prior)")
-    p.add_argument("--num-points", type=int, default=2048, help="object samples per grasp (default 2048)")
+    p.add_argument("--num-points", type=positive_int, default=2048, help="object samples per grasp (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

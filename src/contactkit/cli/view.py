@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from contactkit.cli._args import output_file, positive_int
 from contactkit.cli._outputs import print_outputs
 
 
@@ -30,12 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "vertices, and the ground truth when the file links one) as one self-contained HTML file "
                     "that works offline.")
     p.add_argument("grasps", metavar="GRASPS", help="grasp file (.npz, contactkit grasp format)")
-    p.add_argument("--out", required=True, metavar="FILE.html", help="HTML file to write")
+    p.add_argument("--out", type=output_file, required=True, metavar="FILE.html", help="HTML file to write")
     p.add_argument("--reference", default=None, metavar="GT",
                    help="ground-truth grasp file (default: the one the file records, if any)")
-    p.add_argument("--max-samples", type=int, default=24, metavar="N",
+    p.add_argument("--max-samples", type=positive_int, default=24, metavar="N",
                    help="show at most N grasps (default 24)")
-    p.add_argument("--snapshot", default=None, metavar="FILE.png", help="also write a PNG still of the first "
+    p.add_argument("--snapshot", type=output_file, default=None, metavar="FILE.png",
+                   help="also write a PNG still of the first "
                    "grasp")
     p.add_argument("--no-metrics", action="store_true", help="do not evaluate the grasps for the table")
     p.set_defaults(func=run)
