@@ -418,3 +418,54 @@ def test_relative_reference_is_resolved_beside_the_file(objects, tmp_path, monke
     monkeypatch.chdir(tmp_path)  # read from another directory than the file's
     assert load_grasps("sets/noisy.npz").attrs["reference"] == str((tmp_path / "sets" / "gt.npz").resolve())
     assert load_grasps("sets/abs.npz").attrs["reference"] == "/data/gt.npz"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("analytic_volume_m3", "abc", "header field 'analytic_volume_m3' must be a number or null, got 'abc'"),
+        ("analytic_volume_m3", -1.0, "analytic_volume_m3 must be a positive number"),
+        ("is_watertight", "yes", "header field 'is_watertight' must be true or false"),
+        ("name", 3, "header field 'name' must be a string"),
+        ("primitive", [1], "header field 'primitive' must be an object or null"),
+    ],
+)
+def test_object_header_field_of_the_wrong_type_is_named(saved, tmp_path, field, value, message):
+    gs, path = saved
+    key = gs.object_ids[0]
+
+    def mutate(header, raw):
+        header["objects"][key][field] = value
+
+    with pytest.raises(GraspFileError, match=rf"object {key}: {message}".replace("[", r"\[").replace("(", r"\(")):
+        load_grasps(_rewrite(path, tmp_path / "bad.npz", mutate))
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (lambda h: h.update(num_grasps=True), "'num_grasps' must be a count"),
+        (lambda h: h.update(object_ids=[[1]] * N), "'object_ids' must list strings"),
+        (lambda h: h["attrs"].update(reference=3), r"attrs\['reference'\] must be the path"),
+        (lambda h: h["attrs"].update(reference=""), r"attrs\['reference'\] must be the path"),
+    ],
+)
+def test_header_fields_of_the_wrong_type_are_named(saved, tmp_path, mutation, message):
+    _, path = saved
+    with pytest.raises(GraspFileError, match=message):
+        load_grasps(_rewrite(path, tmp_path / "bad.npz", lambda header, raw: mutation(header)))
+
+
+def test_check_hand_names_the_mismatch(objects):
+    gs = _full_set(objects)  # a left "mano" set storing V = 50 vertices per grasp
+
+    class Hand:
+        name, side, num_verts, num_betas = "mano", "left", 778, 10
+
+    with pytest.raises(ShapeError, match="hand_vertices stores 50 vertices per grasp but the left mano hand model"):
+        gs.check_hand(Hand())
+    Hand.side = "right"
+    with pytest.raises(ShapeError, match="the grasps are for the left mano hand, got a right mano hand model"):
+        gs.check_hand(Hand())
+    Hand.side, Hand.num_verts = "left", V
+    gs.check_hand(Hand())

@@ -246,3 +246,53 @@ def test_evaluate_skipped_distances_never_change_a_value(hand):
     np.testing.assert_allclose(
         ev["disjointedness_mm"].values, penetration.disjointedness_from_sd(sd, regions) * 1e3, atol=1e-9
     )
+
+
+def test_reordered_reference_is_paired_through_reference_index(grasps, hand, tmp_path):
+    # regression: a perturbed set whose rows are in another order than its ground truth (same count) must be
+    # scored against each row's own ground truth (reference_index), not the reference's row i
+    gt = grasps.replace(transl=np.array([[0.0, 0, 0], [0.02, 0, 0], [0.0, 0.04, 0]]))  # three distinct hands
+    gt_path = tmp_path / "gt.npz"
+    save_grasps(gt_path, gt)
+    noisy = gt.replace(  # each hand 1 mm off its ground truth along x, y and z: MPJPE sqrt(3) mm
+        transl=gt.transl + 0.001, attrs={"reference": str(gt_path)}, reference_index=np.arange(3)
+    )
+    swapped = noisy.subset([1, 0, 2])
+    assert swapped.reference_index.tolist() == [1, 0, 2]
+    ev = evaluate(noisy, None, ["mpjpe_mm"], hand=hand)
+    ev_swapped = evaluate(swapped, None, ["mpjpe_mm"], hand=hand)
+    np.testing.assert_allclose(ev["mpjpe_mm"].values, np.sqrt(3.0), rtol=1e-9)
+    np.testing.assert_allclose(ev_swapped["mpjpe_mm"].values, np.sqrt(3.0), rtol=1e-9)
+    # pairing row i with reference row i instead would score the set against other grasps' poses
+    wrong = evaluate(swapped.replace(reference_index=None), None, ["mpjpe_mm"], hand=hand)
+    assert wrong["mpjpe_mm"].values[0] > ev_swapped["mpjpe_mm"].values[0] + 10.0
+
+
+def test_references_that_do_not_resolve_or_do_not_match_are_errors(grasps, hand, tmp_path):
+    with pytest.raises(ContactkitError, match="which does not exist"):
+        evaluate(grasps.replace(attrs={"reference": str(tmp_path / "nowhere.npz")}), None, ["mpjpe_mm"], hand=hand)
+    other = GraspSet.from_arrays(
+        hand_model="openhand",
+        side="right",
+        global_orient=np.zeros((3, 3)),
+        hand_pose=np.zeros((3, 45)),
+        objects=make_primitive("box", extents=[0.05, 0.05, 0.05]),
+    )
+    save_grasps(tmp_path / "other.npz", other)
+    with pytest.raises(ContactkitError, match="does not match the set: no grasp holds the same object"):
+        evaluate(grasps.replace(attrs={"reference": str(tmp_path / "other.npz")}), None, ["mpjpe_mm"], hand=hand)
+    with pytest.warns(UserWarning, match="does not match the set"):
+        evaluate(grasps, other, ["mpjpe_mm"], hand=hand)
+    left = other.replace(side="left")
+    with pytest.raises(ContactkitError, match="holds left openhand grasps, the set right openhand grasps"):
+        evaluate(grasps, left, ["mpjpe_mm"], hand=hand)
+    with pytest.raises(ContactkitError, match="reference must be a GraspSet or a path"):
+        evaluate(grasps, 3, ["mpjpe_mm"], hand=hand)
+
+
+def test_empty_sets_and_foreign_hand_vertices_are_named(grasps, hand):
+    with pytest.raises(ContactkitError, match="the grasp set is empty"):
+        evaluate(grasps.subset([]), None, hand=hand)
+    wrong = grasps.replace(hand_vertices=np.zeros((len(grasps), 778, 3)))
+    with pytest.raises(ContactkitError, match="hand_vertices stores 778 vertices per grasp but the right openhand"):
+        evaluate(wrong, None, ["penetration_depth_mm"], hand=hand)

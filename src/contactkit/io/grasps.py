@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -167,6 +168,9 @@ class GraspSet:
                 raise ShapeError(f"grasp {i}: metadata must be a dict, got {type(m).__name__}")
         setf(self, "metadata", [_json_clean(m, f"metadata of grasp {i}") for i, m in enumerate(meta)])
         setf(self, "attrs", _json_clean(dict(self.attrs), "attrs"))
+        ref = self.attrs.get("reference")
+        if "reference" in self.attrs and not (isinstance(ref, str) and ref):
+            raise ShapeError(f"attrs['reference'] must be the path of the ground-truth grasp file, got {ref!r}")
         self._check_shapes(n)
         self._check_values()
 
@@ -320,6 +324,30 @@ class GraspSet:
     def optional_fields(self) -> list[str]:
         """Names of the optional arrays present."""
         return [k for k in _OPTIONAL_ARRAYS if getattr(self, k) is not None]
+
+    def check_hand(self, hand: Any) -> None:
+        """Raise :class:`ShapeError` unless ``hand`` (a HandModel) can pose these grasps.
+
+        Checks the hand model name and side, the number of shape coefficients (extra ones must be zero) and the
+        vertex count of stored ``hand_vertices`` / ``hand_contact`` against ``hand.num_verts``.
+        """
+        name, side = getattr(hand, "name", None), getattr(hand, "side", None)
+        if name != self.hand_model or side != self.side:
+            raise ShapeError(
+                f"the grasps are for the {self.side} {self.hand_model} hand, got a {side} {name} hand model"
+            )
+        v = int(getattr(hand, "num_verts", -1))
+        for field_name in ("hand_vertices", "hand_contact"):
+            arr = getattr(self, field_name)
+            if arr is not None and arr.shape[1] != v:
+                raise ShapeError(
+                    f"{field_name} stores {arr.shape[1]} vertices per grasp but the {self.side} {self.hand_model} "
+                    f"hand model has {v}"
+                )
+        nb = getattr(hand, "num_betas", None)
+        k = self.betas.shape[1] if nb is None else int(nb)
+        if self.betas.shape[1] > k and np.any(self.betas[:, k:] != 0):
+            raise ShapeError(f"the grasps carry {self.betas.shape[1]} shape coefficients but the hand uses {k}")
 
     def object_of(self, i: int) -> ObjectMesh:
         """The object (object frame) of grasp ``i``."""
@@ -547,6 +575,29 @@ def _parse_header(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
     return header
 
 
+#: Header entries of a stored object: name -> (accepted types, description). None marks an optional entry.
+_OBJECT_HEADER_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"),
+    "is_watertight": ((bool,), "true or false"),
+    "analytic_volume_m3": ((int, float, type(None)), "a number or null"),
+    "source": ((str, type(None)), "a string or null"),
+    "primitive": ((dict, type(None)), "an object or null"),
+}
+
+
+def _check_object_header(p: Path, key: str, info: dict[str, Any]) -> None:
+    """Raise :class:`GraspFileError` naming the field when an object's header entry has the wrong type."""
+    for field_name, (types, desc) in _OBJECT_HEADER_TYPES.items():
+        if field_name not in info:
+            continue
+        value = info[field_name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise GraspFileError(f"{p}: object {key}: header field {field_name!r} must be {desc}, got {value!r}")
+    vol = info.get("analytic_volume_m3")
+    if vol is not None and not (math.isfinite(vol) and vol > 0):
+        raise GraspFileError(f"{p}: object {key}: analytic_volume_m3 must be a positive number, got {vol!r}")
+
+
 def load_grasps(path: str | os.PathLike[str]) -> GraspSet:
     """Read and validate a ``contactkit.grasps`` file.
 
@@ -561,6 +612,8 @@ def load_grasps(path: str | os.PathLike[str]) -> GraspSet:
     raw = _read_npz(p)
     header = _parse_header(p, raw)
     n = header["num_grasps"]
+    if isinstance(n, bool) or n < 0:
+        raise GraspFileError(f"{p}: header field 'num_grasps' must be a count >= 0, got {n!r}")
     optional = header["optional"]
     unknown = [k for k in optional if k not in _OPTIONAL_ARRAYS]
     if unknown:
@@ -576,6 +629,8 @@ def load_grasps(path: str | os.PathLike[str]) -> GraspSet:
         if arr.dtype.kind not in "fiu":
             raise GraspFileError(f"{p}: array {name!r} has non-numeric dtype {arr.dtype}")
     ids = header["object_ids"]
+    if not all(isinstance(i, str) for i in ids):
+        raise GraspFileError(f"{p}: header field 'object_ids' must list strings (object content hashes)")
     if len(ids) != n:
         raise GraspFileError(f"{p}: header lists {len(ids)} object ids for {n} grasps")
     for i, oid in enumerate(ids):
@@ -586,6 +641,7 @@ def load_grasps(path: str | os.PathLike[str]) -> GraspSet:
         vkey, fkey = f"objects/{key}/vertices", f"objects/{key}/faces"
         if vkey not in raw or fkey not in raw or not isinstance(info, dict):
             raise GraspFileError(f"{p}: object {key}: vertices, faces or header entry missing")
+        _check_object_header(p, key, info)
         try:
             v, f = validate_arrays(raw[vkey], raw[fkey], what=f"object {key}")
             obj = ObjectMesh(

@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -742,10 +743,13 @@ def _resolve_reference(grasps: Any, reference: Any) -> tuple[Any, str | None]:
 
     name: str | None = None
     attrs = getattr(grasps, "attrs", {}) or {}
+    implicit = reference is None
     if reference is None:
         ref_path = attrs.get("reference")
         if not ref_path:
             return None, None
+        if not isinstance(ref_path, str):
+            raise ContactkitError(f"attrs['reference'] must be a path string, got {ref_path!r}")
         path = Path(ref_path)  # load_grasps made a relative reference absolute
         if not path.exists():
             raise ContactkitError(f"the grasp set names reference {ref_path!r}, which does not exist; pass reference=")
@@ -753,6 +757,15 @@ def _resolve_reference(grasps: Any, reference: Any) -> tuple[Any, str | None]:
     elif isinstance(reference, str | os.PathLike):
         name = str(reference)
         reference = load_grasps(reference)
+    from contactkit.io.grasps import GraspSet
+
+    if not isinstance(reference, GraspSet):
+        raise ContactkitError(f"reference must be a GraspSet or a path to one, got {type(reference).__name__}")
+    if (reference.hand_model, reference.side) != (grasps.hand_model, grasps.side):
+        raise ContactkitError(
+            f"reference {name or ''} holds {reference.side} {reference.hand_model} grasps, the set "
+            f"{grasps.side} {grasps.hand_model} grasps: they do not match"
+        )
     idx = getattr(grasps, "reference_index", None)
     if idx is None:
         idx = attrs.get("reference_index")
@@ -767,6 +780,17 @@ def _resolve_reference(grasps: Any, reference: Any) -> tuple[Any, str | None]:
         raise ContactkitError(
             f"reference has {len(reference)} grasps but the set has {len(grasps)} and no reference_index pairs them"
         )
+    same = np.asarray([a == b for a, b in zip(grasps.object_ids, reference.object_ids, strict=True)], dtype=bool)
+    if len(grasps) and not same.any():
+        # perturbed and refined sets keep their ground truth's objects; not one shared object means the
+        # reference belongs to another set (a predicted object mesh is possible: only an explicit reference)
+        message = (
+            f"reference {name or ''} does not match the set: no grasp holds the same object as its reference "
+            f"(grasp 0: {grasps.object_ids[0]} vs {reference.object_ids[0]})"
+        )
+        if implicit:
+            raise ContactkitError(message)
+        warnings.warn(message + "; object metrics compare different meshes", stacklevel=3)
     return reference, name
 
 
@@ -801,7 +825,12 @@ def evaluate(
         from contactkit.hands import load_hand
 
         hand = load_hand(grasps.hand_model, side=grasps.side)
+    if len(grasps) == 0:
+        raise ContactkitError("the grasp set is empty: there is nothing to evaluate")
+    grasps.check_hand(hand)
     ref, ref_name = _resolve_reference(grasps, reference)
+    if ref is not None:
+        ref.check_hand(hand)
     posed = _posed_from_graspset(grasps, hand)
     posed_ref = (
         _posed_from_graspset(ref, hand, stored_contact=reference_contact == "stored") if ref is not None else None
