@@ -27,17 +27,19 @@ from contactkit.io.atomic import check_output_path
 
 __all__ = [
     "MAX_COPIES",
+    "MAX_COUNT",
     "MAX_GRASPS",
     "MAX_SEED",
+    "MAX_WORKERS",
     "bounded_int",
     "device",
     "finite_float",
-    "non_negative_int",
     "output_dir",
     "output_file",
     "positive_float",
     "positive_int",
     "seed",
+    "workers",
 ]
 
 #: Largest seed: numpy's and torch's generators take seeds in [0, 2**32) everywhere they are used.
@@ -46,6 +48,10 @@ MAX_SEED = 2**32 - 1
 #: ``perturb --copies``); larger sets are built by concatenating runs.
 MAX_GRASPS = 100_000
 MAX_COPIES = 1_000
+#: Largest count, size or iteration number (a C int, so no library call overflows; far beyond any useful run).
+MAX_COUNT = 2**31 - 1
+#: Most worker processes a command accepts.
+MAX_WORKERS = 256
 
 
 def _int(text: str) -> int:
@@ -75,13 +81,13 @@ def bounded_int(lo: int, hi: int | None = None) -> Callable[[str], int]:
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1 (counts, sizes, iterations)."""
-    return bounded_int(1)(text)
+    """An integer in ``[1, MAX_COUNT]`` (counts, sizes, iterations)."""
+    return bounded_int(1, MAX_COUNT)(text)
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
-    return bounded_int(0)(text)
+def workers(text: str) -> int:
+    """A number of worker processes in ``[1, MAX_WORKERS]``."""
+    return bounded_int(1, MAX_WORKERS)(text)
 
 
 def seed(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from contactkit.cli._args import output_dir, positive_int, seed
+from contactkit.cli._args import MAX_GRASPS, bounded_int, output_dir, seed, workers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=output_dir, required=True, help="output folder")
     p.add_argument("--quick", action="store_true", help="small set (few grasps per object) for smoke tests")
     p.add_argument("--seed", type=seed, default=0, help="benchmark seed (default 0)")
-    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
-    p.add_argument("--grasps-per-object", type=positive_int, default=None, help="override the grasps per object")
+    p.add_argument("--workers", type=workers, default=1, help="worker processes (default 1)")
+    p.add_argument("--grasps-per-object", type=bounded_int(1, MAX_GRASPS), default=None,
+                   help="override the grasps per object")
     p.add_argument("--objects", default=None,
                    help="comma-separated object specs (default: the standard list)")
     p.set_defaults(func=run)

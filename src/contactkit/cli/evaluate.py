@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contactkit.cli._args import output_file, positive_int
+from contactkit.cli._args import output_file, workers
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute")
     p.add_argument("--json", type=output_file, default=None, metavar="OUT",
                    help="write the full result (per-sample values) here")
-    p.add_argument("--workers", type=positive_int, default=1, help="worker processes for the simulation (default 1)")
+    p.add_argument("--workers", type=workers, default=1, help="worker processes for the simulation (default 1)")
     p.add_argument(
         "--reference-contact",
         choices=("geometry", "stored"),

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from contactkit.cli._args import MAX_GRASPS, bounded_int, output_file, positive_int, seed
+from contactkit.cli._args import MAX_GRASPS, bounded_int, output_file, positive_int, seed, workers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hand", choices=["openhand", "mano"], default="openhand", help="hand model")
     p.add_argument("--side", choices=["right", "left"], default="right", help="hand side")
     p.add_argument("--seed", type=seed, default=0, help="run seed (default 0)")
-    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=workers, default=1, help="worker processes (default 1)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="candidates per batch")
     p.add_argument("--iterations", type=positive_int, default=None, help="closing iterations per batch")
     p.add_argument("--max-batches", type=positive_int, default=None, help="give up after this many batches")

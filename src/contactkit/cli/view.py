@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from contactkit.cli._args import output_file, positive_int
+from contactkit.cli._args import bounded_int, output_file
 from contactkit.cli._outputs import print_outputs
 
 
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=output_file, required=True, metavar="FILE.html", help="HTML file to write")
     p.add_argument("--reference", default=None, metavar="GT",
                    help="ground-truth grasp file (default: the one the file records, if any)")
-    p.add_argument("--max-samples", type=positive_int, default=24, metavar="N",
+    p.add_argument("--max-samples", type=bounded_int(1, 10_000), default=24, metavar="N",
                    help="show at most N grasps (default 24)")
     p.add_argument("--snapshot", type=output_file, default=None, metavar="FILE.png",
                    help="also write a PNG still of the first "

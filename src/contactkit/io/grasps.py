@@ -37,6 +37,7 @@ import torch
 
 from contactkit.errors import ContactkitError, GraspFileError, MeshError, ShapeError, UnitsError
 from contactkit.io.atomic import atomic_savez
+from contactkit.objects.cache import warn_external
 from contactkit.objects.checks import validate_arrays
 from contactkit.objects.mesh import ObjectMesh
 
@@ -55,6 +56,10 @@ SUPPORTED_VERSIONS = (1,)
 #: A coordinate (translation, vertex, point) above this many metres is taken for millimetres.
 MAX_COORDINATE_M = 10.0
 SIDES = ("right", "left")
+#: A joint or root rotation beyond a full turn (rad) draws a warning: no data set or optimiser produces one.
+MAX_PLAUSIBLE_ANGLE_RAD = 2.0 * math.pi
+#: Shape coefficients beyond this many standard deviations draw a warning.
+MAX_PLAUSIBLE_BETA = 10.0
 #: Contact values may exceed [0, 1] by this much (floating-point round-off) before they are refused.
 CONTACT_TOLERANCE = 1e-6
 
@@ -240,6 +245,7 @@ class GraspSet:
                 out = ((flat < -CONTACT_TOLERANCE) | (flat > 1 + CONTACT_TOLERANCE)).any(axis=1)
                 if out.any():
                     raise ShapeError(f"grasp {_first_bad(out)}: {name} must lie in [0, 1]")
+        self._warn_implausible()
         if n:
             r = self.object_rotation
             err = np.abs(r @ np.swapaxes(r, 1, 2) - np.eye(3)).reshape(n, -1).max(axis=1)
@@ -257,6 +263,25 @@ class GraspSet:
                     f"(> {MAX_COORDINATE_M:g} m); "
                     "looks like millimetres, contactkit stores metres"
                 )
+
+    def _warn_implausible(self) -> None:
+        """Warn (do not refuse) on finite but absurd parameters: they pose a hand, but not a plausible one."""
+        if len(self) == 0:
+            return
+        for name in ("global_orient", "hand_pose"):
+            angles = np.linalg.norm(getattr(self, name).reshape(len(self), -1, 3), axis=-1)
+            if angles.max() > MAX_PLAUSIBLE_ANGLE_RAD:
+                i = _first_bad((angles > MAX_PLAUSIBLE_ANGLE_RAD).any(axis=1))
+                warn_external(
+                    f"grasp {i}: {name} has a rotation of {angles[i].max():.4g} rad (> {MAX_PLAUSIBLE_ANGLE_RAD:.4g}, "
+                    "a full turn); the parameters look corrupt or diverged"
+                )
+        if self.betas.size and np.abs(self.betas).max() > MAX_PLAUSIBLE_BETA:
+            i = _first_bad((np.abs(self.betas) > MAX_PLAUSIBLE_BETA).any(axis=1))
+            warn_external(
+                f"grasp {i}: betas reach {np.abs(self.betas[i]).max():.4g} (> {MAX_PLAUSIBLE_BETA:g}; shape "
+                "coefficients are in standard deviations, typically within +-3): the hand shape is not plausible"
+            )
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod

@@ -32,6 +32,8 @@ UNIT_SCALES: dict[str, float] = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
 
 #: A hand-held object whose largest extent exceeds this (in "metres") was almost surely given in millimetres.
 MILLIMETRE_EXTENT_THRESHOLD_M = 1.5
+#: With ``units="auto"``, a largest extent below this (m) draws a warning (nothing graspable is that small).
+SMALLEST_PLAUSIBLE_EXTENT_M = 0.002
 
 
 def validate_arrays(vertices: object, faces: object, *, what: str = "mesh") -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +137,11 @@ def check_units(vertices: np.ndarray, units: Units, *, what: str = "mesh") -> np
     """
     if units == "auto":
         extent = float(np.ptp(vertices, axis=0).max())
+        if extent < SMALLEST_PLAUSIBLE_EXTENT_M:
+            warn_external(
+                f"{what}: largest extent is {extent:.4g} m, implausibly small for a graspable object "
+                f"(< {SMALLEST_PLAUSIBLE_EXTENT_M * 1e3:g} mm); is the unit right? The mesh was NOT rescaled."
+            )
         if extent > MILLIMETRE_EXTENT_THRESHOLD_M:
             warn_external(
                 f"{what}: largest extent is {extent:.4g} but contactkit works in metres; this looks like "

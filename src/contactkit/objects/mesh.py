@@ -58,6 +58,23 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _check_ply_counts(path: Path, n_verts: int, n_faces: int) -> None:
+    """Raise :class:`MeshError` when a PLY header announces more vertices or faces than were read."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    counts = {}
+    for line in head.split(b"end_header")[0].splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == b"element" and parts[1] in (b"vertex", b"face") and parts[2].isdigit():
+            counts[parts[1].decode()] = int(parts[2])
+    for element, read in (("vertex", n_verts), ("face", n_faces)):
+        if element in counts and counts[element] > read:
+            raise MeshError(
+                f"{path}: the PLY header announces {counts[element]} {element} elements but the file holds "
+                f"{read} (truncated?)"
+            )
+
+
 class ObjectMesh:
     """A rigid object's triangle mesh (object frame, metres).
 
@@ -219,6 +236,8 @@ class ObjectMesh:
             raise MeshError(f"{display}: file holds no triangle mesh (got {type(loaded).__name__})")
         verts = np.asarray(loaded.vertices)
         faces = np.asarray(loaded.faces)
+        if suffix == ".ply":
+            _check_ply_counts(p, len(verts), len(faces))
         if len(verts) == 0 or len(faces) == 0:
             raise MeshError(
                 f"{display}: no triangles could be read ({len(verts)} vertices, {len(faces)} faces); "
