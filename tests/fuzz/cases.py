@@ -220,9 +220,24 @@ def grasp_cases(rng: np.random.Generator, folder: Path, count: int, hand: Any) -
     def odd_value() -> Any:
         return rng.choice(np.array(["abc", "", None, 3, -1, 1.5, True, [1], {"a": 1}], dtype=object))
 
+    invalid_header_fields: dict[str, list[Any]] = {
+        "hand_model": [3, None, "", [1], "nonsense"],
+        "side": ["abc", 3, None, ""],
+        "num_grasps": ["abc", -1, 1.5, True, None, 3],
+        "object_ids": ["abc", 3, None, {"a": 1}, [1, 2]],
+        "objects": [[1], "abc", None, 3],
+        "metadata": [{"a": 1}, "abc", 3, [1, 2]],
+        "attrs": [[1], "abc", 3, None],
+        "optional": ["abc", 3, {"a": 1}, ["nonsense"]],
+        "units": ["mm", 3, None],
+        "version": [True, "1", 2, None, 1.0],
+        "format": ["abc", None, 3],
+    }
+
     def header_field(h: dict[str, Any], r: dict[str, np.ndarray]) -> None:
-        h[str(rng.choice(["hand_model", "side", "num_grasps", "object_ids", "objects", "metadata", "attrs",
-                          "optional", "units", "version", "format"]))] = odd_value()
+        field = str(rng.choice(sorted(invalid_header_fields)))
+        values = invalid_header_fields[field]
+        h[field] = values[int(rng.integers(len(values)))]
 
     invalid_object_fields: dict[str, list[Any]] = {
         "name": [3, None, [1], {"a": 1}, True],
@@ -275,7 +290,10 @@ def grasp_cases(rng: np.random.Generator, folder: Path, count: int, hand: Any) -
 
     def bad_reference_index(h: dict[str, Any], r: dict[str, np.ndarray]) -> None:
         h["attrs"]["reference"] = str(good)
-        r["reference_index"] = rng.integers(-5, 8, size=int(rng.integers(0, 4)))
+        if rng.random() < 0.5:  # the wrong length
+            r["reference_index"] = rng.integers(0, 2, size=int(rng.choice([0, 1, 3, 4])))
+        else:  # the right length, an index outside the reference's two grasps
+            r["reference_index"] = np.array([int(rng.integers(0, 2)), int(rng.choice([-3, -1, 2, 7]))])
         h["optional"] = ["reference_index"]
 
     def rotation(h: dict[str, Any], r: dict[str, np.ndarray]) -> None:
@@ -387,7 +405,21 @@ def cli_cases(rng: np.random.Generator, folder: Path, count: int) -> Iterator[Ca
         (["convert", "ho3d", str(folder), "--out", out],
          [("--stride", bad_counts), ("--out", bad_outputs)]),
     ]
+    empty, foreign, flat = folder / "cli_empty.npz", folder / "cli_foreign.npz", folder / "cli_flat.obj"
+    if not empty.exists():
+        save_grasps(empty, _valid_grasps().subset([]))
+        save_grasps(foreign, _valid_grasps().replace(hand_vertices=np.zeros((2, 778, 3))))
+        v, f = _tetra()
+        flat.write_text(_obj_text(v * [1.0, 1.0, 0.0], f))
     missing_inputs = [
+        ["refine", str(empty), "--out", out],
+        ["perturb", str(empty), "--out", out],
+        ["view", str(empty), "--out", str(folder / "v.html")],
+        ["evaluate", str(empty)],
+        ["evaluate", str(foreign)],
+        ["evaluate", str(good), "--reference", str(empty)],
+        ["synth", "--object", str(flat), "--n", "1", "--out", str(folder / "flat.npz"), "--max-batches", "1",
+         "--batch-size", "4", "--iterations", "5", "--no-progress"],
         ["evaluate", str(folder / "nope.npz")],
         ["refine", str(folder / "nope.npz"), "--out", out],
         ["perturb", str(folder / "cli_dir"), "--out", out],

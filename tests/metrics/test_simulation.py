@@ -3,7 +3,7 @@ import pytest
 import trimesh
 from metric_meshes import box, random_rigid, sphere
 
-from contactkit.errors import ContactkitError, ShapeError
+from contactkit.errors import ContactkitError, MeshError, ShapeError
 from contactkit.metrics import simulation as sim
 
 OV, OF = box([0.04, 0.05, 0.06])
@@ -167,3 +167,11 @@ def test_gravity_direction_matters_for_a_loose_grasp():
     rx = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
     tilted = sim.simulation_displacement((hv @ rx.T)[None], hf, OV, OF, rx[None], protocol=p)[0]
     assert tilted > 10 * max(down, 1e-4)
+
+
+def test_flat_object_is_a_clear_error():
+    # regression: a flat plane as object raised qhull's / numpy's errors from deep inside the simulation
+    v, f = box([0.05, 0.05, 0.05])
+    hv, hf = _far_hand()
+    with pytest.raises(MeshError, match="flat or degenerate"):
+        sim.simulation_displacement(hv[None], hf, v * [1.0, 1.0, 0.0], f)

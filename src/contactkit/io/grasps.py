@@ -578,7 +578,7 @@ def _parse_header(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
             f"{path}: not a contactkit grasp file (format {fmt!r}, expected {GRASP_FORMAT_NAME!r})"
         )
     version = header.get("version")
-    if version not in SUPPORTED_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
         raise GraspFileError(
             f"{path}: unsupported {GRASP_FORMAT_NAME} version {version!r}; this contactkit reads version(s) "
             f"{', '.join(map(str, SUPPORTED_VERSIONS))}"

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from contactkit.errors import ContactkitError, ShapeError
+from contactkit.errors import ContactkitError, MeshError, ShapeError
 from contactkit.metrics._arrays import faces_array, points_batch, to_numpy
 from contactkit.metrics._mujoco_worker import simulate_job
 from contactkit.objects.cache import (
@@ -290,6 +290,8 @@ def canonical_frame(verts: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
     """
     v = np.asarray(to_numpy(verts), dtype=np.float64)
     f = np.asarray(to_numpy(faces), dtype=np.int64)
+    if not _is_solid(v):
+        raise MeshError("the object is flat or degenerate (its vertices span no volume): it has no mass to simulate")
     _, com, inertia = _mass_properties(v, f)
     _, axes = np.linalg.eigh(0.5 * (inertia + inertia.T))
     proj = (v - com) @ axes
@@ -357,6 +359,9 @@ def simulate(
             ``hand_shape="regions"``.
         protocol: ``"default"``, ``"obman"`` or a :class:`SimulationProtocol`.
         workers: worker processes (1: run in this process).
+
+    Raises:
+        MeshError: the object is flat (no volume).
     """
     from contactkit.metrics import _geom
 

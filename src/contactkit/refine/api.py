@@ -321,6 +321,8 @@ def refine(
     if not isinstance(grasps, GraspSet):
         raise ShapeError(f"grasps must be a GraspSet, got {type(grasps).__name__}")
     spec = get_method(method)
+    if len(grasps) == 0:
+        raise ContactkitError("the grasp set is empty: there is nothing to refine")
     if batch_size < 1:
         raise ContactkitError(f"batch_size must be >= 1, got {batch_size}")
     if hand is None:

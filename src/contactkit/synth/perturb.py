@@ -215,6 +215,8 @@ def perturb(
     proto = get_protocol(protocol)
     if not isinstance(copies, int) or copies < 1:
         raise ContactkitError(f"copies must be an integer >= 1, got {copies!r}")
+    if len(grasps) == 0:
+        raise ContactkitError("the grasp set is empty: there is nothing to perturb")
     if hand is None:
         from contactkit.hands import load_hand
 
