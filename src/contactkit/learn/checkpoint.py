@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,20 @@ def load_checkpoint(path: str | os.PathLike[str], *, expected_kind: NetworkKind 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"checkpoint {path} is not a readable contactkit state dict: {err}") from None
+        # torch's own message advises retrying with weights_only=False: wrong advice for an untrusted file, so
+        # only its first line (the reason) is kept
+        text = str(err)
+        unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if unsafe:
+            reason = f"it holds a pickled {unsafe.group(1)}, not just tensors"
+        elif "weights_only" in text or "Weights only load failed" in text:
+            reason = "it holds pickled objects other than tensors"
+        else:
+            reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable contactkit state dict ({reason}); contactkit loads weights only "
+            "and never unpickles code, so do not load this file with weights_only=False unless you trust its author"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a contactkit checkpoint (no '{CHECKPOINT_FORMAT}' header)")
     if payload.get("version") != CHECKPOINT_VERSION:

@@ -198,16 +198,34 @@ def cached_contact_tensors(
 ) -> ContactTensors:
     """:func:`build_contact_tensors` for a perturbed grasp file, cached as npz at ``cache_path``.
 
-    The cache is reused when it exists and holds as many grasps as the file; delete it to rebuild.
+    The cache is reused only when its sidecar ``<cache_path>.source.json`` records the same grasp file content
+    (sha256), hand, ``num_points`` and ``seed``; another file under the same name or run folder rebuilds it.
     """
+    import hashlib
+    import json
+
+    from contactkit.io.atomic import atomic_write_json
     from contactkit.io.grasps import load_grasps
 
     noisy = load_grasps(grasps_path)
     cache_path = Path(cache_path)
-    if cache_path.is_file():
-        cached = ContactTensors.load(cache_path)
-        if len(cached) == len(noisy) and cached.xyz.shape[1] == hand.num_verts + num_points:
-            return cached
+    source = {
+        "sha256": hashlib.sha256(Path(grasps_path).read_bytes()).hexdigest(),
+        "hand": f"{hand.name}/{hand.side}/{hand.num_verts}",
+        "num_points": int(num_points),
+        "seed": int(seed),
+    }
+    sidecar = cache_path.with_name(cache_path.name + ".source.json")
+    if cache_path.is_file() and sidecar.is_file():
+        try:
+            recorded = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if recorded == source:
+            cached = ContactTensors.load(cache_path)
+            if len(cached) == len(noisy) and cached.xyz.shape[1] == hand.num_verts + num_points:
+                return cached
     tensors = build_contact_tensors(noisy, reference_of(noisy), hand, num_points=num_points, seed=seed)
     tensors.save(cache_path)
+    atomic_write_json(sidecar, source)
     return tensors

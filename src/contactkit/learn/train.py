@@ -190,8 +190,14 @@ def _truncate_log(path: Path, n_epochs: int) -> None:
     """Keep only the log lines of epochs before ``n_epochs`` (the ones a checkpoint confirms)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-            and json.loads(line)["epoch"] < n_epochs]
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:  # a half-written last line (a run killed mid-write) is dropped, not fatal
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int) and record["epoch"] < n_epochs:
+            kept.append(line)
     atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
 
