@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from contactkit.errors import ShapeError
 from contactkit.geometry.rotations import axis_angle_to_rotmat
 
 __all__ = [
@@ -111,12 +112,12 @@ def kintree_levels(parents: np.ndarray | list[int] | tuple[int, ...]) -> Kinemat
         :class:`KinematicLevels` on the CPU.
 
     Raises:
-        ValueError: if ``parents`` is not a tree with exactly one root.
+        ShapeError: if ``parents`` is not a tree with exactly one root.
     """
     par = np.asarray(parents, dtype=np.int64)
     n = len(par)
     if (par < 0).sum() != 1 or par.max(initial=-1) >= n:
-        raise ValueError("parents must describe a tree with exactly one root (parent -1)")
+        raise ShapeError("parents must describe a tree with exactly one root (parent -1)")
     depth = np.full(n, -1, dtype=np.int64)
     depth[par < 0] = 0
     for _ in range(n):
@@ -125,7 +126,7 @@ def kintree_levels(parents: np.ndarray | list[int] | tuple[int, ...]) -> Kinemat
             break
         depth[todo] = depth[par[todo]] + 1
     if (depth < 0).any():
-        raise ValueError("parents must describe a tree with exactly one root (parent -1)")
+        raise ShapeError("parents must describe a tree with exactly one root (parent -1)")
     levels = [np.nonzero(depth == d)[0] for d in range(int(depth.max()) + 1)]
     parent_pos = [np.zeros(0, dtype=np.int64)]
     for d in range(1, len(levels)):

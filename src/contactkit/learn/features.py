@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from contactkit.errors import ShapeError
 from contactkit.geometry.knn import nearest_points
 
 #: Length unit of the normalised frame, metres.
@@ -96,7 +97,7 @@ def contact_inputs(
     """
     for name, value in (("hand_vertices", hand_vertices), ("object_points", object_points)):
         if value.ndim != 3 or value.shape[-1] != 3:
-            raise ValueError(f"{name} must have shape (B, N, 3), got {tuple(value.shape)}")
+            raise ShapeError(f"{name} must have shape (B, N, 3), got {tuple(value.shape)}")
     # Distances are computed about the wrist, so float32 precision does not depend on where the grasp is.
     wrist = keypoints[:, 0]
     hand_vertices = hand_vertices - wrist[:, None]

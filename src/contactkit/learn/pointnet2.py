@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from contactkit.errors import ShapeError
+
 
 def farthest_point_sample(points: Tensor, n_samples: int, *, start: Tensor | None = None) -> Tensor:
     """Iterative farthest point sampling.
@@ -26,7 +28,7 @@ def farthest_point_sample(points: Tensor, n_samples: int, *, start: Tensor | Non
     """
     batch, n_points, _ = points.shape
     if not 1 <= n_samples <= n_points:
-        raise ValueError(f"n_samples must be in [1, {n_points}], got {n_samples}")
+        raise ShapeError(f"n_samples must be in [1, {n_points}], got {n_samples}")
     with torch.no_grad():
         idx = torch.empty(batch, n_samples, dtype=torch.long, device=points.device)
         min_sq_dist = torch.full((batch, n_points), float("inf"), dtype=points.dtype, device=points.device)
@@ -148,7 +150,7 @@ class SetAbstraction(nn.Module):
         """
         super().__init__()
         if len(radii) != len(n_neighbours) or len(radii) != len(mlps):
-            raise ValueError("radii, n_neighbours and mlps must have one entry per scale")
+            raise ShapeError("radii, n_neighbours and mlps must have one entry per scale")
         self.n_centres = n_centres
         self.radii = list(radii)
         self.n_neighbours = list(n_neighbours)

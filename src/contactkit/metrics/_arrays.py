@@ -66,12 +66,6 @@ def mesh_batch(verts: Any, faces: Any, batch: int, vname: str, fname: str) -> tu
     return v, f
 
 
-def same_shape(a: np.ndarray, b: np.ndarray, aname: str, bname: str) -> None:
-    """Raise :class:`ShapeError` unless two arrays have the same shape."""
-    if a.shape != b.shape:
-        raise ShapeError(f"{aname} has shape {tuple(a.shape)} but {bname} has shape {tuple(b.shape)}; expected equal")
-
-
 def index_groups(groups: Any, num_verts: int, name: str) -> list[np.ndarray]:
     """Validate a sequence of vertex-index arrays (e.g. fingertip regions); return int64 arrays."""
     if isinstance(groups, np.ndarray | torch.Tensor) and to_numpy(groups).ndim == 1:

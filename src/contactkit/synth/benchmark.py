@@ -9,7 +9,7 @@ Layout written by :func:`build_benchmark_set` under ``out/``::
     manifest.json                  seeds, versions, settings, object hashes, split membership, statistics
 
 Objects: the bundled ones (:func:`contactkit.objects.list_bundled_objects`) plus the meshes of
-``$CONTACTKIT_SHARED_OBJECTS`` (default ``/work/shared/assets/objects/ycb``) when that folder exists, skipping
+the folder ``$CONTACTKIT_SHARED_OBJECTS`` names (none when it is unset; no machine-local default), skipping
 shared meshes whose name (without the YCB number) is already bundled. Each object's synthesis seed is derived
 from the benchmark seed and the object name (:func:`object_seed`), so adding an object does not change the
 others.
@@ -39,7 +39,6 @@ __all__ = ["DEFAULT_GRASPS_PER_OBJECT", "QUICK_GRASPS_PER_OBJECT", "benchmark_ob
 
 DEFAULT_GRASPS_PER_OBJECT = 20
 QUICK_GRASPS_PER_OBJECT = 2
-SHARED_OBJECTS_DEFAULT = "/work/shared/assets/objects/ycb"
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb")
 
 
@@ -53,9 +52,9 @@ def benchmark_objects(shared_dir: str | Path | None = None) -> list[tuple[str, s
     from contactkit.objects import list_bundled_objects
 
     out = [(n, n) for n in list_bundled_objects()]
-    folder = Path(shared_dir if shared_dir is not None
-                  else os.environ.get("CONTACTKIT_SHARED_OBJECTS", SHARED_OBJECTS_DEFAULT))
-    if folder.is_dir():
+    shared = shared_dir if shared_dir is not None else os.environ.get("CONTACTKIT_SHARED_OBJECTS")
+    folder = Path(shared) if shared else None
+    if folder is not None and folder.is_dir():
         bundled = set(list_bundled_objects())
         for p in sorted(folder.iterdir()):
             if p.suffix.lower() not in MESH_SUFFIXES:
