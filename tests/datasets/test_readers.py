@@ -60,7 +60,7 @@ def test_restricted_pickle_loads_numpy_and_refuses_code(tmp_path):
     assert out["b"] == "name" and float(out["c"][0]) == 2.0 and out["d"].dtype == np.float32
     marker = Path("/tmp/contactkit_evil_marker")
     marker.unlink(missing_ok=True)
-    with pytest.raises(DatasetFormatError, match="refusing to unpickle"):
+    with pytest.raises(DatasetFormatError, match="refusing to load"):
         load_restricted_pickle(pickle.dumps({"x": _Evil()}))
     assert not marker.exists()
     with pytest.raises(DatasetFormatError, match="file not found"):

@@ -1,23 +1,30 @@
-"""A restricted unpickler for the official MANO files, without chumpy.
+"""contactkit's one restricted unpickler: the security boundary for every pickle it reads.
 
-The MANO ``.pkl`` files are Python-2 pickles holding numpy arrays, a ``scipy.sparse.csc_matrix`` and chumpy
-``Ch`` objects. Unpickling them with the standard unpickler would import (and need) chumpy, and would run any
-global a tampered file names. :class:`SafeManoUnpickler` resolves only a fixed allow-list of globals:
+Two kinds of files arrive as pickles: the official MANO ``.pkl`` files (Python-2 pickles holding numpy arrays,
+a ``scipy.sparse.csc_matrix`` and chumpy ``Ch`` objects) and some public datasets' annotations (HO-3D
+``meta/*.pkl``, OakInk-Shape ``hand_param.pkl``, GRAB's object arrays in ``.npz``). Unpickling them with the
+standard unpickler would import (and need) chumpy, and would run any global a tampered file names.
+:class:`RestrictedUnpickler` resolves only a fixed allow-list of globals, the union of what the two need:
 
 - chumpy classes (``chumpy.ch.Ch``, ``chumpy.reordering.*``, ``chumpy.ch_ops.*``, ``chumpy.utils.*``,
   ``chumpy.linalg.*``, ``chumpy.logic.*``) map to :class:`ChumpyStub`, which only stores its state; the
   array is its ``'x'`` entry;
 - ``scipy.sparse`` CSC/CSR matrices map to :class:`SparseStub` (state only), rebuilt from
   ``data/indices/indptr/shape`` by :func:`to_array`;
-- numpy's ``_reconstruct``, ``ndarray``, ``dtype`` and ``scalar`` map to small safe re-implementations;
+- numpy's ``_reconstruct``, ``ndarray``, ``dtype``, ``scalar`` and ``_frombuffer`` (protocol-5 arrays) map to
+  small safe re-implementations that refuse object dtypes and array subclasses;
 - ``copy_reg._reconstructor`` maps to a version that only instantiates the stand-ins above, and
-  ``_codecs.encode`` (bytes in Python-3 protocol-2 pickles) to a plain ``str.encode``.
+  ``_codecs.encode`` (bytes in Python-3 protocol-2 pickles) to a plain ``str.encode``;
+- plain containers: ``dict``, ``list``, ``tuple``, ``set``, ``frozenset``, ``bytearray``, ``complex``,
+  ``object`` (the base argument of ``copy_reg._reconstructor``) and ``collections.OrderedDict``.
 
-Every other global raises :class:`~contactkit.errors.HandModelError`.
+Every other global raises the caller's error class (:class:`~contactkit.errors.HandModelError` for MANO files,
+``DatasetFormatError`` for datasets), naming the refused global.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import pickle
 from typing import Any
@@ -25,9 +32,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from contactkit.errors import HandModelError
+from contactkit.errors import ContactkitError, HandModelError
 
-__all__ = ["ChumpyStub", "SparseStub", "SafeManoUnpickler", "safe_load_pickle", "to_array"]
+__all__ = ["ChumpyStub", "RestrictedUnpickler", "SparseStub", "restricted_load", "safe_load_pickle", "to_array"]
 
 
 class ChumpyStub:
@@ -113,6 +120,13 @@ def _safe_scalar(dtype: Any, data: Any = None) -> Any:
     return np.frombuffer(bytes(data), dtype=dt, count=1)[0]
 
 
+def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    dt = np.dtype(dtype)
+    if dt.hasobject:
+        raise HandModelError("refusing to unpickle a numpy object array")
+    return np.frombuffer(bytes(buf), dtype=dt).reshape(shape, order=order).copy(order="K")
+
+
 def _safe_codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
         raise HandModelError("refusing an unexpected _codecs.encode call in a pickle")
@@ -148,13 +162,42 @@ _SAFE_BUILTINS: dict[str, type] = {
     "object": object, "set": set, "frozenset": frozenset, "list": list, "tuple": tuple, "dict": dict,
     "bytearray": bytearray, "complex": complex,
 }  # fmt: skip
-_NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric")
+_NUMPY_MODULES = (
+    "numpy",
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+)
 
 
-class SafeManoUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` resolving only chumpy, scipy.sparse and numpy array globals (see module doc)."""
+class RestrictedUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` resolving only the allow-listed globals of the module docstring.
+
+    Args:
+        file: binary file object holding the pickle.
+        error: exception class raised for a refused global (a :class:`~contactkit.errors.ContactkitError`).
+        what: description of the file used in the error message.
+    """
+
+    def __init__(
+        self, file: Any, *, error: type[ContactkitError] = HandModelError, what: str = "pickle", **kwargs: Any
+    ) -> None:
+        super().__init__(file, **kwargs)
+        self.error = error
+        self.what = what
 
     def find_class(self, module: str, name: str) -> Any:
+        found = self._allowed(module, name)
+        if found is None:
+            raise self.error(
+                f"{self.what}: refusing to load {module}.{name} (only numpy arrays, plain containers and the MANO "
+                "files' chumpy / scipy.sparse values are allowed)"
+            )
+        return found
+
+    @staticmethod
+    def _allowed(module: str, name: str) -> Any:
         if module in _CHUMPY_MODULES:
             return _chumpy_class(f"{module}.{name}")
         if module in _SPARSE_MODULES:
@@ -171,27 +214,38 @@ class SafeManoUnpickler(pickle.Unpickler):
                 return np.dtype
             if name == "scalar":
                 return _safe_scalar
+            if name == "_frombuffer":
+                return _safe_frombuffer
         if module in ("copy_reg", "copyreg") and name == "_reconstructor":
             return _safe_copyreg_reconstructor
         if module == "_codecs" and name == "encode":  # how Python 3 protocol-2 pickles store bytes
             return _safe_codecs_encode
         if module in ("__builtin__", "builtins") and name in _SAFE_BUILTINS:
             return _SAFE_BUILTINS[name]
-        raise HandModelError(f"refusing to load {module}.{name} from a MANO pickle (not an allowed global)")
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        return None
+
+
+def restricted_load(data: bytes, *, error: type[ContactkitError] = HandModelError, what: str = "pickle") -> Any:
+    """Unpickle ``data`` (Python 2 or 3; ``encoding="latin1"``) with :class:`RestrictedUnpickler`.
+
+    Raises:
+        error: for a disallowed global or a corrupt or truncated pickle, naming ``what``.
+    """
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), error=error, what=what, encoding="latin1").load()
+    except ContactkitError as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(f"{what}: {exc}") from None
+    except Exception as exc:  # corrupt or truncated pickle
+        raise error(f"{what}: could not read the pickle: {type(exc).__name__}: {exc}") from None
 
 
 def safe_load_pickle(data: bytes) -> Any:
-    """Unpickle MANO file bytes with :class:`SafeManoUnpickler` (``encoding="latin1"`` for Python-2 files).
-
-    Raises:
-        HandModelError: for a disallowed global or a corrupt file.
-    """
-    try:
-        return SafeManoUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except HandModelError:
-        raise
-    except Exception as exc:  # corrupt or truncated pickle
-        raise HandModelError(f"could not read the MANO pickle: {type(exc).__name__}: {exc}") from None
+    """Unpickle MANO file bytes (:func:`restricted_load` raising :class:`~contactkit.errors.HandModelError`)."""
+    return restricted_load(data, error=HandModelError, what="MANO pickle")
 
 
 def to_array(obj: Any) -> np.ndarray:

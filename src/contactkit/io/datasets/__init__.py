@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contactkit.io.datasets._common import DatasetFormatError, RestrictedUnpickler, load_restricted_pickle
+from contactkit.hands.unpickle import RestrictedUnpickler
+from contactkit.io.datasets._common import DatasetFormatError, load_restricted_pickle
 from contactkit.io.datasets.contactpose import read_contactpose
 from contactkit.io.datasets.grab import read_grab
 from contactkit.io.datasets.ho3d import read_ho3d

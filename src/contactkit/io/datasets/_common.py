@@ -2,16 +2,14 @@
 
 Some public datasets ship their annotations as Python pickles (HO-3D ``meta/*.pkl``, OakInk-Shape
 ``hand_param.pkl``, GRAB's ``.npz`` with object arrays). Unpickling can execute code, so these are read with
-:class:`RestrictedUnpickler`, which only rebuilds numpy arrays, dtypes and scalars plus plain Python
-containers; any other class in the stream raises :class:`DatasetFormatError`.
+contactkit's one restricted unpickler (:class:`contactkit.hands.unpickle.RestrictedUnpickler`), which only
+rebuilds numpy arrays, dtypes and scalars plus plain Python containers (and MANO's chumpy/sparse values); any
+other global in the stream raises :class:`DatasetFormatError`.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
-import pickle
-import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DatasetFormatError",
-    "RestrictedUnpickler",
     "assemble_grasp_set",
     "load_restricted_pickle",
     "mano_pca_to_axis_angle",
@@ -41,65 +38,26 @@ class DatasetFormatError(GraspFileError):
     """A dataset file is missing, unsafe to load, or does not follow the documented layout."""
 
 
-_ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("builtins", "dict"),
-        ("builtins", "list"),
-        ("builtins", "tuple"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "complex"),
-        ("collections", "OrderedDict"),
-        ("_codecs", "encode"),  # protocol-2 pickles store bytes as _codecs.encode(str, "latin1")
-    }
-)
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds numpy arrays/dtypes/scalars and builtin containers."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise DatasetFormatError(
-                f"refusing to unpickle {module}.{name}: only numpy arrays, scalars and plain containers "
-                "are allowed"
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            mod = importlib.import_module(module)
-        return getattr(mod, name)
-
-
 def load_restricted_pickle(data: bytes | Path | str, *, what: str = "pickle") -> Any:
-    """Load a pickle (Python 2 or 3) through :class:`RestrictedUnpickler`.
+    """Load a pickle (Python 2 or 3) through contactkit's one restricted unpickler
+    (:class:`contactkit.hands.unpickle.RestrictedUnpickler`), raising :class:`DatasetFormatError`.
 
     Args:
         data: the pickle bytes or a path to the file.
         what: description used in error messages.
     """
+    from contactkit.hands.unpickle import restricted_load
+
     if isinstance(data, (str, Path)):
         path = Path(data)
         if not path.is_file():
             raise DatasetFormatError(f"{what}: file not found: {path}")
         data = path.read_bytes()
-    try:
-        return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except DatasetFormatError:
-        raise
-    except Exception as err:  # corrupt or truncated stream
-        raise DatasetFormatError(f"{what}: cannot read pickle ({err})") from err
+    return restricted_load(data, error=DatasetFormatError, what=what)
 
 
 def read_npz_safely(path: Path | str) -> dict[str, Any]:
-    """Read every array of an ``.npz``; object arrays are unpickled with :class:`RestrictedUnpickler`.
+    """Read every array of an ``.npz``; object arrays are unpickled with :func:`load_restricted_pickle`.
 
     ``np.load(allow_pickle=True)`` would run arbitrary pickles; here each member's ``.npy`` header is parsed
     and only the object-dtype payloads go through the restricted unpickler. 0-d object arrays are unwrapped to
