@@ -269,3 +269,15 @@ def test_forward_errors_on_mano(mano_dir):
     z3 = torch.zeros(2, 3, dtype=torch.float64)
     with pytest.raises(ShapeError, match=r"betas must have shape \(2, 10\)"):
         hand(z3, torch.zeros(2, 45, dtype=torch.float64), torch.zeros(2, 8, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("side", "tips"), [("right", [745, 317, 444, 556, 673]), ("left", [745, 317, 445, 556, 673])])
+def test_fingertip_keypoints_follow_manopth_per_side(mano_dir, side, tips):
+    # manopth (ManoLayer.forward): right tips verts[:, [745, 317, 444, 556, 673]], left [745, 317, 445, 556, 673]
+    folder, _, _ = mano_dir
+    hand = _load("mano", side, mano_dir=folder)
+    assert hand.annotations.fingertip_vertices.tolist() == tips
+    rng = np.random.default_rng(3)
+    out = hand(*(torch.as_tensor(x)[None] for x in (rng.normal(size=3), rng.normal(size=45) * 0.3,
+                                                     rng.normal(size=10), rng.normal(size=3) * 0.1)))
+    np.testing.assert_allclose(out.keypoints[0, [4, 8, 12, 16, 20]].numpy(), out.vertices[0, tips].numpy(), atol=1e-12)

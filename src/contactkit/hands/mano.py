@@ -7,7 +7,9 @@ holding the files, with ``load_hand("mano", mano_dir=...)`` or the environment v
 Details handled here:
 - ``hands_components`` / ``hands_mean`` are the pose PCA (``flat_hand_mean`` chooses whether a zero pose is
   the flat hand or the mean hand, as in the MANO layers);
-- fingertip vertices 745, 317, 444, 556, 673 (thumb, index, middle, ring, little) complete the 21 keypoints;
+- fingertip vertices (thumb, index, middle, ring, little) complete the 21 keypoints, following manopth (the
+  MANO layer the papers' code uses): 745, 317, 444, 556, 673 for the right hand and 745, 317, **445**, 556, 673
+  for the left (the left mesh's middle fingertip is vertex 445, 5 mm from 444);
 - the known left-hand bug: in the released ``MANO_LEFT.pkl`` the x component of ``shapedirs`` has the same
   sign as the right hand's instead of the mirrored sign. When the right file sits beside the left one the bug
   is detected as in the widely used fix (``|left[:,0,:] - right[:,0,:]|`` summed is < 1) and
@@ -38,8 +40,11 @@ __all__ = [
     "mano_data",
 ]
 
-#: Fingertip vertices of MANO (thumb, index, middle, ring, little), both sides.
-MANO_FINGERTIPS = (745, 317, 444, 556, 673)
+#: Fingertip vertices of MANO per side (thumb, index, middle, ring, little), manopth's convention.
+MANO_FINGERTIPS: dict[str, tuple[int, int, int, int, int]] = {
+    "right": (745, 317, 444, 556, 673),
+    "left": (745, 317, 445, 556, 673),
+}
 #: Environment variable naming the folder with the MANO pickles.
 MANO_ENV_VAR = "CONTACTKIT_MANO_DIR"
 _FILE = {"right": "MANO_RIGHT.pkl", "left": "MANO_LEFT.pkl"}
@@ -215,7 +220,7 @@ def mano_data(side: str = "right", mano_dir: str | os.PathLike[str] | None = Non
         posedirs=a["posedirs"].astype(np.float64),
         shapedirs=shapedirs,
         parents=_parents_from_kintree(a["kintree_table"]),
-        fingertips=np.asarray(MANO_FINGERTIPS, dtype=np.int64),
+        fingertips=np.asarray(MANO_FINGERTIPS[side], dtype=np.int64),
         pca_components=a["hands_components"].astype(np.float64),
         pca_mean=a["hands_mean"].astype(np.float64),
         shape_names=tuple(f"beta{i}" for i in range(10)),
