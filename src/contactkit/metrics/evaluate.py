@@ -505,7 +505,7 @@ def evaluate_posed(
     no_fb = np.zeros(n, dtype=bool)
 
     def tens(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a))
+        return torch.from_numpy(np.require(a, requirements=["C", "W"]))  # GraspSet arrays are read-only
 
     need_hand_prf = [m for m in ("contact_precision_pct", "contact_recall_pct", "contact_f1_pct") if m in names]
     need_obj_prf = [

@@ -45,7 +45,7 @@ def posed_hand_vertices(grasps: GraspSet, hand: HandModel, batch_size: int = 256
         sl = slice(s, min(n, s + batch_size))
 
         def t(a: np.ndarray, sl: slice = sl) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(a)[sl], dtype=dt, device=dev)
+            return torch.as_tensor(np.require(np.asarray(a)[sl], requirements=["W"]), dtype=dt, device=dev)
 
         betas = None if grasps.betas is None or np.asarray(grasps.betas).shape[1] == 0 else t(grasps.betas)
         with torch.no_grad():
