@@ -31,13 +31,8 @@ import torch
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import is_closed
 from contactkit.geometry.mesh_distance import MeshIndex, mesh_index, mesh_key
-from contactkit.metrics import _geom
+from contactkit.metrics import _compute, _geom
 from contactkit.metrics import contact as _contact
-from contactkit.metrics import intersection as _inter
-from contactkit.metrics import penetration as _pen
-from contactkit.metrics import pose as _pose
-from contactkit.metrics import quality as _quality
-from contactkit.metrics import simulation as _sim
 from contactkit.metrics._arrays import faces_array, points_batch, to_numpy
 from contactkit.metrics.registry import METRICS, resolve_metrics
 
@@ -417,60 +412,6 @@ def _reference_context(reference: PosedGrasps, n_samples: int) -> _Context:
     return _REFERENCE_CONTEXTS.get(_content_key(reference, n_samples), lambda: _Context(reference, n_samples))
 
 
-def _same_object_pose(a: PosedGrasps, b: PosedGrasps, i: int) -> bool:
-    """True when sample ``i`` of both sets holds the same object mesh in the same pose."""
-    av, af = a.objects[a.object_ids[i]]
-    bv, bf = b.objects[b.object_ids[i]]
-    same_mesh = (av is bv and af is bf) or (
-        av.shape == bv.shape and af.shape == bf.shape and np.array_equal(av, bv) and np.array_equal(af, bf)
-    )
-    return (
-        same_mesh
-        and np.array_equal(a.object_rotation[i], b.object_rotation[i])
-        and np.array_equal(a.object_translation[i], b.object_translation[i])
-    )
-
-
-def _per_group(ctx: _Context, fn: Any) -> np.ndarray:
-    out = np.full(len(ctx.g), np.nan)
-    for key, idx in ctx.groups.items():
-        ov, of = ctx.g.objects[key]
-        out[idx] = fn(idx, ov, of)
-    return out
-
-
-def _object_side_masks(
-    pred: _Context, ref: _Context | None, reference: PosedGrasps | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted and reference object-side masks over common object points, and a per-sample validity flag.
-
-    ``ref`` is the reference's (possibly cached) context; stored contact maps are read from ``reference`` itself,
-    since the cache key covers the geometry only."""
-    g = pred.g
-    n = len(g)
-    valid = np.ones(n, dtype=bool)
-    masks_p: list[np.ndarray] = []
-    masks_r: list[np.ndarray] = []
-    for i in range(n):
-        key = g.object_ids[i]
-        if ref is None or reference is None or reference.object_ids[i] != key:
-            valid[i] = False
-            masks_p.append(np.zeros(1, bool))
-            masks_r.append(np.zeros(1, bool))
-            continue
-        rg = reference
-        if rg.object_points is not None and rg.object_contact is not None:
-            pts = rg.object_points[i]
-            m_r = _contact.binarize_contact_map(rg.object_contact[i])
-        else:
-            pts = ref.samples(key)  # the reference's (seeded) samples, so its cached masks are reused
-            m_r = ref.object_mask(i, pts)
-        m_p = pred.object_mask(i, pts)
-        masks_p.append(m_p)
-        masks_r.append(m_r)
-    return np.asarray(masks_p, dtype=object), np.asarray(masks_r, dtype=object), valid
-
-
 # ------------------------------------------------------------------------------------------------ evaluate
 
 
@@ -496,183 +437,29 @@ def evaluate_posed(
     if reference is not None and len(reference) != len(grasps):
         raise ShapeError(f"reference has {len(reference)} grasps but grasps has {len(grasps)}; they must pair up")
     names = resolve_metrics(list(metrics) if metrics is not None else None, has_reference=reference is not None)
-    n = len(grasps)
+    if reference is not None and reference.keypoints.shape != grasps.keypoints.shape:
+        raise ShapeError(
+            f"keypoints {grasps.keypoints.shape} and reference keypoints {reference.keypoints.shape} differ"
+        )
     ctx = _Context(grasps, object_samples)
     rctx = _reference_context(reference, object_samples) if reference is not None else None
-    values: dict[str, np.ndarray] = {}
-    fallback: dict[str, np.ndarray] = {}
-    extra: dict[str, dict[str, Any]] = {}
-    no_fb = np.zeros(n, dtype=bool)
-
-    def tens(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.require(a, requirements=["C", "W"]))  # GraspSet arrays are read-only
-
-    need_hand_prf = [m for m in ("contact_precision_pct", "contact_recall_pct", "contact_f1_pct") if m in names]
-    need_obj_prf = [
-        m for m in ("object_contact_precision_pct", "object_contact_recall_pct", "object_contact_f1_pct") if m in names
-    ]
-    for name in names:
-        if name in values:
-            continue
-        if name in ("mpjpe_mm", "r_mpjpe_mm", "pa_mpjpe_mm", "pck_3d_auc", "pck_3d_auc_pose_003"):
-            assert reference is not None
-            p, t = tens(grasps.keypoints), tens(reference.keypoints)
-            if p.shape != t.shape:
-                raise ShapeError(f"keypoints {tuple(p.shape)} and reference keypoints {tuple(t.shape)} differ")
-            if name == "mpjpe_mm":
-                values[name] = _pose.mpjpe(p, t).numpy()
-            elif name == "r_mpjpe_mm":
-                values[name] = _pose.root_aligned_mpjpe(p, t).numpy()
-            elif name == "pa_mpjpe_mm":
-                values[name] = _pose.pa_mpjpe(p, t).numpy()
-            else:
-                per = "keypoint" if name == "pck_3d_auc" else "pose"
-                curve = _pose.pck_curve(p, t, per=per)
-                values[name] = _pose.pck_auc(curve).numpy()
-                extra[name] = {
-                    "thresholds_mm": [float(x) * 1e3 for x in _pose.PCK_THRESHOLDS_M],
-                    "mean_curve": [float(x) for x in curve.mean(0)],
-                }
-        elif name == "mpvpe_mm":
-            assert reference is not None
-            if grasps.hand_verts.shape != reference.hand_verts.shape:
-                values[name] = np.full(n, np.nan)
-            else:
-                values[name] = _pose.mpvpe(tens(grasps.hand_verts), tens(reference.hand_verts)).numpy()
-        elif name in ("object_mpvpe_mm", "chamfer_mm"):
-            assert reference is not None and rctx is not None
-            out = np.full(n, np.nan)
-            for i in range(n):
-                if _same_object_pose(grasps, reference, i):  # both metrics are exactly 0 (hand-only refinement)
-                    out[i] = 0.0
-                    continue
-                pv = grasps.object_world_verts(i)
-                if name == "object_mpvpe_mm":
-                    if (
-                        grasps.object_ids[i] == reference.object_ids[i]
-                        or pv.shape == reference.objects[reference.object_ids[i]][0].shape
-                    ):
-                        rv = reference.object_world_verts(i)
-                        if rv.shape == pv.shape:
-                            out[i] = float(np.linalg.norm(pv - rv, axis=1).mean())
-                else:
-                    ps = ctx.samples(grasps.object_ids[i]) @ grasps.object_rotation[i].T
-                    ps = ps + grasps.object_translation[i]
-                    rk = reference.object_ids[i]
-                    rs = rctx.samples(rk) @ reference.object_rotation[i].T + reference.object_translation[i]
-                    out[i] = float(_pose.chamfer_distance(tens(ps[None]), tens(rs[None]))[0])
-            values[name] = out
-        elif name == "penetration_depth_mm":
-            values[name] = _pen.penetration_depth_from_sd(ctx.hand_sd)
-        elif name == "disjointedness_mm":
-            if grasps.fingertip_regions is None:
-                raise ContactkitError("disjointedness_mm needs fingertip_regions (the hand's annotations)")
-            values[name] = _pen.disjointedness_from_sd(ctx.hand_sd, grasps.fingertip_regions)
-        elif name == "contact_coverage_pct":
-            values[name] = _contact.contact_coverage(_contact.contact_mask_from_sd(ctx.hand_sd))
-        elif name in need_hand_prf:
-            assert reference is not None and rctx is not None
-            pred_m = _contact.contact_mask_from_sd(ctx.hand_sd)
-            if reference.hand_contact is not None:
-                ref_m = _contact.binarize_contact_map(reference.hand_contact)
-            else:
-                ref_m = _contact.contact_mask_from_sd(rctx.hand_sd)
-            if ref_m.shape != pred_m.shape:
-                raise ShapeError(f"reference hand contact {ref_m.shape} does not match the hand {pred_m.shape}")
-            prf = _contact.precision_recall_f1(pred_m, ref_m)
-            values["contact_precision_pct"], values["contact_recall_pct"] = prf.precision, prf.recall
-            values["contact_f1_pct"] = prf.f1
-        elif name in need_obj_prf:
-            masks_p, masks_r, valid = _object_side_masks(ctx, rctx, reference)
-            cols = {k: np.full(n, np.nan) for k in ("precision", "recall", "f1")}
-            for j in np.nonzero(valid)[0]:
-                i = int(j)
-                prf = _contact.precision_recall_f1(masks_p[i][None], masks_r[i][None])
-                cols["precision"][i], cols["recall"][i], cols["f1"][i] = (
-                    prf.precision[0],
-                    prf.recall[0],
-                    prf.f1[0],
-                )
-            values["object_contact_precision_pct"] = cols["precision"]
-            values["object_contact_recall_pct"] = cols["recall"]
-            values["object_contact_f1_pct"] = cols["f1"]
-        elif name == "intersection_volume_cm3":
-            vol = np.zeros(n)
-            fb = np.zeros(n, dtype=bool)
-            for key, idx in ctx.groups.items():
-                ov, of = grasps.objects[key]
-                res = _inter.intersection_volume(ctx.hv_obj[idx], grasps.hand_faces, ov, of)
-                vol[idx], fb[idx] = res.volume_m3, res.fallback
-            values[name], fallback[name] = vol, fb
-        elif name == "intersection_volume_voxel5mm_obman":
-            values[name] = _per_group(
-                ctx,
-                lambda idx, ov, of: _inter.voxel_intersection_volume(
-                    ctx.hv_obj[idx], grasps.hand_faces, ov, of, pitch=0.005, mode="surface"
-                ),
-            )
-        elif name == "intersection_volume_voxel2mm_choir":
-            values[name] = _per_group(
-                ctx,
-                lambda idx, ov, of: _inter.voxel_intersection_volume(
-                    ctx.hv_obj[idx], grasps.hand_faces, ov, of, pitch=0.002, mode="solid"
-                ),
-            )
-        elif name == "solid_intersection_volume_cpf":
-            values[name] = _per_group(
-                ctx,
-                lambda idx, ov, of: _inter.cpf_solid_intersection_volume(
-                    ctx.hv_obj[idx], grasps.hand_faces, ov, of, resolution=80
-                ),
-            )
-        elif name.startswith("simulation_displacement_cm"):
-            protocol = {
-                "simulation_displacement_cm": _sim.get_protocol("default"),
-                "simulation_displacement_cm_obman": _sim.get_protocol("obman"),
-                "simulation_displacement_cm_six": _sim.get_protocol("default", name="six", gravity_directions="six"),
-            }[name]
-            disp = np.full(n, np.nan)
-            reasons: dict[str, str] = {}
-            for key, idx in ctx.groups.items():
-                ov, of = grasps.objects[key]
-                sres = _sim.simulate(
-                    grasps.hand_verts[idx],
-                    grasps.hand_faces,
-                    ov,
-                    of,
-                    grasps.object_rotation[idx],
-                    grasps.object_translation[idx],
-                    hand_labels=grasps.hand_labels,
-                    protocol=protocol,
-                    workers=workers,
-                )
-                disp[idx] = sres.displacement
-                reasons.update({str(int(i)): r for i, r in zip(idx, sres.reasons, strict=True) if r is not None})
-            values[name] = disp
-            extra[name] = {
-                "protocol": {k: (list(v) if isinstance(v, tuple) else v) for k, v in protocol.__dict__.items()},
-                "not_simulable": len(reasons),
-                "not_simulable_reasons": reasons,
-            }
-        elif name == "affinity_diversity":
-            values[name] = _per_group(ctx, lambda idx, ov, of: _quality.affinity_diversity(ctx.kp_obj[idx], ov, of))
-        else:  # pragma: no cover - resolve_metrics only returns registered names
-            raise ContactkitError(f"metric {name!r} is registered but has no implementation")
-
+    run = _compute.MetricRun(grasps, ctx, reference, rctx, workers)
+    no_fb = np.zeros(len(grasps), dtype=bool)
     results = {}
     for name in names:
         spec = METRICS[name]
+        out = spec.compute(run)
         results[name] = MetricResult(
             name=name,
             unit=spec.unit,
-            values=np.asarray(values[name], dtype=np.float64) * spec.scale,
+            values=np.asarray(out.values, dtype=np.float64) * spec.scale,
             variant=spec.variant,
-            fallback=fallback.get(name, no_fb).copy(),
-            extra=extra.get(name, {}),
+            fallback=no_fb.copy() if out.fallback is None else np.asarray(out.fallback, dtype=bool).copy(),
+            extra=out.extra,
         )
     return Evaluation(
         results=results,
-        num_grasps=n,
+        num_grasps=len(grasps),
         reference=reference_name,
         settings={
             "contact_threshold_mm": _contact.CONTACT_THRESHOLD_M * 1e3,

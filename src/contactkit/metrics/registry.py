@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from contactkit.errors import ContactkitError
 
@@ -20,6 +21,7 @@ class MetricSpec:
         variant: ``"default"`` or the name of the paper convention reproduced.
         default: computed when no metric list is given.
         description: one line.
+        kernel: name of the function of :mod:`contactkit.metrics._compute` that computes it (see :meth:`compute`).
     """
 
     name: str
@@ -30,11 +32,23 @@ class MetricSpec:
     variant: str
     default: bool
     description: str
+    kernel: str
+
+    def compute(self, run: Any) -> Any:
+        """Compute this metric for a :class:`~contactkit.metrics._compute.MetricRun`: a
+        :class:`~contactkit.metrics._compute.Computed` in SI units (the kernel is imported lazily, so that this
+        registry stays cheap to import for the command line's help)."""
+        from contactkit.metrics import _compute
+
+        kernel = getattr(_compute, self.kernel)
+        return kernel(run)
 
 
 _SPECS = [
-    MetricSpec("mpjpe_mm", "mm", 1e3, "pose", True, "default", True, "mean 21-keypoint error, world frame"),
-    MetricSpec("r_mpjpe_mm", "mm", 1e3, "pose", True, "default", True, "keypoint error after aligning the wrists"),
+    MetricSpec("mpjpe_mm", "mm", 1e3, "pose", True, "default", True, "mean 21-keypoint error, world frame", "mpjpe"),
+    MetricSpec(
+        "r_mpjpe_mm", "mm", 1e3, "pose", True, "default", True, "keypoint error after aligning the wrists", "r_mpjpe"
+    ),
     MetricSpec(
         "pa_mpjpe_mm",
         "mm",
@@ -44,8 +58,9 @@ _SPECS = [
         "default",
         True,
         "keypoint error after Procrustes alignment (rotation, translation, scale)",
+        "pa_mpjpe",
     ),
-    MetricSpec("mpvpe_mm", "mm", 1e3, "pose", True, "default", True, "mean hand vertex error, world frame"),
+    MetricSpec("mpvpe_mm", "mm", 1e3, "pose", True, "default", True, "mean hand vertex error, world frame", "mpvpe"),
     MetricSpec(
         "pck_3d_auc",
         "1",
@@ -55,6 +70,7 @@ _SPECS = [
         "default",
         True,
         "area under the 3D PCK curve (per keypoint, 0-50 mm), in [0, 1]",
+        "pck_auc",
     ),
     MetricSpec(
         "pck_3d_auc_pose_003",
@@ -65,6 +81,7 @@ _SPECS = [
         "paper 003 (per pose)",
         False,
         "area under the 3D PCK curve where a pose is correct when its mean keypoint error is below",
+        "pck_auc_pose",
     ),
     MetricSpec(
         "object_mpvpe_mm",
@@ -75,6 +92,7 @@ _SPECS = [
         "default",
         True,
         "mean object vertex error (same object mesh), world frame",
+        "object_mpvpe",
     ),
     MetricSpec(
         "chamfer_mm",
@@ -85,6 +103,7 @@ _SPECS = [
         "default",
         True,
         "symmetric Chamfer distance between surface samples of the predicted and reference objects",
+        "chamfer",
     ),
     MetricSpec(
         "penetration_depth_mm",
@@ -95,6 +114,7 @@ _SPECS = [
         "default",
         True,
         "max depth of hand vertices inside the object (0 if none)",
+        "penetration_depth",
     ),
     MetricSpec(
         "intersection_volume_cm3",
@@ -105,6 +125,7 @@ _SPECS = [
         "default",
         True,
         "exact boolean intersection volume of the closed hand and the object",
+        "intersection_volume",
     ),
     MetricSpec(
         "intersection_volume_voxel5mm_obman",
@@ -115,6 +136,7 @@ _SPECS = [
         "ObMan / GraspTTA",
         False,
         "5 mm surface voxels of the object whose centre is inside the hand",
+        "intersection_voxel5mm_obman",
     ),
     MetricSpec(
         "intersection_volume_voxel2mm_choir",
@@ -125,6 +147,7 @@ _SPECS = [
         "CHOIR",
         False,
         "2 mm solid voxels inside both hand and object",
+        "intersection_voxel2mm_choir",
     ),
     MetricSpec(
         "solid_intersection_volume_cpf",
@@ -135,6 +158,7 @@ _SPECS = [
         "CPF",
         False,
         "object box cut in 80^3 cells, cells inside object and hand",
+        "solid_intersection_cpf",
     ),
     MetricSpec(
         "disjointedness_mm",
@@ -145,6 +169,7 @@ _SPECS = [
         "default",
         True,
         "mean over the 5 fingertip regions of their smallest distance to the object",
+        "disjointedness",
     ),
     MetricSpec(
         "contact_coverage_pct",
@@ -155,6 +180,7 @@ _SPECS = [
         "default",
         True,
         "hand vertices within +-2 mm of the object surface",
+        "contact_coverage",
     ),
     MetricSpec(
         "contact_precision_pct",
@@ -165,6 +191,7 @@ _SPECS = [
         "default",
         True,
         "hand-side contact precision vs the reference",
+        "contact_precision",
     ),
     MetricSpec(
         "contact_recall_pct",
@@ -175,6 +202,7 @@ _SPECS = [
         "default",
         True,
         "hand-side contact recall vs the reference",
+        "contact_recall",
     ),
     MetricSpec(
         "contact_f1_pct",
@@ -185,6 +213,7 @@ _SPECS = [
         "default",
         True,
         "hand-side contact F1 vs the reference",
+        "contact_f1",
     ),
     MetricSpec(
         "object_contact_precision_pct",
@@ -195,6 +224,7 @@ _SPECS = [
         "default",
         True,
         "object-side contact precision vs the reference",
+        "object_contact_precision",
     ),
     MetricSpec(
         "object_contact_recall_pct",
@@ -205,6 +235,7 @@ _SPECS = [
         "default",
         True,
         "object-side contact recall vs the reference",
+        "object_contact_recall",
     ),
     MetricSpec(
         "object_contact_f1_pct",
@@ -215,6 +246,7 @@ _SPECS = [
         "default",
         True,
         "object-side contact F1 vs the reference",
+        "object_contact_f1",
     ),
     MetricSpec(
         "simulation_displacement_cm",
@@ -225,6 +257,7 @@ _SPECS = [
         "default",
         True,
         "object COM displacement, fixed hand, gravity -z (MuJoCo, default protocol)",
+        "simulation_default",
     ),
     MetricSpec(
         "simulation_displacement_cm_obman",
@@ -235,6 +268,7 @@ _SPECS = [
         "ObMan / GraspTTA",
         False,
         "35 steps of 1/240 s, friction 3, 1 kg, restitution 0.5, concave static hand",
+        "simulation_obman",
     ),
     MetricSpec(
         "simulation_displacement_cm_six",
@@ -245,6 +279,7 @@ _SPECS = [
         "six gravity directions",
         False,
         "default protocol averaged over gravity along +-x, +-y, +-z",
+        "simulation_six",
     ),
     MetricSpec(
         "affinity_diversity",
@@ -255,6 +290,7 @@ _SPECS = [
         "paper 003",
         True,
         "1 - mean pairwise cosine of contact directions around the object's central axis, in [0, 2]",
+        "affinity_diversity",
     ),
 ]
 
