@@ -3,6 +3,10 @@
 On a shared machine absolute times drift; timing both in alternation (A, B, A, B, ...) exposes them to the same
 load, so the ratio of their medians is the figure to trust. Each row prints both medians, the ratio
 (reference / contactkit, > 1 means contactkit is faster) and the machine's load average.
+
+Clock: by default the process CPU time (``time.process_time``, all threads of this process), which a busy
+machine does not inflate the way it inflates wall time when other processes take the cores; ``CLOCK=wall`` in
+the environment switches to wall time (use it on an idle machine, or with several threads).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ def _sync(device: torch.device | None) -> None:
         torch.cuda.synchronize()
 
 
+def clock_fn(device: torch.device | None = None) -> Callable[[], float]:
+    """The benchmark clock: process CPU time, or wall time with ``CLOCK=wall`` or on CUDA."""
+    if os.environ.get("CLOCK", "cpu") == "wall" or (device is not None and device.type == "cuda"):
+        return time.perf_counter
+    return time.process_time
+
+
 def interleaved(
     fns: dict[str, Callable[[], object]], repeats: int, *, warmup: int = 1, device: torch.device | None = None
 ) -> dict[str, float]:
@@ -53,13 +64,14 @@ def interleaved(
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    clock = clock_fn(device)
     for _ in range(repeats):
         for k, fn in fns.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             _sync(device)
-            times[k].append((time.perf_counter() - t0) * 1e3)
+            times[k].append((clock() - t0) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -69,8 +81,9 @@ def header(title: str) -> None:
     cpu = platform.processor() or platform.machine()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"# {title}")
+    clock = "wall" if os.environ.get("CLOCK", "cpu") == "wall" else "process CPU time"
     print(f"# {stamp}; torch {torch.__version__}; {torch.get_num_threads()} thread(s); {os.cpu_count()} CPUs "
-          f"({cpu}); load average {load}")
+          f"({cpu}); load average {load}; clock: {clock}")
 
 
 def row(label: str, ours_ms: float, ref_ms: float, *, per: int = 1, ref_name: str = "reference") -> str:
