@@ -66,3 +66,7 @@ def test_open_mesh_bound_certifies_the_crossing_count():
     diff = np.abs(w - wind.reshape(-1))
     assert np.abs(diff - bound)[~amb.reshape(-1) & np.isfinite(bound)].max() < 2e-2
     np.testing.assert_array_equal((wind.reshape(-1) >= 1)[sure], (w > 0.5)[sure])
+    # the far-field shortcut is an upper bound of the exact value
+    quick = ray_winding_error_bound(nodes, v, edges, mult, exact_above=0.25)
+    finite = np.isfinite(bound)
+    assert (quick[finite] >= bound[finite] - 1e-12).all() and (quick != bound).sum() > 1000

@@ -230,7 +230,7 @@ def _grid_occupancy(
     if len(edges):
         idx = np.nonzero(need & ~amb)
         pts = np.stack([axes[k][idx[k]] for k in range(3)], -1)
-        far = ray_winding_error_bound(pts, local, edges, mult) >= _RAY_BOUND
+        far = ray_winding_error_bound(pts, local, edges, mult, exact_above=_RAY_BOUND) >= _RAY_BOUND
         unsure[tuple(i[far] for i in idx)] = True
     if unsure.any():
         idx = np.nonzero(unsure)
