@@ -1,33 +1,43 @@
-"""Refinement throughput: ``contactopt`` settings (batch 64, 250 iterations) and the other methods.
+"""Refinement throughput: this tree against the previous release, side by side, at ContactOpt's settings.
 
-Run by hand: ``python benchmarks/bm_refine.py [--batch 64] [--iterations 250] [--methods contactopt,...]``.
-Prints one row per (method, device): wall time per batch, per grasp and per iteration, and the MPJPE before
-and after refinement on perturbed synthetic grasps (OpenHand, a curled hand against a sphere, oracle targets).
+Run by hand: ``python benchmarks/bm_refine.py [--batch 64] [--iterations 250] [--repeats 3] [--prev DIR]``.
+``--prev`` is the ``src`` folder of the previous release, e.g. extracted with
+``git archive 9eb75ae src | tar -x -C /tmp/ck_prev`` (then ``--prev /tmp/ck_prev/src``).
+
+Each repeat runs one worker process per code version, alternately (this tree, previous, this tree, ...), each
+refining the same perturbed synthetic grasps (OpenHand, a curled hand against spheres, oracle targets) with
+method ``contactopt`` (batch 64, 250 iterations, one restart unless ``--restarts``). It prints the medians of
+the process CPU time and wall time per batch, their ratio, and the largest difference between the refined
+parameters of the two versions (same seed; they should agree to float32 rounding).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from contactkit.geometry.normals import vertex_normals  # noqa: E402
-from contactkit.hands import load_hand  # noqa: E402
-from contactkit.hands.anatomy import joint_frames, twist_splay_bend_to_pose  # noqa: E402
-from contactkit.io.grasps import GraspSet  # noqa: E402
-from contactkit.objects.primitives import make_primitive  # noqa: E402
-from contactkit.refine.api import refine  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
-def ground_truth(hand, n: int) -> GraspSet:
+def ground_truth(hand, n: int):  # type: ignore[no-untyped-def]
     """Curled hand pressed 1 mm into spheres of radius 3-4.5 cm (object at the origin)."""
+    import torch
+
+    from contactkit.geometry.normals import vertex_normals
+    from contactkit.hands.anatomy import joint_frames, twist_splay_bend_to_pose
+    from contactkit.io.grasps import GraspSet
+    from contactkit.objects.primitives import make_primitive
+
     frames = joint_frames(hand.rest_joints.double(), hand.side)
     rng = np.random.default_rng(0)
     go, hp, tr, objs = [], [], [], []
@@ -53,7 +63,7 @@ def ground_truth(hand, n: int) -> GraspSet:
                                 objects=objs, num_betas=hand.num_betas)
 
 
-def perturb(gt: GraspSet, seed: int = 0) -> GraspSet:
+def perturb(gt, seed: int = 0):  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     n = len(gt)
     return gt.replace(transl=gt.transl + rng.normal(0, 0.01, (n, 3)),
@@ -61,46 +71,82 @@ def perturb(gt: GraspSet, seed: int = 0) -> GraspSet:
                       hand_pose=gt.hand_pose + rng.normal(0, 0.1, (n, 45)))
 
 
-def mpjpe_mm(hand, a: GraspSet, b: GraspSet, device: str) -> float:
-    ka, kb = (g.hand_tensors(device=device) for g in (a, b))
+def mpjpe_mm(hand, a, b) -> float:  # type: ignore[no-untyped-def]
+    import torch
+
+    ka, kb = (g.hand_tensors() for g in (a, b))
     with torch.no_grad():
         pa = hand(ka["global_orient"], ka["hand_pose"], ka["betas"], ka["transl"]).keypoints
         pb = hand(kb["global_orient"], kb["hand_pose"], kb["betas"], kb["transl"]).keypoints
     return float((pa - pb).norm(dim=-1).mean()) * 1000.0
 
 
+def worker(args: argparse.Namespace) -> None:
+    """Run one timed refinement with the contactkit found first on ``sys.path``; write a JSON + npz."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from contactkit.hands import load_hand
+    from contactkit.refine.api import refine
+
+    hand = load_hand("openhand")
+    gt = ground_truth(hand, args.batch)
+    noisy = perturb(gt)
+    sub = np.arange(min(2, len(noisy)))
+    refine(noisy.subset(sub), args.method, targets=gt.subset(sub), hand=hand, iterations=2, restarts=1)
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = refine(noisy, args.method, targets=gt, hand=hand, batch_size=args.batch, iterations=args.iterations,
+                 restarts=args.restarts)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    np.savez(args.out + ".npz", global_orient=out.global_orient, hand_pose=out.hand_pose, transl=out.transl)
+    Path(args.out + ".json").write_text(json.dumps({
+        "cpu_s": cpu, "wall_s": wall, "mpjpe_in": mpjpe_mm(hand, noisy, gt), "mpjpe_out": mpjpe_mm(hand, out, gt),
+    }))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=250)
     ap.add_argument("--restarts", type=int, default=1, help="restarts (ContactOpt's preset uses 4)")
-    ap.add_argument("--methods", default="contactopt")
-    ap.add_argument("--devices", default="cpu,cuda")
+    ap.add_argument("--method", default="contactopt")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--prev", default="/tmp/ck_prev/src", help="src folder of the previous release")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    devices = [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, "
-          f"iterations {args.iterations}, restarts {args.restarts}")
-    print(f"{'method':<12}{'device':<8}{'s/batch':>10}{'ms/grasp':>10}{'ms/iter':>10}{'MPJPE in':>10}{'MPJPE out':>10}")
-    for device in devices:
-        hand = load_hand("openhand").to(device)
-        gt = ground_truth(hand.to("cpu"), args.batch)
-        hand = hand.to(device)
-        noisy = perturb(gt)
-        for method in args.methods.split(","):
-            # warm-up (SDF grids, caches, kernels)
-            refine(noisy.subset(np.arange(min(2, len(noisy)))), method, targets=gt.subset(np.arange(min(2, len(gt)))),
-                   hand=hand, device=device, iterations=2, restarts=1)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            out = refine(noisy, method, targets=gt, hand=hand, device=device, batch_size=args.batch,
-                         iterations=args.iterations, restarts=args.restarts)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            iters = np.isfinite(out.loss_traces).sum(1).max()
-            print(f"{method:<12}{device:<8}{dt:>10.2f}{1000 * dt / len(gt):>10.1f}{1000 * dt / max(1, iters):>10.1f}"
-                  f"{mpjpe_mm(hand, noisy, gt, device):>10.2f}{mpjpe_mm(hand, out, gt, device):>10.2f}")
+    if args.worker is not None:
+        sys.path.insert(0, args.worker)
+        worker(args)
+        return
+    sys.path.insert(0, str(HERE))
+    from _sidebyside import header
+
+    header(f"refinement, method {args.method}, batch {args.batch}, {args.iterations} iterations, "
+           f"restarts {args.restarts}: this tree vs previous release ({args.prev})")
+    versions = {"contactkit": str(HERE.parent / "src"), "previous": args.prev}
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in versions}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for name, src in versions.items():
+                out = str(Path(tmp) / f"{name}_{r}")
+                cmd = [sys.executable, __file__, "--worker", src, "--out", out, "--batch", str(args.batch),
+                       "--iterations", str(args.iterations), "--restarts", str(args.restarts),
+                       "--method", args.method, "--threads", str(args.threads)]
+                env = dict(os.environ, PYTHONPATH=src)
+                subprocess.run(cmd, check=True, env=env)
+                runs[name].append(json.loads(Path(out + ".json").read_text()))
+        a, b = (np.load(str(Path(tmp) / f"{k}_0.npz")) for k in versions)
+        diff = {k: float(np.abs(a[k] - b[k]).max()) for k in a.files}
+    med = {k: {m: statistics.median(x[m] for x in v) for m in ("cpu_s", "wall_s")} for k, v in runs.items()}
+    for k in versions:
+        r0 = runs[k][0]
+        print(f"{k:<11} CPU {med[k]['cpu_s']:7.2f} s/batch ({1000 * med[k]['cpu_s'] / args.iterations:6.1f} ms/iter)"
+              f"   wall {med[k]['wall_s']:7.2f} s   MPJPE {r0['mpjpe_in']:.2f} -> {r0['mpjpe_out']:.2f} mm")
+    ratio = med["previous"]["cpu_s"] / med["contactkit"]["cpu_s"]
+    print(f"ratio previous / contactkit (CPU): {ratio:.2f}x; largest parameter difference "
+          + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
 
 
 if __name__ == "__main__":

@@ -140,3 +140,18 @@ def test_distinct_batches_far_apart_use_their_own_targets() -> None:
     ref = nearest_points_naive(q, p)
     assert torch.equal(r.idx, ref.idx)
     assert int(r.idx.max()) < 200
+
+
+def test_pairs_within_matches_brute_force():
+    from contactkit.geometry.knn import PointIndex
+
+    g = torch.Generator().manual_seed(11)
+    pts = torch.rand(500, 3, generator=g, dtype=torch.float64) * 0.02
+    query = torch.rand(80, 3, generator=g, dtype=torch.float64) * 0.02
+    index = PointIndex(pts)
+    rows, cols = index.pairs_within(query.numpy(), 0.004, k=2)  # k=2: most queries are saturated and redone
+    got = sorted(zip(rows.tolist(), cols.tolist(), strict=True))
+    d = torch.cdist(query, pts)
+    want = sorted(map(tuple, (d < 0.004).nonzero().tolist()))
+    assert len(want) > 2 * len(query)
+    assert got == want

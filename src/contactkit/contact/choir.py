@@ -27,11 +27,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from contactkit.contact.terms import HandObjectState, check_points
 from contactkit.errors import ShapeError
+from contactkit.geometry.knn import PointIndex
 
 __all__ = [
     "CONE_ANGLE",
@@ -92,6 +94,65 @@ def anchor_sq_distances(grid: Tensor, anchors: Tensor, assignment: Tensor) -> Te
     return ((grid - picked) ** 2).sum(-1)
 
 
+def _unique_objects(obj_points: Tensor) -> tuple[list[int], Tensor]:
+    """Batch elements with identical object points share one search tree (perturbed copies of a grasp).
+
+    Args:
+        obj_points: (B, P, 3) float.
+
+    Returns:
+        ``(first, group)``: the first element of each distinct point set (U,), and each element's group (B,)
+        int64 in ``[0, U)``.
+    """
+    bsz = obj_points.shape[0]
+    if bsz == 1 or obj_points.stride(0) == 0:
+        return [0], torch.zeros(bsz, dtype=torch.long)
+    flat = obj_points.detach().reshape(bsz, -1).cpu()
+    _, group = torch.unique(flat, dim=0, return_inverse=True)
+    first: dict[int, int] = {}
+    for i, gid in enumerate(group.tolist()):
+        first.setdefault(gid, i)
+    order = sorted(first, key=first.__getitem__)
+    relabel = torch.empty(len(order), dtype=torch.long)
+    relabel[torch.tensor(order)] = torch.arange(len(order))
+    return [first[g] for g in order], relabel[group]
+
+
+def _object_trees(obj_points: Tensor) -> tuple[list[PointIndex], Tensor]:
+    """One k-d tree per distinct object point set: ``(trees (U,), group (B,) int64)``."""
+    first, group = _unique_objects(obj_points)
+    pts = obj_points.detach().cpu()
+    return [PointIndex(pts[i]) for i in first], group
+
+
+def _cone_weights_from_trees(
+    hand_verts: Tensor, hand_normals: Tensor, obj_points: Tensor, trees: list[PointIndex], group: Tensor,
+    radius: float, angle: float,
+) -> Tensor:
+    """Cone counts from a radius search (candidate pairs), each pair then tested exactly as the dense test."""
+    bsz, num_v, _ = hand_verts.shape
+    # the tree measures distances in its own precision: search a little wider, re-test every candidate below
+    search = radius * (1.0 + 1e-4) + 1e-9
+    verts_np = hand_verts.detach().cpu().numpy()
+    elem, vert, point = [], [], []
+    for b in range(bsz):
+        rows, cols = trees[int(group[b])].pairs_within(verts_np[b], search)
+        elem.append(np.full(rows.shape, b, dtype=np.int64))
+        vert.append(rows)
+        point.append(cols)
+    dev = hand_verts.device
+    e = torch.from_numpy(np.concatenate(elem)).to(dev)
+    v = torch.from_numpy(np.concatenate(vert)).to(dev)
+    p = torch.from_numpy(np.concatenate(point)).to(dev)
+    rel = obj_points[e, p] - hand_verts[e, v]  # (N, 3)
+    dist = rel.norm(dim=-1)
+    cos = (rel * hand_normals[e, v]).sum(-1) / dist.clamp(min=1e-12)
+    inside = (dist <= radius) & (cos >= math.cos(angle))
+    counts = torch.zeros(bsz * num_v, dtype=hand_verts.dtype, device=dev)
+    counts.index_add_(0, (e * num_v + v)[inside], torch.ones_like(dist[inside]))
+    return counts.view(bsz, num_v)
+
+
 def cone_contact_weights(
     hand_verts: Tensor,
     hand_normals: Tensor,
@@ -102,11 +163,15 @@ def cone_contact_weights(
 ) -> Tensor:
     """Raw contact weight of each hand vertex: number of object points in its cone of tolerance (Eqs. 3-5).
 
+    The object points within ``radius`` of each vertex come from a k-d tree radius search (one tree per
+    distinct object point set in the batch); each such pair is then tested with the dense definition
+    (``||x - v|| <= radius`` and ``cos(x - v, n) >= cos(angle)``), so the counts equal the dense count.
+
     Args:
         hand_verts: (B, V, 3) float, metres.
         hand_normals: (B, V, 3) float, unit outward hand normals.
         obj_points: (B, P, 3) float, metres.
-        radius: the cone's length lambda, metres.
+        radius: the cone's length lambda, metres (> 0).
         angle: the cone's half-angle, radians.
 
     Returns:
@@ -115,12 +180,11 @@ def cone_contact_weights(
     check_points("hand_verts", hand_verts)
     check_points("hand_normals", hand_normals, batch=hand_verts.shape[0], count=hand_verts.shape[1])
     check_points("obj_points", obj_points, batch=hand_verts.shape[0])
+    if not radius > 0:
+        raise ShapeError(f"radius must be > 0, got {radius}")
     with torch.no_grad():
-        rel = obj_points.unsqueeze(1) - hand_verts.unsqueeze(2)  # (B, V, P, 3)
-        dist = rel.norm(dim=-1)
-        cos = (rel * hand_normals.unsqueeze(2)).sum(-1) / dist.clamp(min=1e-12)
-        inside = (dist <= radius) & (cos >= math.cos(angle))
-        return inside.sum(-1).to(hand_verts.dtype)
+        trees, group = _object_trees(obj_points)
+        return _cone_weights_from_trees(hand_verts, hand_normals, obj_points, trees, group, radius, angle)
 
 
 def fit_contact_gaussians(
@@ -138,22 +202,26 @@ def fit_contact_gaussians(
         ``(mean (B, A, 3), chol (B, A, 3, 3) lower-triangular, active (B, A) bool)``; an anchor without
         weight is inactive (mean at the anchor, identity-scaled factor, zero density).
     """
-    bsz, _, _ = hand_verts.shape
+    bsz, num_v, _ = hand_verts.shape
     num_a = anchors.shape[1]
     owner = torch.cdist(hand_verts, anchors).argmin(-1)  # (B, V)
-    onehot = torch.nn.functional.one_hot(owner, num_a).to(hand_verts.dtype) * weights.unsqueeze(-1)  # (B,V,A)
-    total = onehot.sum(1)  # (B, A)
-    active = total > 0
+    slot = (owner + num_a * torch.arange(bsz, device=owner.device).unsqueeze(1)).reshape(-1)  # (B*V,)
+    w = weights.reshape(-1)
+    x = hand_verts.reshape(-1, 3)
+    total = hand_verts.new_zeros(bsz * num_a).index_add_(0, slot, w)
+    active = (total > 0).view(bsz, num_a)
     safe = total.clamp(min=1e-12)
-    mean = torch.einsum("bva,bvi->bai", onehot, hand_verts) / safe.unsqueeze(-1)
-    mean = torch.where(active.unsqueeze(-1), mean, anchors)
-    centred = hand_verts.unsqueeze(1) - mean.unsqueeze(2)  # (B, A, V, 3)
-    cov = torch.einsum("bva,bavi,bavj->baij", onehot, centred, centred) / safe.view(bsz, num_a, 1, 1)
+    mean = hand_verts.new_zeros(bsz * num_a, 3).index_add_(0, slot, w.unsqueeze(-1) * x) / safe.unsqueeze(-1)
+    mean = torch.where(active.view(-1, 1), mean, anchors.reshape(-1, 3))
+    centred = x - mean[slot]  # (B*V, 3)
+    outer = (w.view(-1, 1, 1) * centred.unsqueeze(-1) * centred.unsqueeze(-2)).reshape(-1, 9)
+    cov = hand_verts.new_zeros(bsz * num_a, 9).index_add_(0, slot, outer) / safe.unsqueeze(-1)
+    cov = cov.view(bsz, num_a, 3, 3)
     eye = torch.eye(3, dtype=hand_verts.dtype, device=hand_verts.device)
     cov = cov + cov_floor * eye
     cov = torch.where(active.view(bsz, num_a, 1, 1), cov, cov_floor * eye.expand_as(cov))
     chol = torch.linalg.cholesky(cov)
-    return mean, chol, active
+    return mean.view(bsz, num_a, 3), chol, active
 
 
 def contact_density(points: Tensor, mean: Tensor, chol: Tensor, active: Tensor) -> Tensor:
@@ -208,6 +276,18 @@ class ChoirField:
         )
 
 
+def _nearest_object_points(grid: Tensor, trees: list[PointIndex], group: Tensor) -> Tensor:
+    """(B, M) int64 index of the nearest object point of each basis point (elements sharing a tree share
+    their grid, which depends on the object points only, so each distinct object is searched once)."""
+    grid_np = grid.detach().cpu().numpy()
+    first: dict[int, int] = {}
+    for b, gid in enumerate(group.tolist()):
+        first.setdefault(gid, b)
+    found = {gid: trees[gid].query(grid_np[b]) for gid, b in first.items()}
+    idx = np.stack([found[gid] for gid in group.tolist()])
+    return torch.from_numpy(idx).to(grid.device)
+
+
 def encode(
     obj_points: Tensor,
     hand_verts: Tensor,
@@ -221,6 +301,10 @@ def encode(
 ) -> ChoirField:
     """Encode hand-object pairs as CHOIR fields (all inputs in the object frame, metres).
 
+    The nearest object point of each basis point and the object points in each vertex's cone come from k-d
+    trees (one per distinct object point set in the batch, shared by both searches); ``X_BPS`` is then
+    recomputed from the selected points, so it is exact and differentiable with respect to ``obj_points``.
+
     Args:
         obj_points: (B, P, 3) float — object surface points.
         hand_verts: (B, V, 3) float — hand vertices.
@@ -233,9 +317,18 @@ def encode(
     check_points("anchors", anchors, batch=batch)
     grid = bps_grid(obj_points, resolution=resolution, padding=padding)
     assignment = anchor_assignment(grid.shape[1], anchors.shape[1], device=grid.device)
-    obj_sq = torch.cdist(grid, obj_points).amin(-1) ** 2
+    check_points("hand_normals", hand_normals, batch=batch, count=hand_verts.shape[1])
+    if not cone_radius > 0:
+        raise ShapeError(f"cone_radius must be > 0, got {cone_radius}")
+    with torch.no_grad():
+        trees, group = _object_trees(obj_points)
+        obj_sq_idx = _nearest_object_points(grid, trees, group)
+        weights = _cone_weights_from_trees(
+            hand_verts, hand_normals, obj_points, trees, group, cone_radius, cone_angle
+        )
+    nearest = torch.gather(obj_points, 1, obj_sq_idx.unsqueeze(-1).expand(-1, -1, 3))
+    obj_sq = ((grid - nearest) ** 2).sum(-1)
     anchor_sq = anchor_sq_distances(grid, anchors, assignment)
-    weights = cone_contact_weights(hand_verts, hand_normals, obj_points, radius=cone_radius, angle=cone_angle)
     mean, chol, active = fit_contact_gaussians(hand_verts.detach(), weights, anchors.detach())
     return ChoirField(grid, obj_sq, anchor_sq, assignment, mean, chol, active)
 

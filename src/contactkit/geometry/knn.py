@@ -87,6 +87,53 @@ class PointIndex:
             _, idx = self._ckd.query(query, k=1, workers=workers)
         return np.asarray(idx, dtype=np.int64)
 
+    def pairs_within(self, query: np.ndarray, radius: float, *, k: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """All (query row, indexed point) pairs closer than ``radius`` (as the tree measures it).
+
+        The tree's own distance is rounded (float32 with pykdtree): pass a radius slightly above the one you
+        need and re-test the returned pairs exactly. Queries with ``k`` neighbours in range are searched again
+        with twice the ``k`` until none is saturated, so no pair is lost.
+
+        Args:
+            query: (K, 3) float, metres.
+            radius: metres, > 0.
+            k: initial number of neighbours searched per query.
+
+        Returns:
+            ``(rows (N,) int64, cols (N,) int64)``: query row and indexed point of each pair.
+        """
+        query = np.ascontiguousarray(query, dtype=self.dtype)
+        rows = np.arange(query.shape[0], dtype=np.int64)
+        first = self._search(query, 1, radius)[:, 0]  # cheap pre-filter: queries with any point in range
+        rows = rows[first < self.num_points]
+        out_r: list[np.ndarray] = []
+        out_c: list[np.ndarray] = []
+        k = max(1, min(k, self.num_points))
+        while rows.size:
+            idx = self._search(query[rows], k, radius)
+            hit = idx < self.num_points
+            r, c = np.nonzero(hit)
+            out_r.append(rows[r])
+            out_c.append(idx[r, c])
+            if k >= self.num_points:
+                break
+            full = hit[:, -1]
+            out_keep = ~np.repeat(full, hit.sum(1))  # redo saturated queries from scratch with a larger k
+            out_r[-1], out_c[-1] = out_r[-1][out_keep], out_c[-1][out_keep]
+            rows = rows[full]
+            k = min(2 * k, self.num_points)
+        if not out_r:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(out_r), np.concatenate(out_c)
+
+    def _search(self, query: np.ndarray, k: int, radius: float) -> np.ndarray:
+        """(K, k) int64 neighbour indices within ``radius`` (``num_points`` where there are fewer)."""
+        if self._pyk is not None:
+            _, idx = self._pyk.query(query, k=k, distance_upper_bound=radius)
+        elif self._ckd is not None:
+            _, idx = self._ckd.query(query, k=k, distance_upper_bound=radius)
+        return np.asarray(idx, dtype=np.int64).reshape(query.shape[0], k)
+
 
 def _shared_points(points: torch.Tensor) -> bool:
     """True when all batch elements of ``points (B, M, 3)`` hold the same values."""

@@ -8,23 +8,26 @@ differentiable with respect to every floating argument.
 
 Speed: the kinematic chain is evaluated level by level (all joints at one tree depth in one batched matmul),
 never joint by joint; the shape and pose blend shapes are each a single matmul against a precomputed dense
-matrix; joint locations are regressed from ``beta`` directly via the precomputed ``J_regressor @ shapedirs``.
+matrix (``addmm``); joint locations are regressed from ``beta`` directly via the precomputed
+``J_regressor @ shapedirs``; skinning blends the 3x4 joint transforms with one matrix product and has a
+hand-written backward (the transposed product), so forward + backward costs four matrix products plus
+element-wise work linear in the number of vertices.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from contactkit.errors import ShapeError
 from contactkit.geometry.rotations import axis_angle_to_rotmat
 
 __all__ = [
     "LBSOutput",
-    "blend_shapes",
-    "vertices_to_joints",
     "KinematicLevels",
     "kintree_levels",
     "batch_rigid_transform",
@@ -48,34 +51,6 @@ class LBSOutput:
     vertices: torch.Tensor
     joints: torch.Tensor
     joint_transforms: torch.Tensor
-
-
-def blend_shapes(betas: torch.Tensor, shapedirs: torch.Tensor) -> torch.Tensor:
-    """Per-vertex displacement of linear blend shapes.
-
-    Args:
-        betas: (B, n) float coefficients.
-        shapedirs: (V, 3, n) float displacement basis, metres per unit coefficient.
-
-    Returns:
-        (B, V, 3) displacements, metres.
-    """
-    v = shapedirs.shape[0]
-    flat = shapedirs.reshape(v * 3, -1)  # (3V, n)
-    return (betas @ flat.transpose(0, 1)).reshape(betas.shape[0], v, 3)
-
-
-def vertices_to_joints(j_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
-    """Regress joint locations from vertices.
-
-    Args:
-        j_regressor: (J, V) float (dense) regressor.
-        vertices: (B, V, 3) float.
-
-    Returns:
-        (B, J, 3) joint locations.
-    """
-    return torch.einsum("jv,bvc->bjc", j_regressor, vertices)
 
 
 @dataclass(frozen=True)
@@ -179,6 +154,38 @@ def batch_rigid_transform(
     return pos_w, rot_w
 
 
+class _Skin(torch.autograd.Function):
+    """``out[b, v] = M[b, v] @ [x[b, v]; 1]`` with the blended 3x4 transforms ``M = A @ W^T`` (see
+    :func:`skin_vertices`); forward and backward are one matrix product each plus O(B V) element-wise work."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, weights: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        b, n_j = a.shape[0], a.shape[2]
+        n_v = weights.shape[0]
+        m = (a.reshape(b * 12, n_j) @ weights.transpose(0, 1)).view(b, 3, 4, n_v)
+        vt = vertices.transpose(1, 2).contiguous()  # (B, 3, V)
+        out = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0])
+        out.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
+        ctx.save_for_backward(m, weights, vt)
+        return out.transpose(1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, torch.Tensor | None]:
+        m, weights, vt = ctx.saved_tensors
+        b, _, _, n_v = m.shape
+        gt = grad.transpose(1, 2).contiguous()  # (B, 3, V)
+        grad_a = grad_v = None
+        if ctx.needs_input_grad[0]:
+            gm = torch.empty_like(m)
+            torch.mul(gt[:, :, None], vt[:, None], out=gm[:, :, :3])
+            gm[:, :, 3] = gt
+            grad_a = (gm.view(b * 12, n_v) @ weights).view(b, 12, -1)
+        if ctx.needs_input_grad[2]:
+            grad_v = (m[:, :, :3] * gt[:, :, None]).sum(1).transpose(1, 2)
+        return grad_a, None, grad_v
+
+
 def skin_vertices(
     vertices: torch.Tensor,
     weights: torch.Tensor,
@@ -188,9 +195,12 @@ def skin_vertices(
 ) -> torch.Tensor:
     """Apply skinning transforms ``A_j = [R_j, p_j - R_j J_j]`` blended by the weights.
 
+    The per-vertex blend ``M_v = sum_j w_vj A_j`` is one matrix product ``(B*12, J) @ (J, V)``; its backward is
+    the transposed product (a custom autograd function, first-order only).
+
     Args:
         vertices: (B, V, 3) rest-pose vertices (with shape and pose correctives).
-        weights: (V, J) skinning weights (rows sum to 1).
+        weights: (V, J) skinning weights (rows sum to 1); no gradient.
         rot_w: (B, J, 3, 3) world joint rotations.
         pos_w: (B, J, 3) posed joint locations.
         rest_joints: (B, J, 3) rest joint locations.
@@ -198,16 +208,11 @@ def skin_vertices(
     Returns:
         (B, V, 3) skinned vertices.
     """
-    b, n_j = pos_w.shape[:2]
-    n_v = weights.shape[0]
     t = pos_w - (rot_w @ rest_joints[..., None]).squeeze(-1)  # (B, J, 3)
-    wt = weights.transpose(0, 1)  # (J, V)
-    # blend as (B*9, J) @ (J, V): one matmul, vertices last so the product below is contiguous
-    r = (rot_w.reshape(b, n_j, 9).transpose(1, 2).reshape(b * 9, n_j) @ wt).reshape(b, 3, 3, n_v)
-    tb = (t.transpose(1, 2).reshape(b * 3, n_j) @ wt).reshape(b, 3, n_v)
-    vt = vertices.transpose(1, 2)  # (B, 3, V)
-    out = (r * vt[:, None, :, :]).sum(dim=2) + tb  # (B, 3, V)
-    return out.transpose(1, 2).contiguous()
+    a = torch.cat([rot_w, t[..., None]], dim=-1)  # (B, J, 3, 4)
+    a = a.reshape(a.shape[0], a.shape[1], 12).transpose(1, 2)  # (B, 12, J), rows (i, c)
+    out: torch.Tensor = _Skin.apply(a, weights, vertices)
+    return out
 
 
 def lbs(
@@ -243,20 +248,18 @@ def lbs(
     n_j = j_template.shape[0]
     n_v = v_template.shape[0]
     rotmats = pose if pose.dim() == 4 else axis_angle_to_rotmat(pose)
+    v_flat = v_template.reshape(1, n_v * 3)
     if betas is not None and shapedirs is not None:
-        v_shaped = v_template + (betas @ shapedirs).reshape(b, n_v, 3)
-    else:
-        v_shaped = v_template.expand(b, n_v, 3)
+        v_flat = torch.addmm(v_flat, betas, shapedirs)
     if betas is not None and j_shapedirs is not None:
-        j_rest = j_template + (betas @ j_shapedirs).reshape(b, n_j, 3)
+        j_rest = torch.addmm(j_template.reshape(1, n_j * 3), betas, j_shapedirs).reshape(b, n_j, 3)
     else:
         j_rest = j_template.expand(b, n_j, 3)
     if posedirs is not None:
         eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
         pose_feature = (rotmats[:, 1:] - eye).reshape(b, -1)
-        v_posed = v_shaped + (pose_feature @ posedirs).reshape(b, n_v, 3)
-    else:
-        v_posed = v_shaped
+        v_flat = torch.addmm(v_flat, pose_feature, posedirs)
+    v_posed = v_flat.expand(b, n_v * 3).reshape(b, n_v, 3)
     pos_w, rot_w = batch_rigid_transform(rotmats, j_rest, parents, levels)
     verts = skin_vertices(v_posed, weights, rot_w, pos_w, j_rest)
     bottom = pos_w.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(b, n_j, 1, 4)

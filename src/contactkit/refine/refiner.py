@@ -49,11 +49,6 @@ __all__ = [
 PARAM_GROUPS = ("global_orient", "hand_pose", "betas", "transl", "object_rotation", "object_translation")
 
 
-class HandOutputLike(Protocol):
-    vertices: Tensor
-    keypoints: Tensor
-
-
 class HandLike(Protocol):
     """What the refiner needs from a hand model (see :class:`contactkit.hands.HandModel`)."""
 
@@ -255,6 +250,7 @@ def build_state(
     cache: NeighbourCache | None = None,
     params: dict[str, Tensor] | None = None,
     init_params: dict[str, Tensor] | None = None,
+    posed_object: tuple[Tensor, Tensor] | None = None,
 ) -> HandObjectState:
     """Pose the hand and the objects of ``rows`` and assemble a :class:`HandObjectState` (world frame).
 
@@ -262,16 +258,21 @@ def build_state(
         global_orient: (B, 3) axis-angle; hand_pose: (B, 45) axis-angle; betas: (B, n) or None; transl: (B, 3).
         rows: (B,) int64 — sample of ``objects`` each row belongs to.
         obj_rotation, obj_translation: (B, 3, 3), (B, 3) object pose (default ``objects``' pose of ``rows``).
+        posed_object: the world-frame ``(obj_points (B, P, 3), obj_normals (B, P, 3))`` of an earlier state with
+            the same rows and object pose, reused instead of transforming the object points again.
     """
     out = hand(global_orient, hand_pose, betas, transl)
     verts = out.vertices
     dtype = verts.dtype
     rot = (objects.rotation[rows] if obj_rotation is None else obj_rotation).to(dtype)
     tr = (objects.translation[rows] if obj_translation is None else obj_translation).to(dtype)
-    pts = objects.points[rows].to(dtype)
-    nrm = objects.normals[rows].to(dtype)
-    pts_w = pts @ rot.transpose(1, 2) + tr.unsqueeze(1)
-    nrm_w = nrm @ rot.transpose(1, 2)
+    if posed_object is None:
+        pts = objects.points[rows].to(dtype)
+        nrm = objects.normals[rows].to(dtype)
+        pts_w = pts @ rot.transpose(1, 2) + tr.unsqueeze(1)
+        nrm_w = nrm @ rot.transpose(1, 2)
+    else:
+        pts_w, nrm_w = posed_object
     sdf = None
     if objects.sdf is not None:
         local = (verts - tr.unsqueeze(1)) @ rot
@@ -411,14 +412,21 @@ class Refiner:
 
         cache = NeighbourCache(s.knn_refresh)
         betas_used = self.hand.num_betas > 0
+        # a fixed object is posed once: its world-frame points and normals are the same at every iteration
+        fixed_object = not ({"object_rotation", "object_translation"} & opt_groups)
+        posed: tuple[Tensor, Tensor] | None = None
 
         def evaluate() -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor], Tensor, Tensor]:
+            nonlocal posed
             params, orot, otr = decode()
             state = build_state(
                 self.hand, params["global_orient"], params["hand_pose"],
                 params["betas"] if betas_used else None, params["transl"], objects, rows,
                 obj_rotation=orot, obj_translation=otr, cache=cache, params=params, init_params=init_params,
+                posed_object=posed,
             )
+            if fixed_object and posed is None:
+                posed = (state.obj_points, state.obj_normals)
             value = self.objective.evaluate(state)
             return value.total, value.terms, params, orot, otr
 
