@@ -100,7 +100,7 @@ def test_settings_validation():
 def test_grouped_sdf_stacked_real_grids_match_each_grid():
     from contactkit.geometry.sdf import SDFGrid
     from contactkit.objects.primitives import make_primitive
-    from contactkit.refine.api import GroupedSDF
+    from contactkit.targets import GroupedSDF
 
     objs = [make_primitive("sphere", radius=0.03), make_primitive("box")]
     grids = [SDFGrid.build(o.vertices, o.faces, resolution=16) for o in objs]
@@ -113,7 +113,7 @@ def test_grouped_sdf_stacked_real_grids_match_each_grid():
 
 
 def test_grouped_sdf_routes_rows_to_their_object():
-    from contactkit.refine.api import GroupedSDF
+    from contactkit.targets import GroupedSDF
 
     class ConstGrid:
         def __init__(self, c):

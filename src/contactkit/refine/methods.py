@@ -13,15 +13,18 @@
   ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
   ||beta|| (1e-4); Adam, 300 + 100 iterations.
 - ``affinity`` — physical affinity (paper 003, Sec. 3.3): diversity of contact directions (N_c = 10, eta = 0.2)
-  + supervised keypoints + penetration; Adam lr 0.01, 200 iterations.
+  + penetration; in the wild + A-MANO anatomy + an offset prior to the input (paper 003 uses the loss as a
+  regulariser of an estimator's output), with a reference + supervised keypoints instead; Adam lr 0.01,
+  200 iterations.
 
-Targets: every method here is driven by targets (:class:`contactkit.refine.targets.ContactTargets`) — in oracle
-mode measured on a reference grasp. ``contactopt`` needs the two contact maps; ``cpf`` the reference anchors and
-vertices (spring elasticities as PiCR would predict them); ``choir`` the reference CHOIR field (encoded from the
-reference hand); ``affinity`` the reference keypoints (the supervised part of paper 003's objective); ``obman``
-uses the hand's contact zones, restricted to the zones touching the reference when a reference is given, and the
-reference's root-relative vertices and keypoints (the supervised part of paper 001's objective; root-relative, so
-the hand's placement comes from the contact loss alone).
+Targets (:class:`contactkit.targets.ContactTargets`, resolved by :func:`contactkit.refine.targets.resolve_targets`):
+in the wild, ``contactopt`` gets DeepContact's two contact maps, ``cpf`` PiCR's springs, ``obman`` the contact
+zones from grasp statistics (``targets.contact_zones``), ``affinity`` nothing, ``choir`` a learned CHOIR field
+(``targets.choir``). With a reference grasp (oracle), ``contactopt`` gets the contact maps measured on it, ``cpf``
+the springs measured on its anchors and vertices, ``choir`` the CHOIR field encoded from it, ``affinity`` its
+keypoints (the supervised part of paper 003's objective), and ``obman`` its zones restricted to those touching the
+reference plus its root-relative vertices and keypoints (the supervised part of paper 001's objective;
+root-relative, so the hand's placement comes from the contact loss alone).
 
 Weights that the papers do not give (ContactOpt's lambda_O and lambda_pen, the offset weights, the gradient
 scales per parameter group) are contactkit's and are marked "contactkit" below.
@@ -56,8 +59,8 @@ from contactkit.contact.diffcontact import HandContactTerm, ObjectContactTerm, S
 from contactkit.contact.obman import AttractionTerm, HandSupervisionTerm, RepulsionTerm, zone_mask
 from contactkit.contact.terms import EnergyTerm
 from contactkit.errors import ContactkitError
-from contactkit.refine.refiner import HandLike, HandParamsInit, ObjectBatch, RefinerSettings
-from contactkit.refine.targets import ContactTargets
+from contactkit.refine.refiner import HandLike, RefinerSettings
+from contactkit.targets import ContactTargets, HandParamsInit, ObjectBatch
 
 __all__ = ["METHODS", "MethodContext", "MethodSpec", "StageSpec", "get_method", "list_methods"]
 
@@ -131,11 +134,14 @@ def _contactopt_terms(ctx: MethodContext) -> list[EnergyTerm]:
 
 def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
     ann = getattr(ctx.hand, "annotations", None)
-    if ann is None:
-        raise ContactkitError("method 'obman' needs a hand model with annotations.contact_zones")
+    if ann is None and ctx.targets.contact_zones is None:
+        raise ContactkitError("method 'obman' needs contact zones (targets.contact_zones or hand annotations)")
     num_verts = ctx.init_verts.shape[1]
-    zones = zone_mask(ann.contact_zones, num_verts).to(ctx.init_verts.device)
-    if ctx.targets.hand_contact is not None:
+    zones = ctx.targets.contact_zones
+    if zones is None:
+        zones = zone_mask(getattr(ann, "contact_zones", {}), num_verts)
+    zones = zones.to(ctx.init_verts.device)
+    if ctx.targets.uses_reference and ctx.targets.hand_contact is not None:
         touching = ctx.targets.hand_contact >= 0.5  # (N0, V)
         per_sample = zones.unsqueeze(0) & touching.unsqueeze(1)
         active = per_sample.any(-1, keepdim=True)
@@ -186,6 +192,8 @@ def _choir_field(ctx: MethodContext) -> Any:
     from contactkit.geometry.normals import vertex_normals
 
     t = ctx.targets
+    if t.choir is not None:  # a learned CHOIR field (contract B), already in the object frames
+        return t.choir
     ref_verts = t.require("ref_verts", "choir")
     ref_anchors = t.require("ref_anchors", "choir")
     obj = ctx.objects
@@ -219,10 +227,26 @@ def _choir_stage2(ctx: MethodContext) -> list[EnergyTerm]:
 def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
     t = ctx.targets
     corners = box_corners(ctx.objects.points)
+    if t.ref_keypoints is not None:  # oracle: paper 003's supervised 3D keypoint loss beside the affinity loss
+        return [
+            AffinityTerm(corners, weight=1.0),
+            KeypointTerm(t.ref_keypoints, weight=1e-2),  # contactkit: mm^2 scale
+            SDFPenetrationTerm(weight=2.0),
+        ]
+    # in the wild: the affinity loss regularises the estimator's output (paper 003), with penetration, A-MANO
+    # anatomy and a prior holding the hand near its input in place of the keypoint supervision
+    from contactkit.hands.anatomy import anatomy_cost
+
+    hand = ctx.hand
+
+    def anatomy(pose: Tensor) -> Tensor:
+        return anatomy_cost(hand, pose)
+
     return [
-        AffinityTerm(corners, weight=1.0),
-        KeypointTerm(t.require("ref_keypoints", "affinity"), weight=1e-2),  # contactkit: mm^2 scale
-        SDFPenetrationTerm(weight=2.0),
+        AffinityTerm(corners, weight=AFFINITY_WEIGHT),
+        SDFPenetrationTerm(weight=AFFINITY_PENETRATION_WEIGHT),
+        AnatomyTerm(anatomy, weight=1.0),
+        OffsetTerm(ctx.init_verts, weight=AFFINITY_OFFSET_WEIGHT),  # contactkit: stay near the input
     ]
 
 
@@ -230,6 +254,10 @@ OBMAN_OFFSET_WEIGHT = 1e-3
 #: weight of L_Hand (mm^2) against L_contact (metres); ObMan's mu_C = 10 weighs its own units (contactkit)
 OBMAN_SUPERVISION_WEIGHT = 1e-2
 CPF_OFFSET_WEIGHT = 0.1
+#: in-the-wild affinity weights (contactkit): affinity is in [-1, 1], penetration a sum of metres
+AFFINITY_WEIGHT = 1e-2
+AFFINITY_PENETRATION_WEIGHT = 2.0
+AFFINITY_OFFSET_WEIGHT = 1e-3
 
 _POSE_SCALE = {"global_orient": 1.0, "hand_pose": 1.0, "betas": 1.0, "transl": 0.1,
                "object_rotation": 1.0, "object_translation": 0.1}
