@@ -26,9 +26,9 @@ from contactkit.synth.zones import ZONE_NAMES, derive_contact_zones, shipped_zon
 
 #: Training objects of the shipped estimators' split (docs/model_card.md); none is held out.
 TRAINING_OBJECTS = (
-    "cracker_box", "mug", "master_chef_can", "bleach_cleanser", "scissors", "foam_brick", "sphere_radius0.035",
-    "cylinder_radius0.03_height0.18", "box_extents0.04x0.08x0.12", "torus", "capsule_radius0.03_height0.06",
-    "sphere_radius0.05",
+    "cracker_box", "mug", "master_chef_can", "bleach_cleanser", "scissors", "foam_brick", "sphere:radius=0.035",
+    "cylinder:radius=0.03,height=0.18", "box:extents=0.04x0.08x0.12", "torus", "capsule:radius=0.03,height=0.06",
+    "sphere:radius=0.05",
 )
 
 
@@ -46,7 +46,7 @@ def main() -> int:
     cfg = SynthesisConfig(batch_size=16, iterations=120, simulate=False)
     sets: list[GraspSet] = []
     for name in TRAINING_OBJECTS[: args.max_objects]:
-        path = args.work / f"{args.hand}_{args.side}_{name}.npz"
+        path = args.work / f"{args.hand}_{args.side}_{name.replace(':', '_').replace('=', '').replace(',', '_')}.npz"
         if not path.is_file():
             t0 = time.perf_counter()
             with warnings.catch_warnings():

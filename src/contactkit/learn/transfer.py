@@ -9,8 +9,7 @@ be derived by code:
 2. a left hand is mirrored through x = 0 first (and at run time the whole scene — hand and object — is mirrored,
    which leaves contact unchanged);
 3. each vertex of one hand is matched to the closest point on the other hand's surface *within the same
-   subregion* (faces whose vertices all lie in that region, else any face touching it), kept as a face and
-   barycentric coordinates.
+   subregion* (the faces touching that region), kept as a face and barycentric coordinates.
 
 The estimator then sees proxy training-hand vertices interpolated on the user's posed surface, and its
 per-vertex outputs are interpolated back onto the user's vertices. Anchors and regions are shared, so object
@@ -116,9 +115,7 @@ def _region_match(
     face_regions = vert_region[faces]  # (F, 3)
     for r in np.unique(point_region):
         sel = np.flatnonzero(point_region == r)
-        own = faces[(face_regions == r).all(1)]
-        if len(own) == 0:
-            own = faces[(face_regions == r).any(1)]
+        own = faces[(face_regions == r).any(1)]
         if len(own) == 0:  # a region absent from this hand: match anywhere
             own = faces
         res = closest_points_on_mesh(torch.as_tensor(points[sel]).unsqueeze(0), vt, torch.as_tensor(own))
