@@ -122,6 +122,60 @@ def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[tuple[s
     return rows
 
 
+def transfer_f1(gt_path: Path, seed: int, copies: int = 4) -> str:
+    """DeepContact / PiCR contact F1 on the training hand (OpenHand) and, through the correspondence, on the
+    MANO-format hand, for the *same* held-out grasps: the same (ContactOpt-perturbed) parameters pose both hands,
+    and each hand's targets are measured on its own ground-truth pose (the other hand's global rotation composed
+    with the rotation aligning its rest pose onto the training hand's, its joint rotations conjugated by it, and translated so its keypoints match the
+    training hand's on average)."""
+    from contactkit.learn.estimators import estimator_for_hand
+    from contactkit.targets import objects_from_grasps, reference_targets
+
+    gt = load_grasps(gt_path)
+    train = bench_hand(gt.hand_model)
+    tg = gt.hand_tensors()
+    with torch.no_grad():
+        kp_train = train(tg["global_orient"], tg["hand_pose"], tg["betas"], tg["transl"]).keypoints
+    lines = [f"**Transfer cost** ({len(gt)} held-out grasps x {copies} ContactOpt-noise copies, seed {seed})", "",
+             "| hand | DeepContact hand F1 % | DeepContact object F1 % | PiCR object F1 % | GT hand contact % |",
+             "|---|---:|---:|---:|---:|"]
+    for hand_name in ("openhand", "mano"):
+        hand = bench_hand(hand_name)
+        g = gt.replace(hand_model=hand.name, betas=np.zeros((len(gt), hand.num_betas)))
+        if hand.name != train.name:  # the same grasp: global rotation composed with the rest-pose alignment
+            from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+            from contactkit.learn.transfer import rest_alignment
+
+            align = torch.as_tensor(rest_alignment(train, hand), dtype=torch.float64)
+            rot = axis_angle_to_rotmat(torch.as_tensor(g.global_orient)) @ align
+            pose = (torch.as_tensor(g.hand_pose).view(-1, 15, 3) @ align).reshape(-1, 45)  # align^T aa per joint
+            g = g.replace(global_orient=rotmat_to_axis_angle(rot).numpy(), hand_pose=pose.numpy())
+            t0 = g.hand_tensors()
+            with torch.no_grad():
+                kp = hand(t0["global_orient"], t0["hand_pose"], None, t0["transl"]).keypoints
+            g = g.replace(transl=g.transl + (kp_train - kp).mean(1).double().numpy())
+        noisy = perturb(g, "contactopt", copies, seed, hand=hand)
+        objects = objects_from_grasps(noisy)
+        truth = reference_targets(hand, g, noisy, objects, "cpu", torch.float32)
+        t = noisy.hand_tensors()
+        with torch.no_grad():
+            verts = hand(t["global_orient"], t["hand_pose"], t["betas"] if hand.num_betas else None,
+                         t["transl"]).vertices.float()
+        pts, nrm = objects.world_points()
+        dc = estimator_for_hand("deepcontact", hand).predict(verts, pts, nrm)
+        pc = estimator_for_hand("picr", hand).predict(verts, pts, nrm)
+
+        def f1(pred: torch.Tensor, true: torch.Tensor) -> float:
+            tp = float((pred & true).sum())
+            return 200.0 * tp / max(1.0, float(pred.sum()) + float(true.sum()))
+
+        h_true, o_true = truth.hand_contact > 0.5, truth.object_contact > 0.5
+        lines.append(f"| {hand.name} ({hand.num_verts} v) | {f1(dc.hand_contact > 0.5, h_true):.1f} | "
+                     f"{f1(dc.object_contact > 0.3, o_true):.1f} | {f1(pc.object_contact > 0, o_true):.1f} | "
+                     f"{100.0 * float(h_true.float().mean()):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(title: str, rows: list[tuple[str, str, dict[str, float], float]]) -> str:
     keys = [m for m, _, _ in METRICS if m in rows[0][2]]
     heads = [h for m, h, _ in METRICS if m in keys]
@@ -143,9 +197,14 @@ def main() -> None:
     ap.add_argument("--no-sim", action="store_true", help="skip the simulation displacement")
     ap.add_argument("--md", type=Path, default=None, help="write the tables as markdown here")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--transfer-f1", type=Path, default=None,
+                    help="print the estimators' F1 on OpenHand vs the MANO-format hand for these grasps and stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # open-mesh fallbacks are reported by the metrics' flags
+    if args.transfer_f1 is not None:
+        print(transfer_f1(args.transfer_f1, args.seed))
+        return
     if args.build_gt is not None:
         build_gt(args.build_gt, args.per_object, args.seed)
         return

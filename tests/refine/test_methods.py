@@ -197,3 +197,40 @@ def test_in_the_wild_method_improves_without_reference(openhand, wild_fixture, m
     mpjpe1, iv1 = scores(out)
     assert iv1 < 0.5 * iv0, (method, iv0, iv1)
     assert mpjpe1 < mpjpe0, (method, mpjpe0, mpjpe1)
+
+
+def test_every_in_the_wild_method_runs_on_a_mano_format_hand():
+    """A MANO-format hand (tests/hands fixture, no shipped weights or zones of its own) gets learned targets and
+    statistics zones through the correspondence with OpenHand."""
+    import sys
+    from pathlib import Path
+
+    from contactkit.geometry.normals import vertex_normals
+    from contactkit.io.grasps import GraspSet
+    from contactkit.objects.primitives import make_primitive
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hands"))
+    import hand_fixtures as hf
+
+    mano = hf.as_hand_model(hf.synthetic_rest()).float()
+    z = mano.zero_params(1)
+    with torch.no_grad():
+        verts = mano(z.global_orient, z.hand_pose, None, z.transl).vertices[0]
+    palm = torch.as_tensor(mano.annotations.contact_zones["palm"])
+    n_palm = torch.nn.functional.normalize(vertex_normals(verts, mano.faces)[palm].mean(0), dim=0)
+    centre = verts[palm].mean(0) + n_palm * 0.029
+    noisy = GraspSet.from_arrays(
+        hand_model="mano", side="right", global_orient=np.zeros((2, 3)), hand_pose=np.zeros((2, 45)),
+        betas=np.zeros((2, 0)), transl=(-centre).double().repeat(2, 1).numpy() + [[0, 0, 0.004], [0.003, 0, 0]],
+        objects=make_primitive("sphere", radius=0.03), num_betas=0,
+    )
+    for method, source in (("contactopt", "learned:deepcontact"), ("cpf", "learned:picr"),
+                           ("cpf_object", "learned:picr"), ("obman", "statistics:contact-zones"),
+                           ("affinity", "none")):
+        out = refine(noisy, method, hand=mano, iterations=2, restarts=1)
+        assert out.attrs["targets"] == source and not out.attrs["refine"]["oracle"]
+        assert np.isfinite(out.hand_pose).all() and np.isfinite(out.loss_traces[:, 0]).all()
+        if source.startswith("learned"):
+            assert out.attrs["refine"]["estimator_hand"] == "openhand"
+        if method == "obman":
+            assert out.attrs["refine"]["zones"] == "shipped:openhand_right via correspondence"

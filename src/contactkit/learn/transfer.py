@@ -28,7 +28,13 @@ from torch import Tensor
 from contactkit.errors import ContactkitError
 from contactkit.targets.contract import ContactTargets
 
-__all__ = ["HandCorrespondence", "TransferredEstimator", "hand_correspondence", "similarity_transform"]
+__all__ = [
+    "HandCorrespondence",
+    "TransferredEstimator",
+    "hand_correspondence",
+    "rest_alignment",
+    "similarity_transform",
+]
 
 _MIRROR = np.array([-1.0, 1.0, 1.0])
 
@@ -124,6 +130,17 @@ def _region_match(
         out_b[sel] = res.bary[0].detach().cpu().double().numpy()
         out_d[sel] = res.dist[0].detach().cpu().double().numpy()
     return out_f, out_b, out_d
+
+
+def rest_alignment(source: Any, target: Any) -> np.ndarray:
+    """(3, 3) rotation taking the target hand's rest pose onto the source hand's (same side), from the similarity
+    transform of their 21 rest keypoints; hands of different canonical orientation share pose parameters only
+    after composing their global rotation with it."""
+    if source.side != target.side:
+        raise ContactkitError("rest_alignment needs two hands of the same side")
+    _, src_k = _rest(source)
+    _, tgt_k = _rest(target)
+    return similarity_transform(tgt_k, src_k)[1]
 
 
 def hand_correspondence(source: Any, target: Any) -> HandCorrespondence:
