@@ -125,9 +125,9 @@ def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[tuple[s
 def transfer_f1(gt_path: Path, seed: int, copies: int = 4) -> str:
     """DeepContact / PiCR contact F1 on the training hand (OpenHand) and, through the correspondence, on the
     MANO-format hand, for the *same* held-out grasps: the same (ContactOpt-perturbed) parameters pose both hands,
-    and each hand's targets are measured on its own ground-truth pose (the other hand's global rotation composed
-    with the rotation aligning its rest pose onto the training hand's, its joint rotations conjugated by it, and translated so its keypoints match the
-    training hand's on average)."""
+    and each hand's targets are measured on its own ground-truth pose. The other hand's global rotation is
+    composed with the rotation aligning its rest pose onto the training hand's, its joint rotations are
+    conjugated by it, and it is translated so its keypoints match the training hand's on average."""
     from contactkit.learn.estimators import estimator_for_hand
     from contactkit.targets import objects_from_grasps, reference_targets
 
