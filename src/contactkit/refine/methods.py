@@ -56,7 +56,13 @@ from contactkit.contact.cpf import (
     oracle_springs,
 )
 from contactkit.contact.diffcontact import HandContactTerm, ObjectContactTerm, SDFPenetrationTerm
-from contactkit.contact.obman import AttractionTerm, HandSupervisionTerm, RepulsionTerm, zone_mask
+from contactkit.contact.obman import (
+    ATTRACTION_DISTANCE,
+    AttractionTerm,
+    HandSupervisionTerm,
+    RepulsionTerm,
+    zone_mask,
+)
 from contactkit.contact.terms import EnergyTerm
 from contactkit.errors import ContactkitError
 from contactkit.refine.refiner import HandLike, RefinerSettings
@@ -132,7 +138,7 @@ def _contactopt_terms(ctx: MethodContext) -> list[EnergyTerm]:
     ]
 
 
-def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
+def _obman_zones(ctx: MethodContext) -> Tensor:
     ann = getattr(ctx.hand, "annotations", None)
     if ann is None and ctx.targets.contact_zones is None:
         raise ContactkitError("method 'obman' needs contact zones (targets.contact_zones or hand annotations)")
@@ -146,14 +152,40 @@ def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
         per_sample = zones.unsqueeze(0) & touching.unsqueeze(1)
         active = per_sample.any(-1, keepdim=True)
         zones = torch.where(active, zones.unsqueeze(0).expand_as(per_sample), per_sample)
+    return zones
+
+
+def _obman_build(ctx: MethodContext, attraction_m: float) -> list[EnergyTerm]:
+    zones = _obman_zones(ctx)
     lambda_r = 0.5
-    terms: list[EnergyTerm] = [RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r)]
     t = ctx.targets
     if t.ref_verts is None or t.ref_keypoints is None:
-        return [*terms, OffsetTerm(ctx.init_verts, weight=OBMAN_OFFSET_WEIGHT)]  # contactkit: stay near the input
+        # in the wild: the input's own root-relative pose holds the articulation (ObMan's L_V + L_J with the
+        # input as reference, contactkit) and a weak offset the placement, which is left mostly to the contact
+        # loss, whose attraction reaches ``attraction_m`` (contactkit's capture stage: 5 cm, then the paper's 1 cm)
+        with torch.no_grad():
+            p = ctx.first_init
+            first = ctx.hand(p.global_orient, p.hand_pose, p.betas if ctx.hand.num_betas > 0 else None, p.transl)
+        return [
+            RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r, a=attraction_m),
+            HandSupervisionTerm(first.vertices.detach(), first.keypoints.detach(), weight=OBMAN_INPUT_POSE_WEIGHT,
+                                name="input_pose"),
+            OffsetTerm(first.vertices.detach(), weight=OBMAN_OFFSET_WEIGHT),
+        ]
     # oracle: ObMan's fine-tuning objective L_Hand + mu_C L_contact, the reference supervising L_Hand (no offset
-    # prior: it would hold the hand's placement, which only the contact loss can correct)
-    return [*terms, HandSupervisionTerm(t.ref_verts, t.ref_keypoints, weight=OBMAN_SUPERVISION_WEIGHT)]
+    # prior: it would hold the hand's placement, which only the contact loss can correct); the paper's a = 1 cm
+    return [
+        RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r),
+        HandSupervisionTerm(t.ref_verts, t.ref_keypoints, weight=OBMAN_SUPERVISION_WEIGHT),
+    ]
+
+
+def _obman_capture(ctx: MethodContext) -> list[EnergyTerm]:
+    return _obman_build(ctx, OBMAN_CAPTURE_DISTANCE_M)
+
+
+def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
+    return _obman_build(ctx, ATTRACTION_DISTANCE)
 
 
 def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
@@ -250,7 +282,12 @@ def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
     ]
 
 
-OBMAN_OFFSET_WEIGHT = 1e-3
+#: in-the-wild obman (contactkit): weights of the input's root-relative pose and of its vertex offsets (both mm^2;
+#: the offset is kept weak so the contact loss can move the hand's placement) and the capture stage's attraction
+#: distance (metres)
+OBMAN_INPUT_POSE_WEIGHT = 1e-4
+OBMAN_OFFSET_WEIGHT = 2e-6
+OBMAN_CAPTURE_DISTANCE_M = 0.05
 #: weight of L_Hand (mm^2) against L_contact (metres); ObMan's mu_C = 10 weighs its own units (contactkit)
 OBMAN_SUPERVISION_WEIGHT = 1e-2
 CPF_OFFSET_WEIGHT = 0.1
@@ -275,10 +312,16 @@ METHODS: dict[str, MethodSpec] = {
     "obman": MethodSpec(
         "obman",
         "Hasson et al., ObMan, CVPR 2019 (paper 001), Sec. 3.3, lambda_R = 0.5 (Table 3)",
-        [StageSpec("contact", _obman_terms, RefinerSettings(
-            iterations=200, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
-        ))],
-        description="repulsion r tanh(d/r), r = 2 cm; attraction of contact zones a tanh(d/a), a = 1 cm",
+        [
+            StageSpec("capture", _obman_capture, RefinerSettings(
+                iterations=100, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
+            )),
+            StageSpec("contact", _obman_terms, RefinerSettings(
+                iterations=200, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
+            )),
+        ],
+        description="repulsion r tanh(d/r), r = 2 cm; attraction of contact zones a tanh(d/a), a = 1 cm (in the "
+        "wild: a = 5 cm in a first capture stage)",
     ),
     "cpf": MethodSpec(
         "cpf",
