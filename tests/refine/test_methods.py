@@ -199,36 +199,84 @@ def test_in_the_wild_method_improves_without_reference(openhand, wild_fixture, m
     assert mpjpe1 < mpjpe0, (method, mpjpe0, mpjpe1)
 
 
-def test_every_in_the_wild_method_runs_on_a_mano_format_hand():
-    """A MANO-format hand (tests/hands fixture, no shipped weights or zones of its own) gets learned targets and
-    statistics zones through the correspondence with OpenHand."""
+def _fake_chumpy(monkeypatch):
+    """A module ``chumpy.ch`` with a class ``Ch``, so a pickle references ``chumpy.ch Ch`` like MANO's files."""
+    import sys
+    import types
+
+    pkg, ch = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
+
+    class Ch:
+        def __init__(self, x):
+            self.x = x
+            self._dirty_vars = set()
+            self.dterms = ("x",)
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    ch.Ch, pkg.ch = Ch, ch
+    monkeypatch.setitem(sys.modules, "chumpy", pkg)
+    monkeypatch.setitem(sys.modules, "chumpy.ch", ch)
+    return Ch
+
+
+def test_cli_in_the_wild_on_a_mano_hand(tmp_path, monkeypatch, capsys):
+    """Done-when of issue 12: ``contactkit refine NOISY --method M --out OUT`` exits 0 for every in-the-wild method
+    with a MANO hand (``CONTACTKIT_MANO_DIR``; a MANO-format file written from the tests' synthetic 778-vertex
+    hand), on a file with no ground-truth link and no contact maps. The hand has no shipped weights or zones of
+    its own: it gets OpenHand's through the correspondence."""
+    import pickle
     import sys
     from pathlib import Path
 
+    import scipy.sparse
+
+    from contactkit.cli.main import main
     from contactkit.geometry.normals import vertex_normals
-    from contactkit.io.grasps import GraspSet
+    from contactkit.hands import load_hand
+    from contactkit.io.grasps import GraspSet, load_grasps, save_grasps
     from contactkit.objects.primitives import make_primitive
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hands"))
     import hand_fixtures as hf
 
-    mano = hf.as_hand_model(hf.synthetic_rest()).float()
+    rest = hf.synthetic_rest()
+    v = len(rest.vertices)
+    # MANO's 1538 faces: open the closed test surface at the wrist (the 14 faces nearest the wrist end)
+    axis = rest.joints[10] - rest.joints[0]  # wrist -> middle root
+    depth = (rest.vertices[rest.faces].mean(1) - rest.joints[0]) @ axis
+    faces = np.delete(rest.faces, np.argsort(depth)[: len(rest.faces) - 1538], axis=0)
+    ch = _fake_chumpy(monkeypatch)
+    arrays = {
+        "v_template": ch(rest.vertices), "f": faces.astype(np.uint32),
+        "J_regressor": scipy.sparse.csc_matrix(hf.regressor_for(rest.vertices, rest.joints)),
+        "weights": rest.weights, "posedirs": np.zeros((v, 3, 135)),
+        "shapedirs": ch(np.zeros((v, 3, 10))), "hands_components": np.eye(45),
+        "hands_mean": np.zeros(45), "bs_style": "lbs", "bs_type": "lrotmin",
+        "kintree_table": np.array([[4294967295, *hf.KINTREE_PARENTS[1:]], list(range(16))], dtype=np.int64),
+    }
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(pickle.dumps(arrays, protocol=2))
+    monkeypatch.setenv("CONTACTKIT_MANO_DIR", str(tmp_path))
+    mano = load_hand("mano")
     z = mano.zero_params(1)
     with torch.no_grad():
-        verts = mano(z.global_orient, z.hand_pose, None, z.transl).vertices[0]
+        verts = mano(z.global_orient, z.hand_pose, z.betas, z.transl).vertices[0]
     palm = torch.as_tensor(mano.annotations.contact_zones["palm"])
     n_palm = torch.nn.functional.normalize(vertex_normals(verts, mano.faces)[palm].mean(0), dim=0)
     centre = verts[palm].mean(0) + n_palm * 0.029
     noisy = GraspSet.from_arrays(
         hand_model="mano", side="right", global_orient=np.zeros((2, 3)), hand_pose=np.zeros((2, 45)),
-        betas=np.zeros((2, 0)), transl=(-centre).double().repeat(2, 1).numpy() + [[0, 0, 0.004], [0.003, 0, 0]],
-        objects=make_primitive("sphere", radius=0.03), num_betas=0,
+        betas=np.zeros((2, mano.num_betas)), num_betas=mano.num_betas, objects=make_primitive("sphere", radius=0.03),
+        transl=(-centre).double().repeat(2, 1).numpy() + [[0, 0, 0.004], [0.003, 0, 0]],
     )
+    save_grasps(tmp_path / "noisy.npz", noisy)
     for method, source in (("contactopt", "learned:deepcontact"), ("cpf", "learned:picr"),
                            ("cpf_object", "learned:picr"), ("obman", "statistics:contact-zones"),
                            ("affinity", "none")):
-        out = refine(noisy, method, hand=mano, iterations=2, restarts=1)
-        assert out.attrs["targets"] == source and not out.attrs["refine"]["oracle"]
+        rc = main(["refine", str(tmp_path / "noisy.npz"), "--method", method, "--out", str(tmp_path / "out.npz"),
+                   "--iterations", "2", "--restarts", "1", "--no-progress"])
+        assert rc == 0, capsys.readouterr().err
+        out = load_grasps(tmp_path / "out.npz")
+        assert out.hand_model == "mano" and out.attrs["targets"] == source and not out.attrs["refine"]["oracle"]
         assert np.isfinite(out.hand_pose).all() and np.isfinite(out.loss_traces[:, 0]).all()
         if source.startswith("learned"):
             assert out.attrs["refine"]["estimator_hand"] == "openhand"

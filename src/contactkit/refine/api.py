@@ -21,8 +21,14 @@ from contactkit.errors import ContactkitError, ShapeError
 from contactkit.refine.methods import MethodContext, MethodSpec, get_method
 from contactkit.refine.refiner import HandLike, Refiner, RefineResult
 from contactkit.refine.targets import LEARNED_ESTIMATORS, resolve_targets
-from contactkit.targets import ContactTargets, HandParamsInit, ObjectBatch, objects_from_grasps, subset_objects
-from contactkit.targets.contract import is_oracle_source
+from contactkit.targets import (
+    ContactTargets,
+    HandParamsInit,
+    ObjectBatch,
+    is_oracle_source,
+    objects_from_grasps,
+    subset_objects,
+)
 
 __all__ = ["LEARNED_ESTIMATORS", "refine", "run_method"]
 
@@ -215,7 +221,7 @@ def refine(
         "source": spec.source,
         "targets": targets_source,
         "oracle": is_oracle_source(targets_source),
-        **{k: v for k, v in resolved.details.items()},
+        **resolved.details,
         "seed": int(seed),
         "batch_size": int(batch_size),
         "settings": {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in settings.items()},
