@@ -1,69 +1,221 @@
-"""Refinement quality: every method with oracle targets on perturbed synthesised ground truth.
+"""Refinement quality in the wild and with oracle targets, on perturbed synthesised grasps of held-out objects.
 
-Run by hand::
+Run by hand (not a timed test)::
 
-    python benchmarks/bm_refine_quality.py --gt GT.npz [--protocols small,contactopt] [--methods ...]
+    python benchmarks/bm_refine_quality.py --build-gt DIR [--per-object 4]      # synthesise the ground truth
+    python benchmarks/bm_refine_quality.py --gt DIR/openhand.npz --gt DIR/mano.npz [--md OUT.md]
 
-``GT.npz`` is a grasp file of synthesised ground truth (``contactkit synth --object OBJ --n N --out GT.npz``, or
-several such files joined with ``GraspSet.concat``). Each grasp is perturbed once per protocol
-(``contactkit.synth.perturb``), refined by each method with the ground truth as oracle target, and evaluated against
-it with ``contactkit.metrics.evaluate``. Prints, per protocol, one row per method: MPJPE (mm), intersection volume
-(cm³), hand contact F1 (%) and wall seconds per grasp (the method's own settings, restarts included).
+``--build-gt`` synthesises grasps (``contactkit.synth``) of objects held out from the shipped estimators'
+training (their test split, ``docs/model_card.md``) for OpenHand and for a MANO-format hand: the real MANO model
+when ``CONTACTKIT_MANO_DIR`` is set, else the 778-vertex synthetic MANO-format hand the tests build
+(``tests/hands/hand_fixtures.py``). Each grasp is perturbed once with ContactOpt's protocol, then refined by every
+method **in the wild** (``targets=None``: the perturbed copy carries no ground-truth link and no contact maps) and,
+as a separate upper-bound block, by every method with the ground truth as targets (rows labelled
+``(oracle)`` by :func:`contactkit.targets.method_label`). Every row is evaluated against the held-back ground
+truth: MPJPE and root-relative MPJPE (mm), intersection volume (cm³), penetration depth (mm), hand and object
+contact F1 (%), simulation displacement (cm) and wall seconds per grasp (restarts included).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from contactkit.errors import ContactkitError
 from contactkit.hands import HandModel, load_hand
-from contactkit.io.grasps import GraspSet, load_grasps
+from contactkit.io.grasps import GraspSet, load_grasps, save_grasps
 from contactkit.metrics.evaluate import evaluate
 from contactkit.refine.api import refine
 from contactkit.refine.methods import list_methods
 from contactkit.synth.perturb import perturb
+from contactkit.targets import method_label
 
-METRICS = ("mpjpe_mm", "intersection_volume_cm3", "contact_f1_pct")
+#: Held-out objects (the shipped estimators' test split, docs/model_card.md).
+HELD_OUT = ("mustard_bottle", "box", "sphere:radius=0.0425", "cylinder:radius=0.015,height=0.16")
+METRICS = (
+    ("mpjpe_mm", "MPJPE mm", "{:.1f}"),
+    ("r_mpjpe_mm", "R-MPJPE mm", "{:.1f}"),
+    ("intersection_volume_cm3", "IV cm³", "{:.2f}"),
+    ("penetration_depth_mm", "pen. mm", "{:.1f}"),
+    ("contact_f1_pct", "hand F1 %", "{:.1f}"),
+    ("object_contact_f1_pct", "obj F1 %", "{:.1f}"),
+    ("simulation_displacement_cm", "sim cm", "{:.2f}"),
+)
+
+
+def bench_hand(name: str) -> HandModel:
+    """OpenHand, the MANO model (``CONTACTKIT_MANO_DIR``) or the tests' synthetic MANO-format hand."""
+    if name != "mano":
+        return load_hand(name)
+    if os.environ.get("CONTACTKIT_MANO_DIR"):
+        return load_hand("mano")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hands"))
+    import hand_fixtures
+
+    return hand_fixtures.as_hand_model(hand_fixtures.synthetic_rest()).float()  # type: ignore[no-any-return]
+
+
+def build_gt(folder: Path, per_object: int, seed: int) -> None:
+    from contactkit.objects import load_object
+    from contactkit.synth.benchmark import benchmark_objects, object_seed
+    from contactkit.synth.synthesis import SynthesisConfig, synthesize_batch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specs = dict(benchmark_objects())
+    cfg = SynthesisConfig(batch_size=12, iterations=120, simulate=False)
+    for hand_name in ("openhand", "mano"):
+        hand = bench_hand(hand_name)
+        sets = []
+        for obj_name in HELD_OUT:
+            obj = load_object(specs.get(obj_name, obj_name))
+            got: list[GraspSet] = []
+            for b in range(4):
+                t0 = time.perf_counter()
+                res, _ = synthesize_batch(hand, obj, cfg, object_seed(seed, obj_name), b)
+                print(f"{hand_name} {obj_name} batch {b}: {0 if res is None else len(res)} grasps "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+                if res is not None:
+                    got.append(res)
+                if sum(len(g) for g in got) >= per_object:
+                    break
+            if got:
+                gs = GraspSet.concat(got)
+                sets.append(gs.subset(np.arange(min(per_object, len(gs)))))
+        save_grasps(folder / f"{hand_name}.npz", GraspSet.concat(sets))
+
+
+def _scores(grasps: GraspSet, gt: GraspSet, hand: HandModel, metrics: list[str]) -> dict[str, float]:
+    ev = evaluate(grasps, reference=gt, metrics=metrics, hand=hand)
+    return {m: float(ev[m].mean) for m in metrics}
+
+
+def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[tuple[str, str, dict[str, float], float]]:
+    gt = load_grasps(gt_path)
+    hand = bench_hand(gt.hand_model)
+    metrics = [m for m, _, _ in METRICS if sim or m != "simulation_displacement_cm"]
+    noisy = perturb(gt, "contactopt", 1, seed, hand=hand)
+    wild = noisy.replace(reference_index=None, attrs={k: v for k, v in noisy.attrs.items() if k != "reference"})
+    ref = gt.subset(np.asarray(noisy.reference_index))
+    objects = sorted({gt.objects[o].name for o in gt.object_ids})
+    print(f"\n== {gt_path.name}: {len(gt)} grasps of {hand.name} ({hand.num_verts} vertices) on {objects}", flush=True)
+    rows = [("input", "(perturbed)", _scores(noisy, ref, hand, metrics), float("nan"))]
+    for block, targets in (("in the wild", None), ("oracle (upper bound)", gt)):
+        for method in methods:
+            t0 = time.perf_counter()
+            try:
+                out = refine(noisy if targets is not None else wild, method, targets=targets, hand=hand, seed=seed)
+            except ContactkitError as err:
+                print(f"  {method}: unavailable ({err})", flush=True)
+                continue
+            sec = (time.perf_counter() - t0) / len(gt)
+            label = method_label(method, out.attrs["targets"])
+            rows.append((block, label, _scores(out, ref, hand, metrics), sec))
+            print(f"  {block:<22}{label:<22}" + "  ".join(f"{v:.2f}" for v in rows[-1][2].values())
+                  + f"  {sec:.2f} s", flush=True)
+    return rows
+
+
+def transfer_f1(gt_path: Path, seed: int, copies: int = 4) -> str:
+    """DeepContact / PiCR contact F1 on the training hand (OpenHand) and, through the correspondence, on the
+    MANO-format hand, for the *same* held-out grasps: the same (ContactOpt-perturbed) parameters pose both hands,
+    and each hand's targets are measured on its own ground-truth pose. The other hand's global rotation is
+    composed with the rotation aligning its rest pose onto the training hand's, its joint rotations are
+    conjugated by it, and it is translated so its keypoints match the training hand's on average."""
+    from contactkit.learn.estimators import estimator_for_hand
+    from contactkit.targets import objects_from_grasps, reference_targets
+
+    gt = load_grasps(gt_path)
+    train = bench_hand(gt.hand_model)
+    tg = gt.hand_tensors()
+    with torch.no_grad():
+        kp_train = train(tg["global_orient"], tg["hand_pose"], tg["betas"], tg["transl"]).keypoints
+    lines = [f"**Transfer cost** ({len(gt)} held-out grasps x {copies} ContactOpt-noise copies, seed {seed})", "",
+             "| hand | DeepContact hand F1 % | DeepContact object F1 % | PiCR object F1 % | GT hand contact % |",
+             "|---|---:|---:|---:|---:|"]
+    for hand_name in ("openhand", "mano"):
+        hand = bench_hand(hand_name)
+        g = gt.replace(hand_model=hand.name, betas=np.zeros((len(gt), hand.num_betas)))
+        if hand.name != train.name:  # the same grasp: global rotation composed with the rest-pose alignment
+            from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+            from contactkit.learn.transfer import rest_alignment
+
+            align = torch.as_tensor(rest_alignment(train, hand), dtype=torch.float64)
+            rot = axis_angle_to_rotmat(torch.as_tensor(g.global_orient)) @ align
+            pose = (torch.as_tensor(g.hand_pose).view(-1, 15, 3) @ align).reshape(-1, 45)  # align^T aa per joint
+            g = g.replace(global_orient=rotmat_to_axis_angle(rot).numpy(), hand_pose=pose.numpy())
+            t0 = g.hand_tensors()
+            with torch.no_grad():
+                kp = hand(t0["global_orient"], t0["hand_pose"], None, t0["transl"]).keypoints
+            g = g.replace(transl=g.transl + (kp_train - kp).mean(1).double().numpy())
+        noisy = perturb(g, "contactopt", copies, seed, hand=hand)
+        objects = objects_from_grasps(noisy)
+        truth = reference_targets(hand, g, noisy, objects, "cpu", torch.float32)
+        t = noisy.hand_tensors()
+        with torch.no_grad():
+            verts = hand(t["global_orient"], t["hand_pose"], t["betas"] if hand.num_betas else None,
+                         t["transl"]).vertices.float()
+        pts, nrm = objects.world_points()
+        dc = estimator_for_hand("deepcontact", hand).predict(verts, pts, nrm)
+        pc = estimator_for_hand("picr", hand).predict(verts, pts, nrm)
+
+        def f1(pred: torch.Tensor, true: torch.Tensor) -> float:
+            tp = float((pred & true).sum())
+            return 200.0 * tp / max(1.0, float(pred.sum()) + float(true.sum()))
+
+        h_true, o_true = truth.hand_contact > 0.5, truth.object_contact > 0.5
+        lines.append(f"| {hand.name} ({hand.num_verts} v) | {f1(dc.hand_contact > 0.5, h_true):.1f} | "
+                     f"{f1(dc.object_contact > 0.3, o_true):.1f} | {f1(pc.object_contact > 0, o_true):.1f} | "
+                     f"{100.0 * float(h_true.float().mean()):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(title: str, rows: list[tuple[str, str, dict[str, float], float]]) -> str:
+    keys = [m for m, _, _ in METRICS if m in rows[0][2]]
+    heads = [h for m, h, _ in METRICS if m in keys]
+    lines = [f"**{title}**", "", "| block | method | " + " | ".join(heads) + " | s/grasp |",
+             "|---|---|" + "---:|" * (len(heads) + 1)]
+    for block, label, vals, sec in rows:
+        cells = [fmt.format(vals[m]) for m, _, fmt in METRICS if m in keys]
+        lines.append(f"| {block} | {label} | " + " | ".join(cells) + f" | {'' if np.isnan(sec) else f'{sec:.2f}'} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gt", required=True, help="grasp file of synthesised ground truth")
-    ap.add_argument("--protocols", default="small,contactopt")
+    ap.add_argument("--build-gt", type=Path, default=None, help="synthesise ground truth into this folder")
+    ap.add_argument("--per-object", type=int, default=4)
+    ap.add_argument("--gt", type=Path, action="append", default=[], help="ground-truth grasp file (repeatable)")
     ap.add_argument("--methods", default=",".join(list_methods()))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--no-sim", action="store_true", help="skip the simulation displacement")
+    ap.add_argument("--md", type=Path, default=None, help="write the tables as markdown here")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--transfer-f1", type=Path, default=None,
+                    help="print the estimators' F1 on OpenHand vs the MANO-format hand for these grasps and stop")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # open-mesh fallbacks are reported by the metrics' flags
-    gt = load_grasps(args.gt)
-    hand = load_hand(gt.hand_model, gt.side)
-    objects = sorted({gt.objects[o].name for o in gt.object_ids})
-    print(f"{len(gt)} ground-truth grasps on {len(objects)} objects, torch threads {torch.get_num_threads()}")
-    for protocol in args.protocols.split(","):
-        noisy = perturb(gt, protocol, 1, args.seed, hand=hand)
-        ref = gt.subset(np.asarray(noisy.reference_index))
-        print(f"\n== protocol {protocol}")
-        print(f"{'method':<16}{'MPJPE mm':>10}{'IV cm3':>10}{'F1 %':>8}{'s/grasp':>9}")
+    if args.transfer_f1 is not None:
+        print(transfer_f1(args.transfer_f1, args.seed))
+        return
+    if args.build_gt is not None:
+        build_gt(args.build_gt, args.per_object, args.seed)
+        return
+    parts: list[str] = []
+    for path in args.gt:
+        rows = run(path, args.methods.split(","), args.seed, not args.no_sim)
+        parts.append(markdown(f"{path.name} (ContactOpt noise, seed {args.seed})", rows))
+        if args.md is not None:
+            args.md.write_text("\n".join(parts))
+    print("\n".join(parts))
 
-        _row("(ground truth)", ref, ref, hand, None)
-        _row("(input)", noisy, ref, hand, None)
-        for method in args.methods.split(","):
-            t0 = time.perf_counter()
-            out = refine(noisy, method, targets=ref, hand=hand, seed=args.seed)
-            _row(method, out, ref, hand, (time.perf_counter() - t0) / len(noisy))
-
-
-def _row(name: str, grasps: GraspSet, reference: GraspSet, hand: HandModel, seconds: float | None) -> None:
-    ev = evaluate(grasps, reference=reference, metrics=list(METRICS), hand=hand)
-    t = f"{seconds:>9.2f}" if seconds is not None else f"{'':>9}"
-    print(f"{name:<16}{ev['mpjpe_mm'].mean:>10.1f}{ev['intersection_volume_cm3'].mean:>10.2f}"
-          f"{ev['contact_f1_pct'].mean:>8.1f}{t}", flush=True)
 
 
 if __name__ == "__main__":

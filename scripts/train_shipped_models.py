@@ -150,7 +150,7 @@ def ship(run: Path, kind: str, weights_dir: Path, extra: dict[str, Any]) -> Path
 
 def proximity_baseline(noisy: GraspSet, hand: Any, num_points: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Hand vertices within 2 mm of the object mesh (or inside it) and object samples within 2 mm of the hand."""
-    from contactkit.refine.api import objects_from_grasps
+    from contactkit.targets import objects_from_grasps
 
     hand_parts, obj_parts = [], []
     for start in range(0, len(noisy), 32):

@@ -87,20 +87,25 @@ def test_gaussian_fit_is_weighted_ml():
 
 
 def test_inactive_anchor_has_zero_density_and_translation_invariance():
-    pts = _sphere_points()
+    pts = _sphere_points(8000)  # object: a sphere of radius 4 cm, densely sampled
     g = torch.Generator().manual_seed(3)
-    verts = torch.randn(1, 60, 3, generator=g, dtype=torch.float64) * 0.05
-    normals = torch.nn.functional.normalize(torch.randn(1, 60, 3, generator=g, dtype=torch.float64), dim=-1)
-    anchors = verts[:, :32].clone()
+    dirs = torch.nn.functional.normalize(torch.randn(1, 30, 3, generator=g, dtype=torch.float64), dim=-1)
+    near = dirs * 0.043  # 3 mm outside the surface, normals facing the object: in contact
+    far = dirs * 0.2  # 16 cm away: no object point in any cone
+    verts = torch.cat([near, far], 1)
+    normals = torch.cat([-dirs, -dirs], 1)
+    anchors = torch.cat([near[:, :16], far[:, :16]], 1)
     f1 = encode(pts, verts, normals, anchors, resolution=6)
+    # the fixture has both kinds: the near anchors are active, the far ones are not
+    assert bool(f1.gauss_active[0, :16].all()) and not bool(f1.gauss_active[0, 16:].any())
     t = torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64)
     f2 = encode(pts + t, verts + t, normals, anchors + t, resolution=6)
     torch.testing.assert_close(f1.anchor_sq_dist, f2.anchor_sq_dist)
     torch.testing.assert_close(f1.object_sq_dist, f2.object_sq_dist)
     torch.testing.assert_close(f1.gauss_mean + t, f2.gauss_mean)
-    inactive = ~f1.gauss_active
     dens = contact_density(f1.gauss_mean, f1.gauss_mean, f1.gauss_chol, f1.gauss_active)
-    assert bool((dens[inactive] == 0).all())
+    torch.testing.assert_close(dens[0, :16], torch.ones(16, dtype=torch.float64))  # peak 1 at an active mean
+    assert bool((dens[0, 16:] == 0).all())  # inactive: zero even at its own mean
 
 
 def test_gradcheck_anchor_loss():

@@ -48,14 +48,26 @@ def test_gradcheck_obman():
     assert torch.autograd.gradcheck(lambda s: contact_loss(s, zones), (sdf,), eps=1e-8, atol=1e-7)
 
 
-def test_rigid_motion_invariance_of_sphere_repulsion():
+def test_rigid_motion_invariance_of_box_repulsion():
+    """Hand vertices partly inside an anisotropic box; moving both by one rigid motion keeps the repulsion, with
+    the exact mesh SDF of the moved box (a rotation-variant distance, unlike a centred sphere's)."""
+    from contactkit.geometry import signed_distance
+    from contactkit.objects.primitives import make_primitive
+
+    box = make_primitive("box", extents=(0.06, 0.02, 0.1))
+    verts = torch.as_tensor(box.vertices)
+    faces = torch.as_tensor(box.faces)
     g = torch.Generator().manual_seed(0)
-    v = torch.randn(1, 40, 3, generator=g, dtype=torch.float64) * 0.03
+    v = (torch.rand(1, 40, 3, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([0.1, 0.04, 0.14])
     q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
     t = torch.tensor([0.1, -0.2, 0.05], dtype=torch.float64)
-    centre = t
-    moved = v @ q.T + t
-    torch.testing.assert_close(repulsion_loss(_sphere_sdf(v)), repulsion_loss(_sphere_sdf(moved - centre)))
+    before = repulsion_loss(signed_distance(v, verts, faces, closed=True))
+    after = repulsion_loss(signed_distance(v @ q.T + t, verts @ q.T + t, faces, closed=True))
+    assert before.item() > 0.0
+    torch.testing.assert_close(after, before)
+    # the box is not rotation-invariant: rotating the hand alone changes the loss
+    alone = repulsion_loss(signed_distance(v @ q.T, verts, faces, closed=True))
+    assert abs(alone.item() - before.item()) > 1e-3 * before.item()
 
 
 def test_hand_supervision_known_value_and_translation_invariance():

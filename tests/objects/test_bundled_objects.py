@@ -39,9 +39,11 @@ def test_mug_is_flagged_not_watertight_with_warning():
     assert mug.volume_is_estimate
     # YCB mug: about 138 cm^3 of ceramic; the winding-number estimate lands within 10 %
     assert mug.volume_m3 == pytest.approx(1.38e-4, rel=0.1)
-    # the cavity is not inside the material; a point in the wall is
-    inside = mug.contains(np.array([[0.0, 0.0, 0.0]]))
-    assert inside.shape == (1,)
+    # the cavity is not inside the material; points just under the surface (in the wall) are
+    assert not mug.contains(np.array([[0.0, 0.0, 0.0]]))[0]
+    pts, nrm = mug.sample_surface(200, seed=0)
+    assert mug.contains(pts - 0.0003 * nrm).mean() > 0.9  # 0.3 mm into the ceramic
+    assert not mug.contains(pts + 0.003 * nrm).any()  # 3 mm out, in the air
 
 
 def test_cracker_box_is_watertight():

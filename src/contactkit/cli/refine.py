@@ -18,18 +18,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "refine",
         help="refine grasps with ContactOpt, ObMan, CPF, CHOIR or physical-affinity test-time optimisation",
-        description="Refine every grasp of GRASPS with a named method. Targets come from --targets (a reference "
-        "grasp file: oracle contact measured on it; or 'oracle': the ground truth 'contactkit perturb' linked to "
-        "the file), else from --estimator (a trained checkpoint), else, for contactopt and cpf, from the shipped "
-        "learned estimator (DeepContact, PiCR), else from the linked ground truth, else from the file's own "
-        "hand_contact/object_contact maps.\n\nMethods:\n"
+        description="Refine every grasp of GRASPS with a named method. By default every method runs in the wild, "
+        "from the noisy hand and the object alone: contactopt with DeepContact, cpf/cpf_object with PiCR (shipped "
+        "for OpenHand, moved onto any other hand by a vertex correspondence), obman with contact zones from grasp "
+        "statistics, affinity with penetration, anatomy and a pose prior, choir with a learned CHOIR predictor "
+        "(JointDiffusion) when one is installed. --estimator uses a trained checkpoint instead. The ground truth "
+        "is used only with --targets oracle (the file 'contactkit perturb' linked) or --targets FILE (a reference "
+        "grasp file); the output then records it and its rows are labelled '(oracle)'. When no targets exist "
+        "for the method and hand, the command says how to fix it and exits non-zero.\n\nMethods:\n"
         + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("grasps", type=Path, help="grasp file to refine (.npz)")
     p.add_argument("--method", choices=sorted(METHODS), default="contactopt", help="method (default contactopt)")
-    p.add_argument("--targets", default=None, metavar="REF|oracle",
-                   help="reference grasp file for oracle targets, or 'oracle' for the linked ground truth")
+    p.add_argument("--targets", default=None, metavar="oracle|FILE",
+                   help="use the ground truth (oracle): 'oracle' for the linked ground truth, or a reference grasp "
+                   "file paired through the set's reference_index (default: in the wild)")
     p.add_argument("--estimator", type=Path, default=None, metavar="CHECKPOINT",
                    help="a deepcontact or picr checkpoint (from 'contactkit train') predicting the targets")
     p.add_argument("--out", type=output_file, required=True, help="output grasp file (.npz)")
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from contactkit.hands import load_hand
     from contactkit.io.grasps import load_grasps, save_grasps
     from contactkit.refine.api import refine
+    from contactkit.targets import method_label, target_source_of
 
     grasps = load_grasps(args.grasps)
     hand = load_hand(grasps.hand_model, grasps.side, mano_dir=args.mano_dir)
@@ -61,16 +66,12 @@ def run(args: argparse.Namespace) -> int:
     targets: Any = None
     if args.targets is not None and args.estimator is not None:
         raise ContactkitError("give either --targets or --estimator, not both")
-    if args.targets == "oracle":
-        targets = "oracle"
-    elif args.targets is not None:
-        targets = load_grasps(args.targets)
+    if args.targets is not None:
+        targets = args.targets  # "oracle" or a reference grasp file, resolved by refine()
     elif args.estimator is not None:
-        from contactkit.learn.checkpoint import load_checkpoint
-        from contactkit.learn.estimators import load_estimator
+        from contactkit.refine.targets import estimator_from_checkpoint
 
-        kind = load_checkpoint(args.estimator).kind
-        targets = load_estimator(kind, hand, args.estimator, device=args.device)
+        targets = estimator_from_checkpoint(args.estimator, hand, device=args.device)
     bar = None if args.no_progress else tqdm(total=1, desc=f"refine {args.method}", unit="it", file=sys.stderr)
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     save_grasps(args.out, out)
     seconds = time.perf_counter() - t0
-    print(f"refined {len(out)} grasps with {args.method} in {seconds:.1f} s "
+    label = method_label(args.method, target_source_of(out))
+    print(f"refined {len(out)} grasps with {label} (targets: {target_source_of(out)}) in {seconds:.1f} s "
           f"({1000.0 * seconds / max(1, len(out)):.0f} ms per grasp); wrote {args.out}")
     return 0

@@ -27,7 +27,7 @@ from contactkit.hands.base import HandModel
 from contactkit.io.atomic import atomic_savez
 from contactkit.io.grasps import GraspSet
 from contactkit.learn.estimators import inputs_for
-from contactkit.refine.api import objects_from_grasps, reference_targets
+from contactkit.targets import objects_from_grasps, reference_targets
 
 #: A ground-truth hand vertex this close to an object point puts the point in contact (PiCR's VC), metres.
 PICR_CONTACT_DISTANCE_M = 0.005

@@ -1,4 +1,4 @@
-"""Learned contact estimators behind the refiner's :class:`~contactkit.refine.targets.ContactEstimator` protocol.
+"""Learned contact estimators behind the refiner's :class:`~contactkit.targets.ContactEstimator` protocol.
 
 :class:`DeepContactEstimator` (paper 000) predicts hand and object contact maps from a noisy grasp;
 :class:`PiCREstimator` (paper 004) predicts, per object point, vertex contact, the touching hand subregion and
@@ -31,7 +31,7 @@ from contactkit.learn.networks import (
     PiCRConfig,
     PiCRNet,
 )
-from contactkit.refine.targets import ContactTargets
+from contactkit.targets.contract import ContactTargets
 
 Kind = Literal["deepcontact", "picr"]
 #: Vertices whose wrist skinning weight exceeds this move rigidly with the wrist (used for the wrist frame).
@@ -166,6 +166,8 @@ class _Estimator:
                 f"this {kind} checkpoint was trained on the {trained_on!r} hand; it cannot run on {hand.name!r}"
             )
         self.hand = hand
+        self.kind: str = kind
+        self.trained_on = str(trained_on or hand.name)
         self.device = torch.device(device)
         self.network = build_network(kind, checkpoint.config).to(self.device)
         self.network.load_state_dict(checkpoint.state_dict)
@@ -290,6 +292,34 @@ def shipped_weights_path(kind: Kind, hand_name: str = "openhand") -> Path:
             f"train one with `contactkit train {kind}` and pass its checkpoint"
         )
     return path
+
+
+#: The hand model and side the shipped estimators are trained on.
+TRAINING_HAND = ("openhand", "right")
+
+
+def estimator_for_hand(kind: Kind, hand: HandModel, *, device: str | torch.device = "cpu") -> Any:
+    """The shipped ``kind`` estimator for ``hand``: its own weights when the package ships some for this hand and
+    side, else the training hand's weights through a :func:`~contactkit.learn.transfer.hand_correspondence`
+    (any hand with MANO's joint tree, anchors and regions, either side).
+
+    Raises:
+        ContactkitError: no weights are shipped for ``kind`` at all, or the hand has no annotations.
+    """
+    from contactkit.hands import load_hand
+    from contactkit.learn.transfer import TransferredEstimator, hand_correspondence
+
+    train_name, train_side = TRAINING_HAND
+    if shipped_weights_exist(kind, hand.name) and (hand.name != train_name or hand.side == train_side):
+        return load_estimator(kind, hand, device=device)
+    if not shipped_weights_exist(kind, train_name):
+        raise ContactkitError(
+            f"no {kind} weights are installed for the {hand.name!r} hand nor the {train_name!r} hand; train one "
+            f"with `contactkit train {kind}` and pass it with --estimator, or use --targets oracle"
+        )
+    source = load_hand(train_name, train_side, dtype=hand.dtype)
+    base = load_estimator(kind, source, device=device)
+    return TransferredEstimator(base, hand_correspondence(source, hand))
 
 
 def load_estimator(

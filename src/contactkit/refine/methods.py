@@ -13,15 +13,18 @@
   ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
   ||beta|| (1e-4); Adam, 300 + 100 iterations.
 - ``affinity`` — physical affinity (paper 003, Sec. 3.3): diversity of contact directions (N_c = 10, eta = 0.2)
-  + supervised keypoints + penetration; Adam lr 0.01, 200 iterations.
+  + penetration; in the wild + A-MANO anatomy + an offset prior to the input (paper 003 uses the loss as a
+  regulariser of an estimator's output), with a reference + supervised keypoints instead; Adam lr 0.01,
+  200 iterations.
 
-Targets: every method here is driven by targets (:class:`contactkit.refine.targets.ContactTargets`) — in oracle
-mode measured on a reference grasp. ``contactopt`` needs the two contact maps; ``cpf`` the reference anchors and
-vertices (spring elasticities as PiCR would predict them); ``choir`` the reference CHOIR field (encoded from the
-reference hand); ``affinity`` the reference keypoints (the supervised part of paper 003's objective); ``obman``
-uses the hand's contact zones, restricted to the zones touching the reference when a reference is given, and the
-reference's root-relative vertices and keypoints (the supervised part of paper 001's objective; root-relative, so
-the hand's placement comes from the contact loss alone).
+Targets (:class:`contactkit.targets.ContactTargets`, resolved by :func:`contactkit.refine.targets.resolve_targets`):
+in the wild, ``contactopt`` gets DeepContact's two contact maps, ``cpf`` PiCR's springs, ``obman`` the contact
+zones from grasp statistics (``targets.contact_zones``), ``affinity`` nothing, ``choir`` a learned CHOIR field
+(``targets.choir``). With a reference grasp (oracle), ``contactopt`` gets the contact maps measured on it, ``cpf``
+the springs measured on its anchors and vertices, ``choir`` the CHOIR field encoded from it, ``affinity`` its
+keypoints (the supervised part of paper 003's objective), and ``obman`` its zones restricted to those touching the
+reference plus its root-relative vertices and keypoints (the supervised part of paper 001's objective;
+root-relative, so the hand's placement comes from the contact loss alone).
 
 Weights that the papers do not give (ContactOpt's lambda_O and lambda_pen, the offset weights, the gradient
 scales per parameter group) are contactkit's and are marked "contactkit" below.
@@ -53,11 +56,17 @@ from contactkit.contact.cpf import (
     oracle_springs,
 )
 from contactkit.contact.diffcontact import HandContactTerm, ObjectContactTerm, SDFPenetrationTerm
-from contactkit.contact.obman import AttractionTerm, HandSupervisionTerm, RepulsionTerm, zone_mask
+from contactkit.contact.obman import (
+    ATTRACTION_DISTANCE,
+    AttractionTerm,
+    HandSupervisionTerm,
+    RepulsionTerm,
+    zone_mask,
+)
 from contactkit.contact.terms import EnergyTerm
 from contactkit.errors import ContactkitError
-from contactkit.refine.refiner import HandLike, HandParamsInit, ObjectBatch, RefinerSettings
-from contactkit.refine.targets import ContactTargets
+from contactkit.refine.refiner import HandLike, RefinerSettings
+from contactkit.targets import ContactTargets, HandParamsInit, ObjectBatch
 
 __all__ = ["METHODS", "MethodContext", "MethodSpec", "StageSpec", "get_method", "list_methods"]
 
@@ -129,25 +138,54 @@ def _contactopt_terms(ctx: MethodContext) -> list[EnergyTerm]:
     ]
 
 
-def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
+def _obman_zones(ctx: MethodContext) -> Tensor:
     ann = getattr(ctx.hand, "annotations", None)
-    if ann is None:
-        raise ContactkitError("method 'obman' needs a hand model with annotations.contact_zones")
+    if ann is None and ctx.targets.contact_zones is None:
+        raise ContactkitError("method 'obman' needs contact zones (targets.contact_zones or hand annotations)")
     num_verts = ctx.init_verts.shape[1]
-    zones = zone_mask(ann.contact_zones, num_verts).to(ctx.init_verts.device)
-    if ctx.targets.hand_contact is not None:
+    zones = ctx.targets.contact_zones
+    if zones is None:
+        zones = zone_mask(getattr(ann, "contact_zones", {}), num_verts)
+    zones = zones.to(ctx.init_verts.device)
+    if ctx.targets.uses_reference and ctx.targets.hand_contact is not None:
         touching = ctx.targets.hand_contact >= 0.5  # (N0, V)
         per_sample = zones.unsqueeze(0) & touching.unsqueeze(1)
         active = per_sample.any(-1, keepdim=True)
         zones = torch.where(active, zones.unsqueeze(0).expand_as(per_sample), per_sample)
+    return zones
+
+
+def _obman_build(ctx: MethodContext, attraction_m: float) -> list[EnergyTerm]:
+    zones = _obman_zones(ctx)
     lambda_r = 0.5
-    terms: list[EnergyTerm] = [RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r)]
     t = ctx.targets
     if t.ref_verts is None or t.ref_keypoints is None:
-        return [*terms, OffsetTerm(ctx.init_verts, weight=OBMAN_OFFSET_WEIGHT)]  # contactkit: stay near the input
+        # in the wild: the input's own root-relative pose holds the articulation (ObMan's L_V + L_J with the
+        # input as reference, contactkit) and a weak offset the placement, which is left mostly to the contact
+        # loss, whose attraction reaches ``attraction_m`` (contactkit's capture stage: 5 cm, then the paper's 1 cm)
+        with torch.no_grad():
+            p = ctx.first_init
+            first = ctx.hand(p.global_orient, p.hand_pose, p.betas if ctx.hand.num_betas > 0 else None, p.transl)
+        return [
+            RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r, a=attraction_m),
+            HandSupervisionTerm(first.vertices.detach(), first.keypoints.detach(), weight=OBMAN_INPUT_POSE_WEIGHT,
+                                name="input_pose"),
+            OffsetTerm(first.vertices.detach(), weight=OBMAN_OFFSET_WEIGHT),
+        ]
     # oracle: ObMan's fine-tuning objective L_Hand + mu_C L_contact, the reference supervising L_Hand (no offset
-    # prior: it would hold the hand's placement, which only the contact loss can correct)
-    return [*terms, HandSupervisionTerm(t.ref_verts, t.ref_keypoints, weight=OBMAN_SUPERVISION_WEIGHT)]
+    # prior: it would hold the hand's placement, which only the contact loss can correct); the paper's a = 1 cm
+    return [
+        RepulsionTerm(weight=lambda_r), AttractionTerm(zones, weight=1.0 - lambda_r),
+        HandSupervisionTerm(t.ref_verts, t.ref_keypoints, weight=OBMAN_SUPERVISION_WEIGHT),
+    ]
+
+
+def _obman_capture(ctx: MethodContext) -> list[EnergyTerm]:
+    return _obman_build(ctx, OBMAN_CAPTURE_DISTANCE_M)
+
+
+def _obman_terms(ctx: MethodContext) -> list[EnergyTerm]:
+    return _obman_build(ctx, ATTRACTION_DISTANCE)
 
 
 def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
@@ -186,6 +224,8 @@ def _choir_field(ctx: MethodContext) -> Any:
     from contactkit.geometry.normals import vertex_normals
 
     t = ctx.targets
+    if t.choir is not None:  # a learned CHOIR field (contract B), already in the object frames
+        return t.choir
     ref_verts = t.require("ref_verts", "choir")
     ref_anchors = t.require("ref_anchors", "choir")
     obj = ctx.objects
@@ -219,17 +259,42 @@ def _choir_stage2(ctx: MethodContext) -> list[EnergyTerm]:
 def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
     t = ctx.targets
     corners = box_corners(ctx.objects.points)
+    if t.ref_keypoints is not None:  # oracle: paper 003's supervised 3D keypoint loss beside the affinity loss
+        return [
+            AffinityTerm(corners, weight=1.0),
+            KeypointTerm(t.ref_keypoints, weight=1e-2),  # contactkit: mm^2 scale
+            SDFPenetrationTerm(weight=2.0),
+        ]
+    # in the wild: the affinity loss regularises the estimator's output (paper 003), with penetration, A-MANO
+    # anatomy and a prior holding the hand near its input in place of the keypoint supervision
+    from contactkit.hands.anatomy import anatomy_cost
+
+    hand = ctx.hand
+
+    def anatomy(pose: Tensor) -> Tensor:
+        return anatomy_cost(hand, pose)
+
     return [
-        AffinityTerm(corners, weight=1.0),
-        KeypointTerm(t.require("ref_keypoints", "affinity"), weight=1e-2),  # contactkit: mm^2 scale
-        SDFPenetrationTerm(weight=2.0),
+        AffinityTerm(corners, weight=AFFINITY_WEIGHT),
+        SDFPenetrationTerm(weight=AFFINITY_PENETRATION_WEIGHT),
+        AnatomyTerm(anatomy, weight=1.0),
+        OffsetTerm(ctx.init_verts, weight=AFFINITY_OFFSET_WEIGHT),  # contactkit: stay near the input
     ]
 
 
-OBMAN_OFFSET_WEIGHT = 1e-3
+#: in-the-wild obman (contactkit): weights of the input's root-relative pose and of its vertex offsets (both mm^2;
+#: the offset is kept weak so the contact loss can move the hand's placement) and the capture stage's attraction
+#: distance (metres)
+OBMAN_INPUT_POSE_WEIGHT = 1e-4
+OBMAN_OFFSET_WEIGHT = 2e-6
+OBMAN_CAPTURE_DISTANCE_M = 0.05
 #: weight of L_Hand (mm^2) against L_contact (metres); ObMan's mu_C = 10 weighs its own units (contactkit)
 OBMAN_SUPERVISION_WEIGHT = 1e-2
 CPF_OFFSET_WEIGHT = 0.1
+#: in-the-wild affinity weights (contactkit): affinity is in [-1, 1], penetration a sum of metres
+AFFINITY_WEIGHT = 1e-2
+AFFINITY_PENETRATION_WEIGHT = 2.0
+AFFINITY_OFFSET_WEIGHT = 1e-3
 
 _POSE_SCALE = {"global_orient": 1.0, "hand_pose": 1.0, "betas": 1.0, "transl": 0.1,
                "object_rotation": 1.0, "object_translation": 0.1}
@@ -247,10 +312,16 @@ METHODS: dict[str, MethodSpec] = {
     "obman": MethodSpec(
         "obman",
         "Hasson et al., ObMan, CVPR 2019 (paper 001), Sec. 3.3, lambda_R = 0.5 (Table 3)",
-        [StageSpec("contact", _obman_terms, RefinerSettings(
-            iterations=200, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
-        ))],
-        description="repulsion r tanh(d/r), r = 2 cm; attraction of contact zones a tanh(d/a), a = 1 cm",
+        [
+            StageSpec("capture", _obman_capture, RefinerSettings(
+                iterations=100, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
+            )),
+            StageSpec("contact", _obman_terms, RefinerSettings(
+                iterations=200, lr=0.01, lr_scale=dict(_POSE_SCALE), early_stop_patience=40,
+            )),
+        ],
+        description="repulsion r tanh(d/r), r = 2 cm; attraction of contact zones a tanh(d/a), a = 1 cm (in the "
+        "wild: a = 5 cm in a first capture stage)",
     ),
     "cpf": MethodSpec(
         "cpf",

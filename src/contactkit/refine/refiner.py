@@ -33,6 +33,7 @@ from contactkit.geometry.rotations import (
     rotmat_to_axis_angle,
     rotmat_to_rot6d,
 )
+from contactkit.targets.contract import HandParamsInit, ObjectBatch
 
 __all__ = [
     "PARAM_GROUPS",
@@ -68,64 +69,6 @@ class HandLike(Protocol):
     def anchors(self, vertices: Tensor) -> Tensor: ...
 
     def pca_to_axis_angle(self, coeffs: Tensor) -> Tensor: ...
-
-
-@dataclass
-class HandParamsInit:
-    """Initial hand parameters: ``global_orient (B,3)``, ``hand_pose (B,45)`` axis-angle, ``betas (B,n)``,
-    ``transl (B,3)``; radians and metres."""
-
-    global_orient: Tensor
-    hand_pose: Tensor
-    betas: Tensor
-    transl: Tensor
-
-    def __post_init__(self) -> None:
-        b = self.global_orient.shape[0]
-        for name, value, width in (
-            ("global_orient", self.global_orient, 3),
-            ("hand_pose", self.hand_pose, 45),
-            ("transl", self.transl, 3),
-        ):
-            if value.ndim != 2 or value.shape != (b, width):
-                raise ShapeError(f"{name} must have shape ({b}, {width}), got {tuple(value.shape)}")
-        if self.betas.ndim != 2 or self.betas.shape[0] != b:
-            raise ShapeError(f"betas must have shape ({b}, n_shape), got {tuple(self.betas.shape)}")
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.global_orient.shape[0])
-
-
-@dataclass
-class ObjectBatch:
-    """Per-sample object data (object frame) for a batch of ``N0`` grasps.
-
-    Attributes:
-        points: (N0, P, 3) float, metres — surface samples in the object frame.
-        normals: (N0, P, 3) float — unit outward normals.
-        rotation: (N0, 3, 3) float — object pose, ``x_world = R x + t``.
-        translation: (N0, 3) float, metres.
-        sdf: ``sdf(points_object (B, N, 3), rows (B,)) -> (B, N)`` signed distance (negative inside) of points in
-            the object frame of sample ``rows``; None when no term needs it.
-    """
-
-    points: Tensor
-    normals: Tensor
-    rotation: Tensor
-    translation: Tensor
-    sdf: Callable[[Tensor, Tensor], Tensor] | None = None
-
-    def __post_init__(self) -> None:
-        n0 = self.points.shape[0]
-        if self.points.ndim != 3 or self.points.shape[-1] != 3:
-            raise ShapeError(f"points must have shape (N0, P, 3), got {tuple(self.points.shape)}")
-        if self.normals.shape != self.points.shape:
-            raise ShapeError(f"normals must have shape {tuple(self.points.shape)}, got {tuple(self.normals.shape)}")
-        if self.rotation.shape != (n0, 3, 3):
-            raise ShapeError(f"rotation must have shape ({n0}, 3, 3), got {tuple(self.rotation.shape)}")
-        if self.translation.shape != (n0, 3):
-            raise ShapeError(f"translation must have shape ({n0}, 3), got {tuple(self.translation.shape)}")
 
 
 @dataclass

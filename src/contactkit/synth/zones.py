@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -35,11 +36,14 @@ if TYPE_CHECKING:
     from contactkit.io.grasps import GraspSet
 
 __all__ = [
+    "SHIPPED_ZONES_DIR",
     "ZONE_NAMES",
     "ContactZones",
     "contact_frequency",
     "derive_contact_zones",
     "hand_object_signed_distance",
+    "load_shipped_zones",
+    "shipped_zones_path",
     "zones_from_frequency",
 ]
 
@@ -269,3 +273,22 @@ def derive_contact_zones(
     if empty:
         warnings.warn(f"no vertex reached the contact frequency threshold for zones {empty}", stacklevel=2)
     return result
+
+
+#: Folder of the contact zones shipped per bundled hand (``<hand>_<side>.npz``, one int64 array per zone name),
+#: derived from synthesised grasps by ``scripts/derive_contact_zones.py``.
+SHIPPED_ZONES_DIR = Path(__file__).resolve().parent / "contact_zones"
+
+
+def shipped_zones_path(hand_name: str, side: str) -> Path:
+    """Where the statistics zones of a bundled hand are shipped (the file may not exist)."""
+    return SHIPPED_ZONES_DIR / f"{hand_name}_{side}.npz"
+
+
+def load_shipped_zones(hand_name: str, side: str) -> dict[str, np.ndarray] | None:
+    """The shipped statistics zones of ``hand_name``/``side`` (zone name -> sorted int64 vertex ids), or None."""
+    path = shipped_zones_path(hand_name, side)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {z: np.asarray(data[z], dtype=np.int64) for z in ZONE_NAMES}
