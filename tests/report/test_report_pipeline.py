@@ -11,7 +11,7 @@ from report_fixtures import make_ground_truth, parse_text_table
 
 from contactkit.report.pipeline import PipelineConfig, run_pipeline
 from contactkit.report.results import Results
-from contactkit.report.tables import format_text_table, format_value
+from contactkit.report.tables import format_mean_std, format_text_table, metric_decimals, metric_header
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,13 @@ def small_run(tmp_path_factory):
 def test_outputs_are_written(small_run):
     output, logs = small_run
     for key in ("report", "results_json", "results_csv", "results_md", "table_txt", "snapshot",
-                "ground_truth", "perturbed", "refined_contactopt", "refined_obman"):
+                "ground_truth", "perturbed", "refined_contactopt", "refined_contactopt_oracle",
+                "refined_obman_oracle"):
         assert output.files[key].is_file(), key
         assert output.files[key].parent == output.out_dir or output.files[key].parent.parent == output.out_dir
     assert not list(output.out_dir.glob(".*.tmp"))  # atomic writes left no temporary file
-    assert any("refining" in line for line in logs)
+    assert any("refining" in line and "in the wild" in line for line in logs)
+    assert any("toward the ground truth (oracle)" in line for line in logs)
     html = output.files["report"].read_text()
     assert "http://" not in html and "https://" not in html
 
@@ -44,18 +46,28 @@ def test_json_and_printed_table_agree(small_run):
     assert printed == format_text_table(output.results)
     assert output.files["table_txt"].read_text().strip() == printed.strip()
     table = parse_text_table(printed)
-    assert [r["method"] for r in data["rows"]] == ["ground truth", "perturbed", "contactopt", "obman"]
+    labels = [r["method"] for r in data["rows"]]
+    assert labels[:3] == ["ground truth", "perturbed", "contactopt"]
+    assert labels[-2:] == ["contactopt (oracle)", "obman (oracle)"]
+    # obman in the wild: available (with i12's statistical zones) or listed as not available, never oracle
+    obman = loaded.row("obman")
+    assert obman.error is not None or "oracle" not in (obman.targets or "oracle")
+    dec = metric_decimals(loaded)
     for row in data["rows"]:
+        if row["error"]:
+            assert row["metrics"] == {} and f"{row['method']}: not available: {row['error']}" in printed
+            continue
         for m in data["metric_names"]:
             s = row["metrics"][m]
-            assert table[row["method"]][m] == (
-                f"{format_value(s['mean'], s['unit'])} ± {format_value(s['std'], s['unit'])}")
+            assert table[row["method"]][metric_header(m, s["unit"])] == format_mean_std(s["mean"], s["std"], dec[m])
             vals = np.array([np.nan if v is None else v for v in s["values"]])
             assert s["mean"] == pytest.approx(float(np.nanmean(vals)))
-        if row["method"] in ("contactopt", "obman"):
-            assert row["time_per_grasp_s"] > 0
+        if row["method"] in ("ground truth", "perturbed"):
+            assert row["time_per_grasp_s"] is None and row["targets"] is None and not row["oracle"]
         else:
-            assert row["time_per_grasp_s"] is None
+            assert row["time_per_grasp_s"] > 0 and row["targets"]
+            assert row["oracle"] == row["method"].endswith(" (oracle)")
+            assert ("oracle" in row["targets"]) == row["oracle"]
 
 
 def test_numbers_are_the_metrics_modules(small_run):
@@ -84,7 +96,7 @@ def test_refined_files_link_their_ground_truth(small_run):
     from contactkit.io.grasps import load_grasps
 
     output, _ = small_run
-    gs = load_grasps(output.files["refined_obman"])
+    gs = load_grasps(output.files["refined_obman_oracle"])
     # stored relative to the file ("ground_truth.npz"), returned resolved by load_grasps
     assert gs.attrs["reference"] == str((Path(output.out_dir) / "ground_truth.npz").resolve())
     assert Path(gs.attrs["reference"]).is_file()
@@ -106,3 +118,45 @@ def test_pipeline_report_renders_in_headless_chromium(browser, small_run):
 
     bg = np.round(np.array(BACKGROUND) * 255).astype(int)
     assert (np.abs(px - bg).max(axis=-1) > 12).mean() > 0.02
+
+
+def test_in_the_wild_never_sees_the_ground_truth(monkeypatch):
+    """refine_rows gives in-the-wild runs no targets, no link and no contact maps; a run whose recorded target
+    source is the oracle anyway is refused; an error makes the row not available; oracle rows get the truth."""
+    from report_fixtures import make_ground_truth
+
+    import contactkit.refine.api as api
+    from contactkit.errors import ContactkitError
+    from contactkit.hands import load_hand
+    from contactkit.report.pipeline import refine_rows
+    from contactkit.report.progress import ProgressLog
+    from contactkit.synth.perturb import perturb
+
+    gt = make_ground_truth(2)
+    noisy = perturb(gt, "contactopt", 1, 0, reference="gt.npz")
+    assert "reference" in noisy.attrs
+    seen = []
+
+    def fake_refine(grasps, method, *, targets=None, **kw):
+        seen.append((method, targets, grasps))
+        if method == "obman" and targets is None:
+            raise ContactkitError("no statistical zones for this hand")
+        source = "oracle (reference grasps)" if targets is not None or method == "cpf" else "learned (X)"
+        return grasps.replace(attrs={**grasps.attrs, "refine": {"targets": source}})
+
+    monkeypatch.setattr(api, "refine", fake_refine)
+    rows = refine_rows(["contactopt", "obman", "cpf"], noisy, gt, load_hand("openhand"), oracle=True, seed=0,
+                       settings={}, progress=ProgressLog(lambda msg: None))
+    by = {r.label: r for r in rows}
+    assert [r.label for r in rows] == ["contactopt", "obman", "cpf", "contactopt (oracle)", "obman (oracle)",
+                                      "cpf (oracle)"]
+    for method, targets, grasps in seen[:3]:
+        assert targets is None and "reference" not in grasps.attrs and grasps.reference_index is None
+        assert grasps.hand_contact is None and grasps.object_contact is None, method
+    for _, targets, _ in seen[3:]:
+        assert targets is gt
+    assert by["contactopt"].refined is not None and by["contactopt"].targets == "learned (X)"
+    assert by["obman"].refined is None and by["obman"].error == "no statistical zones for this hand"
+    assert by["cpf"].refined is None and "resolved to the ground truth" in (by["cpf"].error or "")
+    assert all(by[f"{m} (oracle)"].oracle and by[f"{m} (oracle)"].refined is not None
+               for m in ("contactopt", "obman", "cpf"))
