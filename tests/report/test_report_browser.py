@@ -82,3 +82,32 @@ def test_every_method_has_its_own_colour_in_the_rendered_page(browser, tmp_path:
     assert len(set(table.values())) == len(table), table
     for m in methods:
         assert layer_swatches[m].replace(" ", "") == table[m].replace(" ", ""), m
+
+
+def test_translucent_object_has_no_triangle_artefacts(browser, tmp_path: Path):
+    """A translucent sphere alone: only its nearest surface is blended, so the image inside its outline is
+    smooth. Blending its back faces in triangle order (the old artefacts) makes jumps of tens of grey levels
+    between neighbouring pixels along triangle edges."""
+    import trimesh
+
+    from contactkit.report.data import MeshLayer, ReportSample
+
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.04)
+    sample = ReportSample("sphere", [MeshLayer("object", "object", sphere.vertices, sphere.faces)])
+    run = browser.open(render_report([sample], None, {}, tmp_path / "report.html"))
+    assert run.attr("ck-status", "data-state") == "ok"
+    px = _canvas_pixels(run)
+    bg = np.round(np.array(BACKGROUND) * 255).astype(np.int32)
+    drawn = np.abs(px - bg).max(axis=-1) > 12
+    assert drawn.mean() > 0.02
+    # the inside of the disc: drawn pixels whose 5x5 neighbourhood is all drawn (away from the silhouette)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    inner = np.zeros_like(drawn)
+    inner[2:-2, 2:-2] = sliding_window_view(drawn, (5, 5)).all(axis=(-1, -2))
+    lum = px.mean(axis=-1)
+    jump_x = np.abs(np.diff(lum, axis=1))[inner[:, 1:] & inner[:, :-1]]
+    jump_y = np.abs(np.diff(lum, axis=0))[inner[1:] & inner[:-1]]
+    jumps = np.concatenate([jump_x, jump_y])
+    assert jumps.size > 1000
+    assert np.quantile(jumps, 0.999) < 10, f"neighbouring pixels jump by up to {jumps.max():.0f} grey levels"
