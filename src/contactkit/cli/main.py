@@ -40,13 +40,25 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """The one help formatter of every ``contactkit`` parser: descriptions keep their line breaks, and every
-    option's help ends with its default.
+class HelpFormatter(argparse.HelpFormatter):
+    """The one help formatter of every ``contactkit`` parser: descriptions are wrapped paragraph by paragraph
+    (a line break starts a new paragraph; indented lines, such as a list of methods, are kept as they are), and
+    every option's help ends with its default.
 
     An option whose help already names its default (contains ``default``) is left as is; flags
     (``store_true``) and options without a default (``None``) show none; a required option says ``required``.
     """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out = []
+        for line in text.splitlines():
+            if not line.strip() or line[:1].isspace():
+                out.append(indent + line if line.strip() else "")
+            else:
+                out.append(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent))
+        return "\n".join(out)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
