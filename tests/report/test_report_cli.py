@@ -131,3 +131,14 @@ def test_bench_on_an_existing_benchmark_set(tmp_path: Path, capsys):
     assert (out / "results.md").read_text().startswith("### In the wild")
     assert len(list((out / "plots").glob("*.svg"))) == 3
     assert "contactopt" in printed
+
+
+def test_demo_names_the_valid_methods(tmp_path: Path, capsys):
+    from contactkit.io.grasps import save_grasps
+
+    gt = tmp_path / "gt.npz"
+    save_grasps(gt, make_ground_truth(1))
+    assert main(["demo", "--quick", "--out", str(tmp_path / "d"), "--ground-truth", str(gt),
+                 "--methods", "contactop"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown refinement method(s) ['contactop']" in err and "contactopt" in err and "--methods" in err

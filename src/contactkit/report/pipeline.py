@@ -376,6 +376,11 @@ def _run(config: PipelineConfig, out: Path, kind: str, ground_truth: GraspSet | 
         from contactkit.synth.perturb import perturb
 
         hand = load_hand(config.hand)
+    methods = list(config.methods) if config.methods is not None else list_methods()
+    unknown = [m for m in methods if m not in list_methods()]
+    if unknown:
+        raise ContactkitError(f"methods: unknown refinement method(s) {unknown}; choose from "
+                              f"{', '.join(list_methods())} (comma-separated, e.g. --methods contactopt,cpf)")
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     timings: dict[str, float] = {}
@@ -405,7 +410,6 @@ def _run(config: PipelineConfig, out: Path, kind: str, ground_truth: GraspSet | 
     ref_index = found if found is not None else np.arange(len(noisy), dtype=np.int64)
     gt_aligned = unlinked(gt.subset(ref_index))
 
-    methods = list(config.methods) if config.methods is not None else list_methods()
     t0 = time.perf_counter()
     runs = refine_rows(methods, noisy, gt_aligned, hand, oracle=config.oracle, seed=config.seed,
                        settings=config.refine_settings, progress=progress)
