@@ -218,7 +218,7 @@ def synthesise_ground_truth(
 
         def on_batch(b: int, st: dict[str, Any], name: str = obj.name, acc: list[int] = accepted) -> None:
             acc[0] += int(st.get("accepted", 0))
-            log(f"  synth {name}: batch {b + 1} done, {acc[0]}/{config.grasps_per_object} grasps accepted")
+            log(f"  synth {name}: batch {b + 1} done, {acc[0]} grasps accepted ({config.grasps_per_object} wanted)")
 
         try:
             # the same seed for every object, so a run's grasps are reused by the next
