@@ -141,7 +141,7 @@ main { padding: 12px 20px; }
 .ck-legend { height: 10px; border: 1px solid #999; margin: 2px 0; }
 .ck-legend-labels { display: flex; justify-content: space-between; font-size: 11px; color: #555; }
 table.ck-table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
-table.ck-table th, table.ck-table td { border: 1px solid #ddd; padding: 3px 8px; white-space: nowrap; }
+table.ck-table th, table.ck-table td { border: 1px solid #ddd; padding: 3px 6px; white-space: nowrap; }
 #ck-results { overflow-x: auto; }
 table.ck-table th { background: #f3f3f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
