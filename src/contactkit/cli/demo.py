@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "upper bounds, toward the ground truth (rows labelled '(oracle)').\n\n"
                     "Sizes on a 2-core CPU: the default (6 bundled grasps on 3 objects, paper settings) about "
                     "3 min; --quick (short refinement) about 1 min; --full (synthesises 12 grasps, 2 noisy copies "
-                    "each) about 30 min or more.")
+                    "each) the better part of an hour.")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
                       help="the bundled grasps with every method cut to 40 iterations, no restarts")
