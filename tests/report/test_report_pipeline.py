@@ -160,3 +160,22 @@ def test_in_the_wild_never_sees_the_ground_truth(monkeypatch):
     assert by["cpf"].refined is None and "resolved to the ground truth" in (by["cpf"].error or "")
     assert all(by[f"{m} (oracle)"].oracle and by[f"{m} (oracle)"].refined is not None
                for m in ("contactopt", "obman", "cpf"))
+
+
+def test_bundled_example_set_is_the_demos_default_ground_truth():
+    """The demo's default input: synthesised grasps on every bundled object, small, with its provenance."""
+    from contactkit.io.grasps import load_grasps
+    from contactkit.objects import list_bundled_objects
+    from contactkit.report.pipeline import demo_config, demo_set_path
+
+    path = demo_set_path()
+    assert path.is_file() and path.stat().st_size < 400_000
+    gs = load_grasps(path)
+    assert gs.hand_model == "openhand" and len(gs) == 6
+    assert sorted({gs.objects[o].name for o in gs.object_ids}) == sorted(list_bundled_objects())
+    info = gs.attrs["demo_set"]
+    assert info["script"] == "scripts/make_demo_set.py" and info["seed"] == 0
+    # the default demo uses it at the papers' settings; --quick shortens refinement only; --full synthesises
+    assert demo_config().grasps_per_object == 0 and demo_config().refine_settings == {}
+    assert demo_config(quick=True).refine_settings == {"iterations": 40, "restarts": 1}
+    assert demo_config(full=True).grasps_per_object > 0
