@@ -72,7 +72,7 @@ def _colors_of(results: Results, colors: Colors | None) -> Colors:
 def plot_metric_distributions(results: Results, colors: Colors | None = None,
                               metrics: Sequence[str] | None = None) -> str:
     """Horizontal box plots of the per-sample values of each metric, one box per row that measured it (rows
-    top to bottom in table order; the mean as a white diamond).
+    top to bottom in table order, a dashed rule above the oracle rows; the mean as a white diamond).
 
     Args:
         results: the run's results.
@@ -113,6 +113,9 @@ def plot_metric_distributions(results: Results, colors: Colors | None = None,
             patch.set_alpha(0.85)
         ax.set_yticks(pos)
         ax.set_yticklabels(labels if k % ncols == 0 else [""] * len(labels), fontsize=10)
+        first_oracle = next((j for j, row in enumerate(rows) if row.oracle), None)
+        if first_oracle:  # a dashed rule above the upper-bound rows
+            ax.axhline(pos[first_oracle] + 0.5, color="0.4", lw=0.8, ls="--")
         ax.tick_params(axis="x", labelsize=9)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -196,7 +199,8 @@ def plot_time_per_grasp(results: Results, colors: Colors | None = None) -> str:
 #: One-line reading guide of each standard plot, by caption.
 PLOT_GUIDES: dict[str, str] = {
     "Metric distributions per row": "One box per row: the box spans the middle half of the grasps, the line is "
-    "the median, the diamond the mean; compare each method with 'perturbed' (its input).",
+    "the median, the diamond the mean; compare each method with 'perturbed' (its input). Rows below the dashed "
+    "rule are oracle upper bounds.",
     "MPJPE per grasp, before vs after refinement": "One point per grasp: below the dashed line the method "
     "moved the hand closer to the ground truth; hollow points are oracle rows.",
     "Time per grasp": "Wall time of each method divided by the number of grasps (batched, this machine).",
