@@ -37,7 +37,7 @@ def test_top_level_help_imports_no_torch():
 
 
 def test_a_command_registers_only_its_own_options():
-    parser = build_parser("demo")
+    parser = build_parser("demo", lazy=True)
     subs = _subparsers(parser)
     assert "--quick" in subs["demo"].format_help()
     assert "--method" not in subs["refine"].format_help()  # listed by summary only
@@ -47,7 +47,7 @@ def test_a_command_registers_only_its_own_options():
 def test_every_option_shows_its_default():
     """Every option with a default value says it in its help (one formatter for every command)."""
     missing = []
-    for name, sub in _subparsers(build_parser(full=True)).items():
+    for name, sub in _subparsers(build_parser()).items():
         assert sub.formatter_class is HelpFormatter, name
         for action in sub._actions:
             if (not action.option_strings or action.default in (None, False, argparse.SUPPRESS)
@@ -79,7 +79,7 @@ def test_info_papers_names_every_cited_paper(capsys):
     for p in PAPERS:
         assert p.number in text and p.authors in text and p.title in text
     # every paper the help texts cite by number is in the table
-    helps = " ".join(sub.format_help() for sub in _subparsers(build_parser(full=True)).values())
+    helps = " ".join(sub.format_help() for sub in _subparsers(build_parser()).values())
     cited = set(re.findall(r"paper (\d{3})", helps))
     assert cited and cited <= {p.number for p in PAPERS}
 

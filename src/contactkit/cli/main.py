@@ -110,13 +110,14 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(command: str | None = None, *, full: bool = False) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
     """The top-level parser.
 
     Args:
-        command: the sub-command module whose options are registered (its ``add_parser`` runs); every other
-            sub-command is registered with its summary only.
-        full: register every sub-command's options (imports what each ``add_parser`` needs).
+        command: with ``lazy``, the sub-command module whose options are registered (its ``add_parser`` runs).
+        lazy: register only ``command``'s options (none when ``None``) and every other sub-command by its
+            summary, importing nothing heavy (what :func:`main` does); by default every sub-command's options
+            are registered (imports what each ``add_parser`` needs).
     """
     parser = Parser(
         prog="contactkit",
@@ -127,7 +128,7 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
     parser.add_argument("--version", action="version", version=f"contactkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in SUBCOMMANDS:
-        if full or name == command:
+        if not lazy or name == command:
             importlib.import_module(f"contactkit.cli.{name}").add_parser(subparsers)
         else:
             summary = command_summary(name)
@@ -138,7 +139,7 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``contactkit`` console script; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_selected(args_list))
+    parser = build_parser(_selected(args_list), lazy=True)
     args = parser.parse_args(args_list)
     if getattr(args, "func", None) is None:
         parser.print_help()
