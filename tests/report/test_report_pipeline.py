@@ -179,3 +179,19 @@ def test_bundled_example_set_is_the_demos_default_ground_truth():
     assert demo_config().grasps_per_object == 0 and demo_config().refine_settings == {}
     assert demo_config(quick=True).refine_settings == {"iterations": 40, "restarts": 1}
     assert demo_config(full=True).grasps_per_object > 0
+
+
+def test_target_source_is_read_wherever_refine_records_it():
+    from report_fixtures import make_ground_truth
+
+    from contactkit.report.pipeline import is_oracle_source, target_source
+
+    gs = make_ground_truth(1)
+    assert target_source(gs) is None
+    assert target_source(gs.replace(attrs={"refine": {"targets": "learned (X)"}})) == "learned (X)"
+    assert target_source(gs.replace(attrs={"refine": {"target_source": {"kind": "learned", "estimator": "picr"}}})) \
+        == "learned picr"
+    assert target_source(gs.replace(attrs={"target_source": "statistical zones", "refine": {"targets": "x"}})) \
+        == "statistical zones"
+    assert is_oracle_source("oracle (reference grasps)") and is_oracle_source("linked ground truth")
+    assert not is_oracle_source("learned (DeepContactEstimator)") and not is_oracle_source(None)

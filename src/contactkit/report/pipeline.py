@@ -149,18 +149,27 @@ def target_source(grasps: GraspSet) -> str | None:
     """Where a refined set's targets came from, as :func:`contactkit.refine.api.refine` recorded it.
 
     Reads the first of ``attrs["target_source"]``, ``attrs["refine"]["target_source"]``,
-    ``attrs["refine"]["targets"]`` that exists (a string, or a dict whose ``kind``/``source`` is shown).
+    ``attrs["refine"]["targets"]``, ``attrs["targets"]`` that exists (a string, or a dict whose ``kind``/``source``
+    is shown).
     """
     attrs: dict[str, Any] = grasps.attrs if isinstance(grasps.attrs, dict) else {}
     found = attrs.get("refine")
     refine_attrs: dict[str, Any] = found if isinstance(found, dict) else {}
-    for value in (attrs.get("target_source"), refine_attrs.get("target_source"), refine_attrs.get("targets")):
+    for value in (attrs.get("target_source"), refine_attrs.get("target_source"), refine_attrs.get("targets"),
+                  attrs.get("targets")):
         if isinstance(value, dict):
             parts = [str(value[k]) for k in ("kind", "source", "estimator", "detail") if value.get(k)]
             value = " ".join(parts) if parts else str(value)
         if value:
             return str(value)
     return None
+
+
+def is_oracle_source(source: str | None) -> bool:
+    """Whether a recorded target source names the ground truth: it starts with ``oracle`` or mentions
+    ``(oracle)``, the ground truth or reference grasps."""
+    text = (source or "").strip().lower()
+    return text.startswith("oracle") or any(k in text for k in ("(oracle)", "ground truth", "reference grasp"))
 
 
 def in_the_wild(grasps: GraspSet) -> GraspSet:
@@ -330,7 +339,7 @@ def refine_rows(
                 progress.line(f"  {row.label}: not available: {err}")
                 continue
             row.targets = target_source(out)
-            if not row.oracle and row.targets is not None and "oracle" in row.targets.lower():
+            if not row.oracle and is_oracle_source(row.targets):
                 row.error = (f"its targets resolved to the ground truth ({row.targets}) although none was "
                              "given; refused (use --oracle for upper bounds)")
                 progress.line(f"  {row.label}: not available: {row.error}")
