@@ -34,6 +34,10 @@ def test_steps_are_rate_limited_and_the_last_is_always_reported():
     assert [ln.split(": ")[1].split(" ")[0] for ln in steps] == ["1/10", "5/10", "9/10", "10/10"]
     assert "1 steps/s" in steps[1] and "about 5 s left" in steps[1]
     assert lines[0] == "refining" and lines[-1] == "refining: done in 1 min 15 s"
+    with p.stage("loading") as end:
+        now[0] += 2.0
+        end.outcome = "not available"
+    assert lines[-1] == "loading: not available after 2 s"
 
 
 def test_heartbeat_breaks_every_silence():

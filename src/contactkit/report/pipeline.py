@@ -321,7 +321,7 @@ def refine_rows(
     n = len(noisy)
     for k, row in enumerate(plans):
         kind = "toward the ground truth (oracle)" if row.oracle else "in the wild"
-        with progress.stage(f"refining {n} grasps with {row.method}, {kind} [{k + 1}/{len(plans)}]"):
+        with progress.stage(f"refining {n} grasps with {row.method}, {kind} [{k + 1}/{len(plans)}]") as end:
             t0 = time.perf_counter()
 
             def on_step(step: int, total: int, loss: float) -> None:
@@ -337,12 +337,14 @@ def refine_rows(
             except ContactkitError as err:
                 row.error = str(err)
                 progress.line(f"  {row.label}: not available: {err}")
+                end.outcome = "not available"
                 continue
             row.targets = target_source(out)
             if not row.oracle and is_oracle_source(row.targets):
                 row.error = (f"its targets resolved to the ground truth ({row.targets}) although none was "
                              "given; refused (use --oracle for upper bounds)")
                 progress.line(f"  {row.label}: not available: {row.error}")
+                end.outcome = "not available"
                 continue
             row.refined = out
             row.time_per_grasp_s = (time.perf_counter() - t0) / max(1, n)

@@ -56,6 +56,13 @@ class SmoothedRate:
         return self.rate
 
 
+class StageEnd:
+    """How a stage ended: ``outcome`` ``None`` (done) or a short word for the end line."""
+
+    def __init__(self) -> None:
+        self.outcome: str | None = None
+
+
 class ProgressLog:
     """Timestamped progress lines for a pipeline run (see the module docstring).
 
@@ -101,16 +108,19 @@ class ProgressLog:
             self._log(msg)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """A named stage: a line when it starts and one with its duration when it ends."""
+    def stage(self, name: str) -> Iterator[StageEnd]:
+        """A named stage: a line when it starts and one when it ends, ``done in <duration>`` unless the body
+        sets the yielded :class:`StageEnd`'s ``outcome`` (e.g. ``not available``)."""
         with self._lock:
             self._stage = name
             self._stage_start = self._clock()
             self._last_step_report = -float("inf")
             self._rate = SmoothedRate()
         self.line(name)
-        yield
-        self.line(f"{name}: done in {format_duration(self._clock() - self._stage_start)}")
+        end = StageEnd()
+        yield end
+        took = format_duration(self._clock() - self._stage_start)
+        self.line(f"{name}: {end.outcome} after {took}" if end.outcome else f"{name}: done in {took}")
 
     def step(self, done: int, total: int, unit: str = "steps") -> None:
         """Report ``done`` of ``total`` units of the current stage (rate-limited to one line per
