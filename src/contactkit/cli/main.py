@@ -18,6 +18,7 @@ import argparse
 import importlib
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,8 +51,6 @@ class HelpFormatter(argparse.HelpFormatter):
     """
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        import textwrap
-
         out = []
         for line in text.splitlines():
             if not line.strip() or line[:1].isspace():
@@ -62,7 +61,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or "%(default)" in text or action.default is argparse.SUPPRESS:
+        if "default" in text or action.default is argparse.SUPPRESS:
             return text
         if not action.option_strings:  # positionals
             return text
