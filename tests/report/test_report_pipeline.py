@@ -195,3 +195,27 @@ def test_target_source_is_read_wherever_refine_records_it():
         == "statistical zones"
     assert is_oracle_source("oracle (reference grasps)") and is_oracle_source("linked ground truth")
     assert not is_oracle_source("learned (DeepContactEstimator)") and not is_oracle_source(None)
+
+
+def test_synthesis_reports_every_batch(monkeypatch, tmp_path):
+    """``demo --full``'s synthesis stage: one stage per object, a line per batch with accepted vs wanted."""
+    from types import SimpleNamespace
+
+    from report_fixtures import make_ground_truth
+
+    import contactkit.synth.synthesis as synthesis
+    from contactkit.report.pipeline import PipelineConfig, synthesise_ground_truth
+
+    def fake_synthesize(obj, n, *, on_batch=None, **kw):
+        for b, acc in enumerate((0, 1, 2)):
+            on_batch(b, {"accepted": acc})
+        return SimpleNamespace(grasps=make_ground_truth(n), stats={"batches": 3})
+
+    monkeypatch.setattr(synthesis, "synthesize", fake_synthesize)
+    lines: list[str] = []
+    cfg = PipelineConfig(objects=["sphere:radius=0.035"], grasps_per_object=2, synthesis_max_batches=5)
+    gt, stats = synthesise_ground_truth(cfg, tmp_path, log=lines.append)
+    assert len(gt) == 2 and stats[next(iter(stats))]["batches"] == 3
+    assert lines[0].startswith("synthesising 2 grasps on ") and "(at most 5 batches)" in lines[0]
+    assert "  batch 3 done: 3 grasps accepted, 2 wanted" in lines
+    assert any(": 2/2 grasps" in ln for ln in lines) and "done in" in lines[-1]

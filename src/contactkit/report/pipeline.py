@@ -199,15 +199,25 @@ def synthesise_ground_truth(
     """Synthesise ``config.grasps_per_object`` grasps on every object of the config, concatenated.
 
     With ``out_dir``, each object's synthesis is resumable and reused (``out_dir/synth/<object>.npz``).
-    ``log`` receives one line per finished batch.
+    ``log`` receives the progress lines: one stage per object (:class:`ProgressLog`, with its heartbeat) and
+    one line per finished batch with the accepted count and rate.
 
     Returns:
         the grasps and per-object synthesis statistics.
     """
+    with ProgressLog(log) as progress:
+        return _synthesise(config, out_dir, progress)
+
+
+def _synthesise(
+    config: PipelineConfig, out_dir: Path | None, progress: ProgressLog
+) -> tuple[GraspSet, dict[str, Any]]:
     from contactkit.io.grasps import GraspSet, load_grasps
     from contactkit.objects import load_object
     from contactkit.synth.synthesis import SynthesisConfig, synthesize
 
+    log = progress.line
+    wanted = config.grasps_per_object
     synth_cfg = SynthesisConfig().with_updates(**config.synthesis)
     sets = []
     stats: dict[str, Any] = {}
@@ -221,19 +231,19 @@ def synthesise_ground_truth(
                 sets.append(gs.subset(np.arange(config.grasps_per_object, dtype=np.int64)))
                 stats[obj.name] = {"reused": str(target)}
                 continue
-        log(f"synthesising {config.grasps_per_object} grasps on {obj.name} "
-            f"(at most {config.synthesis_max_batches or 'the default number of'} batches)")
         accepted = [0]
 
-        def on_batch(b: int, st: dict[str, Any], name: str = obj.name, acc: list[int] = accepted) -> None:
+        def on_batch(b: int, st: dict[str, Any], acc: list[int] = accepted) -> None:
             acc[0] += int(st.get("accepted", 0))
-            log(f"  synth {name}: batch {b + 1} done, {acc[0]} grasps accepted ({config.grasps_per_object} wanted)")
+            progress.step(min(acc[0], wanted), wanted, "grasps")
+            log(f"  batch {b + 1} done: {acc[0]} grasps accepted, {wanted} wanted")
 
         try:
-            # the same seed for every object, so a run's grasps are reused by the next
-            res = synthesize(obj, config.grasps_per_object, hand=config.hand, seed=config.seed,
-                             config=synth_cfg, out=target, progress=False, on_batch=on_batch,
-                             max_batches=config.synthesis_max_batches)
+            with progress.stage(f"synthesising {wanted} grasps on {obj.name} (at most "
+                                f"{config.synthesis_max_batches or 'the default number of'} batches)"):
+                # the same seed for every object, so a run's grasps are reused by the next
+                res = synthesize(obj, wanted, hand=config.hand, seed=config.seed, config=synth_cfg, out=target,
+                                 progress=False, on_batch=on_batch, max_batches=config.synthesis_max_batches)
         except ContactkitError as err:
             warnings.warn(f"synthesis on {obj.name} failed ({err}); the object is left out", stacklevel=2)
             log(f"synthesis on {obj.name} accepted no grasp; left out")
@@ -402,8 +412,8 @@ def _run(config: PipelineConfig, out: Path, kind: str, ground_truth: GraspSet | 
     if ground_truth is not None:
         gt = ground_truth
     else:
-        with progress.stage(f"synthesising ground truth on {len(config.objects)} objects"):
-            gt, synth_stats = synthesise_ground_truth(config, out, progress.line)
+        progress.line(f"synthesising the ground truth on {len(config.objects)} objects")
+        gt, synth_stats = _synthesise(config, out, progress)
     timings["ground_truth_s"] = time.perf_counter() - t0
     files["ground_truth"] = out / "ground_truth.npz"
     save_grasps(files["ground_truth"], gt)
