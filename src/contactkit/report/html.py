@@ -154,6 +154,7 @@ h3.ck-block { font-size: 14px; margin: 14px 0 2px; }
 tr.ck-oracle td:first-child { font-style: italic; }
 tr.ck-na td { color: #999; }
 td.ck-src { font-size: 12px; color: #555; }
+.ck-sub { font-size: 11px; color: #555; margin: 8px 0 2px; text-transform: uppercase; letter-spacing: 0.04em; }
 .ck-detail { color: #777; font-size: 11px; white-space: normal; display: block; margin-left: 20px; }
 .warn { color: #a60; font-size: 13px; }
 pre { background: #f6f6f8; padding: 8px; font-size: 12px; overflow-x: auto; }

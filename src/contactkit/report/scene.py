@@ -162,9 +162,10 @@ def build_samples(
             j = int(reference_index[i]) if reference_index is not None and base is not reference else i
             hv = verts_of("reference", reference, j)
             geo = measure_hand(reference, j, hv)
-            hand_layers.append(MeshLayer("ground truth", "ground_truth", hv, faces, geo.hand_contact,
-                                         geo.penetrating, visible=True,
-                                         detail="what the metrics compare against"))
+            # listed first, before the noisy input and the methods (in the wild, then the oracle rows)
+            hand_layers.insert(0, MeshLayer("ground truth", "ground_truth", hv, faces, geo.hand_contact,
+                                            geo.penetrating, visible=True,
+                                            detail="what the metrics compare against"))
             if object_geometry is None:
                 object_geometry = geo
         if object_geometry is None:  # unreachable: base is one of the sets above

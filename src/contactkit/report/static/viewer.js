@@ -313,7 +313,12 @@
     function buildControls(s) {
       var box = document.getElementById('ck-layers');
       box.innerHTML = '';
+      var oracleHeading = false;
       state.layers.forEach(function (L, i) {
+        if (!oracleHeading && / \(oracle\)$/.test(L.name)) {
+          oracleHeading = true;
+          box.appendChild(el('div', { 'class': 'ck-sub' }, 'upper bounds: given the ground truth'));
+        }
         var id = 'ck-layer-' + i, row = el('label', { 'for': id, 'class': 'ck-row' });
         var cb = el('input', { type: 'checkbox', id: id });
         cb.checked = L.visible;
