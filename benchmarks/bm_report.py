@@ -45,7 +45,7 @@ def main() -> None:
     many = timed("build_samples: 8 grasps, 7 hand layers + object",
                  lambda: build_samples(gt, gt, refined, hand, list(range(8))), repeat=1)
     results = make_results()
-    plots = timed("standard_plots (3 PNG)", lambda: standard_plots(results))
+    plots = timed("standard_plots (3 SVG)", lambda: standard_plots(results))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "r.html"
         timed("render_report: 8 samples + table + plots", lambda: render_report(many, results, plots, path))

@@ -36,6 +36,7 @@ def make_samples(n: int = 2) -> list[ReportSample]:
 
 
 def make_results() -> Results:
+    """A perturbed baseline, one in-the-wild method, one that is not available, and one oracle row."""
     rng = np.random.default_rng(0)
     rows = [MethodResult("perturbed", {"mpjpe_mm": MetricSummary.from_values(rng.uniform(20, 40, 4), "mm"),
                                        "contact_f1_pct": MetricSummary.from_values([10, 20, 30, 40], "%")},
@@ -43,8 +44,12 @@ def make_results() -> Results:
             MethodResult("contactopt",
                          {"mpjpe_mm": MetricSummary.from_values(rng.uniform(5, 9, 4), "mm"),
                           "contact_f1_pct": MetricSummary.from_values([60, 70, np.nan, 90], "%")},
-                         time_per_grasp_s=0.123456, num_grasps=4),
-            MethodResult("cpf", error="RuntimeError: diverged")]
+                         time_per_grasp_s=0.123456, num_grasps=4, targets="learned (DeepContactEstimator)"),
+            MethodResult("cpf", error="no estimator for this hand"),
+            MethodResult("contactopt (oracle)",
+                         {"mpjpe_mm": MetricSummary.from_values(rng.uniform(2, 4, 4), "mm"),
+                          "contact_f1_pct": MetricSummary.from_values([80, 85, 90, 95], "%")},
+                         time_per_grasp_s=0.2, num_grasps=4, targets="oracle (reference grasps)", oracle=True)]
     return Results(kind="demo", metric_names=["mpjpe_mm", "contact_f1_pct"],
                    units={"mpjpe_mm": "mm", "contact_f1_pct": "%"}, rows=rows, config={"quick": True})
 
@@ -143,13 +148,20 @@ def make_ground_truth(n: int = 2):
 
 
 def parse_text_table(text: str) -> dict[str, dict[str, str]]:
-    """Cells of :func:`~contactkit.report.tables.format_text_table` output: {row label: {header: cell}}."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    header = lines[0].split()
-    out = {}
-    for ln in lines[2:]:
-        if " failed: " in ln:
+    """Cells of :func:`~contactkit.report.tables.format_text_table` output: {row label: {header: cell}}, over
+    every block (a row repeated in two blocks must have the same cells; checked)."""
+    import re
+
+    out: dict[str, dict[str, str]] = {}
+    header: list[str] | None = None
+    for ln in text.splitlines():
+        if not ln.strip() or set(ln.strip()) == {"-"} or ": not available: " in ln or "is better" in ln:
             continue
-        cells = [c for c in ln.split("  ") if c.strip()]
-        out[cells[0].strip()] = dict(zip(header[1:], [c.strip() for c in cells[1:]], strict=False))
+        cells = [c.strip() for c in re.split(r"\s{2,}", ln.strip())]
+        if cells[0] == "method":
+            header = cells
+            continue
+        assert header is not None, f"row before a header: {ln!r}"
+        row = dict(zip(header[1:], cells[1:], strict=True))
+        assert out.setdefault(cells[0], row) == row, f"row {cells[0]!r} differs between blocks"
     return out

@@ -32,7 +32,7 @@ def test_report_loads_nothing_from_the_network(samples, results, tmp_path: Path)
     for attr in re.findall(r"\b(?:src|href)\s*=\s*['\"]([^'\"]*)", text):
         assert attr.startswith("data:"), attr
     assert "<script src" not in text
-    assert text.count("data:image/png;base64,") == 3
+    assert text.count("data:image/svg+xml;base64,") == 3
 
 
 def test_payload_round_trips_geometry_and_maps(samples):
@@ -81,12 +81,26 @@ def test_script_and_payload_cannot_close_the_script_element(tmp_path: Path):
 
 
 def test_results_table_in_page(samples, results):
+    from contactkit.report.colors import css_rgb, row_colors
+    from contactkit.report.tables import format_value, metric_decimals
+
     text = render_report_html(samples, results)
-    assert "contactopt" in text and "cpf (failed)" in text and "RuntimeError: diverged" in text
+    assert "cpf — not available" in text and "cpf: not available: no estimator for this hand" in text
     row = results.row("contactopt")
-    mean = f"{row.metrics['mpjpe_mm'].mean:.2f}"
-    assert mean in text
+    mean = format_value(row.metrics["mpjpe_mm"].mean, metric_decimals(results)["mpjpe_mm"])
+    assert f">{mean} ± " in text
     assert "0.123" in text  # time per grasp
+    # two blocks, in-the-wild first; every row says where its targets came from
+    wild = text.index("data-block='in the wild'")
+    oracle = text.index("data-block='oracle'")
+    assert wild < oracle < text.index("contactopt (oracle)")
+    assert "learned (DeepContactEstimator)" in text and "oracle (reference grasps)" in text
+    # the table's swatches are the rows' colours (the ones the plots and the 3D view use)
+    colors = row_colors([r.method for r in results.rows if not r.error])
+    for method, rgb in colors.items():
+        assert f"data-method='{method}' style='background: {css_rgb(rgb)}'" in text
+    # a "how to read this" line opens every section
+    assert text.count("class='ck-how'") >= 5
 
 
 def test_bad_input_is_named():

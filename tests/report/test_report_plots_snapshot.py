@@ -9,7 +9,16 @@ import pytest
 from PIL import Image
 
 from contactkit.errors import ShapeError
-from contactkit.report.colors import HEAT_STOPS, PENETRATION_COLOR, heat_colors, vertex_colors
+from contactkit.report.colors import (
+    HEAT_STOPS,
+    METHOD_PALETTE,
+    PENETRATION_COLOR,
+    ROLE_COLORS,
+    heat_colors,
+    hex_rgb,
+    row_colors,
+    vertex_colors,
+)
 from contactkit.report.plots import plot_before_after, plot_time_per_grasp, standard_plots
 from contactkit.report.snapshot import render_snapshot
 
@@ -29,21 +38,41 @@ def test_heat_map_hits_its_stops_and_clips():
         vertex_colors(3, (0, 0, 0), np.zeros(2))
 
 
-def test_plots_are_png(results):
+def test_plots_are_svg_in_the_rows_colours(results):
     plots = standard_plots(results)
     assert len(plots) == 3
-    for png in plots.values():
-        img = _img(png)
-        assert img.shape[0] > 100 and img.shape[1] > 100
-        assert img.std() > 5  # not a blank image
+    colors = row_colors([r.method for r in results.rows if not r.error])
+    for caption, svg in plots.items():
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg, caption
+        assert "contactopt (oracle)" in svg  # text kept as text: sharp and readable at any size
+    dist = plots["Metric distributions per row"]
+    for method, rgb in colors.items():
+        assert hex_rgb(rgb) in dist, method
+    assert "MPJPE [mm] ↓" in dist and "contact F1 [%] ↑" in dist
 
 
 def test_before_after_skips_unaligned_rows(results):
-    a = _img(plot_before_after(results))
+    a = plot_before_after(results)
+    assert ">contactopt<" in a.replace(" ", "")
     results.rows[1].metrics["mpjpe_mm"].values = results.rows[1].metrics["mpjpe_mm"].values[:2]
-    b = _img(plot_before_after(results))
-    assert a.shape != b.shape or np.abs(a - b).sum() > 0
-    assert _img(plot_time_per_grasp(results)).std() > 5
+    b = plot_before_after(results)
+    assert ">contactopt<" not in b.replace(" ", "") and "contactopt (oracle)" in b
+    assert "0.123" in plot_time_per_grasp(results)
+
+
+def test_no_two_rows_share_a_colour():
+    """Method colours are distinct from each other and from the baselines, markers and heat map."""
+    labels = [f"method{k}" for k in range(30)] + ["ground truth", "perturbed"]
+    colors = row_colors(labels)
+    rgb = np.round(np.array(list(colors.values())) * 255)
+    assert len({tuple(c) for c in rgb}) == len(labels)
+    fixed = [*METHOD_PALETTE, *ROLE_COLORS.values(), PENETRATION_COLOR, *(c for _, c in HEAT_STOPS)]
+    pal = np.round(np.array(fixed) * 255)
+    d = np.linalg.norm(pal[:, None] - pal[None], axis=-1)
+    n = len(METHOD_PALETTE)
+    np.fill_diagonal(d, np.inf)
+    assert d[:n].min() >= 50, "a palette colour is too close to another colour of the report"
+    assert colors["ground truth"] == ROLE_COLORS["ground_truth"] and colors["perturbed"] == ROLE_COLORS["noisy"]
 
 
 def test_snapshot_marks_penetration(samples, tmp_path):

@@ -1,11 +1,49 @@
-"""``contactkit info``: versions, compute devices, bundled objects, hand models and refinement methods."""
+"""``contactkit info [papers]``: versions, devices, bundled objects, hand models, methods; or the papers cited."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+from dataclasses import asdict, dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A paper contactkit implements, as help texts and docs cite it ("paper 000")."""
+
+    number: str
+    authors: str
+    title: str
+    venue: str
+    methods: str
+
+
+#: The five papers behind contactkit, by the number help texts and docs use.
+PAPERS: tuple[Paper, ...] = (
+    Paper("000", "Grady et al.", "ContactOpt: Optimizing Contact to Improve Grasps", "CVPR 2021",
+          "refine --method contactopt, DeepContact, DiffContact, the contactopt perturbation protocol"),
+    Paper("001", "Hasson et al.", "Learning joint reconstruction of hands and manipulated objects (ObMan)",
+          "CVPR 2019", "refine --method obman, synth (grasp synthesis), penetration and intersection metrics"),
+    Paper("002", "Morales, Taheri & Lacey",
+          "A Versatile and Differentiable Hand-Object Interaction Representation (CHOIR / JointDiffusion)",
+          "WACV 2025", "refine --method choir, the CHOIR field"),
+    Paper("003", "Zhuang & Mu",
+          "Joint Hand-Object Pose Estimation with Differentiably-Learned Physical Contact Point Analysis",
+          "ICMR 2021", "refine --method affinity (physical affinity loss)"),
+    Paper("004", "Yang et al.", "CPF: Learning a Contact Potential Field to Model the Hand-Object Interaction",
+          "ICCV 2021", "refine --method cpf / cpf_object, PiCR, anchors, subregions, A-MANO anatomy"),
+)
+
+
+def format_papers() -> str:
+    """The papers table: number, authors, title, venue and what contactkit takes from each."""
+    lines = ["Papers cited as 'paper NNN' in help texts and docs:"]
+    for p in PAPERS:
+        lines.append(f"  {p.number}  {p.authors}, \"{p.title}\", {p.venue}")
+        lines.append(f"       used by: {p.methods}")
+    return "\n".join(lines)
 
 
 def collect_info() -> dict[str, Any]:
@@ -71,6 +109,9 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.topic == "papers":
+        print(json.dumps([asdict(p) for p in PAPERS], indent=2) if args.json else format_papers())
+        return 0
     info = collect_info()
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
@@ -78,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="show versions, devices, bundled objects, hand models and methods",
-                              description="Show what this contactkit installation provides.")
+                              description="Show what this contactkit installation provides; `contactkit info "
+                                          "papers` lists the papers help texts cite as 'paper 000' ... '004'.")
+    p.add_argument("topic", nargs="?", choices=["papers"], default=None,
+                   help="'papers': the papers behind the methods, by author and title (default: the installation)")
     p.add_argument("--json", action="store_true", help="print the information as JSON")
     p.set_defaults(func=run)

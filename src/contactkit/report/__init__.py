@@ -5,7 +5,9 @@
 - :mod:`~contactkit.report.html`: :func:`render_report` — one offline HTML file with a WebGL 3D view per sample;
 - :mod:`~contactkit.report.scene`: report samples from grasp sets (contact maps, penetrating vertices);
 - :mod:`~contactkit.report.results` / :mod:`~contactkit.report.tables`: ``results.json`` and its tables;
-- :mod:`~contactkit.report.plots` and :mod:`~contactkit.report.snapshot`: PNG plots and stills.
+- :mod:`~contactkit.report.plots` and :mod:`~contactkit.report.snapshot`: SVG plots and PNG stills;
+- :mod:`~contactkit.report.colors`: one colour per row, shared by the 3D view, tables and plots;
+- :mod:`~contactkit.report.progress`: timestamped progress lines with smoothed rates and a heartbeat.
 
 See ``docs/report.md``.
 """

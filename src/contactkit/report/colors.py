@@ -29,15 +29,64 @@ ROLE_COLORS: dict[str, tuple[float, float, float]] = {
     "hand": (0.86, 0.72, 0.62),
 }
 
-#: Base colours of refined hands, cycled by method index.
-METHOD_COLORS: tuple[tuple[float, float, float], ...] = (
-    (0.35, 0.55, 0.90),
-    (0.62, 0.45, 0.85),
-    (0.25, 0.72, 0.78),
-    (0.85, 0.45, 0.65),
-    (0.55, 0.62, 0.30),
-    (0.40, 0.40, 0.70),
+#: Colours of the method rows, in order of appearance: the 3D view's refined hands, the tables' swatches and the
+#: plots all take a row's colour from :func:`row_colors`. Chosen apart from each other and from the role colours,
+#: the penetration markers and the heat map (RGB distance >= 50 of 255; tested).
+METHOD_PALETTE: tuple[tuple[float, float, float], ...] = tuple(
+    (r / 255.0, g / 255.0, b / 255.0) for r, g, b in (
+        (31, 119, 180),   # blue
+        (148, 103, 189),  # purple
+        (23, 190, 207),   # cyan
+        (140, 86, 75),    # brown
+        (188, 189, 34),   # olive
+        (57, 59, 121),    # navy
+        (0, 128, 128),    # teal
+        (227, 119, 194),  # pink
+        (99, 121, 57),    # dark olive
+        (158, 202, 225),  # light blue
+        (110, 30, 130),   # plum
+        (40, 40, 40),     # near black
+    )
 )
+
+#: Row labels that take a role colour instead of a palette colour.
+ROW_ROLES: dict[str, str] = {"ground truth": "ground_truth", "perturbed": "noisy", "noisy": "noisy"}
+
+
+def _extra_color(k: int) -> tuple[float, float, float]:
+    """The ``k``-th colour beyond the palette: golden-angle hues at two lightness levels."""
+    import colorsys
+
+    hue = (0.61803398875 * (k + 1)) % 1.0
+    r, g, b = colorsys.hls_to_rgb(hue, 0.35 if k % 2 else 0.55, 0.65)
+    return (r, g, b)
+
+
+def row_colors(labels: list[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per row label: role colours for the baselines (:data:`ROW_ROLES`), the palette in order for
+    every other row (each distinct label its own colour), then generated hues if there are more rows."""
+    out: dict[str, tuple[float, float, float]] = {}
+    k = 0
+    for label in labels:
+        if label in out:
+            continue
+        if label in ROW_ROLES:
+            out[label] = ROLE_COLORS[ROW_ROLES[label]]
+            continue
+        out[label] = METHOD_PALETTE[k] if k < len(METHOD_PALETTE) else _extra_color(k - len(METHOD_PALETTE))
+        k += 1
+    return out
+
+
+def css_rgb(rgb: tuple[float, float, float]) -> str:
+    """``rgb(r,g,b)`` of an RGB triple in [0, 1]."""
+    return "rgb(" + ",".join(str(round(c * 255)) for c in rgb) + ")"
+
+
+def hex_rgb(rgb: tuple[float, float, float]) -> str:
+    """``#rrggbb`` of an RGB triple in [0, 1] (matplotlib's colour format)."""
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+
 
 #: Colour of the markers of penetrating vertices.
 PENETRATION_COLOR: tuple[float, float, float] = (0.85, 0.0, 0.85)

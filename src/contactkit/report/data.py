@@ -32,6 +32,7 @@ class MeshLayer:
         penetrating: optional (V,) bool, vertices inside the object (marked in the view).
         color: base RGB in [0, 1]; defaults to the role's colour.
         visible: whether the layer is shown when the sample is first displayed.
+        detail: a short note shown beside the layer's name (e.g. where a refined hand's targets came from).
     """
 
     name: str
@@ -42,6 +43,7 @@ class MeshLayer:
     penetrating: np.ndarray | None = None
     color: tuple[float, float, float] | None = None
     visible: bool = True
+    detail: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:

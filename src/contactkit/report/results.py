@@ -19,6 +19,15 @@ from contactkit.errors import ContactkitError
 RESULTS_FORMAT = "contactkit.results"
 RESULTS_VERSION = 1
 
+#: Appended to the label of every row whose refinement used the ground truth (``targets="oracle"``): such a row
+#: is an upper bound, not a method a user without ground truth can run.
+ORACLE_SUFFIX = " (oracle)"
+
+
+def oracle_label(method: str) -> str:
+    """The row label of ``method`` refined toward the ground truth: ``"contactopt (oracle)"``."""
+    return method + ORACLE_SUFFIX
+
 
 class ResultsFileError(ContactkitError):
     """A results file is missing, malformed, or of an unknown format or version."""
@@ -78,11 +87,15 @@ class MethodResult:
     """One row of the results table.
 
     Attributes:
-        method: row label: a refinement method name, or ``perturbed`` (before refinement).
+        method: row label: a refinement method name (``" (oracle)"`` appended when it used the ground truth,
+            :func:`oracle_label`), or a baseline (``perturbed``: before refinement; ``ground truth``).
         metrics: metric name -> summary.
         time_per_grasp_s: mean wall time of the method per grasp in seconds (``None`` for baselines).
         num_grasps: number of grasps measured.
-        error: why the method could not run (then ``metrics`` is empty), else ``None``.
+        error: why the method is not available (then ``metrics`` is empty), else ``None``.
+        targets: where the refinement's targets came from, as the refined grasp set records it (e.g.
+            ``learned (DeepContactEstimator)``, ``oracle (reference grasps)``); ``None`` for baselines.
+        oracle: whether the row used the ground truth (an upper bound).
     """
 
     method: str
@@ -90,6 +103,8 @@ class MethodResult:
     time_per_grasp_s: float | None = None
     num_grasps: int = 0
     error: str | None = None
+    targets: str | None = None
+    oracle: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +112,8 @@ class MethodResult:
             "num_grasps": self.num_grasps,
             "time_per_grasp_s": _finite_or_none(self.time_per_grasp_s),
             "error": self.error,
+            "targets": self.targets,
+            "oracle": self.oracle,
             "metrics": {k: v.to_json() for k, v in self.metrics.items()},
         }
 
@@ -109,6 +126,8 @@ class MethodResult:
             time_per_grasp_s=None if t is None else float(t),
             num_grasps=int(d.get("num_grasps", 0)),
             error=d.get("error"),
+            targets=d.get("targets"),
+            oracle=bool(d.get("oracle", False)),
         )
 
 
@@ -140,6 +159,18 @@ class Results:
             if r.method == method:
                 return r
         raise ResultsFileError(f"method: no row named {method!r}; rows are {[r.method for r in self.rows]}")
+
+    def blocks(self) -> list[tuple[str, list[MethodResult]]]:
+        """The rows as the tables show them: ``("in the wild", ...)`` first (baselines and methods that used no
+        ground truth), then ``("oracle", ...)`` (the ``perturbed`` baseline again and every oracle row) when
+        there is any oracle row."""
+        wild = [r for r in self.rows if not r.oracle]
+        oracle = [r for r in self.rows if r.oracle]
+        out = [("in the wild", wild)]
+        if oracle:
+            base = [r for r in self.rows if r.method == "perturbed"]
+            out.append(("oracle", base + oracle))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {

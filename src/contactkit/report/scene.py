@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from contactkit.errors import ShapeError
-from contactkit.report.colors import METHOD_COLORS
+from contactkit.report.colors import row_colors
 from contactkit.report.data import MeshLayer, ReportSample
 
 if TYPE_CHECKING:
@@ -104,6 +104,8 @@ def build_samples(
     titles: Sequence[str] | None = None,
     metrics: Mapping[int, dict[str, dict[str, float]]] | None = None,
     units: Mapping[str, str] | None = None,
+    colors: Mapping[str, tuple[float, float, float]] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> list[ReportSample]:
     """Report samples for grasps ``indices`` of the perturbed (or reference) set.
 
@@ -118,6 +120,9 @@ def build_samples(
         titles: selector labels (default ``"<object> #<i>"``).
         metrics: grasp index -> {layer name: {metric: value}} shown beside the view.
         units: metric name -> unit.
+        colors: refined set name -> RGB in [0, 1] (default: :func:`~contactkit.report.colors.row_colors` of the
+            refined names), so the view matches the report's tables and plots.
+        sources: refined set name -> where its targets came from (shown beside the layer).
 
     The object layer carries the object contact map of the first refined method (or of the ground truth).
     """
@@ -132,6 +137,8 @@ def build_samples(
         return cache[(key, i)]
 
     faces = hand.faces.detach().cpu().numpy().astype(np.int64)
+    palette = {**row_colors(list(refined)), **dict(colors or {})}
+    src = dict(sources or {})
     samples = []
     for k, i in enumerate(indices):
         layers: list[MeshLayer] = []
@@ -141,21 +148,24 @@ def build_samples(
             hv = verts_of("perturbed", perturbed, i)
             geo = measure_hand(perturbed, i, hv)
             hand_layers.append(MeshLayer("noisy", "noisy", hv, faces, geo.hand_contact, geo.penetrating,
-                                         visible=not refined))
+                                         visible=not refined, detail="the input of every method"))
             object_geometry = object_geometry or geo
         for m, (name, gs) in enumerate(refined.items()):
             hv = verts_of(name, gs, i)
             geo = measure_hand(gs, i, hv)
             hand_layers.append(MeshLayer(name, "refined", hv, faces, geo.hand_contact, geo.penetrating,
-                                         color=METHOD_COLORS[m % len(METHOD_COLORS)], visible=m == 0))
+                                         color=palette[name], visible=m == 0,
+                                         detail=f"targets: {src[name]}" if name in src else None))
             if m == 0:
                 object_geometry = geo
         if reference is not None:
             j = int(reference_index[i]) if reference_index is not None and base is not reference else i
             hv = verts_of("reference", reference, j)
             geo = measure_hand(reference, j, hv)
-            hand_layers.append(MeshLayer("ground truth", "ground_truth", hv, faces, geo.hand_contact,
-                                         geo.penetrating, visible=True))
+            # listed first, before the noisy input and the methods (in the wild, then the oracle rows)
+            hand_layers.insert(0, MeshLayer("ground truth", "ground_truth", hv, faces, geo.hand_contact,
+                                            geo.penetrating, visible=True,
+                                            detail="what the metrics compare against"))
             if object_geometry is None:
                 object_geometry = geo
         if object_geometry is None:  # unreachable: base is one of the sets above

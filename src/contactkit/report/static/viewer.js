@@ -242,18 +242,33 @@
       gl.enable(gl.BLEND);
       gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
       gl.uniform1f(loc.uPoints, 0.0);
-      // opaque layers first, then a translucent object without depth writes
-      var ordered = state.layers.filter(function (L) { return L.visible && L.role !== 'object'; })
-        .concat(state.layers.filter(function (L) { return L.visible && L.role === 'object'; }));
-      ordered.forEach(function (L) {
-        var translucent = L.role === 'object' && state.objectAlpha < 0.999;
-        gl.uniform1f(loc.uAlpha, L.role === 'object' ? state.objectAlpha : 1.0);
-        gl.depthMask(!translucent);
+      // opaque layers first; then the translucent object in two passes: its depth alone (so only its nearest
+      // surface is kept), then its colour blended over what is behind it, with depth test LEQUAL and no depth
+      // writes. Its own back and front faces never blend over each other in triangle order (no artefacts).
+      function drawLayer(L, alpha) {
+        gl.uniform1f(loc.uAlpha, alpha);
         bindAttr(loc.aPos, L.bPos);
         bindAttr(loc.aNormal, L.bNor);
         bindAttr(loc.aColor, state.contact ? L.bColContact : L.bColPlain);
         gl.drawArrays(gl.TRIANGLES, 0, L.count);
+      }
+      var see = state.objectAlpha < 0.999;
+      state.layers.forEach(function (L) {
+        if (L.visible && !(see && L.role === 'object')) drawLayer(L, L.role === 'object' ? state.objectAlpha : 1.0);
       });
+      if (see) {
+        state.layers.forEach(function (L) {
+          if (!L.visible || L.role !== 'object') return;
+          gl.colorMask(false, false, false, false);
+          gl.depthMask(true);
+          drawLayer(L, state.objectAlpha);
+          gl.colorMask(true, true, true, true);
+          gl.depthMask(false);
+          gl.depthFunc(gl.LEQUAL);
+          drawLayer(L, state.objectAlpha);
+          gl.depthFunc(gl.LESS);
+        });
+      }
       gl.depthMask(true);
       if (state.penetration) {
         gl.disable(gl.DEPTH_TEST);
@@ -298,7 +313,12 @@
     function buildControls(s) {
       var box = document.getElementById('ck-layers');
       box.innerHTML = '';
+      var oracleHeading = false;
       state.layers.forEach(function (L, i) {
+        if (!oracleHeading && / \(oracle\)$/.test(L.name)) {
+          oracleHeading = true;
+          box.appendChild(el('div', { 'class': 'ck-sub' }, 'upper bounds: given the ground truth'));
+        }
         var id = 'ck-layer-' + i, row = el('label', { 'for': id, 'class': 'ck-row' });
         var cb = el('input', { type: 'checkbox', id: id });
         cb.checked = L.visible;
@@ -308,6 +328,7 @@
         sw.style.background = 'rgb(' + rgb[0] + ',' + rgb[1] + ',' + rgb[2] + ')';
         row.appendChild(cb); row.appendChild(sw); row.appendChild(document.createTextNode(' ' + L.name));
         if (L.nPts) row.appendChild(el('span', { 'class': 'ck-pen' }, ' ' + L.nPts + ' inside'));
+        if (s.layers[i].detail) row.appendChild(el('span', { 'class': 'ck-detail' }, s.layers[i].detail));
         box.appendChild(row);
       });
       var tbl = document.getElementById('ck-sample-metrics');
@@ -318,12 +339,21 @@
       head.appendChild(el('th', {}, 'layer'));
       names.forEach(function (n, j) { head.appendChild(el('th', {}, s.metric_labels[j])); });
       tbl.appendChild(head);
+      var swatches = {};
+      s.layers.forEach(function (ld) { swatches[ld.name] = ld.swatch; });
       Object.keys(s.metrics).forEach(function (layer) {
-        var tr = el('tr');
-        tr.appendChild(el('td', {}, layer));
-        names.forEach(function (n) {
-          var v = s.metrics[layer][n];
-          tr.appendChild(el('td', { 'class': 'num' }, (v === undefined || v === null) ? '' : Number(v).toPrecision(4)));
+        var tr = el('tr'), td = el('td');
+        if (swatches[layer]) {
+          var sw = el('span', { 'class': 'ck-swatch' }), c = swatches[layer];
+          sw.style.background = 'rgb(' + c[0] + ',' + c[1] + ',' + c[2] + ')';
+          td.appendChild(sw);
+        }
+        td.appendChild(document.createTextNode(' ' + layer));
+        tr.appendChild(td);
+        names.forEach(function (n, j) {
+          var v = s.metrics[layer][n], d = (s.metric_decimals || [])[j];
+          var txt = (v === undefined || v === null) ? '-' : Number(v).toFixed(d === undefined ? 2 : d);
+          tr.appendChild(el('td', { 'class': 'num' }, txt));
         });
         tbl.appendChild(tr);
       });
