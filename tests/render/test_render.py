@@ -85,7 +85,8 @@ def test_depth_unprojects_onto_the_rendered_surfaces(scene):
             z = v["depth"][rows, cols].astype(np.float64)
             cam = np.stack([(cols - K[0, 2]) / K[0, 0] * z, (rows - K[1, 2]) / K[1, 1] * z, z], 1)
             world = (cam - T[:3, 3]) @ T[:3, :3]
-            sd = signed_distance(torch.as_tensor(world)[None], torch.tensor(np.array(verts)), torch.tensor(np.array(faces)))
+            sd = signed_distance(torch.as_tensor(world)[None], torch.tensor(np.array(verts)),
+                                 torch.tensor(np.array(faces)))
             assert np.percentile(np.abs(sd.numpy()), 95) < 5e-4
             assert np.abs(sd.numpy()).max() < 5e-3
 

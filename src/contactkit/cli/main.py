@@ -30,6 +30,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "convert",
     "train",
     "objects",
+    "dataset",
 )
 
 
