@@ -17,7 +17,7 @@ import pytest
 import trimesh
 
 from contactkit.cli.main import main
-from contactkit.dataset import RenderedDataset, build_dataset, dataset_info
+from contactkit.dataset import RenderedDataset, build_dataset
 from contactkit.dataset.build import assign_splits
 from contactkit.errors import ContactkitError
 from contactkit.render.mujoco_backend import gl_available
@@ -110,8 +110,9 @@ def test_samples_follow_the_contract_and_project_consistently(serial):
         assert s["hand_mask"].any() and s["object_mask"].any()
         # the stored hand keypoints are the grasp's keypoints moved by the stored extrinsics
         g = ds.grasps.subset([s["grasp_index"]])
-        from contactkit.hands import load_hand
         import torch
+
+        from contactkit.hands import load_hand
 
         hand = load_hand("openhand", "right")
         with torch.no_grad():

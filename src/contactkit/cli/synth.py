@@ -21,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hand", choices=["openhand", "mano"], default="openhand", help="hand model")
     p.add_argument("--side", choices=["right", "left"], default="right", help="hand side")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, or the local Ray's CPUs (default 1)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run batches as Ray tasks: a local Ray started here, or the cluster at ADDRESS")
     p.add_argument("--batch-size", type=int, default=None, help="candidates per batch")
     p.add_argument("--iterations", type=int, default=None, help="closing iterations per batch")
     p.add_argument("--max-batches", type=int, default=None, help="give up after this many batches")
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         changes["iterations"] = args.iterations
     cfg = SynthesisConfig().with_updates(**changes)
     res = synthesize(args.object, args.n, hand=args.hand, side=args.side, seed=args.seed, config=cfg,
-                     out=args.out, workers=args.workers, max_batches=args.max_batches,
+                     out=args.out, workers=args.workers, ray=args.ray, max_batches=args.max_batches,
                      progress=not args.no_progress)
     print(json.dumps(res.stats, indent=2, default=float))
     print(f"wrote {len(res.grasps)} grasps to {args.out}")
