@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--ray", action="store_true", help="batches as tasks of a local Ray with --workers CPUs")
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--max-batches", type=int, default=None)
+    ap.add_argument("--min-coverage", type=float, default=None, help="override SynthesisConfig.min_coverage")
+    ap.add_argument("--no-opposition", action="store_true", help="acceptance without the opposition check")
     ap.add_argument("--hand", default="openhand")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -49,6 +51,10 @@ def main() -> None:
         cfg = cfg.with_updates(batch_size=args.batch_size)
     if args.iterations is not None:
         cfg = cfg.with_updates(iterations=args.iterations)
+    if args.min_coverage is not None:
+        cfg = cfg.with_updates(min_coverage=args.min_coverage)
+    if args.no_opposition:
+        cfg = cfg.with_updates(require_opposition=False)
     if args.set is not None:
         from contactkit.objects.library import check_object, resolve_objects
 

@@ -1,7 +1,7 @@
 """Rendered datasets: a build on objects no other test uses, the sample contract, kill-and-resume, Ray = serial.
 
 The objects are meshes written by this module (a sphere, a box and a cylinder of graspable size); synthesis
-runs with a small budget and without the simulation check to keep the suite fast (the checks themselves are
+runs with a small budget and without the simulation, opposition and coverage checks to keep the suite fast (the checks themselves are
 tested in tests/synth)."""
 
 import json
@@ -25,7 +25,8 @@ from contactkit.render.mujoco_backend import gl_available
 GL_OK, GL_WHY = gl_available()
 pytestmark = pytest.mark.skipif(not GL_OK, reason=f"offscreen GL unavailable: {GL_WHY}")
 
-SYNTH = {"batch_size": 8, "iterations": 40, "simulate": False, "sdf_resolution": 32}
+SYNTH = {"batch_size": 8, "iterations": 40, "simulate": False, "sdf_resolution": 32, "require_opposition": False,
+         "min_coverage": 0.0}
 KW = {"grasps_per_object": 2, "views": 2, "seed": 3, "synthesis": SYNTH, "max_batches": 2,
       "render": {"width": 64, "height": 64}}
 

@@ -140,10 +140,10 @@ def make_shard(task: ShardTask) -> dict[str, Any]:
         grasps = res.grasps
         hand = load_hand(task.hand, task.side)
         with torch.no_grad():
-            out = hand(*(torch.as_tensor(np.asarray(a), dtype=hand.dtype) for a in
+            out = hand(*(torch.tensor(np.array(a), dtype=hand.dtype) for a in
                          (grasps.global_orient, grasps.hand_pose)),
-                       torch.as_tensor(grasps.betas, dtype=hand.dtype) if grasps.num_betas else None,
-                       torch.as_tensor(grasps.transl, dtype=hand.dtype))
+                       torch.tensor(np.array(grasps.betas), dtype=hand.dtype) if grasps.num_betas else None,
+                       torch.tensor(np.array(grasps.transl), dtype=hand.dtype))
         hv = out.vertices.double().numpy()
         kp = out.keypoints.double().numpy()
         corners, _ = object_box_corners(mesh)
