@@ -1,8 +1,8 @@
 """Rendered datasets: a build on objects no other test uses, the sample contract, kill-and-resume, Ray = serial.
 
 The objects are meshes written by this module (a sphere, a box and a cylinder of graspable size); synthesis
-runs with a small budget and without the simulation, opposition and coverage checks to keep the suite fast (the checks themselves are
-tested in tests/synth)."""
+runs with a small budget and without the simulation, opposition and coverage checks to keep the suite fast
+(the checks themselves are tested in tests/synth)."""
 
 import json
 import os
@@ -170,3 +170,18 @@ def test_ray_with_two_workers_builds_the_same_dataset(objects_dir, serial, tmp_p
     info = build_dataset(str(objects_dir), out, use_ray=True, workers=2, **KW)
     assert info["built_this_run"] == 3
     _assert_same(out, serial[0])
+
+
+def test_an_object_that_breaks_synthesis_becomes_an_empty_shard_with_its_reason(objects_dir, monkeypatch):
+    import contactkit.synth.synthesis as synthesis
+    from contactkit.dataset.shard import ShardTask, make_shard
+
+    def broken(*args, **kwargs):
+        raise ValueError("mesh 'o15' has coplanar vertices")
+
+    monkeypatch.setattr(synthesis, "synthesize", broken)
+    task = ShardTask(index=0, object_id=f"file/{objects_dir / 'ball.obj'}", object_spec=str(objects_dir / "ball.obj"),
+                     split="train", seed=1, grasps=1, views=1)
+    res = make_shard(task)
+    assert res["files"] == {} and res["meta"]["n_grasps"] == 0
+    assert res["meta"]["reason"] == "synthesis failed: ValueError: mesh 'o15' has coplanar vertices"

@@ -144,7 +144,10 @@ def build_dataset(
         if not isinstance(val, int) or val < 1:
             raise ContactkitError(f"{name} must be an integer >= 1, got {val!r}")
     root = Path(out)
-    synth_cfg = {**DEFAULT_SYNTHESIS, **(synthesis or {})}
+    from contactkit.synth.synthesis import SynthesisConfig
+
+    # the full configuration is stored, so a resumed build never mixes settings of two contactkit versions
+    synth_cfg = SynthesisConfig().with_updates(**{**DEFAULT_SYNTHESIS, **(synthesis or {})}).to_dict()
     render_cfg = ViewSettings(**(render or {})).to_dict()
     settings = {
         "objects": objects, "grasps_per_object": grasps_per_object, "views": views, "seed": int(seed),

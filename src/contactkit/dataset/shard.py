@@ -134,8 +134,10 @@ def make_shard(task: ShardTask) -> dict[str, Any]:
                 res = synthesize(mesh, task.grasps, hand=task.hand, side=task.side, seed=task.seed,
                                  config=SynthesisConfig().with_updates(**task.synthesis),
                                  max_batches=task.max_batches)
-            except ContactkitError as err:
-                return {"files": {}, "meta": {**meta, "n_grasps": 0, "n_views": 0, "reason": str(err),
+            except Exception as err:  # noqa: BLE001 - one object's failure is its shard's reason, not the end
+                reason = (str(err) if isinstance(err, ContactkitError)
+                          else f"synthesis failed: {type(err).__name__}: {err}")
+                return {"files": {}, "meta": {**meta, "n_grasps": 0, "n_views": 0, "reason": reason,
                                               "seconds": time.perf_counter() - start}}
         grasps = res.grasps
         hand = load_hand(task.hand, task.side)
