@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--max-batches", type=int, default=None)
     ap.add_argument("--min-coverage", type=float, default=None, help="override SynthesisConfig.min_coverage")
     ap.add_argument("--no-opposition", action="store_true", help="acceptance without the opposition check")
+    ap.add_argument("--config", default="", help="more SynthesisConfig overrides: key=value,key=value (floats)")
     ap.add_argument("--hand", default="openhand")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -55,6 +56,8 @@ def main() -> None:
         cfg = cfg.with_updates(min_coverage=args.min_coverage)
     if args.no_opposition:
         cfg = cfg.with_updates(require_opposition=False)
+    if args.config:
+        cfg = cfg.with_updates(**{k: float(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
     if args.set is not None:
         from contactkit.objects.library import check_object, resolve_objects
 

@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="synthesise grasps of an object (resumable, parallel)",
         description="Sample approaches around the object, close the hand by optimisation, keep grasps "
         "passing the thresholds (penetration <= 2 mm, intersection <= 2 cm^3, simulation displacement "
-        "<= 1 cm, thumb and another finger in contact), rank them by the Ferrari-Canny epsilon. Re-running "
+        "<= 1 cm, thumb and another finger in contact, thumb opposed to two fingers or the palm, >= 3 % of "
+        "the hand within 2 mm), rank them by the Ferrari-Canny epsilon. Re-running "
         "the same command resumes from OUT.parts/.",
     )
     p.add_argument("--object", required=True, help="bundled object name, primitive spec or mesh path")

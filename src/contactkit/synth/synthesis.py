@@ -86,6 +86,9 @@ class SynthesisConfig:
         preshape_mean: fraction of the PCA mean pose in the open pre-shape.
         preshape_noise: std of the PCA noise of the pre-shape.
         w_attraction, w_repulsion, w_anatomy, w_palm, w_reg: loss weights.
+        w_cover, cover_a_m: weight of the palmar-surface attraction ``mean_v a tanh(max(sdf_v + squeeze, 0) / a)``
+            over the hand's palmar vertices (``annotations.palmar_mask``), which pulls the whole inner surface
+            of fingers and palm, not one vertex per zone, towards the object (0 disables).
         attraction_a_start_m, attraction_a_end_m: ObMan's attraction distance ``a``, decreased geometrically
             over the iterations (a large ``a`` first acts like a linear pull that closes the fingers from
             afar; the paper's 1 cm at the end).
@@ -123,6 +126,8 @@ class SynthesisConfig:
     w_anatomy: float = 0.05
     w_palm: float = 0.01
     w_reg: float = 1e-4
+    w_cover: float = 0.0
+    cover_a_m: float = 0.01
     sdf_resolution: int = 64
     max_penetration_m: float = 0.002
     max_intersection_m3: float = 2e-6
@@ -254,6 +259,7 @@ def _optimise(
         ]
     )
     grid = obj.sdf_grid(cfg.sdf_resolution).to(dtype=dtype)
+    palmar = torch.as_tensor(np.asarray(hand.annotations.palmar_mask), dtype=torch.bool)
     for it in range(cfg.iterations):
         frac = it / max(1, cfg.iterations - 1)
         a_now = cfg.attraction_a_start_m * (cfg.attraction_a_end_m / cfg.attraction_a_start_m) ** frac
@@ -270,6 +276,9 @@ def _optimise(
             + cfg.w_palm * (1.0 + (palm_dir * n0).sum(-1))
             + cfg.w_reg * (coeffs * coeffs).sum(-1)
         )
+        if cfg.w_cover > 0:
+            gap = (sdf[:, palmar] + cfg.squeeze_m).clamp_min(0.0)
+            loss = loss + cfg.w_cover * (cfg.cover_a_m * torch.tanh(gap / cfg.cover_a_m)).mean(-1)
         loss.sum().backward()
         opt.step()
     with torch.no_grad():
