@@ -14,7 +14,8 @@ batched gradient-based closing of the hand, using the same contact terms the ref
    coefficients minimises ``w_att L_A + w_rep L_R + w_anat A + w_palm P + w_reg |c|^2`` where ``L_A`` /
    ``L_R`` are ObMan's attraction of the hand's six contact zones and repulsion of penetrating vertices
    (:mod:`contactkit.contact.obman`, on the object's SDF grid), ``A`` the A-MANO anatomy cost
-   (:func:`contactkit.hands.anatomy.anatomy_cost`) and ``P = 1 - <R n_palm, -n>`` the palm-facing prior.
+   (:func:`contactkit.hands.anatomy.anatomy_cost`) and ``P = 1 - <R n_palm, -n>`` the palm-facing prior, plus
+   ``w_cover`` times the mean palmar-surface attraction, which brings the whole inner hand onto the object.
 4. **Re-measure and filter** with the metrics code on the exact meshes: penetration depth ``<= 2 mm``,
    the thumb and at least one other finger within ``contact_threshold_m`` (2 mm) of the surface, opposition
    (the thumb against at least two other fingers or the palm), contact coverage (``>= 3 %`` of hand vertices
@@ -88,7 +89,9 @@ class SynthesisConfig:
         w_attraction, w_repulsion, w_anatomy, w_palm, w_reg: loss weights.
         w_cover, cover_a_m: weight of the palmar-surface attraction ``mean_v a tanh(max(sdf_v + squeeze, 0) / a)``
             over the hand's palmar vertices (``annotations.palmar_mask``), which pulls the whole inner surface
-            of fingers and palm, not one vertex per zone, towards the object (0 disables).
+            of fingers and palm, not one vertex per zone, towards the object (0 disables). With 10 and 3 cm
+            the accepted grasps' coverage rose from 3.1–3.6 % to 4.3–9.1 % and the yield from 5–8 % to 44–69 %
+            (``docs/synthesis.md``).
         attraction_a_start_m, attraction_a_end_m: ObMan's attraction distance ``a``, decreased geometrically
             over the iterations (a large ``a`` first acts like a linear pull that closes the fingers from
             afar; the paper's 1 cm at the end).
@@ -126,8 +129,8 @@ class SynthesisConfig:
     w_anatomy: float = 0.05
     w_palm: float = 0.01
     w_reg: float = 1e-4
-    w_cover: float = 0.0
-    cover_a_m: float = 0.01
+    w_cover: float = 10.0
+    cover_a_m: float = 0.03
     sdf_resolution: int = 64
     max_penetration_m: float = 0.002
     max_intersection_m3: float = 2e-6
