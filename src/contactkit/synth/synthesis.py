@@ -449,7 +449,7 @@ def diversity(grasps: GraspSet) -> dict[str, float]:
     n = len(grasps)
     if n < 2:
         return {"rotation_deg": 0.0, "translation_cm": 0.0, "pose_rad": 0.0}
-    rot = axis_angle_to_rotmat(torch.as_tensor(np.asarray(grasps.global_orient, dtype=np.float64)))
+    rot = axis_angle_to_rotmat(torch.as_tensor(np.array(grasps.global_orient, dtype=np.float64)))
     rel = torch.einsum("aji,bjk->abik", rot, rot)
     cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
     ang = torch.rad2deg(torch.arccos(cos)).numpy()
