@@ -1,7 +1,9 @@
 """Benchmark of grasp synthesis: yield, time per accepted grasp and quality of the accepted set, per object.
 
-Run by hand: ``python benchmarks/bm_synth.py [--n 5] [--objects mug,cracker_box] [--workers 1] [--zones]``.
-Prints one row per object (and, with ``--zones``, the contact zones re-derived from all accepted grasps).
+Run by hand: ``python benchmarks/bm_synth.py [--n 5] [--objects mug,cracker_box | --set random-urdfs:20]
+[--workers 1 | --ray] [--zones]``. Prints one row per object, then per object class (bundled, each primitive
+kind, random-urdfs, files) the means of the accepted grasps' measures, the coverage quantiles and the
+fingers-in-contact histogram (and, with ``--zones``, the contact zones re-derived from all accepted grasps).
 Re-measures every accepted grasp with the metrics code (penetration, intersection volume, simulation
 displacement, contact coverage) rather than trusting the synthesis bookkeeping.
 """
@@ -30,7 +32,14 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=5, help="accepted grasps per object")
-    ap.add_argument("--objects", default=",".join(list_bundled_objects()))
+    ap.add_argument("--objects", default=",".join(list_bundled_objects()), help="comma-separated object specs")
+    ap.add_argument("--set", default=None, help="an object-library set spec instead (e.g. random-urdfs:20)")
+    ap.add_argument("--ray", action="store_true", help="batches as tasks of a local Ray with --workers CPUs")
+    ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--max-batches", type=int, default=None)
+    ap.add_argument("--min-coverage", type=float, default=None, help="override SynthesisConfig.min_coverage")
+    ap.add_argument("--no-opposition", action="store_true", help="acceptance without the opposition check")
+    ap.add_argument("--config", default="", help="more SynthesisConfig overrides: key=value,key=value (floats)")
     ap.add_argument("--hand", default="openhand")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -41,17 +50,41 @@ def main() -> None:
     cfg = SynthesisConfig()
     if args.batch_size is not None:
         cfg = cfg.with_updates(batch_size=args.batch_size)
+    if args.iterations is not None:
+        cfg = cfg.with_updates(iterations=args.iterations)
+    if args.min_coverage is not None:
+        cfg = cfg.with_updates(min_coverage=args.min_coverage)
+    if args.no_opposition:
+        cfg = cfg.with_updates(require_opposition=False)
+    if args.config:
+        cfg = cfg.with_updates(**{k: float(v) for k, v in (kv.split("=") for kv in args.config.split(","))})
+    if args.set is not None:
+        from contactkit.objects.library import check_object, resolve_objects
+
+        objects = []
+        for e in resolve_objects(args.set):
+            mesh, res = check_object(e)
+            if res.ok:
+                objects.append((e.object_id, mesh))
+    else:
+        objects = [(name, name) for name in args.objects.split(",") if name]
     if args.squeeze_mm is not None:
         cfg = cfg.with_updates(squeeze_m=args.squeeze_mm / 1000.0)
     hand = load_hand(args.hand)
     closed = hand.closed_faces.numpy()
     rows = []
     sets = []
+    per_class: dict[str, dict[str, list]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in [s for s in args.objects.split(",") if s]:
+        for name, spec in objects:
             t0 = time.perf_counter()
-            res = synthesize(name, args.n, hand=args.hand, config=cfg, out=Path(tmp) / f"{name}.npz",
-                             workers=args.workers, seed=0)
+            try:
+                res = synthesize(spec, args.n, hand=args.hand, config=cfg,
+                                 out=Path(tmp) / f"{name.replace('/', '_')}.npz", workers=args.workers,
+                                 ray="" if args.ray else None, max_batches=args.max_batches, seed=0)
+            except Exception as err:  # noqa: BLE001 - an object without any accepted grasp is a row too
+                print(f"{name}: {err}")
+                continue
             wall = time.perf_counter() - t0
             g = res.grasps
             sets.append(g)
@@ -61,17 +94,34 @@ def main() -> None:
             vol = intersection_volume(v, closed, obj.vertices, obj.faces).volume_m3 * 1e6
             disp = simulation_displacement(v, closed, obj.vertices, obj.faces) * 100
             cov = contact_coverage(hand_contact_mask(v, obj.vertices, obj.faces)) * 100
+            fingers = [len(m["synthesis"]["fingers_in_contact"]) for m in g.metadata]
             st = res.stats
+            cls = name.split("/")[0] if "/" in name else name.split(":")[0]
             rows.append((name, st["accepted"], st["candidates"], st["yield"] * 100, wall / max(1, st["accepted"]),
-                         pen.mean(), vol.mean(), disp.mean(), cov.mean(), st["mean_epsilon"],
-                         st["diversity"]["rotation_deg"], st["diversity"]["pose_rad"]))
-    head = ("object", "acc_all", "cand", "yield%", "s/acc", "pen_mm", "iv_cm3", "sd_cm", "cov%", "eps",
-            "div_rot_deg", "div_pose")
+                         pen.mean(), vol.mean(), disp.mean(), cov.mean(), float(np.mean(fingers)),
+                         st["mean_epsilon"], st["diversity"]["rotation_deg"], st["diversity"]["pose_rad"]))
+            per_class.setdefault(cls, {"cov": [], "fingers": [], "rows": []})
+            per_class[cls]["cov"].extend(cov.tolist())
+            per_class[cls]["fingers"].extend(fingers)
+            per_class[cls]["rows"].append(rows[-1])
+    head = ("object", "acc_all", "cand", "yield%", "s/acc", "pen_mm", "iv_cm3", "sd_cm", "cov%", "fingers",
+            "eps", "div_rot_deg", "div_pose")
     print(" ".join(f"{h:>12}" for h in head))
     for r in rows:
         print(f"{r[0]:>12} {r[1]:>12d} {r[2]:>12d} " + " ".join(f"{x:>12.3f}" for x in r[3:]))
     allv = np.array([r[4] for r in rows])
-    print(f"mean time per accepted grasp: {allv.mean():.1f} s (CPU, {args.workers} worker(s))")
+    mode = f"{args.workers} worker(s){', Ray' if args.ray else ''}"
+    print(f"mean time per accepted grasp: {allv.mean():.1f} s (CPU, {mode})")
+    print("per class: objects, accepted/candidates, s/acc, pen_mm, iv_cm3, sd_cm, cov% mean [p10 p50 p90], "
+          "fingers in contact histogram 0..5, div_rot_deg")
+    for cls, d in per_class.items():
+        r = np.array([x[1:] for x in d["rows"]], dtype=np.float64)
+        q = np.quantile(d["cov"], [0.1, 0.5, 0.9])
+        hist = np.bincount(np.asarray(d["fingers"]), minlength=6)[:6].tolist()
+        print(f"{cls:>14} {len(r):3d} {int(r[:, 0].sum()):4d}/{int(r[:, 1].sum()):<5d} "
+              f"{r[:, 1].sum() and (r[:, 3] * r[:, 0]).sum() / r[:, 0].sum():6.1f} {r[:, 4].mean():5.2f} "
+              f"{r[:, 5].mean():5.2f} {r[:, 6].mean():5.2f} {np.mean(d['cov']):5.1f} "
+              f"[{q[0]:.1f} {q[1]:.1f} {q[2]:.1f}] {hist} {r[:, 10].mean():5.0f}")
     if args.zones and sets:
         allg = GraspSet.concat(sets)
         z = derive_contact_zones(allg, hand)

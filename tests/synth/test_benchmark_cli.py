@@ -15,7 +15,8 @@ from contactkit.objects import load_object
 from contactkit.synth.benchmark import benchmark_objects, build_benchmark_set, split_by_grasp, split_by_object
 from contactkit.synth.synthesis import SynthesisConfig
 
-FAST = SynthesisConfig(batch_size=2, iterations=3, simulate=False, min_fingers=0, max_penetration_m=1.0,
+FAST = SynthesisConfig(batch_size=2, iterations=3, simulate=False, min_fingers=0, require_opposition=False,
+                       min_coverage=0.0, max_penetration_m=1.0,
                        max_intersection_m3=1.0, n_object_points=16, sdf_resolution=16)
 OBJECTS = ["box", "sphere:radius=0.03", "cylinder", "capsule"]
 

@@ -18,7 +18,8 @@ from contactkit.metrics.simulation import simulation_displacement
 from contactkit.synth.synthesis import SynthesisConfig, _finger_vertex_groups, diversity, synthesize
 
 # optimisation-free acceptance: exercises batching and files only
-FAST = SynthesisConfig(batch_size=2, iterations=3, simulate=False, min_fingers=0, max_penetration_m=1.0,
+FAST = SynthesisConfig(batch_size=2, iterations=3, simulate=False, min_fingers=0, require_opposition=False,
+                       min_coverage=0.0, max_penetration_m=1.0,
                        max_intersection_m3=1.0, n_object_points=32, sdf_resolution=24)
 
 
@@ -50,11 +51,17 @@ def test_accepted_grasps_pass_thresholds_when_remeasured(sphere_run):
     mask = hand_contact_mask(verts, obj.vertices, obj.faces)
     groups = _finger_vertex_groups(hand)
     for i in range(len(g)):
-        fingers = [f for f, idx in groups.items() if mask[i, idx].any()]
+        touching = [f for f, idx in groups.items() if mask[i, idx].any()]
+        fingers = [f for f in touching if f != "palm"]
         assert "thumb" in fingers and len(fingers) >= 2  # fingers, not only the palm, touch
+        assert len(fingers) >= 3 or "palm" in touching  # opposition: thumb against two fingers or the palm
+        assert mask[i].mean() >= cfg.min_coverage
     # ranked by the quality measure, recorded per grasp
-    eps = [m["synthesis"]["epsilon"] for m in g.metadata]
-    assert eps == sorted(eps, reverse=True)
+    batches = [m["synthesis"]["batch"] for m in g.metadata]
+    assert batches == sorted(batches)
+    for b in set(batches):  # ranked within each batch
+        eps = [m["synthesis"]["epsilon"] for m in g.metadata if m["synthesis"]["batch"] == b]
+        assert eps == sorted(eps, reverse=True)
     assert res.stats["accepted"] >= 2 and 0 < res.stats["yield"] <= 1
     assert res.stats["diversity"]["rotation_deg"] > 0
 
@@ -107,3 +114,18 @@ def test_diversity_of_identical_and_distinct_grasps(sphere_run):
     assert diversity(g)["rotation_deg"] > 1.0
     manifest = json.loads((sphere_run[1].parent / "sphere.npz.parts" / "run.json").read_text())
     assert manifest["seed"] == 0 and manifest["config"]["batch_size"] == 8
+
+
+@pytest.mark.slow
+def test_ray_batches_give_the_serial_result(tmp_path):
+    pytest.importorskip("ray", reason="Ray (contactkit[ray]) is not installed")
+    cfg = FAST.with_updates(batch_size=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial = synthesize("sphere:radius=0.04", 5, config=cfg, seed=4).grasps
+        on_ray = synthesize("sphere:radius=0.04", 5, config=cfg, seed=4, ray="", workers=2,
+                            out=tmp_path / "ray.npz").grasps
+    assert len(serial) == len(on_ray) == 5
+    for name in ("global_orient", "hand_pose", "transl", "hand_vertices", "hand_contact"):
+        np.testing.assert_array_equal(getattr(serial, name), getattr(on_ray, name), err_msg=name)
+    assert (tmp_path / "ray.npz.parts" / "batch_000000.json").is_file()

@@ -38,6 +38,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "benchmark_set",
     "convert",
     "train",
+    "objects",
+    "dataset",
 )
 
 

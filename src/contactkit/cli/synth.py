@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="synthesise grasps of an object (resumable, parallel)",
         description="Sample approaches around the object, close the hand by optimisation, keep grasps "
         "passing the thresholds (penetration <= 2 mm, intersection <= 2 cm^3, simulation displacement "
-        "<= 1 cm, thumb and another finger in contact), rank them by the Ferrari-Canny epsilon. Re-running "
+        "<= 1 cm, thumb and another finger in contact, thumb opposed to two fingers or the palm, >= 3 % of "
+        "the hand within 2 mm), rank them by the Ferrari-Canny epsilon. Re-running "
         "the same command resumes from OUT.parts/.",
     )
     p.add_argument("--object", required=True, help="bundled object name, primitive spec or mesh path")
@@ -23,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hand", choices=["openhand", "mano"], default="openhand", help="hand model")
     p.add_argument("--side", choices=["right", "left"], default="right", help="hand side")
     p.add_argument("--seed", type=seed, default=0, help="run seed (default 0)")
-    p.add_argument("--workers", type=workers, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=workers, default=1, help="worker processes, or the local Ray's CPUs (default 1)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run batches as Ray tasks: a local Ray started here, or the cluster at ADDRESS")
     p.add_argument("--batch-size", type=positive_int, default=None, help="candidates per batch")
     p.add_argument("--iterations", type=positive_int, default=None, help="closing iterations per batch")
     p.add_argument("--max-batches", type=positive_int, default=None, help="give up after this many batches")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         changes["iterations"] = args.iterations
     cfg = SynthesisConfig().with_updates(**changes)
     res = synthesize(args.object, args.n, hand=args.hand, side=args.side, seed=args.seed, config=cfg,
-                     out=args.out, workers=args.workers, max_batches=args.max_batches,
+                     out=args.out, workers=args.workers, ray=args.ray, max_batches=args.max_batches,
                      progress=not args.no_progress)
     print(json.dumps(res.stats, indent=2, default=float))
     if len(res.grasps) >= args.n:

@@ -14,11 +14,13 @@ batched gradient-based closing of the hand, using the same contact terms the ref
    coefficients minimises ``w_att L_A + w_rep L_R + w_anat A + w_palm P + w_reg |c|^2`` where ``L_A`` /
    ``L_R`` are ObMan's attraction of the hand's six contact zones and repulsion of penetrating vertices
    (:mod:`contactkit.contact.obman`, on the object's SDF grid), ``A`` the A-MANO anatomy cost
-   (:func:`contactkit.hands.anatomy.anatomy_cost`) and ``P = 1 - <R n_palm, -n>`` the palm-facing prior.
+   (:func:`contactkit.hands.anatomy.anatomy_cost`) and ``P = 1 - <R n_palm, -n>`` the palm-facing prior, plus
+   ``w_cover`` times the mean palmar-surface attraction, which brings the whole inner hand onto the object.
 4. **Re-measure and filter** with the metrics code on the exact meshes: penetration depth ``<= 2 mm``,
-   intersection volume ``<= 2 cm^3``, the thumb and at least one other finger within ``contact_threshold_m``
-   (2 mm) of the surface, and (for those) simulation displacement ``<= 1 cm`` (MuJoCo,
-   :mod:`contactkit.metrics.simulation`).
+   the thumb and at least one other finger within ``contact_threshold_m`` (2 mm) of the surface, opposition
+   (the thumb against at least two other fingers or the palm), contact coverage (``>= 3 %`` of hand vertices
+   within 2 mm), intersection volume ``<= 2 cm^3`` and (for those) simulation displacement ``<= 1 cm``
+   (MuJoCo, :mod:`contactkit.metrics.simulation`).
 5. **Rank** accepted grasps by the Ferrari–Canny epsilon of their contacts (:mod:`contactkit.synth.quality`).
 6. **Ground truth**: each accepted grasp carries its hand vertices, hand contact map (DiffContact's surface
    capsule model on the exact signed distances) and object contact map on ``n_object_points`` surface samples.
@@ -85,6 +87,11 @@ class SynthesisConfig:
         preshape_mean: fraction of the PCA mean pose in the open pre-shape.
         preshape_noise: std of the PCA noise of the pre-shape.
         w_attraction, w_repulsion, w_anatomy, w_palm, w_reg: loss weights.
+        w_cover, cover_a_m: weight of the palmar-surface attraction ``mean_v a tanh(max(sdf_v + squeeze, 0) / a)``
+            over the hand's palmar vertices (``annotations.palmar_mask``), which pulls the whole inner surface
+            of fingers and palm, not one vertex per zone, towards the object (0 disables). With 10 and 3 cm
+            the accepted grasps' coverage rose from 3.1–3.6 % to 4.3–9.1 % and the yield from 5–8 % to 44–69 %
+            (``docs/synthesis.md``).
         attraction_a_start_m, attraction_a_end_m: ObMan's attraction distance ``a``, decreased geometrically
             over the iterations (a large ``a`` first acts like a linear pull that closes the fingers from
             afar; the paper's 1 cm at the end).
@@ -94,6 +101,10 @@ class SynthesisConfig:
         max_displacement_m: acceptance: simulation displacement (1 cm).
         contact_threshold_m: a finger is in contact when a vertex is within this distance (2 mm).
         min_fingers: fingers in contact, the thumb among them (2: thumb + one opposing finger; 0 disables).
+        require_opposition: acceptance asks for opposition: the thumb in contact against at least two other
+            fingers or against the palm (a grip, not a pinch of two fingertips or a hand laid on the object).
+        min_coverage: acceptance: fraction of hand vertices within ``contact_threshold_m`` of the surface
+            (captured grasps: ContactPose 6.9 %, HO-3D 2.5 %, paper 000 Table 1); 0 disables.
         simulate: run the simulation check (turn off only for tests of the optimisation itself).
         simulation_protocol: protocol name of :func:`contactkit.metrics.simulation.simulation_displacement`.
         friction: friction coefficient of the epsilon quality measure.
@@ -118,12 +129,16 @@ class SynthesisConfig:
     w_anatomy: float = 0.05
     w_palm: float = 0.01
     w_reg: float = 1e-4
+    w_cover: float = 10.0
+    cover_a_m: float = 0.03
     sdf_resolution: int = 64
     max_penetration_m: float = 0.002
     max_intersection_m3: float = 2e-6
     max_displacement_m: float = 0.01
     contact_threshold_m: float = 0.002
     min_fingers: int = 2
+    require_opposition: bool = True
+    min_coverage: float = 0.03
     simulate: bool = True
     simulation_protocol: str = "default"
     friction: float = 0.5
@@ -173,26 +188,19 @@ def _align_rotation(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
 
 
 def _finger_vertex_groups(hand: HandModel) -> dict[str, np.ndarray]:
-    """Vertex indices of each finger (all three phalanx regions), from the hand's region annotation."""
+    """Vertex indices of each finger (all three phalanx regions) and of the palm (``palm_*`` regions), from the
+    hand's region annotation; keys ``thumb, index, middle, ring, little, palm``."""
     ann = hand.annotations
     region = np.asarray(ann.region_of_vertex)
     names = list(ann.region_names)
     out = {}
-    for f in FINGERS:
+    for f in (*FINGERS, "palm"):
         ids = [i for i, nm in enumerate(names) if nm.split("_")[0] == f]
         out[f] = np.flatnonzero(np.isin(region, ids))
     return out
 
 
 # --------------------------------------------------------------------------------------- one batch
-@dataclass
-class _BatchOutput:
-    params: dict[str, np.ndarray]
-    metrics: dict[str, np.ndarray]
-    accepted: np.ndarray
-    reasons: dict[str, int]
-
-
 def _optimise(
     hand: HandModel,
     obj: ObjectMesh,
@@ -254,6 +262,7 @@ def _optimise(
         ]
     )
     grid = obj.sdf_grid(cfg.sdf_resolution).to(dtype=dtype)
+    palmar = torch.as_tensor(np.asarray(hand.annotations.palmar_mask), dtype=torch.bool)
     for it in range(cfg.iterations):
         frac = it / max(1, cfg.iterations - 1)
         a_now = cfg.attraction_a_start_m * (cfg.attraction_a_end_m / cfg.attraction_a_start_m) ** frac
@@ -270,6 +279,9 @@ def _optimise(
             + cfg.w_palm * (1.0 + (palm_dir * n0).sum(-1))
             + cfg.w_reg * (coeffs * coeffs).sum(-1)
         )
+        if cfg.w_cover > 0:
+            gap = (sdf[:, palmar] + cfg.squeeze_m).clamp_min(0.0)
+            loss = loss + cfg.w_cover * (cfg.cover_a_m * torch.tanh(gap / cfg.cover_a_m)).mean(-1)
         loss.sum().backward()
         opt.step()
     with torch.no_grad():
@@ -310,16 +322,25 @@ def synthesize_batch(
     pen = penetration_depth_from_sd(sd)
     groups = _finger_vertex_groups(hand)
     near = np.abs(sd) <= cfg.contact_threshold_m
-    in_contact = np.stack(
+    touching = np.stack(
         [near[:, g].any(1) if g.size else np.zeros(k, bool) for g in groups.values()], axis=1
-    )  # (K, 5)
+    )  # (K, 6): thumb, index, middle, ring, little, palm
+    in_contact = touching[:, :5]
     n_fingers = in_contact.sum(1)
+    coverage = near.mean(1)
     fingers_ok = (in_contact[:, 0] | (cfg.min_fingers == 0)) & (n_fingers >= cfg.min_fingers)
-    reasons = {"penetration": 0, "fingers": 0, "intersection": 0, "displacement": 0}
+    opposed = in_contact[:, 0] & ((in_contact[:, 1:].sum(1) >= 2) | touching[:, 5])
+    reasons = {"penetration": 0, "fingers": 0, "opposition": 0, "coverage": 0, "intersection": 0,
+               "displacement": 0}
     ok = pen <= cfg.max_penetration_m
     reasons["penetration"] = int((~ok).sum())
     reasons["fingers"] = int((ok & ~fingers_ok).sum())
     ok &= fingers_ok
+    if cfg.require_opposition:
+        reasons["opposition"] = int((ok & ~opposed).sum())
+        ok &= opposed
+    reasons["coverage"] = int((ok & (coverage < cfg.min_coverage)).sum())
+    ok &= coverage >= cfg.min_coverage
     inter = np.full(k, np.nan)
     disp = np.full(k, np.nan)
     idx = np.flatnonzero(ok)
@@ -367,6 +388,8 @@ def synthesize_batch(
         "displacement_m": disp[idx].tolist(),
         "epsilon": eps[idx].tolist(),
         "fingers_in_contact": n_fingers[idx].tolist(),
+        "palm_in_contact": touching[idx, 5].astype(int).tolist(),
+        "coverage": coverage[idx].tolist(),
     }
     if idx.size == 0:
         return None, stats
@@ -392,6 +415,7 @@ def synthesize_batch(
                 "intersection_cm3": float(inter[i] * 1e6),
                 "displacement_cm": float(disp[i] * 100) if np.isfinite(disp[i]) else None,
                 "fingers_in_contact": [f for f, c in zip(FINGERS, in_contact[i], strict=True) if c],
+                "palm_in_contact": bool(touching[i, 5]), "coverage_percent": float(coverage[i] * 100),
                 "loss": float(res["loss"][i]),
             }
         }
@@ -425,7 +449,7 @@ def diversity(grasps: GraspSet) -> dict[str, float]:
     n = len(grasps)
     if n < 2:
         return {"rotation_deg": 0.0, "translation_cm": 0.0, "pose_rad": 0.0}
-    rot = axis_angle_to_rotmat(torch.as_tensor(np.array(grasps.global_orient, dtype=np.float64)))  # writable copy
+    rot = axis_angle_to_rotmat(torch.as_tensor(np.array(grasps.global_orient, dtype=np.float64)))
     rel = torch.einsum("aji,bjk->abik", rot, rot)
     cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
     ang = torch.rad2deg(torch.arccos(cos)).numpy()
@@ -454,6 +478,19 @@ def _json_safe(obj: Any) -> Any:
         return int(obj)
     return obj
 
+
+
+def _quantiles(vals: list[float]) -> dict[str, float | None]:
+    """10/50/90 % quantiles of a list (``None`` when empty)."""
+    if not vals:
+        return {"p10": None, "p50": None, "p90": None}
+    q = np.quantile(np.asarray(vals, dtype=np.float64), [0.1, 0.5, 0.9])
+    return {"p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2])}
+
+
+def _histogram(vals: list[int], n: int) -> list[int]:
+    """Counts of the integers ``0 .. n - 1`` in ``vals``."""
+    return np.bincount(np.asarray(vals, dtype=np.int64), minlength=n)[:n].tolist() if vals else [0] * n
 
 
 _WORKER: dict[str, Any] = {}
@@ -500,6 +537,57 @@ def _read_done(parts: Path) -> dict[int, dict[str, Any]]:
     return done
 
 
+def _ray_batch(hand_name: str, side: str, obj: ObjectMesh, cfg: SynthesisConfig, seed: int,
+               batch: int) -> tuple[GraspSet | None, dict[str, Any]]:
+    """One batch as a Ray task (single-threaded torch, as the serial run's batches are reproducible)."""
+    from contactkit.hands import load_hand
+
+    torch.set_num_threads(1)
+    return synthesize_batch(load_hand(hand_name, side), obj, cfg, seed, batch)
+
+
+def _ray_batches(
+    next_batch: Callable[[], int | None],
+    more: Callable[[], bool],
+    hand: str,
+    side: str,
+    obj: ObjectMesh,
+    cfg: SynthesisConfig,
+    seed: int,
+    address: str,
+    cpus: int,
+) -> Any:
+    """Yield ``(batch, (grasps, stats))`` of batches run as Ray tasks, ``cpus`` in flight, while ``more()``."""
+    try:
+        import ray
+    except ImportError:
+        raise ContactkitError("--ray needs Ray: pip install 'contactkit[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_ray_batch)
+        obj_ref = ray.put(obj)
+        running: dict[Any, int] = {}
+        while True:
+            while more() and len(running) < cpus:
+                b = next_batch()
+                if b is None:
+                    break
+                running[remote.remote(hand, side, obj_ref, cfg, seed, b)] = b
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                yield running.pop(ref), ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def synthesize(
     obj: ObjectMesh | str,
     n: int,
@@ -510,6 +598,7 @@ def synthesize(
     config: SynthesisConfig | None = None,
     out: str | Path | None = None,
     workers: int = 1,
+    ray: str | None = None,
     max_batches: int | None = None,
     progress: bool = False,
     on_batch: Callable[[int, dict[str, Any]], None] | None = None,
@@ -525,7 +614,10 @@ def synthesize(
         config: synthesis settings.
         out: output grasp file; enables resuming (finished batches are kept in ``<out>.parts/``). The final
             set is written to ``out`` when ``n`` grasps are accepted.
-        workers: worker processes (1: in this process).
+        workers: worker processes (1: in this process); with ``ray``, the CPUs of a local Ray.
+        ray: run batches as Ray tasks: ``""`` starts a local Ray in this process (``workers`` CPUs), an address
+            (``HOST:PORT``) connects to a running cluster. Tasks return their batch; this process writes it, so
+            the output needs no shared filesystem. The batches (and the result) are those of a serial run.
         max_batches: stop after this many batches (default ``max(50, 20 * n / batch_size)``) even if fewer
             than ``n`` grasps were accepted (warned).
         progress: show a tqdm progress bar of accepted grasps.
@@ -596,7 +688,13 @@ def synthesize(
         if on_batch is not None:
             on_batch(b, stats)
 
-    if workers == 1:
+    if ray is not None:
+        for b, (grasps, stats) in _ray_batches(_next, lambda: accepted < n, hand, side, mesh, cfg, seed,
+                                               ray, workers):
+            if parts is not None:
+                _write_batch(parts, b, grasps, stats)
+            _finish(b, stats, grasps)
+    elif workers == 1:
         hand_model = load_hand(hand, side)
         while accepted < n:
             b = _next()
@@ -658,7 +756,7 @@ def synthesize(
             rej[key] = rej.get(key, 0) + v
 
     def _mean(key: str) -> float:
-        vals = [v for s in acc for v in s[key] if v is not None and np.isfinite(v)]
+        vals = [v for s in acc for v in s.get(key, []) if v is not None and np.isfinite(v)]
         return float(np.mean(vals)) if vals else float("nan")
 
     total_acc = sum(s["accepted"] for s in acc)
@@ -676,6 +774,10 @@ def synthesize(
         "mean_intersection_cm3": _mean("intersection_m3") * 1e6,
         "mean_displacement_cm": _mean("displacement_m") * 100,
         "mean_epsilon": _mean("epsilon"),
+        "mean_coverage_percent": _mean("coverage") * 100,
+        "coverage_percent_quantiles": _quantiles([v * 100 for s in acc for v in s.get("coverage", [])]),
+        "fingers_in_contact_histogram": _histogram([v for s in acc for v in s["fingers_in_contact"]], 6),
+        "palm_in_contact_fraction": _mean("palm_in_contact"),
         "diversity": diversity(final),
     }
     final = final.replace(attrs={**dict(final.attrs), "synthesis": {**run_info, "stats": _json_safe(stats)}})
