@@ -48,7 +48,9 @@ __all__ = [
     "field_from_raw",
     "grasp_geometry",
     "grid_frame",
+    "hand_vertices_object_frame",
     "noisy_context_raw",
+    "noisy_hand_channel",
     "object_context_raw",
     "volume_to_sq_dist",
 ]
@@ -169,24 +171,39 @@ def grasp_geometry(
     from contactkit.refine.api import objects_from_grasps
 
     objects = objects_from_grasps(grasps, num_points=num_points, seed=seed, dtype=dtype)
+    verts = hand_vertices_object_frame(grasps, hand, dtype=dtype)
+    return {"verts": verts, "anchors": hand.anchors(verts), "obj_points": objects.points}
+
+
+def hand_vertices_object_frame(grasps: Any, hand: Any, *, dtype: torch.dtype = torch.float32, chunk: int = 256
+                               ) -> Tensor:
+    """Hand vertices (N, V, 3) of every grasp in its object's frame, metres (posed in chunks of ``chunk``)."""
     t = grasps.hand_tensors(dtype=dtype)
+    rot = torch.as_tensor(np.array(grasps.object_rotation), dtype=dtype)
+    tr = torch.as_tensor(np.array(grasps.object_translation), dtype=dtype)
+    parts = []
     with torch.no_grad():
-        out = hand(t["global_orient"], t["hand_pose"], t["betas"] if hand.num_betas > 0 else None, t["transl"])
-        rot, tr = objects.rotation, objects.translation
-        verts = (out.vertices - tr.unsqueeze(1)) @ rot
-        anchors = hand.anchors(verts)
-    return {"verts": verts, "anchors": anchors, "obj_points": objects.points}
+        for s in range(0, len(grasps), chunk):
+            sl = slice(s, s + chunk)
+            out = hand(t["global_orient"][sl], t["hand_pose"][sl], t["betas"][sl] if hand.num_betas > 0 else None,
+                       t["transl"][sl])
+            parts.append((out.vertices - tr[sl].unsqueeze(1)) @ rot[sl])
+    return torch.cat(parts)
+
+
+def noisy_hand_channel(grid: Tensor, anchors: Tensor) -> Tensor:
+    """The noisy hand's context channel (B, 1, R, R, R), ``sqrt(d_H) / h``, on grids (B, M, 3) for anchors
+    (B, 32, 3)."""
+    r = round(grid.shape[1] ** (1 / 3))
+    _, half = grid_frame(grid)
+    hand = anchor_sq_distances(grid, anchors, anchor_assignment(grid.shape[1], device=grid.device)).sqrt()
+    return (hand / half.view(-1, 1)).view(-1, 1, r, r, r)
 
 
 def noisy_context_raw(obj_points: Tensor, anchors: Tensor) -> tuple[Tensor, Tensor]:
     """Raw noisy-pair context (B, 2, R, R, R) of object points and (noisy) anchors, and the grid (B, M, 3)."""
-    grid = bps_grid(obj_points)
-    r = round(grid.shape[1] ** (1 / 3))
-    _, half = grid_frame(grid)
-    h = half.view(-1, 1)
-    obj = torch.cdist(grid, obj_points).amin(-1) / h
-    hand = anchor_sq_distances(grid, anchors, anchor_assignment(grid.shape[1], device=grid.device)).sqrt() / h
-    return torch.stack([obj, hand], 1).view(-1, 2, r, r, r), grid
+    obj, grid = object_context_raw(obj_points)
+    return torch.cat([obj, noisy_hand_channel(grid, anchors)], 1), grid
 
 
 def object_context_raw(obj_points: Tensor) -> tuple[Tensor, Tensor]:
@@ -194,8 +211,8 @@ def object_context_raw(obj_points: Tensor) -> tuple[Tensor, Tensor]:
     grid = bps_grid(obj_points)
     r = round(grid.shape[1] ** (1 / 3))
     _, half = grid_frame(grid)
-    obj = torch.cdist(grid, obj_points).amin(-1) / half.view(-1, 1)
-    return obj.view(-1, 1, r, r, r), grid
+    sq = torch.cat([torch.cdist(grid[s:s + 16], obj_points[s:s + 16]).amin(-1) for s in range(0, len(grid), 16)])
+    return (sq / half.view(-1, 1)).view(-1, 1, r, r, r), grid
 
 
 @dataclass
@@ -266,17 +283,16 @@ def build_examples(
         cons.append(encode_contacts(fld))
     volume, contact = torch.cat(vols), torch.cat(cons)
     ids = list(ground_truth.object_ids)
+    obj_ctx, grid = object_context_raw(geo["obj_points"])  # (N, 1, R, R, R), (N, M, 3): shared by a grasp's copies
     if nctx == 1:
-        ctx, _ = object_context_raw(geo["obj_points"])
-        return ChoirExamples(volume, contact, ctx, ids)
+        return ChoirExamples(volume, contact, obj_ctx, ids)
     from contactkit.synth.perturb import perturb
 
     noisy = perturb(ground_truth, "contactopt", copies=copies, seed=seed + 1, hand=hand)
-    ngeo = grasp_geometry(noisy, hand, num_points=num_points, seed=seed)
+    anchors = hand.anchors(hand_vertices_object_frame(noisy, hand))
     ref = torch.as_tensor(np.array(noisy.reference_index), dtype=torch.long)
-    ctxs = [noisy_context_raw(ngeo["obj_points"][s:s + 64], ngeo["anchors"][s:s + 64])[0]
-            for s in range(0, len(noisy), 64)]
-    return ChoirExamples(volume[ref], contact[ref], torch.cat(ctxs), [ids[int(i)] for i in ref])
+    hand_ctx = noisy_hand_channel(grid[ref], anchors)
+    return ChoirExamples(volume[ref], contact[ref], torch.cat([obj_ctx[ref], hand_ctx], 1), [ids[int(i)] for i in ref])
 
 
 def volume_to_sq_dist(volume: Tensor, grid: Tensor) -> Tensor:
