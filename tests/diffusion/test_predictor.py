@@ -132,3 +132,23 @@ def test_openhand_trained_model_serves_a_mano_format_hand_through_its_anchors(no
     assert targets.field.anchor_sq_dist.shape == (2, 4096) and torch.isfinite(targets.field.anchor_sq_dist).all()
     out = refine_in_the_wild(grasps, pred, hand=mano, iterations=2)
     assert out.hand_model == "mano" and out.hand_vertices.shape == (2, 778, 3)
+
+
+def test_noisy_examples_pair_each_copy_with_its_ground_truth(openhand, gt_grasps):
+    """Copies of one grasp share the target and the object channel; the hand channel is the noisy hand's CHOIR
+    distances (recomputed here from the perturbed grasps with the same seed)."""
+    from contactkit.contact.choir import anchor_assignment, anchor_sq_distances
+    from contactkit.diffusion.representation import grid_frame
+    from contactkit.synth.perturb import perturb
+
+    ex = build_examples(gt_grasps, openhand, "noisy", copies=2, seed=4, num_points=256)
+    assert len(ex) == 6 and ex.context.shape == (6, 2, 16, 16, 16)
+    assert torch.equal(ex.volume[0], ex.volume[1]) and not torch.equal(ex.volume[1], ex.volume[2])
+    assert torch.equal(ex.context[0, 0], ex.context[1, 0]) and not torch.equal(ex.context[0, 1], ex.context[1, 1])
+    noisy = perturb(gt_grasps, "contactopt", copies=2, seed=5, hand=openhand)
+    geo = grasp_geometry(noisy, openhand, num_points=256, seed=4)
+    from contactkit.contact.choir import bps_grid
+
+    grid = bps_grid(geo["obj_points"])
+    d = anchor_sq_distances(grid, geo["anchors"], anchor_assignment(4096)).sqrt() / grid_frame(grid)[1].view(-1, 1)
+    assert torch.allclose(ex.context[:, 1].flatten(1), d, atol=1e-5)
