@@ -143,6 +143,9 @@ def test_noisy_examples_pair_each_copy_with_its_ground_truth(openhand, gt_grasps
 
     ex = build_examples(gt_grasps, openhand, "noisy", copies=2, seed=4, num_points=256)
     assert len(ex) == 6 and ex.context.shape == (6, 2, 16, 16, 16)
+    obj = build_examples(gt_grasps, openhand, "object", seed=4, num_points=256)
+    reused = build_examples(gt_grasps, openhand, "noisy", copies=2, seed=4, num_points=256, encoded=obj)
+    assert torch.equal(reused.volume, ex.volume) and torch.allclose(reused.context, ex.context)
     assert torch.equal(ex.volume[0], ex.volume[1]) and not torch.equal(ex.volume[1], ex.volume[2])
     assert torch.equal(ex.context[0, 0], ex.context[1, 0]) and not torch.equal(ex.context[0, 1], ex.context[1, 1])
     noisy = perturb(gt_grasps, "contactopt", copies=2, seed=5, hand=openhand)

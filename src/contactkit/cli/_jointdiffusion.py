@@ -27,6 +27,8 @@ def add_jointdiffusion_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema-decay", type=float, default=0.999, help="jointdiffusion: EMA decay (default 0.999)")
     g.add_argument("--val-every", type=int, default=100,
                    help="jointdiffusion: steps between validation and checkpoints (default 100)")
+    g.add_argument("--base-channels", type=int, default=16,
+                   help="jointdiffusion: channels of the U-Net's first level (default 16; 8 for a small CPU model)")
 
 
 def _split_objects(grasps: Any, seed: int) -> tuple[Any, Any, dict[str, list[str]]]:
@@ -102,7 +104,12 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
                   f"{record['val_loss']:.4f} (best {record['best_val_loss']:.4f}), {record['seconds']:.1f} s",
                   flush=True)
 
-    record = train_jointdiffusion(tr, va, args.context, args.out, config, metadata=metadata,
+    from contactkit.diffusion.model import JointDiffusionConfig
+    from contactkit.diffusion.representation import context_channels
+
+    model = JointDiffusionConfig(context_channels=context_channels(args.context), base_channels=args.base_channels,
+                                 num_heads=4 if args.base_channels % 4 == 0 and args.base_channels >= 16 else 2)
+    record = train_jointdiffusion(tr, va, args.context, args.out, config, model=model, metadata=metadata,
                                   hand_model=hand.name, num_points=args.num_points, on_record=show)
     print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_step": record.get("step")}))
     return 0

@@ -256,19 +256,26 @@ def build_examples(
     seed: int = 0,
     num_points: int = 2048,
     chunk: int = 8,
+    encoded: ChoirExamples | None = None,
 ) -> ChoirExamples:
     """Training examples from a ground-truth grasp set.
 
     ``context="noisy"``: ``copies`` ContactOpt-protocol perturbations of every grasp
     (:func:`contactkit.synth.perturb.perturb`, seeded), each paired with its ground-truth CHOIR (paper 002 Sec. 4.1:
     16 per training grasp, 4 for validation and test). ``context="object"``: one example per grasp, the context
-    being the object's BPS distances.
+    being the object's BPS distances. ``encoded``: the object-context examples of the same grasps (built with the same
+    ``num_points`` and ``seed``), reused instead of encoding the ground truth again.
     """
     nctx = context_channels(context)
     if copies < 1:
         raise ContactkitError(f"copies must be >= 1, got {copies}")
     if len(ground_truth) == 0:
         raise ShapeError("the ground-truth grasp set is empty")
+    if encoded is not None:
+        if len(encoded) != len(ground_truth) or encoded.context.shape[1] != 1:
+            raise ShapeError(f"encoded must hold the {len(ground_truth)} grasps' object-context examples")
+        obj_points = grasp_geometry(ground_truth, hand, num_points=num_points, seed=seed)["obj_points"]
+        return _with_noisy_context(encoded, ground_truth, hand, bps_grid(obj_points), copies, seed)
     from contactkit.geometry.normals import vertex_normals
 
     geo = grasp_geometry(ground_truth, hand, num_points=num_points, seed=seed)
@@ -281,18 +288,24 @@ def build_examples(
         r = round(fld.grid.shape[1] ** (1 / 3))
         vols.append((fld.anchor_sq_dist.sqrt() / half.view(-1, 1)).view(-1, 1, r, r, r))
         cons.append(encode_contacts(fld))
-    volume, contact = torch.cat(vols), torch.cat(cons)
-    ids = list(ground_truth.object_ids)
     obj_ctx, grid = object_context_raw(geo["obj_points"])  # (N, 1, R, R, R), (N, M, 3): shared by a grasp's copies
+    gt_examples = ChoirExamples(torch.cat(vols), torch.cat(cons), obj_ctx, list(ground_truth.object_ids))
     if nctx == 1:
-        return ChoirExamples(volume, contact, obj_ctx, ids)
+        return gt_examples
+    return _with_noisy_context(gt_examples, ground_truth, hand, grid, copies, seed)
+
+
+def _with_noisy_context(gt: ChoirExamples, ground_truth: Any, hand: Any, grid: Tensor, copies: int, seed: int
+                        ) -> ChoirExamples:
+    """Object-context examples -> noisy-pair examples: ``copies`` perturbed hands per grasp (seed ``seed + 1``)."""
     from contactkit.synth.perturb import perturb
 
     noisy = perturb(ground_truth, "contactopt", copies=copies, seed=seed + 1, hand=hand)
     anchors = hand.anchors(hand_vertices_object_frame(noisy, hand))
     ref = torch.as_tensor(np.array(noisy.reference_index), dtype=torch.long)
     hand_ctx = noisy_hand_channel(grid[ref], anchors)
-    return ChoirExamples(volume[ref], contact[ref], torch.cat([obj_ctx[ref], hand_ctx], 1), [ids[int(i)] for i in ref])
+    return ChoirExamples(gt.volume[ref], gt.contact[ref], torch.cat([gt.context[ref], hand_ctx], 1),
+                         [gt.object_ids[int(i)] for i in ref])
 
 
 def volume_to_sq_dist(volume: Tensor, grid: Tensor) -> Tensor:
