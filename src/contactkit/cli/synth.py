@@ -32,6 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batches", type=positive_int, default=None, help="give up after this many batches")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", type=output_file, required=True, help="output grasp file (.npz)")
+    p.add_argument("--method", choices=("optimize", "diffusion"), default="optimize",
+                   help="optimize (default: close the hand by optimisation) or diffusion (sample CHOIRs from the "
+                   "object-conditioned JointDiffusion model and fit them; same acceptance checks and output)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="--method diffusion: a JointDiffusion checkpoint (default: the shipped object model)")
     p.set_defaults(func=run)
 
 
@@ -44,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations is not None:
         changes["iterations"] = args.iterations
     cfg = SynthesisConfig().with_updates(**changes)
+    candidates = None
+    if args.method == "diffusion":
+        from contactkit.diffusion.synthesis import diffusion_candidates
+
+        candidates = diffusion_candidates(args.hand, args.side, args.weights, args.seed)
     res = synthesize(args.object, args.n, hand=args.hand, side=args.side, seed=args.seed, config=cfg,
                      out=args.out, workers=args.workers, ray=args.ray, max_batches=args.max_batches,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, candidates=candidates)
     print(json.dumps(res.stats, indent=2, default=float))
     if len(res.grasps) >= args.n:
         print(f"wrote {len(res.grasps)} grasps to {args.out}")

@@ -23,9 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the run folder; every epoch writes RUN/last.pt atomically, RUN/best.pt keeps the best validation "
         "contact F1, and rerunning the same command resumes.",
     )
-    p.add_argument("kind", choices=("deepcontact", "picr"), help="network to train")
+    p.add_argument("kind", choices=("deepcontact", "picr", "jointdiffusion"), help="network to train")
     p.add_argument("--data", type=Path, required=True, help="training grasp file (perturbed, .npz)")
-    p.add_argument("--val", type=Path, required=True, help="validation grasp file (perturbed, .npz)")
+    p.add_argument("--val", type=Path, default=None,
+                   help="validation grasp file (perturbed, .npz; required for deepcontact/picr)")
     p.add_argument("--out", type=output_dir, required=True, help="run folder (checkpoints, log.jsonl, caches)")
     p.add_argument("--epochs", type=positive_int, default=20, help="epochs (default 20)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="grasps per step (default 8)")
@@ -41,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "and wrist-frame centroid (on by default; implied by --no-contact-prior)")
     p.add_argument("--num-points", type=positive_int, default=2048, help="object samples per grasp (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from contactkit.cli._jointdiffusion import add_jointdiffusion_arguments
+
+    add_jointdiffusion_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -61,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     from contactkit.learn.data import cached_contact_tensors
     from contactkit.learn.train import train
 
+    if args.kind == "jointdiffusion":
+        from contactkit.cli._jointdiffusion import run_jointdiffusion
+
+        return run_jointdiffusion(args)
     for name in ("data", "val"):
-        if not getattr(args, name).is_file():
+        if getattr(args, name) is None or not getattr(args, name).is_file():
             raise ContactkitError(f"--{name} file {getattr(args, name)} does not exist")
     if args.epochs < 1 or args.batch_size < 2:
         raise ContactkitError("--epochs must be >= 1 and --batch-size >= 2 (batch norm needs two samples)")

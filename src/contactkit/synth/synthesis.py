@@ -302,9 +302,12 @@ def synthesize_batch(
     cfg: SynthesisConfig,
     seed: int,
     batch_index: int,
+    candidates: Callable[..., dict[str, torch.Tensor]] | None = None,
 ) -> tuple[GraspSet | None, dict[str, Any]]:
     """Run one batch of candidates (see the module docstring); returns the accepted grasps (or ``None``) and
-    the batch statistics. Fully determined by ``(seed, batch_index)`` and the inputs."""
+    the batch statistics. Fully determined by ``(seed, batch_index)`` and the inputs. ``candidates`` replaces the
+    closing optimisation (steps 1-3) with another generator of the same signature and output as ``_optimise``
+    (e.g. :class:`contactkit.diffusion.synthesis.DiffusionCandidates`); acceptance and output are unchanged."""
     from contactkit.contact.diffcontact import hand_contact_from_sdf, object_contact_map
     from contactkit.geometry.mesh_distance import closest_points_on_mesh
     from contactkit.geometry.normals import face_normals
@@ -314,7 +317,7 @@ def synthesize_batch(
     rng = np.random.Generator(np.random.PCG64([int(seed), int(batch_index)]))
     dtype = torch.float64 if hand.dtype == torch.float64 else torch.float32
     torch.manual_seed(int(seed) * 1_000_003 + int(batch_index))
-    res = _optimise(hand, obj, cfg, rng, dtype)
+    res = (candidates or _optimise)(hand, obj, cfg, rng, dtype)
     verts = res["vertices"].double().numpy()
     k = verts.shape[0]
     ov, of = obj.vertices, obj.faces
@@ -602,6 +605,7 @@ def synthesize(
     max_batches: int | None = None,
     progress: bool = False,
     on_batch: Callable[[int, dict[str, Any]], None] | None = None,
+    candidates: Callable[..., dict[str, torch.Tensor]] | None = None,
 ) -> SynthesisResult:
     """Synthesise ``n`` accepted grasps of ``obj`` (see the module docstring).
 
@@ -622,6 +626,8 @@ def synthesize(
             than ``n`` grasps were accepted (warned).
         progress: show a tqdm progress bar of accepted grasps.
         on_batch: called as ``on_batch(batch_index, stats)`` after each batch finished in this run.
+        candidates: a candidate generator replacing the closing optimisation (see :func:`synthesize_batch`);
+            its ``name`` is recorded in the run settings; needs ``workers == 1``.
 
     Returns:
         :class:`SynthesisResult` with the first ``n`` accepted grasps (in batch order) and statistics.
@@ -639,6 +645,10 @@ def synthesize(
     limit = max_batches if max_batches is not None else max(50, math.ceil(20 * n / cfg.batch_size))
     run_info = {"object": mesh.content_hash, "object_name": mesh.name, "hand": hand, "side": side,
                 "seed": int(seed), "config": cfg.to_dict()}
+    if candidates is not None:
+        if workers != 1:
+            raise ContactkitError("a custom candidate generator runs in this process only (workers=1)")
+        run_info["candidates"] = str(getattr(candidates, "name", type(candidates).__name__))
     parts: Path | None = None
     done: dict[int, dict[str, Any]] = {}
     if out is not None:
@@ -700,7 +710,7 @@ def synthesize(
             b = _next()
             if b is None:
                 break
-            grasps, stats = synthesize_batch(hand_model, mesh, cfg, seed, b)
+            grasps, stats = synthesize_batch(hand_model, mesh, cfg, seed, b, candidates)
             if parts is not None:
                 _write_batch(parts, b, grasps, stats)
             _finish(b, stats, grasps)

@@ -1,0 +1,82 @@
+"""CHOIR stage-2 fitting term of paper 002 (Sec. 3.3.b, Eq. 10): Gaussian-weighted distances from every hand
+vertex to its ``K`` nearest object points.
+
+``L_rec = sum_i sum_{k<K} Phi_j(v_i) ||v_i - p_k||^2`` with ``j`` the anchor nearest to ``v_i`` and ``Phi_j`` the
+unnormalised density (peak 1) of that anchor's contact Gaussian (:func:`contactkit.contact.choir.contact_density`),
+``K = 5``. Distances in millimetres squared, divided by 1e3, the scale of ``lambda4 = 10`` used with the
+``choir`` preset's other stage-2 terms. The nearest-point and nearest-anchor indices are searched without
+gradient (cached between iterations by the state's :class:`~contactkit.contact.terms.NeighbourCache`); the
+distances are differentiable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from contactkit.contact.choir import ChoirField, contact_density
+from contactkit.contact.terms import HandObjectState
+from contactkit.errors import ShapeError
+
+__all__ = ["ChoirNearestPointsTerm", "gaussian_weighted_knn_loss"]
+
+
+def gaussian_weighted_knn_loss(
+    verts: Tensor, obj_points: Tensor, anchors: Tensor, field: ChoirField, *, k: int = 5,
+    knn_idx: Tensor | None = None, length_unit: float = 1e-3,
+) -> Tensor:
+    """Eq. 10 in the object frame.
+
+    Args:
+        verts: (B, V, 3) float, metres — hand vertices.
+        obj_points: (B, P, 3) float, metres — object surface samples.
+        anchors: (B, 32, 3) float, metres — the hand's anchors.
+        field: the CHOIR field (B rows) whose contact Gaussians weight the vertices.
+        k: nearest object points per vertex.
+        knn_idx: optional precomputed (B, V, k) int64 indices into ``obj_points``.
+
+    Returns:
+        (B,) float — ``sum_i sum_k Phi ||v_i - p_k||^2`` in mm^2, divided by 1e3.
+    """
+    if k < 1:
+        raise ShapeError(f"k must be >= 1, got {k}")
+    b, v, _ = verts.shape
+    if knn_idx is None:
+        knn_idx = torch.cdist(verts.detach(), obj_points.detach()).topk(k, dim=-1, largest=False).indices
+    near = torch.gather(obj_points.unsqueeze(1).expand(b, v, -1, 3), 2, knn_idx.unsqueeze(-1).expand(-1, -1, -1, 3))
+    sq = ((verts.unsqueeze(2) - near) ** 2).sum(-1) / length_unit**2  # (B, V, k) mm^2
+    owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
+    mean = torch.gather(field.gauss_mean.to(verts.dtype), 1, owner.unsqueeze(-1).expand(-1, -1, 3))
+    chol = torch.gather(field.gauss_chol.to(verts.dtype), 1, owner.view(b, v, 1, 1).expand(-1, -1, 3, 3))
+    dens = contact_density(verts, mean, chol, torch.gather(field.gauss_active, 1, owner))
+    return (dens.unsqueeze(-1) * sq).sum((1, 2)) / 1e3
+
+
+def _to_object_frame(state: HandObjectState, points: Tensor) -> Tensor:
+    """World-frame points (B, N, 3) of ``state`` in its object's frame."""
+    if state.obj_rotation is None or state.obj_translation is None:
+        return points
+    return (points - state.obj_translation.unsqueeze(1)) @ state.obj_rotation
+
+
+@dataclass
+class ChoirNearestPointsTerm:
+    """Stage-2 ``L_rec`` of paper 002 (Eq. 10) as an energy term; ``field`` in the object frame, rows indexed by
+    the state's ``sample_index``."""
+
+    field: ChoirField
+    weight: float = 10.0
+    k: int = 5
+    name: str = "choir_nearest_points"
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        anchors = _to_object_frame(state, state.require_anchors(self.name))
+        verts = _to_object_frame(state, state.hand_verts)
+        pts = _to_object_frame(state, state.obj_points)
+        idx = state.cache.get(
+            f"{self.name}_knn",
+            lambda: torch.cdist(verts.detach(), pts.detach()).topk(self.k, dim=-1, largest=False).indices,
+        )
+        return gaussian_weighted_knn_loss(verts, pts, anchors, self.field.index(state.rows), k=self.k, knn_idx=idx)
