@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         from contactkit.learn.estimators import load_estimator
 
         kind = load_checkpoint(args.estimator).kind
+        if kind != "deepcontact" and kind != "picr":
+            raise ContactkitError(f"--estimator {args.estimator} holds a {kind} network, not a contact estimator")
         targets = load_estimator(kind, hand, args.estimator, device=args.device)
     bar = None if args.no_progress else tqdm(total=1, desc=f"refine {args.method}", unit="it", file=sys.stderr)
 
