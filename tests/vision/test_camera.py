@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from contactkit.vision.camera import (
+    camera_to_world,
     look_at,
     pixels_to_normalized,
     project,
@@ -49,3 +50,11 @@ def test_look_at_and_random_cameras_see_the_target():
     cam = (ext[:, :3, :3] @ centres[..., None]).squeeze(-1) + ext[:, :3, 3]
     assert (cam[:, 2] >= 0.35 - 1e-9).all() and (cam[:, 2] <= 0.7 + 1e-9).all()
     torch.testing.assert_close(project(cam[:, None], k)[:, 0], torch.full((16, 2), 100.0, dtype=torch.float64))
+
+
+def test_camera_to_world_inverts_the_extrinsics():
+    centres = torch.zeros(3, 3, dtype=torch.float64)
+    _, ext = random_cameras(centres, torch.Generator().manual_seed(5))
+    world = torch.randn(3, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    cam = world @ ext[:, :3, :3].transpose(1, 2) + ext[:, None, :3, 3]
+    torch.testing.assert_close(camera_to_world(cam, ext), world)

@@ -21,9 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the run folder; every epoch writes RUN/last.pt atomically, RUN/best.pt keeps the best validation "
         "contact F1, and rerunning the same command resumes.",
     )
-    p.add_argument("kind", choices=("deepcontact", "picr"), help="network to train")
+    p.add_argument("kind", choices=("deepcontact", "picr", "lifter", "keypoints"), help="network to train")
     p.add_argument("--data", type=Path, required=True, help="training grasp file (perturbed, .npz)")
-    p.add_argument("--val", type=Path, required=True, help="validation grasp file (perturbed, .npz)")
+    p.add_argument("--val", type=Path, default=None, help="validation grasp file (perturbed, .npz)")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log.jsonl, caches)")
     p.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
     p.add_argument("--batch-size", type=int, default=8, help="grasps per step (default 8)")
@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "and wrist-frame centroid (on by default; implied by --no-contact-prior)")
     p.add_argument("--num-points", type=int, default=2048, help="object samples per grasp (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from contactkit.cli import train_keypoints
+
+    train_keypoints.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -59,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from contactkit.learn.data import cached_contact_tensors
     from contactkit.learn.train import train
 
+    if args.kind in ("lifter", "keypoints"):
+        from contactkit.cli import train_keypoints
+
+        return train_keypoints.run(args)
+    if args.val is None:
+        raise ContactkitError(f"train {args.kind} needs --val")
     for name in ("data", "val"):
         if not getattr(args, name).is_file():
             raise ContactkitError(f"--{name} file {getattr(args, name)} does not exist")

@@ -13,6 +13,7 @@ from torch import Tensor
 from contactkit.errors import ShapeError
 
 __all__ = [
+    "camera_to_world",
     "look_at",
     "pixels_to_normalized",
     "project",
@@ -123,3 +124,12 @@ def random_cameras(
     k[:, 0, 2] = k[:, 1, 2] = image_size / 2.0
     k[:, 2, 2] = 1.0
     return k.to(dt), ext.to(dt)
+
+
+def camera_to_world(points: Tensor, cam_from_world: Tensor) -> Tensor:
+    """World-frame points (B, N, 3) of camera-frame ``points`` under extrinsics ``cam_from_world`` (B, 4, 4)."""
+    if cam_from_world.shape != (points.shape[0], 4, 4):
+        raise ShapeError(f"cam_from_world must have shape ({points.shape[0]}, 4, 4), got {tuple(cam_from_world.shape)}")
+    rot = cam_from_world[:, :3, :3].to(points)
+    t = cam_from_world[:, :3, 3].to(points)
+    return (points - t.unsqueeze(1)) @ rot

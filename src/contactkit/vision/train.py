@@ -64,8 +64,8 @@ class LifterTrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.finetune_epochs < 0 or self.batch_size < 1:
-            raise ContactkitError("epochs must be >= 1, finetune_epochs >= 0 and batch_size >= 1")
+        if self.epochs < 0 or self.finetune_epochs < 0 or self.epochs + self.finetune_epochs < 1 or self.batch_size < 1:
+            raise ContactkitError("epochs and finetune_epochs must be >= 0 with at least one epoch; batch_size >= 1")
         if self.lr <= 0 or self.finetune_lr <= 0 or self.affinity_weight < 0 or self.noise_px < 0:
             raise ContactkitError("learning rates must be > 0; affinity_weight and noise_px >= 0")
 
@@ -73,7 +73,7 @@ class LifterTrainConfig:
 def _lr_at(config: LifterTrainConfig, epoch: int) -> float:
     if epoch >= config.epochs:
         return config.finetune_lr
-    frac = epoch / config.epochs
+    frac = epoch / max(config.epochs, 1)
     return config.lr * (0.1 if frac >= 0.4 else 1.0) * (0.1 if frac >= 0.8 else 1.0)
 
 
@@ -151,6 +151,7 @@ def train_lifter(
     metadata: dict[str, Any] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a lifter; returns the last epoch's log record.
 
@@ -163,6 +164,8 @@ def train_lifter(
         metadata: extra JSON facts stored in the checkpoints' training dict.
         on_record: called with each epoch's log record.
         on_epoch_end: called with the finished epoch index after its checkpoint is written.
+        init_state: starting weights (a state dict of the same lifter), e.g. to fine-tune a trained one with
+            ``epochs=0``; ignored when resuming from ``RUN/last.pt``.
     """
     if config.affinity_weight > 0 and config.finetune_epochs > 0 and net_config.mode != "full":
         raise ContactkitError(f"the affinity fine-tuning needs mode 'full' (hand and object), got {net_config.mode!r}"
@@ -171,7 +174,10 @@ def train_lifter(
     rank, world = _rank_world()
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    net = ContextAwareLifter(net_config).to(device)
+    net = ContextAwareLifter(net_config)
+    if init_state is not None:
+        net.load_state_dict(init_state)
+    net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     start_epoch, best = 0, float("inf")
     record: dict[str, Any] = {}
