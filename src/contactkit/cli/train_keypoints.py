@@ -34,14 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="start from this checkpoint's weights (e.g. a trained run's best.pt, to fine-tune it)")
     g.add_argument("--noise-px", type=float, default=0.0, help="lifter: 2D noise added while training, pixels")
     g.add_argument("--hidden", type=int, default=128, help="features per graph node (default 128)")
+    g.add_argument("--image-size", type=int, default=128, help="keypoints: square input size, pixels (default 128)")
+    g.add_argument("--width", type=int, default=32, help="keypoints: channels of the ResNet's first stage (default 32)")
+    g.add_argument("--blocks", default="2,2,2", help="keypoints: basic blocks per ResNet stage (default 2,2,2)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train a lifter or a keypoint network; prints one JSON line with the run folder."""
     if args.kind == "keypoints":
-        raise ContactkitError(
-            "train keypoints needs a rendered dataset (contactkit.dataset.RenderedDataset) and it is not "
-            "installed in this contactkit; train the graph network from 2D alone with `contactkit train lifter`")
+        return _run_keypoints(args)
     import dataclasses
 
     from contactkit.hands import load_hand
@@ -92,5 +93,52 @@ def run(args: argparse.Namespace) -> int:
 
     record = train_lifter(train_views, val_views, args.out, net_config, config, progress=not args.quiet,
                           metadata=metadata, on_record=show, init_state=init_state)
+    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
+    return 0
+
+
+def _run_keypoints(args: argparse.Namespace) -> int:
+    """``train keypoints --data DATASET``: the image network on the rendered dataset's train / val splits."""
+    import dataclasses
+
+    from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.heads import KeypointNetConfig
+    from contactkit.vision.train_keypoints import KeypointTrainConfig, train_keypoints
+
+    try:
+        from contactkit.dataset import RenderedDataset  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise ContactkitError("train keypoints needs a rendered dataset (contactkit.dataset.RenderedDataset, the "
+                              "data engine) and it is not installed in this contactkit; train the graph network "
+                              "from 2D alone with `contactkit train lifter`") from None
+    if not args.data.is_dir():
+        raise ContactkitError(f"--data {args.data} is not a rendered dataset folder")
+    try:
+        blocks = [int(b) for b in args.blocks.split(",")]
+    except ValueError:
+        raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
+    train_ds, val_ds = RenderedDataset(args.data, "train"), RenderedDataset(args.data, "val")
+    net_config = KeypointNetConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
+                                   image_size=args.image_size, lifter={"mode": args.mode, "hidden": args.hidden})
+    config = KeypointTrainConfig(epochs=0 if args.init is not None else args.epochs,
+                                 finetune_epochs=args.finetune_epochs, batch_size=args.views_per_step, lr=args.lr,
+                                 finetune_lr=args.finetune_lr, affinity_weight=args.affinity_weight,
+                                 seed=args.seed, device=args.device)
+    init_state = None
+    if args.init is not None:
+        ckpt = load_checkpoint(args.init, expected_kind="keypoints")
+        if ckpt.config != dataclasses.asdict(net_config):
+            raise ContactkitError(f"--init {args.init} holds a network with settings {ckpt.config}")
+        init_state = ckpt.state_dict
+    metadata = {"dataset": str(args.data), "train_views": len(train_ds), "val_views": len(val_ds),
+                "init": None if args.init is None else str(args.init)}
+
+    def show(record: dict[str, Any]) -> None:
+        val = ", ".join(f"{k} {v:.1f}" for k, v in record["val"].items())
+        print(f"epoch {record['epoch'] + 1} ({record['stage']}): loss {record['train'].get('total', 0.0):.1f}, "
+              f"val {val}, {record['seconds']:.1f} s", flush=True)
+
+    record = train_keypoints(train_ds, val_ds, args.out, net_config, config, progress=not args.quiet,
+                             metadata=metadata, on_record=show, init_state=init_state)
     print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
     return 0
