@@ -29,6 +29,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "benchmark_set",
     "convert",
     "train",
+    "estimate",
 )
 
 
