@@ -40,6 +40,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "train",
     "objects",
     "dataset",
+    "estimate",
 )
 
 

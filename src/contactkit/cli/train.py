@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the run folder; every epoch writes RUN/last.pt atomically, RUN/best.pt keeps the best validation "
         "contact F1, and rerunning the same command resumes.",
     )
-    p.add_argument("kind", choices=("deepcontact", "picr", "jointdiffusion"), help="network to train")
+    p.add_argument("kind", choices=("deepcontact", "picr", "jointdiffusion", "lifter", "keypoints"), help="network to train")
     p.add_argument("--data", type=Path, required=True, help="training grasp file (perturbed, .npz)")
     p.add_argument("--val", type=Path, default=None,
                    help="validation grasp file (perturbed, .npz; required for deepcontact/picr)")
@@ -45,6 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from contactkit.cli._jointdiffusion import add_jointdiffusion_arguments
 
     add_jointdiffusion_arguments(p)
+    from contactkit.cli import train_keypoints
+
+
+    train_keypoints.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -69,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
         from contactkit.cli._jointdiffusion import run_jointdiffusion
 
         return run_jointdiffusion(args)
+    if args.kind in ("lifter", "keypoints"):
+        from contactkit.cli import train_keypoints
+
+        return train_keypoints.run(args)
+    if args.val is None:
+        raise ContactkitError(f"train {args.kind} needs --val")
     for name in ("data", "val"):
         if getattr(args, name) is None or not getattr(args, name).is_file():
             raise ContactkitError(f"--{name} file {getattr(args, name)} does not exist")

@@ -2,7 +2,7 @@
 
 A checkpoint file is a ``torch.save`` of a plain dict::
 
-    {"format": "contactkit.checkpoint", "version": 1, "kind": "deepcontact" | "picr",
+    {"format": "contactkit.checkpoint", "version": 1, "kind": one of NetworkKind,
      "config": <JSON string of the network config>, "state_dict": {name: tensor},
      "training": <JSON string of training state: epoch, metrics, optimiser settings>,
      "optimizer": {...} (optional, resumable training only)}
@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -27,7 +27,7 @@ from contactkit.errors import ContactkitError
 
 CHECKPOINT_FORMAT = "contactkit.checkpoint"
 CHECKPOINT_VERSION = 1
-NetworkKind = Literal["deepcontact", "picr"]
+NetworkKind = Literal["deepcontact", "picr", "lifter", "keypoints"]
 
 
 class CheckpointError(ContactkitError):
@@ -114,8 +114,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, expected_kind: NetworkKind 
         raise CheckpointError(
             f"checkpoint {path} has version {payload.get('version')!r}; this contactkit reads {CHECKPOINT_VERSION}"
         )
-    kind = payload.get("kind")
-    if kind not in ("deepcontact", "picr"):
+    kind: NetworkKind = payload.get("kind")  # type: ignore[assignment]  # checked on the next line
+    if kind not in get_args(NetworkKind):
         raise CheckpointError(f"checkpoint {path} has unknown kind {kind!r}")
     if expected_kind is not None and kind != expected_kind:
         raise CheckpointError(f"checkpoint {path} holds a {kind} network, expected {expected_kind}")

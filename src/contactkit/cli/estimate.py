@@ -1,0 +1,164 @@
+"""``contactkit estimate``: grasps from images (or 2D keypoints) with the keypoint models of paper 003."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from contactkit.errors import ContactkitError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "estimate",
+        help="estimate grasps from images with the keypoint network (paper 003)",
+        description="Estimate hand + object grasps: 2D keypoints -> context-aware graph network -> 3D keypoints "
+        "-> hand IK and rigid box placement. INPUT is a rendered contactkit dataset folder (rows link to its "
+        "ground truth, so `contactkit evaluate EST.npz` scores them), image files (camera frame; give --object "
+        "and the intrinsics), or, with --model lifter and --from-ground-truth-2d, a ground-truth grasp file seen "
+        "by random cameras (the paper's lifting-from-ground-truth-2D protocol; labelled as such).",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="dataset folder, image files or grasp file")
+    p.add_argument("--model", choices=("keypoints", "lifter"), required=True,
+                   help="keypoints: the image network (needs --weights); lifter: the graph network alone")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="checkpoint (default for lifter: the shipped OpenHand lifter)")
+    p.add_argument("--object", default=None, help="object mesh (bundled name, primitive spec or path) for images")
+    p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="dataset split (default test)")
+    p.add_argument("--from-ground-truth-2d", action="store_true",
+                   help="lifter: take the 2D inputs from the ground truth (an oracle input; recorded in the file)")
+    p.add_argument("--views-per-grasp", type=int, default=1, help="grasp-file input: random cameras per grasp")
+    p.add_argument("--seed", type=int, default=0, help="grasp-file input: camera seed (default 0)")
+    p.add_argument("--focal", type=float, default=None, help="images: focal length, pixels (default: image width)")
+    p.add_argument("--ik-iterations", type=int, default=30, help="L-BFGS iterations of the hand IK (default 30)")
+    p.set_defaults(func=run)
+
+
+def _lifter(path: Path | None) -> Any:
+    from contactkit.vision.train import lifter_from_checkpoint
+    from contactkit.vision.weights import default_lifter_path
+
+    net, _ = lifter_from_checkpoint(path if path is not None else default_lifter_path())
+    if net.config.mode != "full":
+        raise ContactkitError(f"the lifter must be a full graph (hand and object), got mode {net.config.mode!r}")
+    return net
+
+
+def _keypoint_net(path: Path | None) -> Any:
+    from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.heads import KeypointNet, KeypointNetConfig
+
+    if path is None:
+        raise ContactkitError("--model keypoints needs --weights (a `contactkit train keypoints` checkpoint); "
+                              "contactkit ships no image-network weights yet")
+    ckpt = load_checkpoint(path, expected_kind="keypoints")
+    net = KeypointNet(KeypointNetConfig.from_dict(ckpt.config))
+    net.load_state_dict(ckpt.state_dict)
+    return net.eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from contactkit.fit.estimate import estimate_from_images, estimate_from_views
+    from contactkit.fit.hand_ik import IKSettings
+    from contactkit.hands import load_hand
+    from contactkit.io.grasps import load_grasps, save_grasps
+
+    ik = IKSettings(iterations=args.ik_iterations)
+    inputs: list[Path] = args.inputs
+    for path in inputs:
+        if not path.exists():
+            raise ContactkitError(f"INPUT {path} does not exist")
+    out: Path = args.out
+    if args.from_ground_truth_2d and args.model != "lifter":
+        raise ContactkitError("--from-ground-truth-2d applies to --model lifter only")
+    if len(inputs) == 1 and inputs[0].is_dir():
+        grasps = _from_dataset(args, inputs[0], ik)
+    elif len(inputs) == 1 and inputs[0].suffix == ".npz":
+        if args.model != "lifter" or not args.from_ground_truth_2d:
+            raise ContactkitError("a grasp file as INPUT is the lifting-from-ground-truth-2D protocol: give "
+                                  "--model lifter --from-ground-truth-2d (an oracle input, recorded as such)")
+        from contactkit.vision.data import synthetic_views
+
+        gt = load_grasps(inputs[0])
+        hand = load_hand(gt.hand_model, gt.side)
+        views = synthetic_views(gt, hand, args.views_per_grasp, seed=args.seed)
+        meshes = [gt.objects[oid] for oid in views.object_ids]
+        attrs = {"reference": str(inputs[0].resolve()), "estimated_by": "lifter",
+                 "keypoints_2d": "ground truth (oracle input)", "camera_seed": args.seed}
+        grasps = estimate_from_views(_lifter(args.weights), views, hand, meshes, ik=ik, attrs=attrs)
+    else:
+        bad = [str(p) for p in inputs if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if bad:
+            raise ContactkitError(f"INPUT must be one dataset folder, one grasp file or image files; not {bad}")
+        if args.model != "keypoints":
+            raise ContactkitError("image files need --model keypoints (the image network)")
+        if args.object is None:
+            raise ContactkitError("image files need --object MESH (the held object's mesh)")
+        from PIL import Image
+
+        from contactkit.objects import load_object
+
+        mesh = load_object(args.object)
+        net = _keypoint_net(args.weights)
+        images = [np.asarray(Image.open(p).convert("RGB")) for p in inputs]
+        if len({im.shape for im in images}) != 1:
+            raise ContactkitError("all images must have the same size")
+        h, w = images[0].shape[:2]
+        f = args.focal if args.focal is not None else float(w)
+        k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]]).expand(len(images), 3, 3)
+        hand = load_hand("openhand", "right")
+        meta = [{"image": str(p)} for p in inputs]
+        grasps = estimate_from_images(net, torch.as_tensor(np.stack(images)), k, hand, [mesh] * len(images), ik=ik,
+                                      metadata=meta, attrs={"estimated_by": "keypoints", "frame": "camera",
+                                                            "focal_px": f})
+    save_grasps(out, grasps)
+    print(json.dumps({"out": str(out), "grasps": len(grasps), "reference": grasps.attrs.get("reference")}))
+    return 0
+
+
+def _from_dataset(args: argparse.Namespace, root: Path, ik: Any) -> Any:
+    """Rows of a rendered dataset split, linked to its ground truth (saved beside the output)."""
+    import numpy as np
+    import torch
+
+    from contactkit.fit.estimate import estimate_from_images, estimate_from_views
+    from contactkit.hands import load_hand
+    from contactkit.io.grasps import save_grasps
+    from contactkit.vision.data import views_from_samples
+
+    try:
+        from contactkit.dataset import RenderedDataset  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise ContactkitError("a dataset folder needs contactkit.dataset.RenderedDataset (the data engine), which "
+                              "is not installed in this contactkit") from None
+    ds = RenderedDataset(root, args.split)
+    gt = ds.grasps
+    reference = args.out.with_name(args.out.stem + ".reference.npz")
+    save_grasps(reference, gt)
+    hand = load_hand(gt.hand_model, gt.side)
+    samples = [ds[i] for i in range(len(ds))]
+    meshes = [gt.objects[gt.object_ids[int(s["grasp_index"])]] for s in samples]
+    attrs = {"reference": str(reference.resolve()), "dataset": str(root), "split": args.split}
+    if args.model == "lifter":
+        if not args.from_ground_truth_2d:
+            raise ContactkitError("--model lifter on a dataset reads its ground-truth 2D keypoints: add --from-"
+                                  "ground-truth-2d (an oracle input, recorded as such), or use --model keypoints")
+        views = views_from_samples(samples)
+        return estimate_from_views(_lifter(args.weights), views, hand, meshes, ik=ik,
+                                   attrs={**attrs, "estimated_by": "lifter",
+                                          "keypoints_2d": "ground truth (oracle input)"})
+    rgb = torch.as_tensor(np.stack([s["rgb"] for s in samples]))
+    k = torch.as_tensor(np.stack([s["K"] for s in samples]))
+    ext = torch.as_tensor(np.stack([s["cam_from_world"] for s in samples]))
+    meta = [{"view_index": int(s["view_index"]), "grasp_index": int(s["grasp_index"])} for s in samples]
+    return estimate_from_images(_keypoint_net(args.weights), rgb, k, hand, meshes, cam_from_world=ext, ik=ik,
+                                metadata=meta, attrs={**attrs, "estimated_by": "keypoints"},
+                                reference_index=np.array([m["grasp_index"] for m in meta], dtype=np.int64))

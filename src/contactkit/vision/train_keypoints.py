@@ -1,0 +1,202 @@
+"""Seeded, resumable, DDP-ready training of the image -> 3D keypoint network on rendered samples.
+
+Samples are dicts of the rendered dataset (contract A: ``contactkit.dataset.RenderedDataset``, or any sequence
+of such dicts). The objective is paper 003's: ``0.01 L_2D + L_3D`` (pixels^2 of the resized image; mm^2 of the
+root-relative keypoints), then ``finetune_epochs`` with ``affinity_weight`` x the physical affinity loss added.
+Checkpoints, log, resume and DDP behave as in :mod:`contactkit.vision.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from contactkit.errors import ContactkitError
+from contactkit.io.atomic import atomic_write_bytes
+from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from contactkit.vision.backbone import normalize_images
+from contactkit.vision.camera import pixels_to_normalized
+from contactkit.vision.heads import KeypointNet, KeypointNetConfig, resize_to_square
+from contactkit.vision.losses import lifter_losses, root_relative_targets
+from contactkit.vision.train import _rank_world, _truncate_log
+
+__all__ = ["KeypointTrainConfig", "evaluate_keypoints", "sample_batch", "train_keypoints"]
+
+
+@dataclass(frozen=True)
+class KeypointTrainConfig:
+    """Settings of :func:`train_keypoints` (saved in every checkpoint); see :class:`~contactkit.vision.train.
+    LifterTrainConfig` for the shared ones. ``weight_2d``: weight of the 2D loss (paper: 0.01)."""
+
+    epochs: int = 30
+    finetune_epochs: int = 0
+    batch_size: int = 16
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    weight_2d: float = 0.01
+    affinity_weight: float = 10.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.finetune_epochs < 0 or self.epochs + self.finetune_epochs < 1 or self.batch_size < 2:
+            raise ContactkitError("epochs and finetune_epochs must be >= 0 with at least one epoch; batch_size >= 2")
+
+
+def _lr_at(config: KeypointTrainConfig, epoch: int) -> float:
+    if epoch >= config.epochs:
+        return config.finetune_lr
+    return config.lr * (0.1 if epoch >= 0.8 * config.epochs else 1.0)
+
+
+def sample_batch(samples: Sequence[Mapping[str, Any]], image_size: int, device: torch.device | str = "cpu"
+                 ) -> dict[str, Tensor]:
+    """Stack rendered samples: ``images (B, 3, S, S)`` normalised, ``k (B, 3, 3)`` and ``keypoints_2d
+    (B, 29, 2)`` of the resized images, ``keypoints_3d (B, 29, 3)`` camera frame, metres."""
+    rgb = torch.as_tensor(np.stack([np.asarray(s["rgb"]) for s in samples]))
+    k = torch.as_tensor(np.stack([np.asarray(s["K"], np.float32) for s in samples]))
+    h, w = rgb.shape[1:3]
+    small, k_small = resize_to_square(rgb, k, image_size)
+    kp2 = torch.as_tensor(np.stack([np.concatenate([np.asarray(s["hand_keypoints_2d"], np.float32),
+                                                    np.asarray(s["object_corners_2d"], np.float32)])
+                                    for s in samples]))
+    kp2 = torch.stack([(kp2[..., 0] + 0.5) * image_size / w - 0.5, (kp2[..., 1] + 0.5) * image_size / h - 0.5], -1)
+    kp3 = torch.as_tensor(np.stack([np.concatenate([np.asarray(s["hand_keypoints_3d"], np.float32),
+                                                    np.asarray(s["object_corners_3d"], np.float32)])
+                                    for s in samples]))
+    return {"images": normalize_images(small).to(device), "k": k_small.to(device), "keypoints_2d": kp2.to(device),
+            "keypoints_3d": kp3.to(device)}
+
+
+def _losses(model: torch.nn.Module, net: KeypointNet, batch: dict[str, Tensor], config: KeypointTrainConfig,
+            affinity_weight: float) -> dict[str, Tensor]:
+    """Loss terms of one batch; ``model`` runs the forward pass (``net`` itself or its DDP wrapper)."""
+    out = model(batch["images"], batch["k"])
+    norm = pixels_to_normalized(out.keypoints_2d, batch["k"])
+    terms = lifter_losses(net.lifter, out.lifted, batch["keypoints_3d"], norm, affinity_weight)
+    terms["keypoints_2d"] = (out.keypoints_2d - batch["keypoints_2d"]).pow(2).sum(-1).mean()
+    terms["total"] = terms["total"] + config.weight_2d * terms["keypoints_2d"]
+    return terms
+
+
+@torch.no_grad()
+def evaluate_keypoints(net: KeypointNet, samples: Sequence[Mapping[str, Any]], batch_size: int = 32
+                       ) -> dict[str, float]:
+    """Mean 2D error (pixels of the resized image) and root-relative / camera-frame 3D errors (mm)."""
+    net.eval()
+    device = next(net.parameters()).device
+    sums: dict[str, float] = {}
+    for start in range(0, len(samples), batch_size):
+        chunk = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
+        batch = sample_batch(chunk, net.config.image_size, device)
+        out = net(batch["images"], batch["k"])
+        hand_t, obj_t = root_relative_targets(batch["keypoints_3d"])
+        errs = {"keypoints_2d_px": (out.keypoints_2d - batch["keypoints_2d"]).norm(dim=-1)}
+        for name, pred, tgt in (("hand_mm", out.lifted.hand, hand_t), ("object_mm", out.lifted.object, obj_t),
+                                ("hand_camera_mm", out.hand_camera, batch["keypoints_3d"][:, :21]),
+                                ("object_camera_mm", out.object_camera, batch["keypoints_3d"][:, 21:])):
+            if pred is not None:
+                errs[name] = (pred - tgt).norm(dim=-1) * 1000.0
+        for name, value in errs.items():
+            sums[name] = sums.get(name, 0.0) + float(value.mean(1).sum())
+    return {k: v / len(samples) for k, v in sums.items()}
+
+
+def train_keypoints(
+    train_samples: Sequence[Mapping[str, Any]],
+    val_samples: Sequence[Mapping[str, Any]],
+    run_dir: str | Path,
+    net_config: KeypointNetConfig,
+    config: KeypointTrainConfig,
+    *,
+    progress: bool = True,
+    metadata: dict[str, Any] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    init_state: dict[str, Tensor] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a keypoint network; returns the last epoch's log record (see the module docstring)."""
+    run_dir = Path(run_dir)
+    rank, world = _rank_world()
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    net = KeypointNet(net_config)
+    if init_state is not None:
+        net.load_state_dict(init_state)
+    net = net.to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
+    start_epoch, best = 0, float("inf")
+    record: dict[str, Any] = {}
+    last_path = run_dir / "last.pt"
+    if last_path.exists():
+        ckpt = load_checkpoint(last_path, expected_kind="keypoints")
+        if ckpt.training.get("config") != asdict(config) or ckpt.config != asdict(net_config):
+            raise ContactkitError(f"{run_dir} holds a run with different settings; use a new --out directory")
+        net.load_state_dict(ckpt.state_dict)
+        if ckpt.optimizer is not None:
+            optimiser.load_state_dict(ckpt.optimizer)
+        start_epoch = int(ckpt.training["epoch"]) + 1
+        best = float(ckpt.training.get("best_error_mm", best))
+        record = dict(ckpt.training.get("last", {}))
+    model: torch.nn.Module = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(run_dir / "log.jsonl", start_epoch)
+        atomic_write_bytes(run_dir / "config.json", json.dumps(
+            {"kind": "keypoints", "network": asdict(net_config), "train": asdict(config)}, indent=2).encode())
+    total = config.epochs + config.finetune_epochs
+    for epoch in range(start_epoch, total):
+        net.train()
+        finetune = epoch >= config.epochs
+        for group in optimiser.param_groups:
+            group["lr"] = _lr_at(config, epoch)
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + 7919 * epoch)
+        order = torch.randperm(len(train_samples), generator=gen)[rank::world]
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        steps = range(0, len(order), config.batch_size)
+        for start in tqdm(steps, desc=f"keypoints epoch {epoch + 1}/{total}", disable=not progress or rank != 0,
+                          leave=False):
+            idx = order[start:start + config.batch_size].tolist()
+            if len(idx) < 2:  # batch norm needs two samples
+                continue
+            batch = sample_batch([train_samples[i] for i in idx], net_config.image_size, device)
+            terms = _losses(model, net, batch, config, config.affinity_weight if finetune else 0.0)
+            optimiser.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimiser.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+        if rank != 0:
+            continue
+        val = evaluate_keypoints(net, val_samples)
+        keys = [k for k in ("hand_mm", "object_mm") if k in val]
+        err = sum(val[k] for k in keys) / len(keys)
+        improved = err < best
+        best = min(best, err)
+        record = {"epoch": epoch, "stage": "finetune" if finetune else "mse",
+                  "train": {k: v / max(len(order), 1) for k, v in sums.items()}, "val": val,
+                  "seconds": time.perf_counter() - t0, "lr": _lr_at(config, epoch)}
+        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+        training = {**(metadata or {}), "kind": "keypoints", "epoch": epoch, "best_error_mm": best,
+                    "config": asdict(config), "last": record}
+        save_checkpoint(last_path, Checkpoint(kind="keypoints", config=asdict(net_config),
+                                              state_dict=net.state_dict(), training=training,
+                                              optimizer=optimiser.state_dict()))
+        if improved:
+            save_checkpoint(run_dir / "best.pt", Checkpoint(kind="keypoints", config=asdict(net_config),
+                                                             state_dict=net.state_dict(), training=training))
+        if on_record is not None:
+            on_record(record)
+    return record

@@ -1,0 +1,21 @@
+"""Shipped keypoint-model weights (state dict + config, read with ``weights_only=True``); see
+``docs/keypoints_model_card.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contactkit.errors import ContactkitError
+
+__all__ = ["default_lifter_path"]
+
+_DIR = Path(__file__).resolve().parent
+
+
+def default_lifter_path(hand_model: str = "openhand") -> Path:
+    """The shipped full-graph lifter for ``hand_model`` (raises when none is shipped)."""
+    path = _DIR / f"lifter_{hand_model}.pt"
+    if not path.is_file():
+        raise ContactkitError(f"no shipped lifter for hand {hand_model!r}; train one with `contactkit train lifter` "
+                              "and pass --weights")
+    return path

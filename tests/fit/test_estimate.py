@@ -1,0 +1,131 @@
+"""``contactkit estimate``: image files, a ground-truth grasp file (oracle 2D, opt-in), a rendered dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from contactkit.cli.main import main
+from contactkit.hands import load_hand
+from contactkit.io.grasps import GraspSet, load_grasps, save_grasps
+from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
+from contactkit.metrics import evaluate
+from contactkit.objects import load_object
+from contactkit.vision.data import synthetic_views
+from contactkit.vision.heads import KeypointNet, KeypointNetConfig
+from contactkit.vision.lifter import ContextAwareLifter, LifterConfig
+
+TINY = KeypointNetConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32, context_dim=8,
+                         lifter={"hidden": 16, "merged_layers": 3})
+
+
+@pytest.fixture(scope="module")
+def gt(tmp_path_factory) -> tuple[GraspSet, str]:
+    """Three hand + box grasps (random hands near a box; shapes and links matter here, not realism)."""
+    hand = load_hand("openhand")
+    mesh = load_object("box:extents=0.04/0.06/0.1")
+    gen = torch.Generator().manual_seed(0)
+    n = 3
+    grasps = GraspSet(hand_model=hand.name, side=hand.side, global_orient=torch.randn(n, 3, generator=gen).numpy(),
+                      hand_pose=(0.2 * torch.randn(n, 45, generator=gen)).numpy(), betas=np.zeros((n, 0)),
+                      transl=(0.05 * torch.randn(n, 3, generator=gen)).numpy(), object_ids=[mesh.content_hash] * n,
+                      objects={mesh.content_hash: mesh}, object_rotation=np.eye(3)[None].repeat(n, 0),
+                      object_translation=np.zeros((n, 3)))
+    path = tmp_path_factory.mktemp("gt") / "gt.npz"
+    save_grasps(path, grasps)
+    return grasps, str(path)
+
+
+def _lifter_ckpt(tmp_path) -> str:
+    torch.manual_seed(0)
+    config = LifterConfig(hidden=16, merged_layers=3)
+    path = tmp_path / "lifter.pt"
+    save_checkpoint(path, Checkpoint(kind="lifter", config=dataclasses.asdict(config),
+                                     state_dict=ContextAwareLifter(config).state_dict(), training={}))
+    return str(path)
+
+
+def _keypoints_ckpt(tmp_path) -> str:
+    torch.manual_seed(0)
+    path = tmp_path / "kp.pt"
+    save_checkpoint(path, Checkpoint(kind="keypoints", config=dataclasses.asdict(TINY),
+                                     state_dict=KeypointNet(TINY).state_dict(), training={}))
+    return str(path)
+
+
+def test_estimate_from_image_files(tmp_path):
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(2):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
+        images.append(str(p))
+    out = tmp_path / "est.npz"
+    rc = main(["estimate", *images, "--model", "keypoints", "--weights", _keypoints_ckpt(tmp_path), "--object",
+               "box:extents=0.04/0.06/0.1", "--out", str(out), "--ik-iterations", "2"])
+    assert rc == 0
+    est = load_grasps(out)
+    assert len(est) == 2 and est.attrs["frame"] == "camera" and est.metadata[1]["image"] == images[1]
+    assert len(est.metadata[0]["estimated_keypoints"]) == 63
+    # images need an object and weights
+    assert main(["estimate", *images, "--model", "keypoints", "--out", str(out)]) == 2
+
+
+def test_estimate_from_ground_truth_2d_is_opt_in_and_linked(tmp_path, gt):
+    grasps, path = gt
+    out = tmp_path / "est.npz"
+    assert main(["estimate", path, "--model", "lifter", "--weights", _lifter_ckpt(tmp_path), "--out",
+                 str(out)]) == 2  # no silent oracle input
+    assert main(["estimate", path, "--model", "lifter", "--weights", _lifter_ckpt(tmp_path), "--out", str(out),
+                 "--from-ground-truth-2d", "--views-per-grasp", "2", "--ik-iterations", "2"]) == 0
+    est = load_grasps(out)
+    assert len(est) == 6 and est.reference_index.tolist() == [0, 0, 1, 1, 2, 2]
+    assert est.attrs["keypoints_2d"] == "ground truth (oracle input)"
+    ev = evaluate(est, metrics=["mpjpe_mm"])
+    assert np.isfinite(ev["mpjpe_mm"].mean)
+
+
+def test_estimate_from_a_rendered_dataset(tmp_path, gt, monkeypatch):
+    grasps, _ = gt
+    hand = load_hand("openhand")
+    views = synthetic_views(grasps, hand, 1, seed=0, image_size=64)
+    samples = []
+    rng = np.random.default_rng(1)
+    for i in range(len(views)):
+        samples.append({"rgb": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), "K": views.k[i].numpy(),
+                        "cam_from_world": views.cam_from_world[i].numpy(),
+                        "hand_keypoints_3d": views.keypoints_3d[i, :21].numpy(),
+                        "hand_keypoints_2d": views.keypoints_2d[i, :21].numpy(),
+                        "object_corners_3d": views.keypoints_3d[i, 21:].numpy(),
+                        "object_corners_2d": views.keypoints_2d[i, 21:].numpy(),
+                        "grasp_index": int(views.grasp_index[i]), "object_id": views.object_ids[i],
+                        "view_index": 0})
+
+    class FakeRenderedDataset:  # the shape of contract A's RenderedDataset
+        def __init__(self, root, split):
+            self.grasps = grasps
+
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, i):
+            return samples[i]
+
+    monkeypatch.setitem(sys.modules, "contactkit.dataset", types.SimpleNamespace(RenderedDataset=FakeRenderedDataset))
+    root = tmp_path / "ds"
+    root.mkdir()
+    out = tmp_path / "est.npz"
+    lifter = _lifter_ckpt(tmp_path)
+    assert main(["estimate", str(root), "--model", "lifter", "--weights", lifter, "--out", str(out)]) == 2
+    assert main(["estimate", str(root), "--model", "lifter", "--weights", lifter, "--out", str(out),
+                 "--from-ground-truth-2d", "--ik-iterations", "2"]) == 0
+    est = load_grasps(out)
+    assert len(est) == 3 and est.reference_index.tolist() == [0, 1, 2]
+    assert est.attrs["split"] == "test" and est.attrs["keypoints_2d"] == "ground truth (oracle input)"
+    assert load_grasps(est.attrs["reference"]).object_ids == grasps.object_ids
