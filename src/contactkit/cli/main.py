@@ -103,13 +103,14 @@ def command_summary(module: str) -> str:
     return re.sub(r"^``[^`]*``:\s*", "", first).rstrip(".")
 
 
-def _selected(argv: Sequence[str]) -> str | None:
-    """The sub-command module named by ``argv`` (the first argument not starting with ``-``), if any."""
+def _lazy_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser for ``argv``: lazy for a known command (the first argument not starting with ``-``) or none;
+    every command's options otherwise, so a command whose name is not its module's still parses."""
     names = {command_name(m): m for m in SUBCOMMANDS}
-    for arg in argv:
-        if not arg.startswith("-"):
-            return names.get(arg)
-    return None
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None or first in names:
+        return build_parser(names.get(first) if first else None, lazy=True)
+    return build_parser()
 
 
 def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
@@ -141,7 +142,7 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``contactkit`` console script; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_selected(args_list), lazy=True)
+    parser = _lazy_parser(args_list)
     args = parser.parse_args(args_list)
     if getattr(args, "func", None) is None:
         parser.print_help()

@@ -47,7 +47,8 @@ def render_snapshot(
         penetration: mark penetrating vertices.
         object_alpha: opacity of ``object`` layers in (0, 1].
         elev, azim: camera elevation and azimuth in degrees; by default the azimuth looks at the first hand
-            and the object from the side (perpendicular to the line between their centroids).
+            (the first refined one, else any) and the object from the side (perpendicular to the line between
+            their centroids).
         size_px: width and height of the image in pixels.
         title: optional title drawn above the view.
 
@@ -70,7 +71,8 @@ def render_snapshot(
     if azim is None:
         azim = 40.0
         obj = next((layer for layer in chosen if layer.role == "object"), None)
-        hnd = next((layer for layer in chosen if layer.role != "object"), None)
+        hnd = next((layer for layer in chosen if layer.role == "refined"), None) or next(
+            (layer for layer in chosen if layer.role != "object"), None)
         if obj is not None and hnd is not None:
             d = hnd.vertices.mean(axis=0) - obj.vertices.mean(axis=0)
             if abs(d[0]) + abs(d[1]) > 1e-9:

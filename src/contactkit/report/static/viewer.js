@@ -199,7 +199,8 @@
       state.target = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2];
       // look at the hand-object pair from the side, so the contact region between them is in view
       var objL = s.layers.filter(function (l) { return l.role === 'object'; })[0];
-      var handL = s.layers.filter(function (l) { return l.role !== 'object' && l.visible; })[0];
+      var handL = s.layers.filter(function (l) { return l.role === 'refined' && l.visible; })[0] ||
+        s.layers.filter(function (l) { return l.role !== 'object' && l.visible; })[0];
       state.yaw = 0.6;
       if (objL && handL) {
         var co = centroid(f32(objL.vertices)), ch = centroid(f32(handL.vertices));
