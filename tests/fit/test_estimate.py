@@ -129,3 +129,17 @@ def test_estimate_from_a_rendered_dataset(tmp_path, gt, monkeypatch):
     assert len(est) == 3 and est.reference_index.tolist() == [0, 1, 2]
     assert est.attrs["split"] == "test" and est.attrs["keypoints_2d"] == "ground truth (oracle input)"
     assert load_grasps(est.attrs["reference"]).object_ids == grasps.object_ids
+
+
+def test_shipped_lifter_is_the_default_and_loads_safely(tmp_path, gt):
+    from contactkit.vision.train import lifter_from_checkpoint
+    from contactkit.vision.weights import default_lifter_path
+
+    net, training = lifter_from_checkpoint(default_lifter_path("openhand"))  # weights_only=True inside
+    assert net.config.mode == "full" and training["hand_model"] == "openhand"
+    assert not set(training["train_objects"]) & {"002_master_chef_can", "006_mustard_bottle"}  # held-out objects
+    _, path = gt
+    out = tmp_path / "est.npz"
+    assert main(["estimate", path, "--model", "lifter", "--from-ground-truth-2d", "--out", str(out),
+                 "--ik-iterations", "2"]) == 0
+    assert len(load_grasps(out)) == 3
