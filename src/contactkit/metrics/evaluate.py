@@ -16,7 +16,6 @@ error between different objects); means and standard deviations ignore NaN.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from contactkit.cache import LRUCache, array_key, mesh_key
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import is_closed
 from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
+from contactkit.io.atomic import json_number
 from contactkit.metrics import _compute, _geom
 from contactkit.metrics import contact as _contact
 from contactkit.metrics._arrays import faces_array, points_batch, to_numpy
@@ -156,10 +156,6 @@ class MetricResult:
         return int(np.isfinite(self.values).sum())
 
 
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 @dataclass
 class Evaluation:
     """Result of :func:`evaluate`: one :class:`MetricResult` per metric, in the requested order."""
@@ -184,13 +180,13 @@ class Evaluation:
         metrics = {}
         for name, r in self.results.items():
             metrics[name] = {
-                "mean": _json_float(r.mean),
-                "std": _json_float(r.std),
+                "mean": json_number(r.mean),
+                "std": json_number(r.std),
                 "unit": r.unit,
                 "count": r.count,
                 "not_computed": len(r.values) - r.count,
                 "variant": r.variant,
-                "values": [_json_float(float(v)) for v in r.values],
+                "values": [json_number(float(v)) for v in r.values],
                 "fallback": [bool(f) for f in r.fallback],
                 **({"extra": r.extra} if r.extra else {}),
             }

@@ -38,7 +38,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ import torch
 
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+from contactkit.settings import updated
 from contactkit.synth.quality import ferrari_canny_epsilon, select_contacts
 
 if TYPE_CHECKING:
@@ -131,11 +132,7 @@ class SynthesisConfig:
 
     def with_updates(self, **changes: Any) -> SynthesisConfig:
         """A copy with some fields changed; unknown names raise :class:`ContactkitError`."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - known)
-        if bad:
-            raise ContactkitError(f"unknown synthesis setting(s) {bad}; valid: {sorted(known)}")
-        return replace(self, **changes)
+        return updated(self, "synthesis setting", **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
