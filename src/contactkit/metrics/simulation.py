@@ -440,12 +440,18 @@ def simulate(
                 inertia=inertia,
             )
         )
-    if workers > 1 and len(jobs) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            results = list(pool.map(simulate_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-    else:
-        results = [simulate_job(j) for j in jobs]
+    try:
+        if workers > 1 and len(jobs) > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                results = list(pool.map(simulate_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        else:
+            results = [simulate_job(j) for j in jobs]
+    except ValueError as exc:  # MuJoCo refuses the model (e.g. a mesh too small to have a volume)
+        if isinstance(exc, ContactkitError):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeshError(f"MuJoCo cannot simulate this hand and object: {reason}") from None
     displacement = np.full(batch, np.nan)
     if jobs:
         displacement[simulable] = np.asarray(results, dtype=np.float64).reshape(len(jobs), len(dirs)).mean(axis=1)

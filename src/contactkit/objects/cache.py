@@ -40,15 +40,28 @@ CACHE_FORMAT_VERSION = 1
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CLI_DIR = os.path.join(_PACKAGE_DIR, "cli")
 
 
 def warn_external(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` attributed to the first caller outside contactkit (the user sees their own line)."""
+    """``warnings.warn`` attributed to the first caller outside contactkit (the user sees their own line).
+
+    Run from the command line (the call passes through :mod:`contactkit.cli`) there is no user line: the
+    warning is then attributed to the file its message starts with (``"<path>: ..."``, e.g. a mesh file) when
+    that file exists, instead of the ``contactkit`` script.
+    """
     frame = sys._getframe(1)
     level = 2  # stacklevel 1 is this function, 2 its caller
+    via_cli = False
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        via_cli = via_cli or frame.f_code.co_filename.startswith(_CLI_DIR)
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
+    if via_cli:
+        path = message.split(": ", 1)[0]
+        if path != message and os.path.isfile(path):
+            warnings.warn_explicit(message, category, filename=path, lineno=1, module="contactkit")
+            return
     warnings.warn(message, category, stacklevel=level)
 
 
