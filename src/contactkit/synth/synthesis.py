@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from contactkit.errors import ContactkitError
+from contactkit.errors import ContactkitError, MeshError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 from contactkit.settings import updated
 from contactkit.synth.quality import ferrari_canny_epsilon, select_contacts
@@ -541,6 +541,9 @@ def synthesize(
         raise ContactkitError(f"workers must be >= 1, got {workers}")
     cfg = config or SynthesisConfig()
     mesh: ObjectMesh = load_object(obj)
+    extents = np.linalg.svd(mesh.vertices - mesh.vertices.mean(0), compute_uv=False)
+    if extents[2] <= 1e-6 * extents[0]:  # no volume: nothing to grasp or simulate (fail before any work)
+        raise MeshError(f"{mesh.name}: the object is flat (its vertices span no volume); it cannot be grasped")
     limit = max_batches if max_batches is not None else max(50, math.ceil(20 * n / cfg.batch_size))
     run_info = {"object": mesh.content_hash, "object_name": mesh.name, "hand": hand, "side": side,
                 "seed": int(seed), "config": cfg.to_dict()}
