@@ -4,3 +4,7 @@ Units are metres inside the library; reports use millimetres and cm^3. Tensors a
 """
 
 __version__ = "0.1.0"
+
+from contactkit.cache import clear_caches  # noqa: E402  (light: numpy only)
+
+__all__ = ["__version__", "clear_caches"]

@@ -255,7 +255,10 @@ def grasp_cases(rng: np.random.Generator, folder: Path, count: int, hand: Any) -
     def array_shape(h: dict[str, Any], r: dict[str, np.ndarray]) -> None:
         name = str(rng.choice(["global_orient", "hand_pose", "betas", "transl", "object_rotation",
                                "object_translation"]))
-        shape = tuple(int(x) for x in rng.integers(0, 5, size=int(rng.integers(0, 4))))
+        shape = r[name].shape
+        # a shape that differs from the valid one (for betas, whose width is free, in the grasp count or rank)
+        while shape == r[name].shape or (name == "betas" and len(shape) == 2 and shape[0] == 2):
+            shape = tuple(int(x) for x in rng.integers(0, 5, size=int(rng.integers(0, 4))))
         r[name] = rng.normal(size=shape)
 
     def array_dtype(h: dict[str, Any], r: dict[str, np.ndarray]) -> None:

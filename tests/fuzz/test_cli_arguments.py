@@ -95,3 +95,18 @@ def test_special_files_and_symlinks_as_outputs(tmp_path, capsys):
         _refused(capsys, ["refine", str(grasps), "--out", "/dev/full"], "argument --out: ")
     assert link.is_symlink() and real.read_bytes() == b"png"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["g.npz", "real.png", "snap.png"]
+
+
+def test_mesh_warnings_from_the_command_line_point_at_the_mesh_file(tmp_path, capsys):
+    # regression: mesh warnings were attributed to the `contactkit` script; from the CLI they name the file
+    import warnings
+
+    mesh = tmp_path / "tiny.obj"
+    mesh.write_text("v 0 0 0\nv 1e-6 0 0\nv 0 1e-6 0\nv 0 0 1e-6\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["synth", "--object", str(mesh), "--n", "1", "--out", str(tmp_path / "s.npz"), "--max-batches",
+                     "1", "--batch-size", "2", "--iterations", "2", "--no-progress"])
+    assert code != 0 and "Traceback" not in capsys.readouterr().err
+    small = [w for w in caught if "implausibly small" in str(w.message)]
+    assert small and small[0].filename == str(mesh)

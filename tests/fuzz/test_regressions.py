@@ -83,3 +83,20 @@ def test_unsafe_checkpoint_refusal_gives_no_unsafe_advice(tmp_path):
     assert "not just tensors" in message or "pickled objects" in message
     assert "do not load this file with weights_only=False" in message
     assert "you have two options" not in message and "set `weights_only`" not in message
+
+
+def test_partial_synthesis_says_exactly_what_it_wrote(tmp_path, capsys, monkeypatch):
+    # regression: `synth --max-batches 1` that stopped short printed "wrote 2 grasps to partial.npz", exited 1 and
+    # wrote no file (the library keeps finished batches in OUT.parts/ and writes OUT only when n are accepted)
+    from types import SimpleNamespace
+
+    import contactkit.synth.synthesis as synthesis
+    from contactkit.cli.main import main
+
+    monkeypatch.setattr(synthesis, "synthesize", lambda *a, **k: SimpleNamespace(grasps=[0, 1], stats={"batches": 1}))
+    out = tmp_path / "partial.npz"
+    code = main(["synth", "--object", "box", "--n", "50", "--out", str(out), "--max-batches", "1"])
+    captured = capsys.readouterr()
+    assert code == 1 and not out.exists()
+    assert not any(line.startswith("wrote") for line in captured.out.splitlines())
+    assert f"only 2 of 50 grasps were accepted; nothing was written to {out}" in captured.err

@@ -175,3 +175,11 @@ def test_flat_object_is_a_clear_error():
     hv, hf = _far_hand()
     with pytest.raises(MeshError, match="flat or degenerate"):
         sim.simulation_displacement(hv[None], hf, v * [1.0, 1.0, 0.0], f)
+
+
+def test_object_too_small_for_mujoco_is_a_clear_error():
+    # regression: a 1-micrometre mesh raised MuJoCo's ValueError ("mesh volume is too small") from the worker
+    v, f = box([1e-6, 1e-6, 1e-6])
+    hv, hf = _far_hand()
+    with pytest.raises(MeshError, match="MuJoCo cannot simulate"):
+        sim.simulation_displacement(hv[None], hf, v, f)

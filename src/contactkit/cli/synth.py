@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from contactkit.cli._args import MAX_GRASPS, bounded_int, output_file, positive_int, seed, workers
 

@@ -12,8 +12,6 @@ For a fixed mesh the AABB tree is built once and cached (a small LRU keyed by th
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +19,7 @@ import igl
 import numpy as np
 import torch
 
+from contactkit.cache import LRUCache, mesh_key
 from contactkit.errors import ShapeError
 from contactkit.geometry._checks import (
     check_faces,
@@ -40,7 +39,7 @@ __all__ = [
 ]
 
 _CACHE_SIZE = 16
-_INDEX_CACHE: OrderedDict[bytes, MeshIndex] = OrderedDict()
+_INDEX_CACHE: LRUCache[MeshIndex] = LRUCache(size=_CACHE_SIZE)
 #: Maximum number of point-face pairs evaluated at once by the brute force.
 _CHUNK_PAIRS_CPU = 1 << 20
 _CHUNK_PAIRS_CUDA = 1 << 24
@@ -161,31 +160,12 @@ class MeshIndex:
         return sqd, np.asarray(fid, dtype=np.int64), cp
 
 
-def mesh_key(verts: np.ndarray, faces: np.ndarray, *extra: int) -> bytes:
-    """A content digest of a mesh ``verts (V, 3)``, ``faces (F, 3)`` (and a few integers, e.g. a sample count),
-    the key of per-mesh caches (compared as float64 / int64 values)."""
-    v = np.ascontiguousarray(verts, dtype=np.float64)
-    f = np.ascontiguousarray(faces, dtype=np.int64)
-    h = hashlib.blake2b(digest_size=16)
-    for a in (np.asarray((*v.shape, *f.shape, *extra), dtype=np.int64), v, f):
-        h.update(a.tobytes())
-    return h.digest()
-
-
 def mesh_index(verts: torch.Tensor | np.ndarray, faces: torch.Tensor | np.ndarray) -> MeshIndex:
     """A :class:`MeshIndex` for ``verts (V, 3)``, ``faces (F, 3)``, from an LRU cache keyed by content."""
     v = verts_numpy(check_verts(verts, allow_batch=False))
     f = check_faces(faces, v.shape[0])
     key = mesh_key(v, f)
-    hit = _INDEX_CACHE.get(key)
-    if hit is not None:
-        _INDEX_CACHE.move_to_end(key)
-        return hit
-    index = MeshIndex(v, f)
-    _INDEX_CACHE[key] = index
-    while len(_INDEX_CACHE) > _CACHE_SIZE:
-        _INDEX_CACHE.popitem(last=False)
-    return index
+    return _INDEX_CACHE.get_or_make(key, lambda: MeshIndex(v, f))
 
 
 def _brute_force_faces(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import stat
 import tempfile
@@ -33,6 +34,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_output_path",
+    "json_number",
 ]
 
 
@@ -192,6 +194,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def json_number(x: float | None) -> float | None:
+    """``x`` as a JSON number, or None (JSON ``null``) when it is None, NaN or infinite: the one way contactkit
+    writes "not computed" into strict JSON (``allow_nan=False``)."""
+    if x is None:
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:

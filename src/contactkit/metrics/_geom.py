@@ -8,9 +8,7 @@ generalised winding number (:func:`contactkit.geometry.inside.winding_number`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,31 +18,6 @@ from contactkit.geometry.inside import winding_number as _winding_number
 from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
 
 T = TypeVar("T")
-
-
-class ObjectCache(Generic[T]):
-    """A small LRU cache of per-object values keyed by :func:`~contactkit.geometry.mesh_distance.mesh_key`
-    (objects recur across evaluations)."""
-
-    def __init__(self, size: int = 16) -> None:
-        self.size = size
-        self._items: OrderedDict[bytes, T] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def get(self, key: bytes, make: Callable[[], T]) -> T:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = make()
-        self._items[key] = value
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return value
 
 
 def _writable(a: np.ndarray) -> np.ndarray:

@@ -15,9 +15,7 @@ error between different objects); means and standard deviations ignore NaN.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,9 +26,11 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import torch
 
+from contactkit.cache import LRUCache, array_key, mesh_key
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import is_closed
-from contactkit.geometry.mesh_distance import MeshIndex, mesh_index, mesh_key
+from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
+from contactkit.io.atomic import json_number
 from contactkit.metrics import _compute, _geom
 from contactkit.metrics import contact as _contact
 from contactkit.metrics._arrays import faces_array, points_batch, to_numpy
@@ -156,10 +156,6 @@ class MetricResult:
         return int(np.isfinite(self.values).sum())
 
 
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 @dataclass
 class Evaluation:
     """Result of :func:`evaluate`: one :class:`MetricResult` per metric, in the requested order."""
@@ -184,13 +180,13 @@ class Evaluation:
         metrics = {}
         for name, r in self.results.items():
             metrics[name] = {
-                "mean": _json_float(r.mean),
-                "std": _json_float(r.std),
+                "mean": json_number(r.mean),
+                "std": json_number(r.std),
                 "unit": r.unit,
                 "count": r.count,
                 "not_computed": len(r.values) - r.count,
                 "variant": r.variant,
-                "values": [_json_float(float(v)) for v in r.values],
+                "values": [json_number(float(v)) for v in r.values],
                 "fallback": [bool(f) for f in r.fallback],
                 **({"extra": r.extra} if r.extra else {}),
             }
@@ -251,7 +247,7 @@ def _groups(ids: Sequence[str]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
 
 
-_SAMPLES: _geom.ObjectCache[np.ndarray] = _geom.ObjectCache()
+_SAMPLES: LRUCache[np.ndarray] = LRUCache()
 
 
 def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray:
@@ -264,10 +260,10 @@ def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray
         out.setflags(write=False)
         return out
 
-    return _SAMPLES.get(mesh_key(verts, faces, n), make)
+    return _SAMPLES.get_or_make(mesh_key(verts, faces, n), make)
 
 
-_BOUNDS: _geom.ObjectCache[_geom.ObjectBounds] = _geom.ObjectCache()
+_BOUNDS: LRUCache[_geom.ObjectBounds] = LRUCache()
 
 
 V = TypeVar("V")
@@ -357,7 +353,7 @@ class _Context:
             closed = is_closed(faces, verts.shape[0])
             return _geom.ObjectBounds(verts, faces, self.index(verts, faces), closed=closed, margin=_SD_BAND)
 
-        return _by_array(self._bounds, verts, lambda: _BOUNDS.get(mesh_key(verts, faces), make))
+        return _by_array(self._bounds, verts, lambda: _BOUNDS.get_or_make(mesh_key(verts, faces), make))
 
     def index(self, verts: np.ndarray, faces: np.ndarray) -> MeshIndex:
         """The object's AABB tree, looked up once per object (no per-grasp content hashing)."""
@@ -381,25 +377,16 @@ class _Context:
 
 #: Contexts of recently evaluated references: one ground truth is usually scored against several methods, and its
 #: signed distances and contact masks are the same every time.
-_REFERENCE_CONTEXTS: _geom.ObjectCache[_Context] = _geom.ObjectCache(size=4)
+_REFERENCE_CONTEXTS: LRUCache[_Context] = LRUCache(size=4)
 
 
 def _content_key(g: PosedGrasps, n_samples: int) -> bytes:
-    """A digest of everything a :class:`_Context` derives its values from."""
-    h = hashlib.blake2b(digest_size=20)
-    for a in (g.hand_verts, g.hand_faces, g.object_rotation, g.object_translation):
-        arr = np.ascontiguousarray(a)
-        h.update(str((arr.dtype, arr.shape)).encode())
-        h.update(arr.tobytes())
-    h.update(repr((n_samples, list(g.object_ids))).encode())
-    for region in g.fingertip_regions or []:
-        h.update(np.ascontiguousarray(region, dtype=np.int64).tobytes())
+    """The content key of everything a :class:`_Context` derives its values from."""
+    arrays = [g.hand_verts, g.hand_faces, g.object_rotation, g.object_translation]
+    arrays += [np.asarray(r, dtype=np.int64) for r in g.fingertip_regions or []]
     for key in sorted(set(g.object_ids)):
-        for a in g.objects[key]:
-            arr = np.ascontiguousarray(a)
-            h.update(str((arr.dtype, arr.shape)).encode())
-            h.update(arr.tobytes())
-    return h.digest()
+        arrays += list(g.objects[key])
+    return array_key(*arrays, extra=(n_samples, tuple(g.object_ids), len(g.fingertip_regions or [])))
 
 
 def clear_reference_cache() -> None:
@@ -409,7 +396,7 @@ def clear_reference_cache() -> None:
 
 def _reference_context(reference: PosedGrasps, n_samples: int) -> _Context:
     """The reference's context, reused when the same reference content was evaluated recently."""
-    return _REFERENCE_CONTEXTS.get(_content_key(reference, n_samples), lambda: _Context(reference, n_samples))
+    return _REFERENCE_CONTEXTS.get_or_make(_content_key(reference, n_samples), lambda: _Context(reference, n_samples))
 
 
 # ------------------------------------------------------------------------------------------------ evaluate

@@ -24,9 +24,9 @@ import manifold3d
 import numpy as np
 import trimesh
 
+from contactkit.cache import LRUCache, mesh_key
 from contactkit.errors import ShapeError
 from contactkit.geometry.inside import boundary_chain, grid_ray_winding, ray_winding_error_bound
-from contactkit.geometry.mesh_distance import mesh_key
 from contactkit.metrics import _geom
 from contactkit.metrics._arrays import mesh_batch, points_batch, to_numpy
 
@@ -68,12 +68,12 @@ def _manifold(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | Non
 
 #: Object solids by mesh content: building a 16k-face solid costs about as much as a dozen hand booleans, and
 #: the same objects are evaluated again and again.
-_SOLIDS: _geom.ObjectCache[manifold3d.Manifold | None] = _geom.ObjectCache()
+_SOLIDS: LRUCache[manifold3d.Manifold | None] = LRUCache()
 
 
 def object_solid(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | None:
     """:func:`_manifold` of an object mesh, cached by content (None: not a closed manifold)."""
-    return _SOLIDS.get(mesh_key(verts, faces), lambda: _manifold(verts, faces))
+    return _SOLIDS.get_or_make(mesh_key(verts, faces), lambda: _manifold(verts, faces))
 
 
 class _LazySolid:

@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from contactkit.cache import LRUCache, mesh_key
 from contactkit.errors import ShapeError
-from contactkit.geometry.mesh_distance import mesh_key
-from contactkit.metrics import _geom
 from contactkit.metrics._arrays import mesh_batch, points_batch
 
 N_CANDIDATES = 10
@@ -51,7 +50,7 @@ class ObjectBox:
         return self.centre + (signs * self.extents) @ self.axes
 
 
-_BOXES: _geom.ObjectCache[ObjectBox] = _geom.ObjectCache()
+_BOXES: LRUCache[ObjectBox] = LRUCache()
 
 
 def object_box(verts: np.ndarray, faces: np.ndarray) -> ObjectBox:
@@ -142,6 +141,6 @@ def affinity_diversity(
     box = None
     for b in range(kp.shape[0]):
         if box is None or ov.strides[0] != 0:
-            box = _BOXES.get(mesh_key(ov[b], of), partial(object_box, ov[b], of))
+            box = _BOXES.get_or_make(mesh_key(ov[b], of), partial(object_box, ov[b], of))
         out[b] = affinity_diversity_single(kp[b], box, n_candidates=n_candidates, eta=eta, face_samples=face_samples)[0]
     return out

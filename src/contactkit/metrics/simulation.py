@@ -30,7 +30,7 @@ from __future__ import annotations
 import multiprocessing
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +45,7 @@ from contactkit.objects.cache import (
     object_cache_dir,
     save_npz_cache,
 )
+from contactkit.settings import updated
 
 GRAVITY = 9.81
 _SIX_DIRECTIONS = np.array([[0, 0, -1], [0, 0, 1], [-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0]], dtype=np.float64)
@@ -97,11 +98,7 @@ class SimulationProtocol:
 
     def with_updates(self, **changes: Any) -> SimulationProtocol:
         """A copy with some fields changed; unknown field names raise :class:`ContactkitError`."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - known)
-        if bad:
-            raise ContactkitError(f"unknown simulation protocol field(s) {bad}; valid: {sorted(known)}")
-        return replace(self, **changes)
+        return updated(self, "simulation protocol field", **changes)
 
     def validate(self) -> None:
         """Raise :class:`ContactkitError` on an inconsistent setting."""
@@ -443,12 +440,18 @@ def simulate(
                 inertia=inertia,
             )
         )
-    if workers > 1 and len(jobs) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            results = list(pool.map(simulate_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-    else:
-        results = [simulate_job(j) for j in jobs]
+    try:
+        if workers > 1 and len(jobs) > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                results = list(pool.map(simulate_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        else:
+            results = [simulate_job(j) for j in jobs]
+    except ValueError as exc:  # MuJoCo refuses the model (e.g. a mesh too small to have a volume)
+        if isinstance(exc, ContactkitError):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeshError(f"MuJoCo cannot simulate this hand and object: {reason}") from None
     displacement = np.full(batch, np.nan)
     if jobs:
         displacement[simulable] = np.asarray(results, dtype=np.float64).reshape(len(jobs), len(dirs)).mean(axis=1)

@@ -3,7 +3,8 @@
 Keys start with the mesh's content hash (sha256 of its vertex and face bytes), so two objects with the same
 geometry share entries whatever their names, and any change to a vertex gives a new key.
 
-* In memory: a bounded LRU dict shared by the process (:data:`MEMORY_CACHE`).
+* In memory: a bounded LRU shared by the process (:data:`MEMORY_CACHE`, a :class:`contactkit.cache.LRUCache`;
+  :func:`contactkit.cache.clear_caches` empties it).
 * On disk: ``<root>/objects/<hash>/<name>.npz`` where ``<root>`` is ``$CONTACTKIT_CACHE`` if set, else
   ``~/.cache/contactkit``. Writes are atomic; an unreadable or stale file is rebuilt with a warning; an
   unwritable cache directory only costs a warning.
@@ -14,20 +15,18 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import threading
 import warnings
 import zipfile
-from collections import OrderedDict
-from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from contactkit.cache import LRUCache
+
 __all__ = [
     "CACHE_FORMAT_VERSION",
     "MEMORY_CACHE",
-    "MemoryCache",
     "warn_external",
     "cache_root",
     "content_hash",
@@ -41,15 +40,28 @@ CACHE_FORMAT_VERSION = 1
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CLI_DIR = os.path.join(_PACKAGE_DIR, "cli")
 
 
 def warn_external(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` attributed to the first caller outside contactkit (the user sees their own line)."""
+    """``warnings.warn`` attributed to the first caller outside contactkit (the user sees their own line).
+
+    Run from the command line (the call passes through :mod:`contactkit.cli`) there is no user line: the
+    warning is then attributed to the file its message starts with (``"<path>: ..."``, e.g. a mesh file) when
+    that file exists, instead of the ``contactkit`` script.
+    """
     frame = sys._getframe(1)
     level = 2  # stacklevel 1 is this function, 2 its caller
+    via_cli = False
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        via_cli = via_cli or frame.f_code.co_filename.startswith(_CLI_DIR)
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
+    if via_cli:
+        path = message.split(": ", 1)[0]
+        if path != message and os.path.isfile(path):
+            warnings.warn_explicit(message, category, filename=path, lineno=1, module="contactkit")
+            return
     warnings.warn(message, category, stacklevel=level)
 
 
@@ -65,41 +77,8 @@ def content_hash(vertices: np.ndarray, faces: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-class MemoryCache:
-    """A small thread-safe LRU mapping ``key -> value`` (values are treated as read-only by callers)."""
-
-    def __init__(self, max_entries: int = 256) -> None:
-        self.max_entries = max_entries
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any | None:
-        with self._lock:
-            if key not in self._data:
-                return None
-            self._data.move_to_end(key)
-            return self._data[key]
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-MEMORY_CACHE = MemoryCache()
+#: The process-wide LRU of derived object data (samples, normals, SDF grids, convex pieces), by content.
+MEMORY_CACHE: LRUCache[Any] = LRUCache(size=256)
 
 
 def cache_root() -> Path:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import torch
@@ -33,6 +33,7 @@ from contactkit.geometry.rotations import (
     rotmat_to_axis_angle,
     rotmat_to_rot6d,
 )
+from contactkit.settings import updated
 from contactkit.targets.contract import HandParamsInit, ObjectBatch
 
 __all__ = [
@@ -131,11 +132,7 @@ class RefinerSettings:
 
     def replace(self, **changes: Any) -> RefinerSettings:
         """A copy with ``changes``; unknown keys raise :class:`ContactkitError` listing the valid ones."""
-        valid = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - valid)
-        if bad:
-            raise ContactkitError(f"unknown refiner setting(s) {bad}; valid: {sorted(valid)}")
-        return replace(self, **changes)
+        return updated(self, "refiner setting", **changes)
 
 
 @dataclass

@@ -7,7 +7,6 @@ report's tables are formatted from the same object.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from contactkit.errors import ContactkitError
+from contactkit.io.atomic import json_number
 
 RESULTS_FORMAT = "contactkit.results"
 RESULTS_VERSION = 1
@@ -31,13 +31,6 @@ def oracle_label(method: str) -> str:
 
 class ResultsFileError(ContactkitError):
     """A results file is missing, malformed, or of an unknown format or version."""
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass
@@ -67,10 +60,10 @@ class MetricSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "mean": _finite_or_none(self.mean),
-            "std": _finite_or_none(self.std),
+            "mean": json_number(self.mean),
+            "std": json_number(self.std),
             "unit": self.unit,
-            "values": [_finite_or_none(v) for v in self.values],
+            "values": [json_number(v) for v in self.values],
         }
 
     @classmethod
@@ -110,7 +103,7 @@ class MethodResult:
         return {
             "method": self.method,
             "num_grasps": self.num_grasps,
-            "time_per_grasp_s": _finite_or_none(self.time_per_grasp_s),
+            "time_per_grasp_s": json_number(self.time_per_grasp_s),
             "error": self.error,
             "targets": self.targets,
             "oracle": self.oracle,

@@ -40,15 +40,16 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from contactkit.errors import ContactkitError
+from contactkit.errors import ContactkitError, MeshError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+from contactkit.settings import updated
 from contactkit.synth.quality import ferrari_canny_epsilon, select_contacts
 
 if TYPE_CHECKING:
@@ -146,11 +147,7 @@ class SynthesisConfig:
 
     def with_updates(self, **changes: Any) -> SynthesisConfig:
         """A copy with some fields changed; unknown names raise :class:`ContactkitError`."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - known)
-        if bad:
-            raise ContactkitError(f"unknown synthesis setting(s) {bad}; valid: {sorted(known)}")
-        return replace(self, **changes)
+        return updated(self, "synthesis setting", **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -642,6 +639,9 @@ def synthesize(
         raise ContactkitError(f"workers must be >= 1, got {workers}")
     cfg = config or SynthesisConfig()
     mesh: ObjectMesh = load_object(obj)
+    extents = np.linalg.svd(mesh.vertices - mesh.vertices.mean(0), compute_uv=False)
+    if extents[2] <= 1e-6 * extents[0]:  # no volume: nothing to grasp or simulate (fail before any work)
+        raise MeshError(f"{mesh.name}: the object is flat (its vertices span no volume); it cannot be grasped")
     limit = max_batches if max_batches is not None else max(50, math.ceil(20 * n / cfg.batch_size))
     run_info = {"object": mesh.content_hash, "object_name": mesh.name, "hand": hand, "side": side,
                 "seed": int(seed), "config": cfg.to_dict()}
