@@ -57,7 +57,6 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
     rows = np.sort(np.random.default_rng(seed).permutation(len(noisy_all))[:n])
     noisy = noisy_all.subset(rows)
-    ref = gt.subset(np.asarray(noisy.reference_index))
     out: dict[str, Any] = {"n": len(noisy), "objects": sorted({gt.objects[o].name for o in noisy.object_ids})}
     runs: dict[str, Any] = {"input (noisy)": (noisy, 0.0)}
     pred = load_choir_predictor(hand, weights=weights, steps=steps, seed=seed)
@@ -70,7 +69,7 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
                                         time.perf_counter() - t0)
     values: dict[str, dict[str, np.ndarray]] = {}
     for name, (g, secs) in runs.items():
-        ev = evaluate(g, ref, list(METRICS), hand=hand)
+        ev = evaluate(g, gt, list(METRICS), hand=hand)  # rows paired through reference_index
         values[name] = {m: np.asarray(ev[m].values, dtype=float) for m in METRICS}
         out[name] = {**{m: float(np.nanmean(values[name][m])) for m in METRICS}, "seconds_per_grasp": secs / len(g)}
     a, b = values["choir in the wild (JointDiffusion)"], values["contactopt + DeepContact"]
