@@ -155,3 +155,36 @@ def test_noisy_examples_pair_each_copy_with_its_ground_truth(openhand, gt_grasps
     grid = bps_grid(geo["obj_points"])
     d = anchor_sq_distances(grid, geo["anchors"], anchor_assignment(4096)).sqrt() / grid_frame(grid)[1].view(-1, 1)
     assert torch.allclose(ex.context[:, 1].flatten(1), d, atol=1e-5)
+
+
+def test_shipped_models_load_for_both_uses(openhand):
+    """Contract B's default path (no weights argument) and the synthesiser's default object model."""
+    from contactkit.diffusion.predictor import load_choir_predictor, shipped_weights
+    from contactkit.diffusion.synthesis import diffusion_candidates
+
+    if not shipped_weights("noisy").is_file():
+        pytest.skip("no shipped JointDiffusion weights in this checkout")
+    pred = load_choir_predictor(openhand)
+    assert pred.context == "noisy" and pred.spec.hand_model == "openhand"
+    cand = diffusion_candidates("openhand", "right")
+    assert cand.predictor.context == "object" and "diffusion" in cand.name
+
+
+def test_diffusion_candidates_match_the_synthesiser_interface(openhand, tmp_path, gt_grasps):
+    from contactkit.cli.main import build_parser
+    from contactkit.diffusion.predictor import load_choir_predictor
+    from contactkit.diffusion.synthesis import DiffusionCandidates
+    from contactkit.objects.primitives import make_primitive
+    from contactkit.synth.synthesis import SynthesisConfig
+
+    _save_tiny(tmp_path / "obj.pt", "object", build_examples(gt_grasps, openhand, "object", num_points=512))
+    cand = DiffusionCandidates(load_choir_predictor(openhand, weights=tmp_path / "obj.pt", context="object",
+                                                    steps=2), iterations=2)
+    out = cand(openhand, make_primitive("sphere", radius=0.04), SynthesisConfig(batch_size=2, sdf_resolution=32),
+               np.random.default_rng(0), torch.float32)
+    assert out["vertices"].shape == (2, openhand.num_verts, 3) and out["hand_pose"].shape == (2, 45)
+    assert out["loss"].shape == (2,) and torch.isfinite(out["vertices"]).all()
+    args = build_parser().parse_args(["synth", "--object", "mug", "--n", "2", "--out", "x.npz", "--method",
+                                      "diffusion"])
+    assert args.method == "diffusion"
+    assert build_parser().parse_args(["synth", "--object", "mug", "--n", "2", "--out", "x.npz"]).method == "optimize"

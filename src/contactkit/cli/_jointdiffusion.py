@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -111,5 +112,6 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
                                  num_heads=4 if args.base_channels % 4 == 0 and args.base_channels >= 16 else 2)
     record = train_jointdiffusion(tr, va, args.context, args.out, config, model=model, metadata=metadata,
                                   hand_model=hand.name, num_points=args.num_points, on_record=show)
-    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_step": record.get("step")}))
+    if int(os.environ.get("RANK", 0)) == 0:  # torchrun: one summary line
+        print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_step": record.get("step")}))
     return 0

@@ -238,7 +238,8 @@ def train_jointdiffusion(
         ckpt = load_diffusion(last_path)
         if ckpt.training.get("config") != asdict(config) or ckpt.spec.to_dict() != spec.to_dict():
             raise ContactkitError(f"{run_dir} holds a run with other settings or data; use a new --out to start over")
-        assert ckpt.extra is not None
+        if ckpt.extra is None or not {"raw", "ema", "optimizer"} <= set(ckpt.extra):
+            raise ContactkitError(f"{last_path} holds no training state (raw, EMA and optimiser); cannot resume")
         net.load_state_dict(ckpt.extra["raw"])
         ema.load_state_dict(ckpt.extra["ema"])
         optimiser.load_state_dict(ckpt.extra["optimizer"])
