@@ -52,6 +52,7 @@ def scene(batch: int, shared: bool, mesh_name: str) -> tuple[torch.Tensor, ...]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--mesh", default="025_mug")
@@ -68,7 +69,7 @@ def main() -> None:
         med = interleaved({
             "ours": lambda p=pts, v=verts, n=normals, a=anchors: encode(p, v, n, a),
             "ref": lambda p=pts, v=verts, n=normals, a=anchors: naive.encode_naive(p, v, n, a, 16),
-        }, args.repeats)
+        }, args.repeats, warmup=args.warmup)
         label = "one object, 64 hand poses" if shared else "64 distinct objects"
         print(row(label, med["ours"], med["ref"], per=args.batch, ref_name="dense") +
               f"   max |diff| {err:.1e}, counts equal {same_counts}, contacts {int(ref[3].sum())}")
