@@ -91,12 +91,25 @@ def build_gt(folder: Path, per_object: int, seed: int) -> None:
         save_grasps(folder / f"{hand_name}.npz", GraspSet.concat(sets))
 
 
-def _scores(grasps: GraspSet, gt: GraspSet, hand: HandModel, metrics: list[str]) -> dict[str, float]:
+Row = tuple[str, str, dict[str, float], float, dict[str, np.ndarray]]
+
+
+def _scores(
+    grasps: GraspSet, gt: GraspSet, hand: HandModel, metrics: list[str]
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Mean of each metric and the per-grasp values."""
     ev = evaluate(grasps, reference=gt, metrics=metrics, hand=hand)
-    return {m: float(ev[m].mean) for m in metrics}
+    return {m: float(ev[m].mean) for m in metrics}, {m: np.asarray(ev[m].values, dtype=np.float64) for m in metrics}
 
 
-def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[tuple[str, str, dict[str, float], float]]:
+def paired_interval(delta: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of per-grasp changes and its 95 % percentile-bootstrap interval over grasps."""
+    rng = np.random.default_rng(seed)
+    boot = delta[rng.integers(0, len(delta), (n_boot, len(delta)))].mean(1)
+    return float(delta.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[Row]:
     gt = load_grasps(gt_path)
     hand = bench_hand(gt.hand_model)
     metrics = [m for m, _, _ in METRICS if sim or m != "simulation_displacement_cm"]
@@ -105,7 +118,8 @@ def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[tuple[s
     ref = gt.subset(np.asarray(noisy.reference_index))
     objects = sorted({gt.objects[o].name for o in gt.object_ids})
     print(f"\n== {gt_path.name}: {len(gt)} grasps of {hand.name} ({hand.num_verts} vertices) on {objects}", flush=True)
-    rows = [("input", "(perturbed)", _scores(noisy, ref, hand, metrics), float("nan"))]
+    means0, values0 = _scores(noisy, ref, hand, metrics)
+    rows: list[Row] = [("input", "(perturbed)", means0, float("nan"), values0)]
     for block, targets in (("in the wild", None), ("oracle (upper bound)", gt)):
         for method in methods:
             t0 = time.perf_counter()
@@ -116,8 +130,9 @@ def run(gt_path: Path, methods: list[str], seed: int, sim: bool) -> list[tuple[s
                 continue
             sec = (time.perf_counter() - t0) / len(gt)
             label = method_label(method, out.attrs["targets"])
-            rows.append((block, label, _scores(out, ref, hand, metrics), sec))
-            print(f"  {block:<22}{label:<22}" + "  ".join(f"{v:.2f}" for v in rows[-1][2].values())
+            means, values = _scores(out, ref, hand, metrics)
+            rows.append((block, label, means, sec, values))
+            print(f"  {block:<22}{label:<22}" + "  ".join(f"{v:.2f}" for v in means.values())
                   + f"  {sec:.2f} s", flush=True)
     return rows
 
@@ -176,14 +191,25 @@ def transfer_f1(gt_path: Path, seed: int, copies: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(title: str, rows: list[tuple[str, str, dict[str, float], float]]) -> str:
+def markdown(title: str, rows: list[Row]) -> str:
+    """The rows as a markdown table, with the paired change of MPJPE and IV against the input (mean [95 % CI])."""
     keys = [m for m, _, _ in METRICS if m in rows[0][2]]
     heads = [h for m, h, _ in METRICS if m in keys]
-    lines = [f"**{title}**", "", "| block | method | " + " | ".join(heads) + " | s/grasp |",
-             "|---|---|" + "---:|" * (len(heads) + 1)]
-    for block, label, vals, sec in rows:
+    lines = [f"**{title}**", "", "| block | method | " + " | ".join(heads)
+             + " | s/grasp | ΔMPJPE mm [95 % CI] | ΔIV cm³ [95 % CI] |",
+             "|---|---|" + "---:|" * (len(heads) + 3)]
+    base = rows[0][4]
+    for block, label, vals, sec, per in rows:
         cells = [fmt.format(vals[m]) for m, _, fmt in METRICS if m in keys]
-        lines.append(f"| {block} | {label} | " + " | ".join(cells) + f" | {'' if np.isnan(sec) else f'{sec:.2f}'} |")
+        deltas = []
+        for m, fmt in (("mpjpe_mm", "{:+.1f}"), ("intersection_volume_cm3", "{:+.2f}")):
+            if np.isnan(sec):
+                deltas.append("")
+                continue
+            mean, lo, hi = paired_interval(per[m] - base[m])
+            deltas.append(f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]")
+        lines.append(f"| {block} | {label} | " + " | ".join(cells) + f" | {'' if np.isnan(sec) else f'{sec:.2f}'} | "
+                     + " | ".join(deltas) + " |")
     return "\n".join(lines) + "\n"
 
 

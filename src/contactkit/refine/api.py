@@ -174,7 +174,7 @@ def refine(
         sub_init = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
         tracker.offset = (start // batch_size) * per_batch
         res = run_method(
-            hand, sub_init, subset_objects(objects, idx), spec, tg.subset(idx, n),
+            hand, sub_init, subset_objects(objects, idx), spec, tg.subset(idx),
             seed=seed + start, progress=tracker, **settings,
         )
         results.append(res)

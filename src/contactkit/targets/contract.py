@@ -19,7 +19,7 @@ reports label rows with it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
@@ -109,18 +109,6 @@ class ObjectBatch:
         return pts, self.normals @ rot.transpose(1, 2)
 
 
-def _index_rows(value: Any, idx: Tensor, n0: int) -> Any:
-    """``value`` restricted to rows ``idx``: tensors with ``n0`` leading rows are indexed, dataclasses field by
-    field (a CHOIR field), anything else is shared."""
-    if isinstance(value, Tensor):
-        return value[idx] if value.ndim >= 1 and value.shape[0] == n0 else value
-    if isinstance(value, HandParamsInit):
-        return value.subset(idx)
-    if is_dataclass(value) and not isinstance(value, type):
-        return replace(value, **{f.name: _index_rows(getattr(value, f.name), idx, n0) for f in fields(value)})
-    return value
-
-
 @dataclass
 class ContactTargets:
     """Targets for ``N0`` samples; every field is optional, each method states which it needs.
@@ -136,10 +124,11 @@ class ContactTargets:
         ref_params: reference hand parameters (oracle mode), or None.
         k_atr: (N0, 32, P) float in [0, 1] — CPF attractive-spring elasticities between the anchors and the
             object points (as PiCR predicts them); when None, ``cpf`` measures them on ``ref_anchors``/``ref_verts``.
-        contact_zones: (Z, V) bool — ObMan's contact zones of the hand (from grasp statistics), or None for the
-            hand annotations' zones.
-        choir: a :class:`contactkit.contact.choir.ChoirField` for the N0 samples in their object frames (as a
-            learned CHOIR predictor gives it), or None to encode one from ``ref_verts``/``ref_anchors``.
+        contact_zones: (Z, V) bool shared by all samples, or (N0, Z, V) — ObMan's contact zones of the hand (from
+            grasp statistics), or None for the hand annotations' zones.
+        choir: a :class:`contactkit.contact.choir.ChoirField` (anything with its ``index(rows)``) for the N0
+            samples in their object frames (as a learned CHOIR predictor gives it), or None to encode one from
+            ``ref_verts``/``ref_anchors``.
     """
 
     hand_contact: Tensor | None = None
@@ -167,9 +156,21 @@ class ContactTargets:
         """Whether any field was measured on a reference grasp (an oracle run)."""
         return any(x is not None for x in (self.ref_verts, self.ref_anchors, self.ref_keypoints, self.ref_params))
 
-    def subset(self, idx: Tensor, n0: int) -> ContactTargets:
-        """The targets of rows ``idx`` ((k,) long) of ``n0`` samples; shared fields (zones) are kept whole."""
-        return ContactTargets(**{f.name: _index_rows(getattr(self, f.name), idx, n0) for f in fields(self)})
+    def subset(self, idx: Tensor) -> ContactTargets:
+        """The targets of rows ``idx`` ((k,) long); ``contact_zones`` of shape (Z, V) are shared by every row and
+        kept whole, a CHOIR field is indexed with its own ``index``."""
+
+        def rows(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x[idx]
+
+        zones = self.contact_zones
+        return ContactTargets(
+            hand_contact=rows(self.hand_contact), object_contact=rows(self.object_contact),
+            ref_verts=rows(self.ref_verts), ref_anchors=rows(self.ref_anchors), ref_keypoints=rows(self.ref_keypoints),
+            ref_params=None if self.ref_params is None else self.ref_params.subset(idx), k_atr=rows(self.k_atr),
+            contact_zones=zones[idx] if zones is not None and zones.ndim == 3 else zones,
+            choir=None if self.choir is None else self.choir.index(idx),
+        )
 
 
 @runtime_checkable
