@@ -95,6 +95,7 @@ def test_samples_follow_the_contract_and_project_consistently(serial):
     out, info = serial
     split = next(s for s, d in info["splits"].items() if d["views"])
     ds = RenderedDataset(out, split)
+    both = 0
     for i in range(len(ds)):
         s = ds[i]
         assert s["rgb"].shape == (64, 64, 3) and s["rgb"].dtype == np.uint8
@@ -108,7 +109,8 @@ def test_samples_follow_the_contract_and_project_consistently(serial):
         q = s["object_corners_3d"].astype(np.float64) @ s["K"].astype(np.float64).T
         assert np.abs(q[:, :2] / q[:, 2:] - s["object_corners_2d"]).max() < 0.5
         assert ((s["depth"] > 0) == (s["hand_mask"] | s["object_mask"])).mean() > 0.995
-        assert s["hand_mask"].any() and s["object_mask"].any()
+        assert s["hand_mask"].any() or s["object_mask"].any()  # one may hide the other from some viewpoints
+        both += bool(s["hand_mask"].any() and s["object_mask"].any())
         # the stored hand keypoints are the grasp's keypoints moved by the stored extrinsics
         g = ds.grasps.subset([s["grasp_index"]])
         import torch
@@ -117,12 +119,13 @@ def test_samples_follow_the_contract_and_project_consistently(serial):
 
         hand = load_hand("openhand", "right")
         with torch.no_grad():
-            kp = hand(torch.as_tensor(g.global_orient, dtype=torch.float32),
-                      torch.as_tensor(g.hand_pose, dtype=torch.float32), None,
-                      torch.as_tensor(g.transl, dtype=torch.float32)).keypoints[0].double().numpy()
+            kp = hand(torch.tensor(np.array(g.global_orient), dtype=torch.float32),
+                      torch.tensor(np.array(g.hand_pose), dtype=torch.float32), None,
+                      torch.tensor(np.array(g.transl), dtype=torch.float32)).keypoints[0].double().numpy()
         T = s["cam_from_world"].astype(np.float64)
         np.testing.assert_allclose(s["hand_keypoints_3d"], kp @ T[:3, :3].T + T[:3, 3], atol=1e-4)
         assert s["object_id"] in {o["object_id"] for o in ds.manifest["objects"]}
+    assert both >= 0.5 * len(ds)
     with pytest.raises(IndexError):
         ds[len(ds)]
 
