@@ -111,7 +111,7 @@ def refine_in_the_wild(
     and ``attrs["refine"]`` naming the predictor).
     """
     from contactkit.hands import load_hand
-    from contactkit.refine.api import _subset_objects, objects_from_grasps
+    from contactkit.targets import objects_from_grasps, subset_objects
 
     if hand is None:
         hand = load_hand(grasps.hand_model, grasps.side)
@@ -129,7 +129,7 @@ def refine_in_the_wild(
     for s in range(0, n, batch_size):
         idx = torch.arange(s, min(n, s + batch_size))
         sub = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
-        results.append(fit_fields(hand, sub, _subset_objects(objects, idx), targets.field.index(idx),
+        results.append(fit_fields(hand, sub, subset_objects(objects, idx), targets.field.index(idx),
                                   seed=seed + s, **settings))
     return _assemble(grasps, hand, results, targets.source, sample_s, seed, dtype)
 

@@ -42,7 +42,7 @@ class DiffusionCandidates:
                  ) -> dict[str, torch.Tensor]:
         """``cfg.batch_size`` candidates for ``obj`` (object frame = world frame): parameters (K, ...),
         ``vertices (K, V, 3)`` and the fit's final ``loss (K,)``."""
-        from contactkit.refine.api import GroupedSDF
+        from contactkit.targets import GroupedSDF
 
         k = cfg.batch_size
         pts, nrm = obj.sample_surface(self.predictor.spec.num_points, seed=0)

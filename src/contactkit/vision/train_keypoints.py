@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -58,6 +58,14 @@ def _lr_at(config: KeypointTrainConfig, epoch: int) -> float:
     return config.lr * (0.1 if epoch >= 0.8 * config.epochs else 1.0)
 
 
+class SampleSource(Protocol):
+    """Indexable views (a :class:`~contactkit.dataset.RenderedDataset` or a list of contract-A dicts)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Mapping[str, Any]: ...
+
+
 def sample_batch(samples: Sequence[Mapping[str, Any]], image_size: int, device: torch.device | str = "cpu"
                  ) -> dict[str, Tensor]:
     """Stack rendered samples: ``images (B, 3, S, S)`` normalised, ``k (B, 3, 3)`` and ``keypoints_2d
@@ -89,7 +97,7 @@ def _losses(model: torch.nn.Module, net: KeypointNet, batch: dict[str, Tensor], 
 
 
 @torch.no_grad()
-def evaluate_keypoints(net: KeypointNet, samples: Sequence[Mapping[str, Any]], batch_size: int = 32
+def evaluate_keypoints(net: KeypointNet, samples: SampleSource, batch_size: int = 32
                        ) -> dict[str, float]:
     """Mean 2D error (pixels of the resized image) and root-relative / camera-frame 3D errors (mm)."""
     net.eval()
@@ -112,8 +120,8 @@ def evaluate_keypoints(net: KeypointNet, samples: Sequence[Mapping[str, Any]], b
 
 
 def train_keypoints(
-    train_samples: Sequence[Mapping[str, Any]],
-    val_samples: Sequence[Mapping[str, Any]],
+    train_samples: SampleSource,
+    val_samples: SampleSource,
     run_dir: str | Path,
     net_config: KeypointNetConfig,
     config: KeypointTrainConfig,
