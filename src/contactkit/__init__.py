@@ -5,6 +5,12 @@ Units are metres inside the library; reports use millimetres and cm^3. Tensors a
 
 __version__ = "0.1.0"
 
-from contactkit.cache import clear_caches  # noqa: E402  (light: numpy only)
-
 __all__ = ["__version__", "clear_caches"]
+
+
+def clear_caches() -> None:
+    """Empty every in-memory cache of contactkit (see :mod:`contactkit.cache`); imported on first use so that
+    ``import contactkit`` (and ``contactkit --help``) stays free of numpy and torch."""
+    from contactkit.cache import clear_caches as clear
+
+    clear()

@@ -85,13 +85,11 @@ def test_ddp_two_cpu_processes_match_one_process_on_the_whole_batch(tmp_path):
     assert any(not torch.allclose(ddp_grads[k], p.grad, rtol=1e-4, atol=1e-6) for k, p in net.named_parameters())
 
 
-def test_cli_trains_with_an_object_split(tmp_path, openhand, capsys):
-    from conftest import sphere_grasps
-
+def test_cli_trains_with_an_object_split(tmp_path, gt_grasps, capsys):
     from contactkit.cli.main import main
     from contactkit.io.grasps import save_grasps
 
-    save_grasps(tmp_path / "gt.npz", sphere_grasps(openhand))
+    save_grasps(tmp_path / "gt.npz", gt_grasps)
     code = main(["train", "jointdiffusion", "--data", str(tmp_path / "gt.npz"), "--context", "object",
                  "--out", str(tmp_path / "run"), "--steps", "2", "--val-every", "1", "--batch-size", "2",
                  "--num-points", "256", "--quiet"])

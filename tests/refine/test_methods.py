@@ -97,7 +97,11 @@ def test_cli_refine_round_trip(openhand, gt_and_noisy, tmp_path, capsys):
     assert "linked to its ground truth" in capsys.readouterr().err
 
 
-def test_choir_without_targets_names_jointdiffusion(openhand, gt_and_noisy):
+def test_choir_without_targets_names_jointdiffusion(openhand, gt_and_noisy, tmp_path, monkeypatch):
+    """With no JointDiffusion weights installed, choir in the wild is a clear error, never the ground truth."""
+    from contactkit.diffusion import predictor
+
+    monkeypatch.setattr(predictor, "shipped_weights", lambda context: tmp_path / f"jointdiffusion_{context}.pt")
     _, noisy = gt_and_noisy
     with pytest.raises(ContactkitError, match="no learned CHOIR predictor is installed for hand 'openhand'.*"
                        "contactkit train jointdiffusion"):

@@ -103,7 +103,7 @@ def test_demo_without_oracle_runs_no_upper_bound(tmp_path: Path, capsys):
     assert "Upper bounds" not in capsys.readouterr().out
     results = Results.load(out / "results.json")
     assert not any(r.oracle for r in results.rows)
-    assert results.row("contactopt").targets == "learned (DeepContactEstimator)" or results.row("contactopt").error
+    assert results.row("contactopt").targets == "learned:deepcontact" or results.row("contactopt").error
 
 
 def test_demo_rejects_quick_with_full(capsys):

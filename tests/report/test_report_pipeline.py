@@ -12,6 +12,7 @@ from report_fixtures import make_ground_truth, parse_text_table
 from contactkit.report.pipeline import PipelineConfig, run_pipeline
 from contactkit.report.results import Results
 from contactkit.report.tables import format_mean_std, format_text_table, metric_decimals, metric_header
+from contactkit.targets.contract import is_oracle_source
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_json_and_printed_table_agree(small_run):
         else:
             assert row["time_per_grasp_s"] > 0 and row["targets"]
             assert row["oracle"] == row["method"].endswith(" (oracle)")
-            assert ("oracle" in row["targets"]) == row["oracle"]
+            assert is_oracle_source(row["targets"]) == row["oracle"]
 
 
 def test_numbers_are_the_metrics_modules(small_run):
@@ -141,7 +142,7 @@ def test_in_the_wild_never_sees_the_ground_truth(monkeypatch):
         seen.append((method, targets, grasps))
         if method == "obman" and targets is None:
             raise ContactkitError("no statistical zones for this hand")
-        source = "oracle (reference grasps)" if targets is not None or method == "cpf" else "learned (X)"
+        source = "oracle" if targets is not None or method == "cpf" else "learned:x"
         return grasps.replace(attrs={**grasps.attrs, "refine": {"targets": source}})
 
     monkeypatch.setattr(api, "refine", fake_refine)
@@ -155,7 +156,7 @@ def test_in_the_wild_never_sees_the_ground_truth(monkeypatch):
         assert grasps.hand_contact is None and grasps.object_contact is None, method
     for _, targets, _ in seen[3:]:
         assert targets is gt
-    assert by["contactopt"].refined is not None and by["contactopt"].targets == "learned (X)"
+    assert by["contactopt"].refined is not None and by["contactopt"].targets == "learned:x"
     assert by["obman"].refined is None and by["obman"].error == "no statistical zones for this hand"
     assert by["cpf"].refined is None and "resolved to the ground truth" in (by["cpf"].error or "")
     assert all(by[f"{m} (oracle)"].oracle and by[f"{m} (oracle)"].refined is not None
@@ -181,20 +182,17 @@ def test_bundled_example_set_is_the_demos_default_ground_truth():
     assert demo_config(full=True).grasps_per_object > 0
 
 
-def test_target_source_is_read_wherever_refine_records_it():
+def test_rows_read_the_target_source_refine_records():
+    """The report reads each row's target source through the one contract (``contactkit.targets``)."""
     from report_fixtures import make_ground_truth
 
-    from contactkit.report.pipeline import is_oracle_source, target_source
+    from contactkit.targets.contract import is_oracle_source, target_source_of
 
     gs = make_ground_truth(1)
-    assert target_source(gs) is None
-    assert target_source(gs.replace(attrs={"refine": {"targets": "learned (X)"}})) == "learned (X)"
-    assert target_source(gs.replace(attrs={"refine": {"target_source": {"kind": "learned", "estimator": "picr"}}})) \
-        == "learned picr"
-    assert target_source(gs.replace(attrs={"target_source": "statistical zones", "refine": {"targets": "x"}})) \
-        == "statistical zones"
-    assert is_oracle_source("oracle (reference grasps)") and is_oracle_source("linked ground truth")
-    assert not is_oracle_source("learned (DeepContactEstimator)") and not is_oracle_source(None)
+    assert target_source_of(gs) is None
+    assert target_source_of(gs.replace(attrs={"targets": "learned:picr"})) == "learned:picr"
+    assert is_oracle_source("oracle") and is_oracle_source("reference") and is_oracle_source("file:gt.npz")
+    assert not is_oracle_source("learned:deepcontact") and not is_oracle_source(None)
 
 
 def test_synthesis_reports_every_batch(monkeypatch, tmp_path):

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from contactkit.errors import OutputError
-from contactkit.io.atomic import check_output_path
 
 __all__ = [
     "MAX_COPIES",
@@ -148,6 +147,8 @@ def output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
     path = Path(text)
     try:
+        from contactkit.io.atomic import check_output_path  # lazy: contactkit.io imports torch
+
         check_output_path(path)
         if not path.parent.exists():
             raise OutputError(f"folder {str(path.parent)!r} of {text!r} does not exist")

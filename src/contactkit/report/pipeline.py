@@ -40,6 +40,7 @@ from contactkit.io.atomic import atomic_write_json, atomic_write_text
 from contactkit.report.progress import ProgressLog
 from contactkit.report.results import MethodResult, MetricSummary, Results, oracle_label
 from contactkit.report.tables import format_csv, format_markdown_table, format_text_table
+from contactkit.targets.contract import is_oracle_source, target_source_of
 
 if TYPE_CHECKING:
     from contactkit.hands.base import HandModel
@@ -143,33 +144,6 @@ class PipelineOutput:
     results: Results
     out_dir: Path
     files: dict[str, Path]
-
-
-def target_source(grasps: GraspSet) -> str | None:
-    """Where a refined set's targets came from, as :func:`contactkit.refine.api.refine` recorded it.
-
-    Reads the first of ``attrs["target_source"]``, ``attrs["refine"]["target_source"]``,
-    ``attrs["refine"]["targets"]``, ``attrs["targets"]`` that exists (a string, or a dict whose ``kind``/``source``
-    is shown).
-    """
-    attrs: dict[str, Any] = grasps.attrs if isinstance(grasps.attrs, dict) else {}
-    found = attrs.get("refine")
-    refine_attrs: dict[str, Any] = found if isinstance(found, dict) else {}
-    for value in (attrs.get("target_source"), refine_attrs.get("target_source"), refine_attrs.get("targets"),
-                  attrs.get("targets")):
-        if isinstance(value, dict):
-            parts = [str(value[k]) for k in ("kind", "source", "estimator", "detail") if value.get(k)]
-            value = " ".join(parts) if parts else str(value)
-        if value:
-            return str(value)
-    return None
-
-
-def is_oracle_source(source: str | None) -> bool:
-    """Whether a recorded target source names the ground truth: it starts with ``oracle`` or mentions
-    ``(oracle)``, the ground truth or reference grasps."""
-    text = (source or "").strip().lower()
-    return text.startswith("oracle") or any(k in text for k in ("(oracle)", "ground truth", "reference grasp"))
 
 
 def in_the_wild(grasps: GraspSet) -> GraspSet:
@@ -349,7 +323,7 @@ def refine_rows(
                 progress.line(f"  {row.label}: not available: {err}")
                 end.outcome = "not available"
                 continue
-            row.targets = target_source(out)
+            row.targets = target_source_of(out)
             if not row.oracle and is_oracle_source(row.targets):
                 row.error = (f"its targets resolved to the ground truth ({row.targets}) although none was "
                              "given; refused (use --oracle for upper bounds)")
@@ -724,7 +698,7 @@ def render_grasp_file(
         for k in range(len(sub)):
             metrics[k] = {label: {m: s.values[k] for m, s in summaries.items()}}
     log(f"building {len(sub)} views")
-    source = target_source(grasps)
+    source = target_source_of(grasps)
     samples = build_samples(sub_ref, None, {label: sub}, hand, list(range(len(sub))),
                             titles=[f"{sub.objects[sub.object_ids[k]].name} #{i}" for k, i in enumerate(idx)],
                             metrics=metrics, units=units, sources={label: source} if source else None)
