@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
 from contactkit.io.atomic import atomic_write_bytes
-from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from contactkit.learn.checkpoint import Checkpoint, NetworkKind, load_checkpoint, save_checkpoint
 from contactkit.vision.camera import pixels_to_normalized
 from contactkit.vision.data import KeypointViews
 from contactkit.vision.lifter import ContextAwareLifter, LifterConfig
@@ -140,6 +140,37 @@ def lifter_from_checkpoint(path: str | Path) -> tuple[ContextAwareLifter, dict[s
     return net.eval(), ckpt.training
 
 
+def start_run(run_dir: Path, kind: NetworkKind, net: torch.nn.Module, optimiser: torch.optim.Optimizer,
+              net_config: dict[str, Any], train_config: dict[str, Any], *, rank: int
+              ) -> tuple[int, float, dict[str, Any]]:
+    """Resume a keypoint-model run from ``RUN/last.pt`` when it exists (same settings only), and on rank 0 create
+    the run folder, cut the log back to the resumed epoch and write ``config.json``.
+
+    Returns:
+        (first epoch to run, best validation error so far in mm, the last epoch's record).
+    """
+    start_epoch, best = 0, float("inf")
+    record: dict[str, Any] = {}
+    last_path = run_dir / "last.pt"
+    if last_path.exists():
+        ckpt = load_checkpoint(last_path, expected_kind=kind)
+        if ckpt.training.get("config") != train_config or ckpt.config != net_config:
+            raise ContactkitError(f"{run_dir} holds a run with different settings; use a new --out directory or "
+                                  "the same settings to resume")
+        net.load_state_dict(ckpt.state_dict)
+        if ckpt.optimizer is not None:
+            optimiser.load_state_dict(ckpt.optimizer)
+        start_epoch = int(ckpt.training["epoch"]) + 1
+        best = float(ckpt.training.get("best_error_mm", best))
+        record = dict(ckpt.training.get("last", {}))
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(run_dir / "log.jsonl", start_epoch)
+        atomic_write_bytes(run_dir / "config.json", json.dumps(
+            {"kind": kind, "network": net_config, "train": train_config}, indent=2).encode())
+    return start_epoch, best, record
+
+
 def train_lifter(
     train_views: KeypointViews,
     val_views: KeypointViews,
@@ -179,28 +210,11 @@ def train_lifter(
         net.load_state_dict(init_state)
     net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start_epoch, best = 0, float("inf")
-    record: dict[str, Any] = {}
-    last_path = run_dir / "last.pt"
-    if last_path.exists():
-        ckpt = load_checkpoint(last_path, expected_kind="lifter")
-        if ckpt.training.get("config") != asdict(config) or ckpt.config != asdict(net_config):
-            raise ContactkitError(f"{run_dir} holds a run with different settings; use a new --out directory or "
-                                  "the same settings to resume")
-        net.load_state_dict(ckpt.state_dict)
-        if ckpt.optimizer is not None:
-            optimiser.load_state_dict(ckpt.optimizer)
-        start_epoch = int(ckpt.training["epoch"]) + 1
-        best = float(ckpt.training.get("best_error_mm", best))
-        record = dict(ckpt.training.get("last", {}))
+    start_epoch, best, record = start_run(run_dir, "lifter", net, optimiser, asdict(net_config), asdict(config),
+                                          rank=rank)
     model: torch.nn.Module = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run_dir / "log.jsonl", start_epoch)
-        atomic_write_bytes(run_dir / "config.json", json.dumps(
-            {"kind": "lifter", "network": asdict(net_config), "train": asdict(config)}, indent=2).encode())
     total_epochs = config.epochs + config.finetune_epochs
     for epoch in range(start_epoch, total_epochs):
         net.train()
@@ -243,8 +257,9 @@ def train_lifter(
             log.write(json.dumps(record) + "\n")
         training = {**(metadata or {}), "kind": "lifter", "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_checkpoint(last_path, Checkpoint(kind="lifter", config=asdict(net_config), state_dict=net.state_dict(),
-                                              training=training, optimizer=optimiser.state_dict()))
+        save_checkpoint(run_dir / "last.pt", Checkpoint(kind="lifter", config=asdict(net_config),
+                                                        state_dict=net.state_dict(), training=training,
+                                                        optimizer=optimiser.state_dict()))
         if improved:
             save_checkpoint(run_dir / "best.pt", Checkpoint(kind="lifter", config=asdict(net_config),
                                                              state_dict=net.state_dict(), training=training))

@@ -21,13 +21,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
-from contactkit.io.atomic import atomic_write_bytes
-from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.camera import pixels_to_normalized
 from contactkit.vision.heads import KeypointNet, KeypointNetConfig, resize_to_square
 from contactkit.vision.losses import lifter_losses, root_relative_targets
-from contactkit.vision.train import _rank_world, _truncate_log
+from contactkit.vision.train import _rank_world, start_run
 
 __all__ = ["KeypointTrainConfig", "evaluate_keypoints", "sample_batch", "train_keypoints"]
 
@@ -141,27 +140,11 @@ def train_keypoints(
         net.load_state_dict(init_state)
     net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start_epoch, best = 0, float("inf")
-    record: dict[str, Any] = {}
-    last_path = run_dir / "last.pt"
-    if last_path.exists():
-        ckpt = load_checkpoint(last_path, expected_kind="keypoints")
-        if ckpt.training.get("config") != asdict(config) or ckpt.config != asdict(net_config):
-            raise ContactkitError(f"{run_dir} holds a run with different settings; use a new --out directory")
-        net.load_state_dict(ckpt.state_dict)
-        if ckpt.optimizer is not None:
-            optimiser.load_state_dict(ckpt.optimizer)
-        start_epoch = int(ckpt.training["epoch"]) + 1
-        best = float(ckpt.training.get("best_error_mm", best))
-        record = dict(ckpt.training.get("last", {}))
+    start_epoch, best, record = start_run(run_dir, "keypoints", net, optimiser, asdict(net_config), asdict(config),
+                                          rank=rank)
     model: torch.nn.Module = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run_dir / "log.jsonl", start_epoch)
-        atomic_write_bytes(run_dir / "config.json", json.dumps(
-            {"kind": "keypoints", "network": asdict(net_config), "train": asdict(config)}, indent=2).encode())
     total = config.epochs + config.finetune_epochs
     for epoch in range(start_epoch, total):
         net.train()
@@ -199,7 +182,7 @@ def train_keypoints(
             log.write(json.dumps(record) + "\n")
         training = {**(metadata or {}), "kind": "keypoints", "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_checkpoint(last_path, Checkpoint(kind="keypoints", config=asdict(net_config),
+        save_checkpoint(run_dir / "last.pt", Checkpoint(kind="keypoints", config=asdict(net_config),
                                               state_dict=net.state_dict(), training=training,
                                               optimizer=optimiser.state_dict()))
         if improved:
