@@ -19,7 +19,7 @@ from torch import nn
 
 from contactkit.errors import HandModelError, ShapeError
 from contactkit.hands import pca as _pca
-from contactkit.hands.lbs import KinematicLevels, kintree_levels, lbs
+from contactkit.hands.lbs import PackedLBS, lbs_packed, pack_lbs
 
 if TYPE_CHECKING:  # pragma: no cover
     from contactkit.hands.annotations import HandAnnotations
@@ -253,7 +253,6 @@ class HandModel(nn.Module):
         self.register_buffer("posedirs_flat", f(pd.reshape(v * 3, -1).T.copy()))
         self.register_buffer("lbs_weights", f(data.weights))
         self.register_buffer("parents", torch.as_tensor(np.array(data.parents, dtype=np.int64)))
-        self._levels_cpu = kintree_levels(data.parents)
         self.register_buffer("faces", torch.as_tensor(np.array(data.faces, dtype=np.int64)))
         self.register_buffer("closed_faces", torch.as_tensor(np.array(data.closed_faces, dtype=np.int64)))
         self.register_buffer("pca_components", f(data.pca_components))
@@ -261,7 +260,8 @@ class HandModel(nn.Module):
         offset = np.zeros(45) if self.flat_hand_mean else data.pca_mean
         self.register_buffer("pose_offset", f(offset))
         self.register_buffer("fingertips", torch.as_tensor(np.array(data.fingertips, dtype=np.int64)))
-        self._levels: KinematicLevels | None = None
+        self.register_buffer("keypoint_index", torch.as_tensor(KEYPOINT_ORDER, dtype=torch.int64), persistent=False)
+        self._packed: PackedLBS | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -274,12 +274,21 @@ class HandModel(nn.Module):
         """Device of the model buffers."""
         return self.v_template.device
 
-    def _get_levels(self) -> KinematicLevels:
-        lv = self._levels
-        if lv is None or lv.inverse.device != self.device:
-            lv = self._levels_cpu.to(self.device)
-            self._levels = lv
-        return lv
+    def _get_packed(self) -> PackedLBS:
+        """The model in :func:`~contactkit.hands.lbs.pack_lbs` form, rebuilt from the buffers after a move or cast."""
+        pk = self._packed
+        if pk is None or pk.template.device != self.device or pk.template.dtype != self.dtype:
+            pk = pack_lbs(
+                self.v_template,
+                self.shapedirs_flat if self.num_betas > 0 else None,
+                self.posedirs_flat if self.has_posedirs else None,
+                self.j_template,
+                self.j_shapedirs if self.num_betas > 0 else None,
+                self.parents,
+                self.lbs_weights,
+            )
+            self._packed = pk
+        return pk
 
     def extra_repr(self) -> str:
         return (
@@ -417,28 +426,12 @@ class HandModel(nn.Module):
         transl = transl.to(dt) if transl is not None else None
         if pose_space == "pca":
             hp = self.pca_to_axis_angle(hp.to(dt))
-        full = torch.cat([go.to(dt), hp.to(dt) + self.pose_offset], dim=1).reshape(b, 16, 3)
-        out = lbs(
-            full,
-            betas,
-            self.v_template,
-            self.shapedirs_flat if self.num_betas > 0 else None,
-            self.posedirs_flat if self.has_posedirs else None,
-            self.j_template,
-            self.j_shapedirs if self.num_betas > 0 else None,
-            self.parents,
-            self.lbs_weights,
-            self._get_levels(),
-        )
-        verts, joints, world = out.vertices, out.joints, out.joint_transforms
-        if transl is not None:
-            verts = verts + transl[:, None]
-            joints = joints + transl[:, None]
-            top = torch.cat([world[..., :3, :3], joints[..., None]], dim=-1)
-            world = torch.cat([top, world[..., 3:, :]], dim=-2)
-        tips = verts[:, self.fingertips]
-        keypoints = torch.cat([joints, tips], dim=1)[:, list(KEYPOINT_ORDER)]
-        return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=world)
+        hp = hp.to(dt) if self.flat_hand_mean else hp.to(dt) + self.pose_offset
+        full = torch.cat([go.to(dt), hp], dim=1).reshape(b, 16, 3)
+        out = lbs_packed(full, betas, transl, self._get_packed())
+        verts, joints = out.vertices, out.joints
+        keypoints = torch.cat([joints, verts[:, self.fingertips]], dim=1).index_select(1, self.keypoint_index)
+        return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=out.joint_transforms)
 
 
 def check_side(side: object) -> str:

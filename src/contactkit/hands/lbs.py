@@ -6,12 +6,17 @@ joints, and world transforms ``A_j`` chained along a kinematic tree whose rest f
 the model frame (so a zero pose gives the template). All functions keep the input dtype and device and are
 differentiable with respect to every floating argument.
 
-Speed: the kinematic chain is evaluated level by level (all joints at one tree depth in one batched matmul),
-never joint by joint; the shape and pose blend shapes are each a single matmul against a precomputed dense
-matrix (``addmm``); joint locations are regressed from ``beta`` directly via the precomputed
-``J_regressor @ shapedirs``; skinning blends the 3x4 joint transforms with one matrix product and has a
-hand-written backward (the transposed product), so forward + backward costs four matrix products plus
-element-wise work linear in the number of vertices.
+Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose, once per model):
+
+- joints are kept in *level order* (root, then every joint of depth 1, depth 2, ...), so each tree depth is a
+  contiguous slice and the chain is one batched ``(3x4) @ (4x4)`` product per depth; a level whose parents are
+  the previous level in the same order (or a single joint) needs no gather at all;
+- the shape and pose blend shapes are one matrix product ``[beta, vec(R - I)] @ basis`` against a stacked,
+  coordinate-major basis (rows of the pose correctives permuted to level order), whose ``(B, 3, V)`` result is
+  the layout skinning reads, so no transposes or copies sit between them;
+- rest joints and parent offsets are one product ``beta @ J_basis`` (they are linear in ``beta``);
+- skinning blends the 3x4 joint transforms with one matrix product and has a hand-written backward (the
+  transposed product), so forward + backward costs a few matrix products plus element-wise work linear in V.
 """
 
 from __future__ import annotations
@@ -29,20 +34,23 @@ from contactkit.geometry.rotations import axis_angle_to_rotmat
 __all__ = [
     "LBSOutput",
     "KinematicLevels",
+    "PackedLBS",
     "kintree_levels",
     "batch_rigid_transform",
     "skin_vertices",
+    "pack_lbs",
+    "lbs_packed",
     "lbs",
 ]
 
 
 @dataclass(frozen=True)
 class LBSOutput:
-    """Result of :func:`lbs`.
+    """Result of :func:`lbs` / :func:`lbs_packed`.
 
     Attributes:
-        vertices: (B, V, 3) posed vertices (before any global translation).
-        joints: (B, J, 3) posed joint locations.
+        vertices: (B, V, 3) posed vertices (plus ``transl`` when given).
+        joints: (B, J, 3) posed joint locations (plus ``transl`` when given).
         joint_transforms: (B, J, 4, 4) world transform of each joint frame: rotation = accumulated joint
             rotation, translation = posed joint location; ``x_world = G[:3,:3] @ x_local + G[:3,3]`` where the
             local frame is the joint's rest frame (model-axis-aligned, origin at the rest joint).
@@ -55,25 +63,35 @@ class LBSOutput:
 
 @dataclass(frozen=True)
 class KinematicLevels:
-    """A kinematic tree grouped by depth, for level-by-level chaining.
+    """A kinematic tree grouped by depth, for level-by-level chaining in *level order*.
 
     Attributes:
         joints: per level, (n_l,) long joint indices (level 0 = the root).
-        parent_pos: per level (from level 1), (n_l,) long position of each joint's parent in the previous
-            level's ``joints`` (level 0 gets an empty tensor).
-        inverse: (J,) long, position of joint j in ``cat(joints)``.
+        order: (J,) long, ``cat(joints)``: joint index at each level-order position.
+        inverse: (J,) long, level-order position of joint j (``order[inverse] = arange(J)``).
+        spans: per level, ``(start, end)`` of its slice in level order.
+        parent_pos: per level, (n_l,) long position of each joint's parent within the previous level, or None
+            where no gather is needed (level 0; a previous level of one joint, broadcast; or parents in the
+            previous level's order).
+        parent_lvl: (J,) long, level-order position of each level-order joint's parent (-1 for the root).
     """
 
     joints: tuple[torch.Tensor, ...]
-    parent_pos: tuple[torch.Tensor, ...]
+    order: torch.Tensor
     inverse: torch.Tensor
+    spans: tuple[tuple[int, int], ...]
+    parent_pos: tuple[torch.Tensor | None, ...]
+    parent_lvl: torch.Tensor
 
     def to(self, device: torch.device | str) -> KinematicLevels:
         """Copy of the index tensors on ``device``."""
         return KinematicLevels(
             tuple(t.to(device) for t in self.joints),
-            tuple(t.to(device) for t in self.parent_pos),
+            self.order.to(device),
             self.inverse.to(device),
+            self.spans,
+            tuple(None if t is None else t.to(device) for t in self.parent_pos),
+            self.parent_lvl.to(device),
         )
 
 
@@ -103,18 +121,43 @@ def kintree_levels(parents: np.ndarray | list[int] | tuple[int, ...]) -> Kinemat
     if (depth < 0).any():
         raise ShapeError("parents must describe a tree with exactly one root (parent -1)")
     levels = [np.nonzero(depth == d)[0] for d in range(int(depth.max()) + 1)]
-    parent_pos = [np.zeros(0, dtype=np.int64)]
-    for d in range(1, len(levels)):
-        where = {int(j): i for i, j in enumerate(levels[d - 1])}
-        parent_pos.append(np.asarray([where[int(par[j])] for j in levels[d]], dtype=np.int64))
     order = np.concatenate(levels)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
+    parent_pos: list[torch.Tensor | None] = [None]
+    spans, start = [], 0
+    for d, lv in enumerate(levels):
+        spans.append((start, start + len(lv)))
+        start += len(lv)
+        if d == 0:
+            continue
+        where = {int(j): i for i, j in enumerate(levels[d - 1])}
+        pp = np.asarray([where[int(par[j])] for j in lv], dtype=np.int64)
+        plain = len(levels[d - 1]) == 1 or (len(pp) == len(levels[d - 1]) and (pp == np.arange(len(pp))).all())
+        parent_pos.append(None if plain else torch.as_tensor(pp))
+    parent_lvl = np.where(par[order] >= 0, inverse[np.maximum(par[order], 0)], -1)
     return KinematicLevels(
         tuple(torch.as_tensor(x) for x in levels),
-        tuple(torch.as_tensor(x) for x in parent_pos),
+        torch.as_tensor(order),
         torch.as_tensor(inverse),
+        tuple(spans),
+        tuple(parent_pos),
+        torch.as_tensor(parent_lvl),
     )
+
+
+def _chain(local: torch.Tensor, levels: KinematicLevels) -> torch.Tensor:
+    """World 3x4 transforms from local ones, both (B, J, 3, 4) in level order: ``W_j = W_parent @ L_j``."""
+    bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(local.shape[0], local.shape[1], 1, 4)
+    local44 = torch.cat([local, bottom], dim=-2)
+    s0, e0 = levels.spans[0]
+    prev = local[:, s0:e0]
+    out = [prev]
+    for (s, e), pp in zip(levels.spans[1:], levels.parent_pos[1:], strict=True):
+        par = prev if pp is None else prev[:, pp]
+        prev = par @ local44[:, s:e]
+        out.append(prev)
+    return torch.cat(out, dim=1)
 
 
 def batch_rigid_transform(
@@ -139,51 +182,52 @@ def batch_rigid_transform(
         levels = kintree_levels(parents.cpu().numpy()).to(rotmats.device)
     par = parents.clamp_min(0)
     rel = joints - joints[:, par] * (parents >= 0).to(joints.dtype)[None, :, None]
-    root = levels.joints[0]
-    rot_l = rotmats[:, root]
-    pos_l = rel[:, root]
-    rots, poss = [rot_l], [pos_l]
-    for lv, pp in zip(levels.joints[1:], levels.parent_pos[1:], strict=True):
-        rp = rot_l[:, pp]
-        pos_l = pos_l[:, pp] + (rp @ rel[:, lv, :, None]).squeeze(-1)
-        rot_l = rp @ rotmats[:, lv]
-        rots.append(rot_l)
-        poss.append(pos_l)
-    rot_w = torch.cat(rots, dim=1)[:, levels.inverse]
-    pos_w = torch.cat(poss, dim=1)[:, levels.inverse]
-    return pos_w, rot_w
+    local = torch.cat([rotmats, rel[..., None]], dim=-1)[:, levels.order]
+    world = _chain(local, levels)[:, levels.inverse]
+    return world[..., 3], world[..., :3]
 
 
 class _Skin(torch.autograd.Function):
-    """``out[b, v] = M[b, v] @ [x[b, v]; 1]`` with the blended 3x4 transforms ``M = A @ W^T`` (see
+    """``out[b, :, v] = M[b, v] @ [x[b, :, v]; 1]`` with the blended 3x4 transforms ``M = A @ W^T`` (see
     :func:`skin_vertices`); forward and backward are one matrix product each plus O(B V) element-wise work."""
 
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, weights: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, a: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor) -> torch.Tensor:
         b, n_j = a.shape[0], a.shape[2]
-        n_v = weights.shape[0]
-        m = (a.reshape(b * 12, n_j) @ weights.transpose(0, 1)).view(b, 3, 4, n_v)
-        vt = vertices.transpose(1, 2).contiguous()  # (B, 3, V)
+        n_v = weights_t.shape[1]
+        m = (a.reshape(b * 12, n_j) @ weights_t).view(b, 3, 4, n_v)
         out = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0])
         out.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
-        ctx.save_for_backward(m, weights, vt)
-        return out.transpose(1, 2)
+        ctx.save_for_backward(m, weights_t, vt)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, torch.Tensor | None]:
-        m, weights, vt = ctx.saved_tensors
+        m, weights_t, vt = ctx.saved_tensors
         b, _, _, n_v = m.shape
-        gt = grad.transpose(1, 2).contiguous()  # (B, 3, V)
+        gt = grad.contiguous()  # (B, 3, V)
         grad_a = grad_v = None
         if ctx.needs_input_grad[0]:
             gm = torch.empty_like(m)
             torch.mul(gt[:, :, None], vt[:, None], out=gm[:, :, :3])
             gm[:, :, 3] = gt
-            grad_a = (gm.view(b * 12, n_v) @ weights).view(b, 12, -1)
+            grad_a = (gm.view(b * 12, n_v) @ weights_t.transpose(0, 1)).view(b, 12, -1)
         if ctx.needs_input_grad[2]:
-            grad_v = (m[:, :, :3] * gt[:, :, None]).sum(1).transpose(1, 2)
+            grad_v = m[:, 0, :3] * gt[:, 0:1]
+            grad_v.addcmul_(m[:, 1, :3], gt[:, 1:2]).addcmul_(m[:, 2, :3], gt[:, 2:3])
         return grad_a, None, grad_v
+
+
+def _skin_t(world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor) -> torch.Tensor:
+    """Skinning in the coordinate-major layout: vt (B, 3, V) -> (B, 3, V); world/rest_joints (B, J, 3, 4) /
+    (B, J, 3); weights_t (J, V)."""
+    rot = world[..., :3]
+    t = world[..., 3] - (rot @ rest_joints[..., None]).squeeze(-1)  # (B, J, 3)
+    a = torch.cat([rot, t[..., None]], dim=-1)  # (B, J, 3, 4)
+    a = a.reshape(a.shape[0], a.shape[1], 12).transpose(1, 2)  # (B, 12, J), rows (i, c)
+    out: torch.Tensor = _Skin.apply(a, weights_t, vt)
+    return out
 
 
 def skin_vertices(
@@ -208,11 +252,138 @@ def skin_vertices(
     Returns:
         (B, V, 3) skinned vertices.
     """
-    t = pos_w - (rot_w @ rest_joints[..., None]).squeeze(-1)  # (B, J, 3)
-    a = torch.cat([rot_w, t[..., None]], dim=-1)  # (B, J, 3, 4)
-    a = a.reshape(a.shape[0], a.shape[1], 12).transpose(1, 2)  # (B, 12, J), rows (i, c)
-    out: torch.Tensor = _Skin.apply(a, weights, vertices)
-    return out
+    world = torch.cat([rot_w, pos_w[..., None]], dim=-1)
+    vt = vertices.transpose(1, 2).contiguous()
+    return _skin_t(world, rest_joints, weights.transpose(0, 1).contiguous(), vt).transpose(1, 2)
+
+
+@dataclass(frozen=True)
+class PackedLBS:
+    """Pose-independent tensors of one model, in level order and coordinate-major layout (:func:`pack_lbs`).
+
+    Attributes:
+        levels: :class:`KinematicLevels` of the tree.
+        template: (1, 3V) rest template, coordinate-major (all x, then all y, then all z).
+        basis: (n + 9(J-1), 3V) stacked shape basis (n rows) and pose-corrective basis (level-order joints
+            1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty.
+        n_shape: n, shape rows in ``basis``.
+        j_template: (1, 6J) rest joints then parent offsets (``J_j - J_parent``, the root's own location), level
+            order, flattened.
+        j_basis: (n, 6J) the same per shape coefficient.
+        weights_t: (J, V) skinning weights, rows in level order.
+        eye: (3, 3) identity in the model dtype.
+    """
+
+    levels: KinematicLevels
+    template: torch.Tensor
+    basis: torch.Tensor
+    n_shape: int
+    j_template: torch.Tensor
+    j_basis: torch.Tensor
+    weights_t: torch.Tensor
+    eye: torch.Tensor
+
+    @property
+    def has_pose_blend(self) -> bool:
+        """Whether the model has pose correctives."""
+        return self.basis.shape[0] > self.n_shape
+
+
+def pack_lbs(
+    v_template: torch.Tensor,
+    shapedirs: torch.Tensor | None,
+    posedirs: torch.Tensor | None,
+    j_template: torch.Tensor,
+    j_shapedirs: torch.Tensor | None,
+    parents: torch.Tensor | np.ndarray | list[int] | tuple[int, ...],
+    weights: torch.Tensor,
+) -> PackedLBS:
+    """Precompute the pose-independent tensors of :func:`lbs_packed` (arguments as in :func:`lbs`)."""
+    par = np.asarray(parents.cpu().numpy() if isinstance(parents, torch.Tensor) else parents, dtype=np.int64)
+    dev, dt = v_template.device, v_template.dtype
+    levels = kintree_levels(par).to(dev)
+    order = levels.order
+    n_v, n_j = v_template.shape[0], j_template.shape[0]
+
+    def cmajor(flat: torch.Tensor) -> torch.Tensor:  # (k, 3V) vertex-major -> coordinate-major
+        return flat.reshape(-1, n_v, 3).transpose(1, 2).reshape(-1, 3 * n_v)
+
+    parts = []
+    n_shape = 0
+    if shapedirs is not None:
+        parts.append(cmajor(shapedirs))
+        n_shape = shapedirs.shape[0]
+    if posedirs is not None:
+        rows = posedirs.reshape(n_j - 1, 9, 3 * n_v)[order[1:] - 1].reshape(-1, 3 * n_v)
+        parts.append(cmajor(rows))
+    basis = torch.cat(parts, 0).contiguous() if parts else v_template.new_zeros(0, 3 * n_v)
+    pl = levels.parent_lvl.clamp_min(0)
+    is_child = (levels.parent_lvl >= 0).to(dt)[:, None]
+
+    def joints_rel(j: torch.Tensor) -> torch.Tensor:  # (k, J, 3) -> (k, 6J) level order
+        jl = j[:, order]
+        return torch.cat([jl, jl - jl[:, pl] * is_child], dim=1).reshape(j.shape[0], 6 * n_j)
+
+    jsd = j_shapedirs if j_shapedirs is not None else v_template.new_zeros(0, 3 * n_j)
+    return PackedLBS(
+        levels=levels,
+        template=cmajor(v_template.reshape(1, -1)).contiguous(),
+        basis=basis,
+        n_shape=n_shape,
+        j_template=joints_rel(j_template[None]).contiguous(),
+        j_basis=joints_rel(jsd.reshape(-1, n_j, 3)).contiguous(),
+        weights_t=weights[:, order].transpose(0, 1).contiguous(),
+        eye=torch.eye(3, dtype=dt, device=dev),
+    )
+
+
+def lbs_packed(
+    pose: torch.Tensor, betas: torch.Tensor | None, transl: torch.Tensor | None, packed: PackedLBS
+) -> LBSOutput:
+    """Full linear blend skinning from axis-angle pose and shape coefficients, on a :class:`PackedLBS`.
+
+    Args:
+        pose: (B, J, 3) axis-angle per joint (root first, model joint order), radians; or (B, J, 3, 3)
+            rotation matrices.
+        betas: (B, n) shape coefficients, or None for the template shape.
+        transl: (B, 3) translation added to vertices, joints and joint transforms, metres, or None.
+        packed: from :func:`pack_lbs`, same dtype and device.
+
+    Returns:
+        :class:`LBSOutput`.
+    """
+    p = packed
+    lv = p.levels
+    b = pose.shape[0]
+    n_j = lv.order.shape[0]
+    n_v = p.weights_t.shape[1]
+    rot = pose[:, lv.order] if pose.dim() == 4 else axis_angle_to_rotmat(pose[:, lv.order])
+    use_shape = betas is not None and p.n_shape > 0
+    coeffs, rows = [], slice(0, 0)
+    if use_shape:
+        coeffs.append(betas)
+        rows = slice(0, p.n_shape)
+    if p.has_pose_blend:
+        coeffs.append((rot[:, 1:] - p.eye).reshape(b, -1))
+        rows = slice(rows.start if use_shape else p.n_shape, p.basis.shape[0])
+    if coeffs:
+        c = coeffs[0] if len(coeffs) == 1 else torch.cat(coeffs, dim=1)
+        v_t = torch.addmm(p.template, c, p.basis[rows]).view(b, 3, n_v)
+    else:
+        v_t = p.template.view(1, 3, n_v).expand(b, 3, n_v)
+    if use_shape:
+        jj = torch.addmm(p.j_template, betas, p.j_basis).view(b, 2, n_j, 3)
+    else:
+        jj = p.j_template.view(1, 2, n_j, 3).expand(b, 2, n_j, 3)
+    j_rest, rel = jj[:, 0], jj[:, 1]
+    world = _chain(torch.cat([rot, rel[..., None]], dim=-1), lv)  # (B, J, 3, 4) level order
+    verts = _skin_t(world, j_rest, p.weights_t, v_t).transpose(1, 2)
+    world = world[:, lv.inverse]
+    if transl is not None:
+        verts = verts + transl[:, None]
+        world = world + torch.nn.functional.pad(transl[:, None, :, None], (3, 0))
+    bottom = world.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(b, n_j, 1, 4)
+    return LBSOutput(vertices=verts, joints=world[..., 3], joint_transforms=torch.cat([world, bottom], dim=-2))
 
 
 def lbs(
@@ -225,9 +396,9 @@ def lbs(
     j_shapedirs: torch.Tensor | None,
     parents: torch.Tensor,
     weights: torch.Tensor,
-    levels: KinematicLevels | None = None,
 ) -> LBSOutput:
-    """Full linear blend skinning from axis-angle pose and shape coefficients.
+    """Full linear blend skinning from axis-angle pose and shape coefficients (packs the model per call; a
+    layer calls :func:`pack_lbs` once and :func:`lbs_packed` per batch).
 
     Args:
         pose: (B, J, 3) axis-angle per joint (root first), radians; or (B, J, 3, 3) rotation matrices.
@@ -239,29 +410,9 @@ def lbs(
         j_shapedirs: (n, 3J) joint displacement per shape coefficient (``J_regressor @ shapedirs``), or None.
         parents: (J,) long, -1 for the root.
         weights: (V, J) skinning weights.
-        levels: :func:`kintree_levels` of ``parents`` on the input device (computed when None).
 
     Returns:
         :class:`LBSOutput` (no global translation applied).
     """
-    b = pose.shape[0]
-    n_j = j_template.shape[0]
-    n_v = v_template.shape[0]
-    rotmats = pose if pose.dim() == 4 else axis_angle_to_rotmat(pose)
-    v_flat = v_template.reshape(1, n_v * 3)
-    if betas is not None and shapedirs is not None:
-        v_flat = torch.addmm(v_flat, betas, shapedirs)
-    if betas is not None and j_shapedirs is not None:
-        j_rest = torch.addmm(j_template.reshape(1, n_j * 3), betas, j_shapedirs).reshape(b, n_j, 3)
-    else:
-        j_rest = j_template.expand(b, n_j, 3)
-    if posedirs is not None:
-        eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
-        pose_feature = (rotmats[:, 1:] - eye).reshape(b, -1)
-        v_flat = torch.addmm(v_flat, pose_feature, posedirs)
-    v_posed = v_flat.expand(b, n_v * 3).reshape(b, n_v, 3)
-    pos_w, rot_w = batch_rigid_transform(rotmats, j_rest, parents, levels)
-    verts = skin_vertices(v_posed, weights, rot_w, pos_w, j_rest)
-    bottom = pos_w.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(b, n_j, 1, 4)
-    world = torch.cat([torch.cat([rot_w, pos_w[..., None]], dim=-1), bottom], dim=-2)
-    return LBSOutput(vertices=verts, joints=pos_w, joint_transforms=world)
+    packed = pack_lbs(v_template, shapedirs, posedirs, j_template, j_shapedirs, parents, weights)
+    return lbs_packed(pose, betas, None, packed)
