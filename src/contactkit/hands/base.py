@@ -167,16 +167,28 @@ class HandOutput:
     joint_transforms: torch.Tensor
 
 
-def _validate_tensor(x: object, name: str, shape: tuple[int | None, ...], desc: str) -> torch.Tensor:
+def _validate_tensor(
+    x: object, name: str, shape: tuple[int | None, ...], desc: str, *, finite: bool = True
+) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ShapeError(f"{name} must be a torch.Tensor of shape {desc}, got {type(x).__name__}")
     if x.dim() != len(shape) or any(s is not None and x.shape[i] != s for i, s in enumerate(shape)):
         raise ShapeError(f"{name} must have shape {desc}, got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ShapeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ShapeError(f"{name} contains NaN or infinite values")
+    if finite:
+        _check_finite([(name, x)])
     return x
+
+
+def _check_finite(named: list[tuple[str, torch.Tensor]]) -> None:
+    """Raise for the first tensor holding NaN or infinity; one test over all of them when they are finite."""
+    flat = torch.cat([x.reshape(-1) for _, x in named]) if len(named) > 1 else named[0][1]
+    if bool(torch.isfinite(flat).all()):
+        return
+    for name, x in named:
+        if not bool(torch.isfinite(x).all()):
+            raise ShapeError(f"{name} contains NaN or infinite values")
 
 
 class HandModel(nn.Module):
@@ -400,13 +412,15 @@ class HandModel(nn.Module):
         Returns:
             :class:`HandOutput` in the dtype/device of the model buffers (cast the model with ``.to``).
         """
-        go = _validate_tensor(global_orient, "global_orient", (None, 3), "(B, 3)")
+        go = _validate_tensor(global_orient, "global_orient", (None, 3), "(B, 3)", finite=False)
         b = go.shape[0]
         if pose_space == "axis_angle":
-            hp = _validate_tensor(hand_pose, "hand_pose", (b, 45), f"({b}, 45) for pose_space='axis_angle'")
+            hp = _validate_tensor(
+                hand_pose, "hand_pose", (b, 45), f"({b}, 45) for pose_space='axis_angle'", finite=False
+            )
         elif pose_space == "pca":
             hp = _validate_tensor(
-                hand_pose, "hand_pose", (b, None), f"({b}, k), 1 <= k <= 45, for pose_space='pca'"
+                hand_pose, "hand_pose", (b, None), f"({b}, k), 1 <= k <= 45, for pose_space='pca'", finite=False
             )
             if not 1 <= hp.shape[1] <= 45:
                 raise ShapeError(
@@ -416,12 +430,14 @@ class HandModel(nn.Module):
             raise ShapeError(f"pose_space must be one of ('axis_angle', 'pca'), got {pose_space!r}")
         dt, dev = self.dtype, self.device
         if betas is not None:
-            betas = _validate_tensor(betas, "betas", (b, self.num_betas), f"({b}, {self.num_betas})")
+            betas = _validate_tensor(betas, "betas", (b, self.num_betas), f"({b}, {self.num_betas})", finite=False)
         if transl is not None:
-            transl = _validate_tensor(transl, "transl", (b, 3), f"({b}, 3)")
+            transl = _validate_tensor(transl, "transl", (b, 3), f"({b}, 3)", finite=False)
         for arg, x in (("global_orient", go), ("hand_pose", hp), ("betas", betas), ("transl", transl)):
             if x is not None and x.device != dev:
                 raise ShapeError(f"{arg} is on {x.device} but the hand model is on {dev}")
+        _check_finite([(k, x) for k, x in (("global_orient", go), ("hand_pose", hp), ("betas", betas),
+                                            ("transl", transl)) if x is not None])
         betas = betas.to(dt) if betas is not None else None
         transl = transl.to(dt) if transl is not None else None
         if pose_space == "pca":

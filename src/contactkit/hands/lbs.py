@@ -324,6 +324,8 @@ class PackedLBS:
     Attributes:
         levels: :class:`KinematicLevels` of the tree.
         template: (1, 3V) rest template, coordinate-major (all x, then all y, then all z).
+        template_posed: (1, 3V) ``template`` minus the pose correctives of the identity rotations, so that the
+            pose blend reads ``vec(R)`` directly: ``T + P vec(R - I) = (T - P vec(I)) + P vec(R)``.
         basis: (n + 9(J-1), 3V) stacked shape basis (n rows) and pose-corrective basis (level-order joints
             1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty.
         n_shape: n, shape rows in ``basis``.
@@ -331,17 +333,16 @@ class PackedLBS:
             order, flattened.
         j_basis: (n, 6J) the same per shape coefficient.
         weights_t: (J, V) skinning weights, rows in level order.
-        eye: (3, 3) identity in the model dtype.
     """
 
     levels: KinematicLevels
     template: torch.Tensor
+    template_posed: torch.Tensor
     basis: torch.Tensor
     n_shape: int
     j_template: torch.Tensor
     j_basis: torch.Tensor
     weights_t: torch.Tensor
-    eye: torch.Tensor
 
     @property
     def has_pose_blend(self) -> bool:
@@ -370,12 +371,16 @@ def pack_lbs(
 
     parts = []
     n_shape = 0
+    template = cmajor(v_template.reshape(1, -1))
+    template_posed = template
     if shapedirs is not None:
         parts.append(cmajor(shapedirs))
         n_shape = shapedirs.shape[0]
     if posedirs is not None:
         rows = posedirs.reshape(n_j - 1, 9, 3 * n_v)[order[1:] - 1].reshape(-1, 3 * n_v)
         parts.append(cmajor(rows))
+        diag = rows.reshape(n_j - 1, 9, 3 * n_v)[:, [0, 4, 8]].double().sum((0, 1))
+        template_posed = template - cmajor(diag[None]).to(dt)
     basis = torch.cat(parts, 0).contiguous() if parts else v_template.new_zeros(0, 3 * n_v)
     pl = levels.parent_lvl.clamp_min(0)
     is_child = (levels.parent_lvl >= 0).to(dt)[:, None]
@@ -387,13 +392,13 @@ def pack_lbs(
     jsd = j_shapedirs if j_shapedirs is not None else v_template.new_zeros(0, 3 * n_j)
     return PackedLBS(
         levels=levels,
-        template=cmajor(v_template.reshape(1, -1)).contiguous(),
+        template=template.contiguous(),
+        template_posed=template_posed.contiguous(),
         basis=basis,
         n_shape=n_shape,
         j_template=joints_rel(j_template[None]).contiguous(),
         j_basis=joints_rel(jsd.reshape(-1, n_j, 3)).contiguous(),
         weights_t=weights[:, order].transpose(0, 1).contiguous(),
-        eye=torch.eye(3, dtype=dt, device=dev),
     )
 
 
@@ -424,11 +429,12 @@ def lbs_packed(
         coeffs.append(betas)
         rows = slice(0, p.n_shape)
     if p.has_pose_blend:
-        coeffs.append((rot[:, 1:] - p.eye).reshape(b, -1))
+        coeffs.append(rot[:, 1:].reshape(b, -1))
         rows = slice(rows.start if use_shape else p.n_shape, p.basis.shape[0])
     if coeffs:
         c = coeffs[0] if len(coeffs) == 1 else torch.cat(coeffs, dim=1)
-        v_t = torch.addmm(p.template, c, p.basis[rows]).view(b, 3, n_v)
+        template = p.template_posed if p.has_pose_blend else p.template
+        v_t = torch.addmm(template, c, p.basis[rows]).view(b, 3, n_v)
     else:
         v_t = p.template.view(1, 3, n_v).expand(b, 3, n_v)
     if use_shape:
