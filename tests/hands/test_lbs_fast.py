@@ -1,11 +1,12 @@
-"""The fast skinning (one blend product, hand-written backward) against a naive per-joint chain, f32 and f64."""
+"""The fast hand layer (packed blend shapes, level-order chain, hand-written Rodrigues and skinning backwards)
+against naive per-joint chains and the entry-wise Rodrigues formula, float32 and float64."""
 
 import pytest
 import torch
 
 from contactkit.geometry.rotations import axis_angle_to_rotmat
 from contactkit.hands.base import MANO_PARENTS
-from contactkit.hands.lbs import lbs, skin_vertices
+from contactkit.hands.lbs import lbs, lbs_packed, pack_lbs, rodrigues, skin_vertices
 
 
 def naive_lbs(pose, betas, vt, sd, pd, jreg, w):
@@ -70,3 +71,89 @@ def test_skin_backward_gradcheck():
     out = skin_vertices(v2, w, rot.detach(), pos.detach(), rest.detach())
     (gv,) = torch.autograd.grad(out.sum(), v2)
     assert torch.isfinite(gv).all()
+
+
+def test_rodrigues_equals_entrywise_formula_values_and_gradients():
+    """The closed-form backward against autograd through geometry.rotations' entry-wise formula, all angle
+    ranges (series below 0.1 rad^2, closed form above, exactly zero)."""
+    g = torch.Generator().manual_seed(3)
+    for scale in (0.0, 1e-5, 1e-3, 0.05, 0.3, 1.0, 3.0):
+        w = (torch.randn(12, 3, generator=g, dtype=torch.float64) * scale).requires_grad_(True)
+        gout = torch.randn(12, 3, 3, generator=g, dtype=torch.float64)
+        fast, ref = rodrigues(w), axis_angle_to_rotmat(w)
+        torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
+        (g_fast,) = torch.autograd.grad((fast * gout).sum(), w)
+        (g_ref,) = torch.autograd.grad((ref * gout).sum(), w)
+        torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-12)
+        assert torch.autograd.gradcheck(rodrigues, (w,))
+    # float32 stays within float32 rounding of the float64 values and gradients
+    w64 = torch.randn(64, 3, generator=g, dtype=torch.float64) * 0.02
+    w32 = w64.float().requires_grad_(True)
+    gout = torch.randn(64, 3, 3, generator=g, dtype=torch.float64)
+    (g32,) = torch.autograd.grad((rodrigues(w32) * gout.float()).sum(), w32)
+    w64.requires_grad_(True)
+    (g64,) = torch.autograd.grad((axis_angle_to_rotmat(w64) * gout).sum(), w64)
+    assert (g32.double() - g64).abs().max() < 2e-6
+
+
+def naive_tree_lbs(pose, vt, jt, w, parents, transl):
+    """No blend shapes, any tree: per-joint 4x4 chain, per-vertex blend, then the translation."""
+    rot = axis_angle_to_rotmat(pose)
+    out = []
+    for bi in range(pose.shape[0]):
+        world = [None] * len(parents)
+        for j in range(len(parents)):  # parents listed before children in this test's trees
+            local = torch.eye(4, dtype=vt.dtype)
+            local[:3, :3] = rot[bi, j]
+            p = parents[j]
+            local[:3, 3] = jt[j] - (jt[p] if p >= 0 else 0.0)
+            world[j] = local if p < 0 else world[p] @ local
+        a = torch.stack(world).clone()
+        a[:, :3, 3] -= (a[:, :3, :3] @ jt[..., None])[..., 0]
+        t = torch.einsum("vj,jrc->vrc", w, a)
+        out.append((t[:, :3, :3] @ vt[..., None])[..., 0] + t[:, :3, 3] + transl[bi])
+    return torch.stack(out), torch.stack([torch.stack(world)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_packed_lbs_on_an_unbalanced_tree_with_translation(dtype):
+    """Levels that need a parent gather (not MANO's identity order), translation folded into every output."""
+    parents = [-1, 0, 1, 0, 3, 4, 2, 0, 7, 3]
+    g = torch.Generator().manual_seed(4)
+    v, j = 50, len(parents)
+    vt = torch.randn(v, 3, generator=g, dtype=torch.float64) * 0.04
+    jt = torch.randn(j, 3, generator=g, dtype=torch.float64) * 0.03
+    w = torch.rand(v, j, generator=g, dtype=torch.float64) ** 3
+    w = w / w.sum(1, keepdim=True)
+    pose = torch.randn(3, j, 3, generator=g, dtype=torch.float64) * 0.7
+    transl = torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.1
+    packed = pack_lbs(vt.to(dtype), None, None, jt.to(dtype), None, torch.tensor(parents), w.to(dtype))
+    out = lbs_packed(pose.to(dtype), None, transl.to(dtype), packed)
+    ref_v, _ = naive_tree_lbs(pose, vt, jt, w, parents, transl)
+    assert (out.vertices.double() - ref_v).abs().max() < 1e-6
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.joint_transforms[..., :3, 3], out.joints)
+    bottom = torch.tensor([0.0, 0, 0, 1], dtype=dtype).expand(3, j, 4)
+    torch.testing.assert_close(out.joint_transforms[..., 3, :], bottom)
+    # joints: the rest joints moved by the chain, plus the translation
+    _, world0 = naive_tree_lbs(pose[:1], vt, jt, w, parents, transl[:1])
+    assert (out.joints[0].double() - (world0[0, :, :3, 3] + transl[0])).abs().max() < tol * 10
+
+
+def test_full_layer_gradients_float32_match_float64():
+    """The hand-written backwards in float32 (Rodrigues, skinning) against float64 of the same layer."""
+    f64, (vt, sd, pd, jt, jsd), w = _model(torch.float64)
+    packed64 = pack_lbs(vt, sd, pd, jt, jsd, torch.tensor(MANO_PARENTS), w)
+    packed32 = pack_lbs(*(a.float() for a in (vt, sd, pd, jt, jsd)), torch.tensor(MANO_PARENTS), w.float())
+    g = torch.Generator().manual_seed(5)
+    pose = torch.randn(4, 16, 3, generator=g, dtype=torch.float64) * 0.5
+    betas = torch.randn(4, 10, generator=g, dtype=torch.float64)
+    transl = torch.randn(4, 3, generator=g, dtype=torch.float64) * 0.1
+    grads = []
+    for packed, dt in ((packed64, torch.float64), (packed32, torch.float32)):
+        xs = [t.detach().to(dt).requires_grad_(True) for t in (pose, betas, transl)]
+        out = lbs_packed(xs[0], xs[1], xs[2], packed)
+        (out.vertices.square().sum() + out.joints.sum()).backward()
+        grads.append([x.grad.double() for x in xs])
+    for a, b in zip(*grads, strict=True):
+        assert (a - b).abs().max() <= 1e-4 * (1.0 + a.abs().max())

@@ -216,6 +216,7 @@ class HandModel(nn.Module):
     pca_mean: torch.Tensor
     pose_offset: torch.Tensor
     fingertips: torch.Tensor
+    keypoint_index: torch.Tensor
     v_template: torch.Tensor
     shapedirs_flat: torch.Tensor
     posedirs_flat: torch.Tensor

@@ -423,22 +423,23 @@ def lbs_packed(
     n_j = lv.order.shape[0]
     n_v = p.weights_t.shape[1]
     rot = pose[:, lv.order] if pose.dim() == 4 else rodrigues(pose[:, lv.order])
-    use_shape = betas is not None and p.n_shape > 0
-    coeffs, rows = [], slice(0, 0)
-    if use_shape:
-        coeffs.append(betas)
+    shape = betas if betas is not None and p.n_shape > 0 else None
+    coeffs: list[torch.Tensor] = []
+    rows = slice(0, 0)
+    if shape is not None:
+        coeffs.append(shape)
         rows = slice(0, p.n_shape)
     if p.has_pose_blend:
         coeffs.append(rot[:, 1:].reshape(b, -1))
-        rows = slice(rows.start if use_shape else p.n_shape, p.basis.shape[0])
+        rows = slice(0 if shape is not None else p.n_shape, p.basis.shape[0])
     if coeffs:
         c = coeffs[0] if len(coeffs) == 1 else torch.cat(coeffs, dim=1)
         template = p.template_posed if p.has_pose_blend else p.template
         v_t = torch.addmm(template, c, p.basis[rows]).view(b, 3, n_v)
     else:
         v_t = p.template.view(1, 3, n_v).expand(b, 3, n_v)
-    if use_shape:
-        jj = torch.addmm(p.j_template, betas, p.j_basis).view(b, 2, n_j, 3)
+    if shape is not None:
+        jj = torch.addmm(p.j_template, shape, p.j_basis).view(b, 2, n_j, 3)
     else:
         jj = p.j_template.view(1, 2, n_j, 3).expand(b, 2, n_j, 3)
     j_rest, rel = jj[:, 0], jj[:, 1]
