@@ -208,6 +208,7 @@ class HandModel(nn.Module):
         pca_mean: (45,) buffer.
         pose_offset: (45,) buffer added to every axis-angle ``hand_pose`` (``pca_mean`` or zero).
         fingertips: (5,) long buffer, fingertip vertices (thumb, index, middle, ring, little).
+        keypoint_index: (21,) long buffer (not saved), ``KEYPOINT_ORDER``.
     """
 
     faces: torch.Tensor
