@@ -157,3 +157,22 @@ def test_full_layer_gradients_float32_match_float64():
         grads.append([x.grad.double() for x in xs])
     for a, b in zip(*grads, strict=True):
         assert (a - b).abs().max() <= 1e-4 * (1.0 + a.abs().max())
+
+
+def test_packed_model_follows_buffer_changes():
+    """The layer's packed tensors are rebuilt after a dtype cast and after load_state_dict."""
+    from contactkit.hands import load_hand
+
+    hand = load_hand("openhand")
+    g = torch.Generator().manual_seed(6)
+    hp = torch.randn(2, 45, generator=g) * 0.3
+    go = torch.zeros(2, 3)
+    v32 = hand(go, hp).vertices
+    hand64 = hand.to(torch.float64)
+    v64 = hand64(go.double(), hp.double()).vertices
+    assert v64.dtype == torch.float64 and (v64 - v32.double()).abs().max() < 1e-6
+    state = {k: v.clone() for k, v in hand64.state_dict().items()}
+    state["v_template"] = state["v_template"] + 0.01
+    hand64.load_state_dict(state)
+    flat = hand64(go.double(), torch.zeros(2, 45, dtype=torch.float64)).vertices  # flat pose: the template
+    torch.testing.assert_close(flat, state["v_template"].expand(2, -1, -1))

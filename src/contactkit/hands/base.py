@@ -276,6 +276,7 @@ class HandModel(nn.Module):
         self.register_buffer("fingertips", torch.as_tensor(np.array(data.fingertips, dtype=np.int64)))
         self.register_buffer("keypoint_index", torch.as_tensor(KEYPOINT_ORDER, dtype=torch.int64), persistent=False)
         self._packed: PackedLBS | None = None
+        self.register_load_state_dict_post_hook(_drop_packed)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -450,6 +451,11 @@ class HandModel(nn.Module):
         verts, joints = out.vertices, out.joints
         keypoints = torch.cat([joints, verts[:, self.fingertips]], dim=1).index_select(1, self.keypoint_index)
         return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=out.joint_transforms)
+
+
+def _drop_packed(module: HandModel, incompatible_keys: object) -> None:
+    """After ``load_state_dict`` the buffers may hold other values: repack on the next forward."""
+    module._packed = None
 
 
 def check_side(side: object) -> str:
