@@ -167,8 +167,7 @@ def test_killed_build_resumes_with_nothing_lost_or_duplicated(objects_dir, seria
 
 
 @pytest.mark.slow
-def test_ray_with_two_workers_builds_the_same_dataset(objects_dir, serial, tmp_path):
-    pytest.importorskip("ray", reason="Ray (contactkit[ray]) is not installed")
+def test_ray_with_two_workers_builds_the_same_dataset(objects_dir, serial, tmp_path, ray_local):
     out = tmp_path / "ds"
     info = build_dataset(str(objects_dir), out, use_ray=True, workers=2, **KW)
     assert info["built_this_run"] == 3

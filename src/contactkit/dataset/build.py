@@ -79,27 +79,15 @@ def _run_processes(tasks: list[ShardTask], workers: int) -> Iterator[tuple[Shard
 
 
 def _run_ray(tasks: list[ShardTask], address: str | None, workers: int) -> Iterator[tuple[ShardTask, dict[str, Any]]]:
-    try:
-        import ray
-    except ImportError:
-        raise ContactkitError("--ray needs Ray: pip install 'contactkit[ray]'") from None
-    started = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started = True
-    try:
+    from contactkit.raytasks import ray_session
+
+    with ray_session(address, workers) as ray:
         remote = ray.remote(num_cpus=1)(make_shard)
         refs = {remote.remote(t): t for t in tasks}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
                 yield refs.pop(ref), ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def build_dataset(

@@ -162,8 +162,11 @@ class SynthesisResult:
 
     Attributes:
         grasps: the accepted grasps (ranked by epsilon within each batch, batches in order).
-        stats: ``candidates``, ``accepted``, ``yield``, ``seconds``, ``seconds_per_accepted``, ``batches``,
-            per-reason rejection counts, means of the acceptance measures, and :func:`diversity`.
+        stats: ``candidates``, ``accepted``, ``yield``, ``seconds_this_run``, ``seconds_per_accepted_this_run``,
+            ``batches``, ``cpu_seconds_by_stage`` (CPU seconds of the process that ran each batch, summed over
+            batches, by stage: ``closing``, ``checks``, ``simulation``, ``quality``; a measure of the work that
+            other jobs' load does not inflate), ``cpu_seconds_per_accepted``, per-reason rejection counts, means
+            of the acceptance measures, and :func:`diversity`.
     """
 
     grasps: GraspSet
@@ -207,7 +210,16 @@ def synthesize_batch(
     rng = np.random.Generator(np.random.PCG64([int(seed), int(batch_index)]))
     dtype = torch.float64 if hand.dtype == torch.float64 else torch.float32
     torch.manual_seed(int(seed) * 1_000_003 + int(batch_index))
+    clock = [time.process_time()]
+    cpu: dict[str, float] = {}
+
+    def lap(stage: str) -> None:  # CPU seconds of this process per stage (independent of other jobs' load)
+        now = time.process_time()
+        cpu[stage] = cpu.get(stage, 0.0) + now - clock[0]
+        clock[0] = now
+
     res = (candidates or close_hand)(hand, obj, cfg, rng, dtype)
+    lap("closing")
     verts = res["vertices"].double().numpy()
     k = verts.shape[0]
     ov, of = obj.vertices, obj.faces
@@ -244,6 +256,7 @@ def synthesize_batch(
         reasons["intersection"] = int(bad.sum())
         ok[idx[bad]] = False
     idx = np.flatnonzero(ok)
+    lap("checks")
     if idx.size and cfg.simulate:
         from contactkit.metrics.simulation import simulation_displacement
 
@@ -255,6 +268,7 @@ def synthesize_batch(
         reasons["displacement"] = int(bad.sum())
         ok[idx[bad]] = False
     idx = np.flatnonzero(ok)
+    lap("simulation")
     # quality: epsilon of the contacts of accepted candidates
     eps = np.zeros(k)
     fn = face_normals(torch.as_tensor(np.array(ov))[None], torch.as_tensor(np.array(of)))[0].numpy()
@@ -272,8 +286,10 @@ def synthesize_batch(
         cn = -fn[mc.face_idx[0].numpy()]
         cp, cn = select_contacts(cp, cn, 16)
         eps[i] = ferrari_canny_epsilon(cp, cn, centre, friction=cfg.friction)
+    lap("quality")
     stats = {
         "candidates": k,
+        "cpu_seconds": cpu,
         "accepted": int(idx.size),
         "rejected": reasons,
         "penetration_m": pen[idx].tolist(),
@@ -451,17 +467,9 @@ def _ray_batches(
     cpus: int,
 ) -> Any:
     """Yield ``(batch, (grasps, stats))`` of batches run as Ray tasks, ``cpus`` in flight, while ``more()``."""
-    try:
-        import ray
-    except ImportError:
-        raise ContactkitError("--ray needs Ray: pip install 'contactkit[ray]'") from None
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    try:
+    from contactkit.raytasks import ray_session
+
+    with ray_session(address, cpus) as ray:
         remote = ray.remote(num_cpus=1)(_ray_batch)
         obj_ref = ray.put(obj)
         running: dict[Any, int] = {}
@@ -476,9 +484,6 @@ def _ray_batches(
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 yield running.pop(ref), ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def synthesize(
@@ -663,6 +668,10 @@ def synthesize(
         return float(np.mean(vals)) if vals else float("nan")
 
     total_acc = sum(s["accepted"] for s in acc)
+    cpu: dict[str, float] = {}
+    for s in acc:
+        for key, v in s.get("cpu_seconds", {}).items():
+            cpu[key] = cpu.get(key, 0.0) + v
     stats = {
         "object": mesh.name,
         "candidates": cand,
@@ -672,6 +681,8 @@ def synthesize(
         "seconds_this_run": elapsed,
         "seconds_per_accepted_this_run": (elapsed / (accepted - accepted_start)
                                           if accepted > accepted_start else float("nan")),
+        "cpu_seconds_by_stage": cpu,
+        "cpu_seconds_per_accepted": sum(cpu.values()) / total_acc if total_acc else float("nan"),
         "rejected": rej,
         "mean_penetration_mm": _mean("penetration_m") * 1e3,
         "mean_intersection_cm3": _mean("intersection_m3") * 1e6,
