@@ -35,7 +35,8 @@ def dataset_statistics(root: str | Path) -> dict[str, Any]:
     """Yield and quality statistics over the finished shards of the dataset at ``root``.
 
     Returns:
-        ``shards`` (finished), ``synthesis``: ``candidates``, ``accepted``, ``yield`` (pooled), ``object_yield``
+        ``shards`` (finished), ``synthesis``: ``candidates`` (evaluated: without those left unsimulated by
+        ``stop_after_accepted``), ``accepted``, ``yield`` (pooled), ``object_yield``
         (mean and 10/50/90 % quantiles over objects), ``rejected`` (counts per reason); ``kept``: ``grasps``,
         ``coverage_percent``, ``penetration_mm``, ``intersection_cm3``, ``displacement_cm`` (mean and
         quantiles), ``fingers_in_contact_histogram`` (0..5 fingers), ``palm_in_contact_fraction``,
@@ -65,10 +66,11 @@ def dataset_statistics(root: str | Path) -> dict[str, Any]:
         meta = json.loads(js.read_text())
         seconds.append(float(meta.get("seconds") or 0.0))
         syn = meta.get("synthesis") or {}
-        if syn.get("candidates"):
-            cand += int(syn["candidates"])
+        evaluated = int(syn.get("candidates", 0)) - int(syn.get("not_simulated", 0))
+        if evaluated > 0:
+            cand += evaluated
             acc += int(syn["accepted"])
-            obj_yield.append(syn["accepted"] / syn["candidates"])
+            obj_yield.append(syn["accepted"] / evaluated)
             for k, v in (syn.get("rejected") or {}).items():
                 rejected[k] = rejected.get(k, 0) + int(v)
         if meta.get("n_grasps", 0) == 0 or not (d / "grasps.npz").is_file():
