@@ -423,6 +423,8 @@ def evaluate_posed(
         reference_name: recorded in the result.
         ray: run the simulations as Ray tasks (``""``: a local Ray started here, ``HOST:PORT``: a cluster;
             :mod:`contactkit.raytasks`); every other metric is computed in this process. Same result as serial.
+            Called directly, wrap it in :func:`contactkit.raytasks.ray_session` to start Ray once for all objects
+            (:func:`evaluate` does).
     """
     if reference is not None and len(reference) != len(grasps):
         raise ShapeError(f"reference has {len(reference)} grasps but grasps has {len(grasps)}; they must pair up")
