@@ -11,6 +11,7 @@ displacement, contact coverage) rather than trusting the synthesis bookkeeping.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import warnings
@@ -75,6 +76,7 @@ def main() -> None:
     rows = []
     sets = []
     per_class: dict[str, dict[str, list]] = {}
+    cpu_total: list[tuple[float, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, spec in objects:
             t0 = time.perf_counter()
@@ -96,6 +98,11 @@ def main() -> None:
             cov = contact_coverage(hand_contact_mask(v, obj.vertices, obj.faces)) * 100
             fingers = [len(m["synthesis"]["fingers_in_contact"]) for m in g.metadata]
             st = res.stats
+            cpu_stages = st["cpu_seconds_by_stage"]
+            cpu_total.append((sum(cpu_stages.values()), st["accepted"]))
+            print(f"{name}: {st['accepted']}/{st['candidates']} accepted, wall {wall:.1f} s, CPU "
+                  f"{st['cpu_seconds_per_accepted']:.2f} s per accepted grasp; CPU s by stage "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in cpu_stages.items()), flush=True)
             cls = name.split("/")[0] if "/" in name else name.split(":")[0]
             rows.append((name, st["accepted"], st["candidates"], st["yield"] * 100, wall / max(1, st["accepted"]),
                          pen.mean(), vol.mean(), disp.mean(), cov.mean(), float(np.mean(fingers)),
@@ -112,6 +119,9 @@ def main() -> None:
     allv = np.array([r[4] for r in rows])
     mode = f"{args.workers} worker(s){', Ray' if args.ray else ''}"
     print(f"mean time per accepted grasp: {allv.mean():.1f} s (CPU, {mode})")
+    cpu_s, n_acc = (sum(c for c, _ in cpu_total), sum(a for _, a in cpu_total))
+    print(f"CPU seconds of the synthesising processes per accepted grasp, all objects: {cpu_s / max(1, n_acc):.2f} "
+          f"({n_acc} grasps; the load of other jobs does not inflate it); load average {os.getloadavg()}")
     print("per class: objects, accepted/candidates, s/acc, pen_mm, iv_cm3, sd_cm, cov% mean [p10 p50 p90], "
           "fingers in contact histogram 0..5, div_rot_deg")
     for cls, d in per_class.items():

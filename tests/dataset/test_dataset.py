@@ -141,6 +141,24 @@ def test_other_settings_are_refused_and_info_reports(serial, capsys):
         RenderedDataset(out, "validation")  # type: ignore[arg-type]
 
 
+def test_statistics_agree_with_the_shards(serial, capsys):
+    from contactkit.dataset.stats import dataset_statistics
+
+    out, info = serial
+    st = dataset_statistics(out)
+    kept = st["kept"]
+    metas = [json.loads(p.read_text()) for p in sorted((out / "shards").glob("*/shard.json"))]
+    assert st["shards"] == len(metas) == 3
+    assert kept["grasps"] == sum(m["n_grasps"] for m in metas) == sum(d["grasps"] for d in info["splits"].values())
+    assert st["synthesis"]["candidates"] == sum(m["synthesis"]["candidates"] for m in metas)
+    assert st["synthesis"]["yield"] == pytest.approx(st["synthesis"]["accepted"] / st["synthesis"]["candidates"])
+    assert sum(kept["fingers_in_contact_histogram"]) == kept["grasps"]
+    cov = kept["coverage_percent"]
+    assert 0.0 <= cov["p10"] <= cov["p50"] <= cov["p90"] <= 100.0
+    assert main(["dataset", "info", str(out), "--stats"]) == 0
+    assert "kept grasps: " in capsys.readouterr().out
+
+
 def test_killed_build_resumes_with_nothing_lost_or_duplicated(objects_dir, serial, tmp_path):
     out = tmp_path / "ds"
     code = (
@@ -167,8 +185,7 @@ def test_killed_build_resumes_with_nothing_lost_or_duplicated(objects_dir, seria
 
 
 @pytest.mark.slow
-def test_ray_with_two_workers_builds_the_same_dataset(objects_dir, serial, tmp_path):
-    pytest.importorskip("ray", reason="Ray (contactkit[ray]) is not installed")
+def test_ray_with_two_workers_builds_the_same_dataset(objects_dir, serial, tmp_path, ray_local):
     out = tmp_path / "ds"
     info = build_dataset(str(objects_dir), out, use_ray=True, workers=2, **KW)
     assert info["built_this_run"] == 3

@@ -152,6 +152,16 @@ def test_dropped_samples_counted_in_the_output(grasps, hand):
     assert d["not_computed"] == 1 and d["values"][0] is None
 
 
+@pytest.mark.slow
+def test_simulations_on_ray_give_the_serial_result(grasps, hand, ray_local):
+    """``evaluate(..., ray="")``: the MuJoCo runs are tasks of a 2-CPU Ray; values and extras are the serial ones."""
+    both = GraspSet.concat([_shallower(grasps, hand, 2, 0.005), _shallower(grasps, hand, 2, 0.006)])
+    names = ["simulation_displacement_cm_obman", "penetration_depth_mm"]
+    serial = evaluate(both, None, names, hand=hand).to_dict()
+    on_ray = evaluate(both, None, names, hand=hand, ray="", workers=2).to_dict()
+    assert on_ray == serial
+
+
 def test_cli_prints_table_and_writes_json(grasps, tmp_path, capsys):
     path = tmp_path / "g.npz"
     save_grasps(path, grasps)

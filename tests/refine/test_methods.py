@@ -286,3 +286,15 @@ def test_cli_in_the_wild_on_a_mano_hand(tmp_path, monkeypatch, capsys):
             assert out.attrs["refine"]["estimator_hand"] == "openhand"
         if method == "obman":
             assert out.attrs["refine"]["zones"] == "shipped:openhand_right via correspondence"
+
+
+@pytest.mark.slow
+def test_ray_batches_give_the_serial_result(openhand, ray_local):
+    """``refine(..., ray="")``: the batches run as tasks of a 2-CPU Ray and the result is the serial one."""
+    noisy = perturb(make_sphere_grasps(openhand, n=4), seed=3)
+    kw = dict(hand=openhand, seed=5, batch_size=2, iterations=6)
+    serial = refine(noisy, "affinity", **kw)
+    on_ray = refine(noisy, "affinity", ray="", **kw)
+    for name in ("global_orient", "hand_pose", "transl", "hand_vertices", "loss_traces"):
+        np.testing.assert_array_equal(getattr(serial, name), getattr(on_ray, name), err_msg=name)
+    assert [m["refine"]["restart"] for m in serial.metadata] == [m["refine"]["restart"] for m in on_ray.metadata]

@@ -66,6 +66,22 @@ def test_accepted_grasps_pass_thresholds_when_remeasured(sphere_run):
     assert res.stats["diversity"]["rotation_deg"] > 0
 
 
+def test_stopping_after_n_accepted_keeps_the_same_grasps(sphere_run):
+    """Simulating in epsilon order until ``n`` passed returns the grasps the full check returns, simulating
+    fewer candidates."""
+    res, _, cfg = sphere_run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        short = synthesize("sphere:radius=0.04", 2, config=cfg.with_updates(stop_after_accepted=2), seed=0)
+    for name in ("global_orient", "hand_pose", "transl", "hand_vertices", "hand_contact", "object_contact"):
+        np.testing.assert_array_equal(getattr(short.grasps, name), getattr(res.grasps, name), err_msg=name)
+    assert short.stats["accepted"] == 2 <= res.stats["accepted"]
+    # every candidate that passed the cheaper checks is accepted, rejected by the simulation or not simulated
+    full = res.stats["accepted"] + res.stats["rejected"]["displacement"]
+    assert short.stats["accepted"] + short.stats["rejected"]["displacement"] + short.stats["not_simulated"] == full
+    assert res.stats["not_simulated"] == 0
+
+
 def test_resume_after_kill_loses_nothing_and_duplicates_nothing(tmp_path):
     class Killed(Exception):
         pass
@@ -117,8 +133,7 @@ def test_diversity_of_identical_and_distinct_grasps(sphere_run):
 
 
 @pytest.mark.slow
-def test_ray_batches_give_the_serial_result(tmp_path):
-    pytest.importorskip("ray", reason="Ray (contactkit[ray]) is not installed")
+def test_ray_batches_give_the_serial_result(tmp_path, ray_local):
     cfg = FAST.with_updates(batch_size=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

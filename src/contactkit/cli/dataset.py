@@ -50,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i = sub.add_parser("info", help="describe a dataset folder")
     i.add_argument("dir", type=Path, help="dataset folder")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.add_argument("--stats", action="store_true",
+                   help="also yield, rejection reasons and the kept grasps' coverage, fingers in contact, "
+                   "penetration, intersection volume, displacement and build seconds (reads every shard)")
     i.set_defaults(func=run_info)
 
 
@@ -95,8 +98,39 @@ def run_info(args: argparse.Namespace) -> int:
     from contactkit.dataset import dataset_info
 
     info = dataset_info(args.dir)
+    if args.stats:
+        from contactkit.dataset.stats import dataset_statistics
+
+        info["statistics"] = dataset_statistics(args.dir)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         _print_info(info)
+        if args.stats:
+            _print_statistics(info["statistics"])
     return 0
+
+
+def _fmt(q: dict[str, float | None], scale: float = 1.0) -> str:
+    if q["mean"] is None:
+        return "-"
+    v = {k: float(x or 0.0) * scale for k, x in q.items()}
+    return f"mean {v['mean']:.2f} [p10 {v['p10']:.2f}, p50 {v['p50']:.2f}, p90 {v['p90']:.2f}]"
+
+
+def _print_statistics(st: dict[str, Any]) -> None:
+    syn, kept = st["synthesis"], st["kept"]
+    pooled = "-" if syn["yield"] is None else f"{100 * syn['yield']:.1f} %"
+    print(f"synthesis over {st['shards']} finished shards: {syn['accepted']} accepted of {syn['candidates']} "
+          f"candidates (yield {pooled}); per object yield % {_fmt(syn['object_yield'], 100)}")
+    print("  rejected: " + ", ".join(f"{k} {v}" for k, v in syn["rejected"].items()))
+    print(f"kept grasps: {kept['grasps']}")
+    for key in ("coverage_percent", "penetration_mm", "intersection_cm3", "displacement_cm"):
+        print(f"  {key:17s} {_fmt(kept[key])}")
+    print(f"  fingers in contact (0..5): {kept['fingers_in_contact_histogram']}; per finger "
+          + ", ".join(f"{k} {100 * v:.0f} %" for k, v in kept["finger_contact_fraction"].items())
+          + (f"; palm {100 * kept['palm_in_contact_fraction']:.0f} %" if kept["palm_in_contact_fraction"] is not None
+             else ""))
+    per = st["seconds_per_kept_grasp"]
+    print(f"build seconds per object {_fmt(st['seconds_per_object'])}"
+          + (f"; {per:.1f} s per kept grasp" if per is not None else ""))

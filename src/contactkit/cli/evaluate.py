@@ -28,7 +28,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute")
     p.add_argument("--json", type=output_file, default=None, metavar="OUT",
                    help="write the full result (per-sample values) here")
-    p.add_argument("--workers", type=workers, default=1, help="worker processes for the simulation (default 1)")
+    p.add_argument("--workers", type=workers, default=1,
+                   help="worker processes for the simulation, or the local Ray's CPUs with --ray (default 1)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the simulations as Ray tasks: a local Ray started here (no ADDRESS) or the cluster at "
+                   "ADDRESS (pip install 'contactkit[ray]'); same result as without")
     p.add_argument(
         "--reference-contact",
         choices=("geometry", "stored"),
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise ContactkitError(f"--workers must be >= 1, got {args.workers}")
     grasps = load_grasps(args.grasps)
     result = evaluate(
-        grasps, args.reference, args.metrics, workers=args.workers, reference_contact=args.reference_contact
+        grasps, args.reference, args.metrics, workers=args.workers, reference_contact=args.reference_contact,
+        ray=args.ray,
     )
     ref = f" against {result.reference}" if result.reference else ""
     print(f"{result.num_grasps} grasps from {args.grasps}{ref}")

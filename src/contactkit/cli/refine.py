@@ -43,6 +43,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=positive_int, default=None, help="override the method's iteration count")
     p.add_argument("--restarts", type=positive_int, default=None, help="override the method's number of restarts")
     p.add_argument("--mano-dir", type=Path, default=None, help="MANO model folder (MANO grasp files)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="refine the batches as Ray tasks: a local Ray started here (no ADDRESS) or the cluster at "
+                   "ADDRESS (pip install 'contactkit[ray]'); same result as without")
+    p.add_argument("--ray-cpus", type=positive_int, default=2, help="CPUs of the local Ray (default 2)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run)
 
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         out = refine(grasps, args.method, targets=targets, hand=hand, seed=args.seed, device=args.device,
-                     batch_size=args.batch_size, progress=progress, **overrides)
+                     batch_size=args.batch_size, progress=progress, ray=args.ray, ray_cpus=args.ray_cpus,
+                     **overrides)
     finally:
         if bar is not None:
             bar.close()

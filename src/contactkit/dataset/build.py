@@ -79,27 +79,15 @@ def _run_processes(tasks: list[ShardTask], workers: int) -> Iterator[tuple[Shard
 
 
 def _run_ray(tasks: list[ShardTask], address: str | None, workers: int) -> Iterator[tuple[ShardTask, dict[str, Any]]]:
-    try:
-        import ray
-    except ImportError:
-        raise ContactkitError("--ray needs Ray: pip install 'contactkit[ray]'") from None
-    started = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started = True
-    try:
+    from contactkit.raytasks import ray_session
+
+    with ray_session(address, workers) as ray:
         remote = ray.remote(num_cpus=1)(make_shard)
         refs = {remote.remote(t): t for t in tasks}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
                 yield refs.pop(ref), ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def build_dataset(
@@ -131,7 +119,8 @@ def build_dataset(
         workers: worker processes (1: this process); with ``use_ray`` the local Ray's CPUs.
         use_ray, ray_address: run shards as Ray tasks; ``ray_address`` connects to a cluster (None: local Ray
             started in this process).
-        synthesis: synthesis setting overrides (on top of :data:`DEFAULT_SYNTHESIS`).
+        synthesis: synthesis setting overrides (on top of :data:`DEFAULT_SYNTHESIS` and ``stop_after_accepted =
+            grasps_per_object``: the kept grasps are those of a full check, without simulating the ones dropped).
         render: :class:`contactkit.render.views.ViewSettings` fields (default 256 x 256).
         allow_open: accept non-watertight meshes; max_objects: use only the first N objects that pass.
         on_shard: called after each shard is written.
@@ -147,7 +136,9 @@ def build_dataset(
     from contactkit.synth.synthesis import SynthesisConfig
 
     # the full configuration is stored, so a resumed build never mixes settings of two contactkit versions
-    synth_cfg = SynthesisConfig().with_updates(**{**DEFAULT_SYNTHESIS, **(synthesis or {})}).to_dict()
+    synth_cfg = SynthesisConfig().with_updates(
+        **{**DEFAULT_SYNTHESIS, "stop_after_accepted": grasps_per_object, **(synthesis or {})}
+    ).to_dict()
     render_cfg = ViewSettings(**(render or {})).to_dict()
     settings = {
         "objects": objects, "grasps_per_object": grasps_per_object, "views": views, "seed": int(seed),

@@ -177,7 +177,9 @@ def make_shard(task: ShardTask) -> dict[str, Any]:
         stacked["view_index"] = np.asarray(view_idx, dtype=np.int64)
         files["views.npz"] = _npz(stacked)
         files["grasps.npz"] = _grasps_bytes(grasps, save_grasps)
-        stats = {k: v for k, v in res.stats.items() if k not in ("seconds_this_run", "seconds_per_accepted_this_run")}
+        timing = ("seconds_this_run", "seconds_per_accepted_this_run", "cpu_seconds_by_stage",
+                  "cpu_seconds_per_accepted")
+        stats = {k: v for k, v in res.stats.items() if k not in timing}
         meta.update({"n_grasps": len(grasps), "n_views": len(rows), "views_per_grasp": task.views,
                      "synthesis": stats, "appearance": appearance, "reason": "",
                      "seconds": time.perf_counter() - start})

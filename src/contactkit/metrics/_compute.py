@@ -36,13 +36,15 @@ class Computed:
 @dataclass
 class MetricRun:
     """Everything a kernel reads: the posed grasps (``PosedGrasps``), their context, the paired reference and
-    its context (or None), the simulation's worker count, and a memo for work shared by several metrics."""
+    its context (or None), the simulation's worker count and Ray address (None: no Ray), and a memo for work
+    shared by several metrics."""
 
     grasps: Any
     ctx: Any
     reference: Any = None
     rctx: Any = None
     workers: int = 1
+    ray: str | None = None
     memo: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -307,6 +309,7 @@ def _simulation(run: MetricRun, protocol: Any) -> Computed:
             hand_labels=g.hand_labels,
             protocol=protocol,
             workers=run.workers,
+            ray=run.ray,
         )
         disp[idx] = res.displacement
         reasons.update({str(int(i)): r for i, r in zip(idx, res.reasons, strict=True) if r is not None})

@@ -410,6 +410,7 @@ def evaluate_posed(
     workers: int = 1,
     object_samples: int = OBJECT_SAMPLES,
     reference_name: str | None = None,
+    ray: str | None = None,
 ) -> Evaluation:
     """Compute the named metrics for posed grasps (see :mod:`contactkit.metrics.registry` for the names).
 
@@ -417,9 +418,13 @@ def evaluate_posed(
         grasps: the grasps to evaluate.
         reference: ground truth, sample ``i`` paired with ``grasps`` sample ``i``; None: reference-free metrics.
         metrics: metric names, group names, ``"default"`` or ``"all"``; None = the defaults.
-        workers: worker processes for the simulation.
+        workers: worker processes for the simulation (with ``ray``: the CPUs of a local Ray).
         object_samples: surface samples per object for object-side contact and Chamfer.
         reference_name: recorded in the result.
+        ray: run the simulations as Ray tasks (``""``: a local Ray started here, ``HOST:PORT``: a cluster;
+            :mod:`contactkit.raytasks`); every other metric is computed in this process. Same result as serial.
+            Called directly, wrap it in :func:`contactkit.raytasks.ray_session` to start Ray once for all objects
+            (:func:`evaluate` does).
     """
     if reference is not None and len(reference) != len(grasps):
         raise ShapeError(f"reference has {len(reference)} grasps but grasps has {len(grasps)}; they must pair up")
@@ -430,7 +435,7 @@ def evaluate_posed(
         )
     ctx = _Context(grasps, object_samples)
     rctx = _reference_context(reference, object_samples) if reference is not None else None
-    run = _compute.MetricRun(grasps, ctx, reference, rctx, workers)
+    run = _compute.MetricRun(grasps, ctx, reference, rctx, workers, ray)
     no_fb = np.zeros(len(grasps), dtype=bool)
     results = {}
     for name in names:
@@ -576,6 +581,7 @@ def evaluate(
     hand: Any = None,
     workers: int = 1,
     reference_contact: Literal["geometry", "stored"] = "geometry",
+    ray: str | None = None,
 ) -> Evaluation:
     """Evaluate a :class:`~contactkit.io.grasps.GraspSet`.
 
@@ -586,7 +592,8 @@ def evaluate(
             reference (reference-based metrics are skipped).
         metrics: metric names, group names, ``"default"`` or ``"all"`` (see :mod:`contactkit.metrics.registry`).
         hand: the HandModel to pose the grasps; default ``load_hand(grasps.hand_model, grasps.side)``.
-        workers: worker processes for the simulation.
+        workers: worker processes for the simulation (with ``ray``: the CPUs of a local Ray).
+        ray: run the simulations as Ray tasks (see :func:`evaluate_posed`); one Ray session serves every object.
         reference_contact: where the reference's contact comes from for contact precision/recall/F1:
             ``"geometry"`` (default) measures it on the reference grasp with the same ±2 mm definition as the
             prediction, so a grasp evaluated against itself scores 100 %; ``"stored"`` uses the reference file's
@@ -609,4 +616,9 @@ def evaluate(
     posed_ref = (
         _posed_from_graspset(ref, hand, stored_contact=reference_contact == "stored") if ref is not None else None
     )
-    return evaluate_posed(posed, posed_ref, metrics, workers=workers, reference_name=ref_name)
+    if ray is None:
+        return evaluate_posed(posed, posed_ref, metrics, workers=workers, reference_name=ref_name)
+    from contactkit.raytasks import ray_session
+
+    with ray_session(ray, workers):
+        return evaluate_posed(posed, posed_ref, metrics, workers=workers, reference_name=ref_name, ray=ray)

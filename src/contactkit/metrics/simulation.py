@@ -335,6 +335,7 @@ def simulate(
     hand_labels: Any = None,
     protocol: str | SimulationProtocol = "default",
     workers: int = 1,
+    ray: str | None = None,
 ) -> SimulationResult:
     """Simulate each grasp (fixed hand, gravity on the object) and report displacement, flags and reasons.
 
@@ -355,7 +356,9 @@ def simulate(
         hand_labels: (V,) int region of each hand vertex (``HandAnnotations.region_of_vertex``), needed by
             ``hand_shape="regions"``.
         protocol: ``"default"``, ``"obman"`` or a :class:`SimulationProtocol`.
-        workers: worker processes (1: run in this process).
+        workers: worker processes (1: run in this process); with ``ray``, the CPUs of a local Ray.
+        ray: run the grasps' MuJoCo jobs as Ray tasks (:func:`contactkit.raytasks.ray_map`): ``""`` a local Ray,
+            ``HOST:PORT`` a cluster; the results are those of a serial run.
 
     Raises:
         MeshError: the object is flat (no volume).
@@ -441,7 +444,11 @@ def simulate(
             )
         )
     try:
-        if workers > 1 and len(jobs) > 1:
+        if ray is not None:
+            from contactkit.raytasks import ray_map
+
+            results = ray_map(simulate_job, [(j,) for j in jobs], address=ray, cpus=workers)
+        elif workers > 1 and len(jobs) > 1:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 results = list(pool.map(simulate_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))

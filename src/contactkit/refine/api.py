@@ -86,6 +86,12 @@ def run_method(
     return result
 
 
+def _run_batch(hand: HandLike, init: HandParamsInit, objects: ObjectBatch, spec: MethodSpec,
+               targets: ContactTargets, seed: int, settings: dict[str, Any]) -> RefineResult:
+    """One batch of :func:`refine` (a Ray task)."""
+    return run_method(hand, init, objects, spec, targets, seed=seed, **settings)
+
+
 @dataclass
 class _Progress:
     callback: Callable[[int, int, float], None] | None
@@ -110,6 +116,8 @@ def refine(
     num_points: int = 2048,
     sdf_resolution: int = 64,
     progress: Callable[[int, int, float], None] | None = None,
+    ray: str | None = None,
+    ray_cpus: int = 2,
     **settings: Any,
 ) -> Any:
     """Refine every grasp of ``grasps`` with the named method.
@@ -128,7 +136,12 @@ def refine(
         seed: seed of the restarts' perturbations (and of the object sampling).
         device, dtype: where and in which precision to optimise.
         batch_size: grasps optimised together.
-        progress: ``progress(step, total_steps, batch_loss)`` after every optimiser step.
+        progress: ``progress(step, total_steps, batch_loss)`` after every optimiser step (with ``ray``: after
+            every batch, with its mean best loss).
+        ray: run the batches as Ray tasks (:mod:`contactkit.raytasks`): ``""`` starts a local Ray with
+            ``ray_cpus`` CPUs in this process, ``HOST:PORT`` joins a cluster. Objects and targets are prepared
+            here once; each task refines one batch exactly as the serial loop does (same seeds), so the
+            result is the serial one.
         settings: overrides of the method's :class:`RefinerSettings` (e.g. ``iterations=50``, ``restarts=1``).
 
     Returns:
@@ -168,16 +181,28 @@ def refine(
     stage_iters = spec.with_settings(**settings).stages if settings else spec.stages
     per_batch = sum(st.settings.iterations for st in stage_iters)
     tracker = _Progress(progress, 0, per_batch * math.ceil(n / batch_size))
-    results: list[RefineResult] = []
+    jobs = []
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(n, start + batch_size), device=device)
-        sub_init = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
-        tracker.offset = (start // batch_size) * per_batch
-        res = run_method(
-            hand, sub_init, subset_objects(objects, idx), spec, tg.subset(idx),
-            seed=seed + start, progress=tracker, **settings,
-        )
-        results.append(res)
+        jobs.append((hand, init.subset(idx), subset_objects(objects, idx), spec, tg.subset(idx), seed + start,
+                     settings))
+    results: list[RefineResult] = []
+    if ray is None:
+        for b, job in enumerate(jobs):
+            tracker.offset = b * per_batch
+            results.append(run_method(*job[:5], seed=job[5], progress=tracker, **settings))
+    else:
+        from contactkit.raytasks import ray_map
+
+        finished = 0
+
+        def on_done(b: int, res: RefineResult) -> None:
+            nonlocal finished
+            finished += 1
+            if progress is not None:
+                progress(finished * per_batch, tracker.total, float(res.best_loss.sum()))
+
+        results = ray_map(_run_batch, jobs, address=ray, cpus=ray_cpus, on_done=on_done)
 
     def cat(name: str) -> np.ndarray:
         return torch.cat([getattr(r, name).detach() for r in results]).cpu().double().numpy()

@@ -10,9 +10,11 @@ batched gradient-based closing of the hand, using the same contact terms the ref
    random roll about ``n``, and translated so the palm zone's centre sits ``standoff_m`` above ``p``.
 2. **Pre-shape.** The fingers start open: a fraction ``preshape_mean`` of the hand's PCA mean pose plus small
    PCA noise.
-3. **Closing by optimisation.** Adam over wrist orientation, translation and the first ``n_pca`` PCA pose
-   coefficients minimises ``w_att L_A + w_rep L_R + w_anat A + w_palm P + w_reg |c|^2`` where ``L_A`` /
-   ``L_R`` are ObMan's attraction of the hand's six contact zones and repulsion of penetrating vertices
+3. **Closing by optimisation**, a preset of contactkit's one refiner (:mod:`contactkit.synth.closing`, run by
+   :func:`contactkit.refine.api.run_method`; the refiner keeps each candidate's best iterate). Adam over wrist
+   orientation, translation and the first ``n_pca`` PCA pose coefficients minimises
+   ``w_att L_A + w_rep L_R + w_anat A + w_palm P + w_reg |c|^2`` where ``L_A`` / ``L_R`` are ObMan's
+   attraction of the hand's six contact zones and repulsion of penetrating vertices
    (:mod:`contactkit.contact.obman`, on the object's SDF grid), ``A`` the A-MANO anatomy cost
    (:func:`contactkit.hands.anatomy.anatomy_cost`) and ``P = 1 - <R n_palm, -n>`` the palm-facing prior, plus
    ``w_cover`` times the mean palmar-surface attraction, which brings the whole inner hand onto the object.
@@ -48,8 +50,9 @@ import numpy as np
 import torch
 
 from contactkit.errors import ContactkitError, MeshError
-from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+from contactkit.geometry.rotations import axis_angle_to_rotmat
 from contactkit.settings import updated
+from contactkit.synth.closing import close_hand
 from contactkit.synth.quality import ferrari_canny_epsilon, select_contacts
 
 if TYPE_CHECKING:
@@ -107,6 +110,13 @@ class SynthesisConfig:
         min_coverage: acceptance: fraction of hand vertices within ``contact_threshold_m`` of the surface
             (captured grasps: ContactPose 6.9 %, HO-3D 2.5 %, paper 000 Table 1); 0 disables.
         simulate: run the simulation check (turn off only for tests of the optimisation itself).
+        stop_after_accepted: a batch simulates its candidates that passed the cheaper checks in descending
+            epsilon order and stops once this many passed (0: simulates them all). The first ``k`` grasps
+            accepted are then the ``k`` of highest epsilon that the full check accepts, so ``synthesize(n)``
+            with ``stop_after_accepted = n`` returns the grasps it returns without, while simulating only what
+            it keeps (a dataset keeping 3 of ~8 accepted grasps per object spends most of its simulation time on
+            grasps it drops); the statistics then count the candidates left unsimulated (``not_simulated``) and
+            the yield is over the candidates evaluated.
         simulation_protocol: protocol name of :func:`contactkit.metrics.simulation.simulation_displacement`.
         friction: friction coefficient of the epsilon quality measure.
         n_object_points: object surface samples carrying the object contact map.
@@ -141,6 +151,7 @@ class SynthesisConfig:
     require_opposition: bool = True
     min_coverage: float = 0.03
     simulate: bool = True
+    stop_after_accepted: int = 0
     simulation_protocol: str = "default"
     friction: float = 0.5
     n_object_points: int = 2048
@@ -159,31 +170,19 @@ class SynthesisResult:
 
     Attributes:
         grasps: the accepted grasps (ranked by epsilon within each batch, batches in order).
-        stats: ``candidates``, ``accepted``, ``yield``, ``seconds``, ``seconds_per_accepted``, ``batches``,
-            per-reason rejection counts, means of the acceptance measures, and :func:`diversity`.
+        stats: ``candidates``, ``accepted``, ``not_simulated`` (see ``stop_after_accepted``), ``yield`` (accepted
+            over the candidates evaluated), ``seconds_this_run``, ``seconds_per_accepted_this_run``,
+            ``batches``, ``cpu_seconds_by_stage`` (CPU seconds of the process that ran each batch, summed over
+            batches, by stage: ``closing``, ``checks``, ``simulation``, ``quality``; a measure of the work that
+            other jobs' load does not inflate), ``cpu_seconds_per_accepted``, per-reason rejection counts, means
+            of the acceptance measures, and :func:`diversity`.
     """
 
     grasps: GraspSet
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-# -------------------------------------------------------------------------------- geometry helpers
-def _align_rotation(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """(K, 3, 3) rotations taking unit ``src (3,)`` onto unit ``dst (K, 3)`` (smallest angle)."""
-    src = src / src.norm()
-    axis = torch.linalg.cross(src.expand_as(dst), dst, dim=-1)
-    s = axis.norm(dim=-1, keepdim=True)
-    c = (dst * src).sum(-1, keepdim=True)
-    angle = torch.atan2(s, c)
-    helper = torch.tensor([1.0, 0.0, 0.0], dtype=src.dtype)
-    if abs(float(src[0])) > 0.9:
-        helper = torch.tensor([0.0, 1.0, 0.0], dtype=src.dtype)
-    perp = torch.linalg.cross(src, helper)
-    perp = perp / perp.norm()
-    unit = torch.where(s > 1e-9, axis / s.clamp_min(1e-12), perp.expand_as(axis))
-    return axis_angle_to_rotmat(unit * angle)
-
-
+# -------------------------------------------------------------------------------- helpers
 def _finger_vertex_groups(hand: HandModel) -> dict[str, np.ndarray]:
     """Vertex indices of each finger (all three phalanx regions) and of the palm (``palm_*`` regions), from the
     hand's region annotation; keys ``thumb, index, middle, ring, little, palm``."""
@@ -198,101 +197,6 @@ def _finger_vertex_groups(hand: HandModel) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------- one batch
-def _optimise(
-    hand: HandModel,
-    obj: ObjectMesh,
-    cfg: SynthesisConfig,
-    rng: np.random.Generator,
-    dtype: torch.dtype,
-) -> dict[str, torch.Tensor]:
-    """Sample ``cfg.batch_size`` approaches and close the hand on the object; returns the final parameters."""
-    from contactkit.contact.obman import attraction_loss, repulsion_loss, zone_mask
-    from contactkit.hands.anatomy import anatomy_cost, palm_normal
-
-    k = cfg.batch_size
-    pts, nrm = obj.sample_surface(4096, seed=0)
-    pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
-    p0 = torch.as_tensor(pts[pick], dtype=dtype)
-    n0 = torch.as_tensor(nrm[pick], dtype=dtype)
-    n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    if cfg.centre_bias > 0:
-        radial = p0 - torch.as_tensor(np.asarray(pts).mean(0), dtype=dtype)
-        radial = radial / radial.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        n0 = n0 + cfg.centre_bias * radial
-        n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
-    pre = torch.as_tensor(rng.normal(0.0, cfg.preshape_noise, size=(k, cfg.n_pca)), dtype=dtype)
-
-    rest_joints = hand.rest_joints.to(dtype)
-    n_palm = palm_normal(rest_joints, hand.side)
-    zones = hand.annotations.contact_zones
-    zmask = zone_mask(dict(zones.items()), hand.num_verts)
-    with torch.no_grad():
-        rest = hand(
-            torch.zeros(1, 3, dtype=dtype),
-            torch.zeros(1, 45, dtype=dtype),
-            None,
-            torch.zeros(1, 3, dtype=dtype),
-        )
-    palm_idx = torch.as_tensor(np.asarray(zones["palm"]), dtype=torch.long)
-    palm_c = rest.vertices[0, palm_idx].mean(0)
-    j0 = rest.joints[0, 0]
-    # wrist orientation: palm normal -> -n, then roll about n
-    r_align = _align_rotation(n_palm, -n0)
-    r_roll = axis_angle_to_rotmat(n0 * roll[:, None])
-    r0 = r_roll @ r_align
-    target = p0 + n0 * cfg.standoff_m
-    transl0 = target - j0 - torch.einsum("kij,j->ki", r0, palm_c - j0)
-
-    comps = hand.pca_components.to(dtype)[: cfg.n_pca]
-    mean_coeffs = (hand.pca_mean.to(dtype) @ comps.T) * cfg.preshape_mean
-    if not hand.flat_hand_mean:
-        mean_coeffs = mean_coeffs * 0.0  # the model already adds its mean pose
-    orient = rotmat_to_axis_angle(r0).clone().requires_grad_(True)
-    transl = transl0.clone().requires_grad_(True)
-    coeffs = (mean_coeffs.expand(k, -1) + pre).clone().requires_grad_(True)
-    opt = torch.optim.Adam(
-        [
-            {"params": [orient], "lr": cfg.lr_orient},
-            {"params": [transl], "lr": cfg.lr_transl},
-            {"params": [coeffs], "lr": cfg.lr_pose},
-        ]
-    )
-    grid = obj.sdf_grid(cfg.sdf_resolution).to(dtype=dtype)
-    palmar = torch.as_tensor(np.asarray(hand.annotations.palmar_mask), dtype=torch.bool)
-    for it in range(cfg.iterations):
-        frac = it / max(1, cfg.iterations - 1)
-        a_now = cfg.attraction_a_start_m * (cfg.attraction_a_end_m / cfg.attraction_a_start_m) ** frac
-        opt.zero_grad()
-        pose = coeffs @ comps
-        out = hand(orient, pose, None, transl)
-        sdf = grid.sample(out.vertices)
-        rot = axis_angle_to_rotmat(orient)
-        palm_dir = torch.einsum("kij,j->ki", rot, n_palm)
-        loss = (
-            cfg.w_attraction * attraction_loss(sdf + cfg.squeeze_m, zmask, a=a_now)
-            + cfg.w_repulsion * repulsion_loss(sdf)
-            + cfg.w_anatomy * anatomy_cost(hand, pose)
-            + cfg.w_palm * (1.0 + (palm_dir * n0).sum(-1))
-            + cfg.w_reg * (coeffs * coeffs).sum(-1)
-        )
-        if cfg.w_cover > 0:
-            gap = (sdf[:, palmar] + cfg.squeeze_m).clamp_min(0.0)
-            loss = loss + cfg.w_cover * (cfg.cover_a_m * torch.tanh(gap / cfg.cover_a_m)).mean(-1)
-        loss.sum().backward()
-        opt.step()
-    with torch.no_grad():
-        pose = coeffs @ comps
-        out = hand(orient, pose, None, transl)
-    return {
-        "global_orient": orient.detach(),
-        "hand_pose": pose.detach(),
-        "transl": transl.detach(),
-        "vertices": out.vertices.detach(),
-        "loss": loss.detach(),
-    }
-
-
 def synthesize_batch(
     hand: HandModel,
     obj: ObjectMesh,
@@ -303,7 +207,8 @@ def synthesize_batch(
 ) -> tuple[GraspSet | None, dict[str, Any]]:
     """Run one batch of candidates (see the module docstring); returns the accepted grasps (or ``None``) and
     the batch statistics. Fully determined by ``(seed, batch_index)`` and the inputs. ``candidates`` replaces the
-    closing optimisation (steps 1-3) with another generator of the same signature and output as ``_optimise``
+    closing optimisation (steps 1-3) with another generator of the same signature and output as
+    :func:`contactkit.synth.closing.close_hand`
     (e.g. :class:`contactkit.diffusion.synthesis.DiffusionCandidates`); acceptance and output are unchanged."""
     from contactkit.contact.diffcontact import hand_contact_from_sdf, object_contact_map
     from contactkit.geometry.mesh_distance import closest_points_on_mesh
@@ -314,7 +219,16 @@ def synthesize_batch(
     rng = np.random.Generator(np.random.PCG64([int(seed), int(batch_index)]))
     dtype = torch.float64 if hand.dtype == torch.float64 else torch.float32
     torch.manual_seed(int(seed) * 1_000_003 + int(batch_index))
-    res = (candidates or _optimise)(hand, obj, cfg, rng, dtype)
+    clock = [time.process_time()]
+    cpu: dict[str, float] = {}
+
+    def lap(stage: str) -> None:  # CPU seconds of this process per stage (independent of other jobs' load)
+        now = time.process_time()
+        cpu[stage] = cpu.get(stage, 0.0) + now - clock[0]
+        clock[0] = now
+
+    res = (candidates or close_hand)(hand, obj, cfg, rng, dtype)
+    lap("closing")
     verts = res["vertices"].double().numpy()
     k = verts.shape[0]
     ov, of = obj.vertices, obj.faces
@@ -351,18 +265,8 @@ def synthesize_batch(
         reasons["intersection"] = int(bad.sum())
         ok[idx[bad]] = False
     idx = np.flatnonzero(ok)
-    if idx.size and cfg.simulate:
-        from contactkit.metrics.simulation import simulation_displacement
-
-        disp[idx] = simulation_displacement(
-            verts[idx], closed, ov, of, hand_labels=np.asarray(hand.annotations.region_of_vertex),
-            protocol=cfg.simulation_protocol,
-        )
-        bad = ~(disp[idx] <= cfg.max_displacement_m)  # NaN: not simulable (hand too deep in the object)
-        reasons["displacement"] = int(bad.sum())
-        ok[idx[bad]] = False
-    idx = np.flatnonzero(ok)
-    # quality: epsilon of the contacts of accepted candidates
+    lap("checks")
+    # quality: epsilon of the contacts of the candidates that passed the cheap checks
     eps = np.zeros(k)
     fn = face_normals(torch.as_tensor(np.array(ov))[None], torch.as_tensor(np.array(of)))[0].numpy()
     centre = ov.mean(0) if obj.is_watertight is False else obj.to_trimesh().center_mass
@@ -379,9 +283,34 @@ def synthesize_batch(
         cn = -fn[mc.face_idx[0].numpy()]
         cp, cn = select_contacts(cp, cn, 16)
         eps[i] = ferrari_canny_epsilon(cp, cn, centre, friction=cfg.friction)
+    lap("quality")
+    # simulation, best epsilon first; with stop_after_accepted, only until that many passed
+    pending = idx[np.argsort(-eps[idx], kind="stable")]
+    cap = cfg.stop_after_accepted
+    if pending.size and cfg.simulate:
+        from contactkit.metrics.simulation import simulation_displacement
+
+        passed = 0
+        while pending.size and (cap == 0 or passed < cap):
+            chunk, pending = (pending, pending[:0]) if cap == 0 else (pending[: cap - passed], pending[cap - passed:])
+            disp[chunk] = simulation_displacement(
+                verts[chunk], closed, ov, of, hand_labels=np.asarray(hand.annotations.region_of_vertex),
+                protocol=cfg.simulation_protocol,
+            )
+            bad = ~(disp[chunk] <= cfg.max_displacement_m)  # NaN: not simulable (hand too deep in the object)
+            reasons["displacement"] += int(bad.sum())
+            ok[chunk[bad]] = False
+            passed += int((~bad).sum())
+    else:
+        pending = pending[:0]
+    ok[pending] = False  # not simulated: the batch already holds stop_after_accepted grasps
+    idx = np.flatnonzero(ok)
+    lap("simulation")
     stats = {
         "candidates": k,
+        "cpu_seconds": cpu,
         "accepted": int(idx.size),
+        "not_simulated": int(pending.size),
         "rejected": reasons,
         "penetration_m": pen[idx].tolist(),
         "intersection_m3": inter[idx].tolist(),
@@ -558,17 +487,9 @@ def _ray_batches(
     cpus: int,
 ) -> Any:
     """Yield ``(batch, (grasps, stats))`` of batches run as Ray tasks, ``cpus`` in flight, while ``more()``."""
-    try:
-        import ray
-    except ImportError:
-        raise ContactkitError("--ray needs Ray: pip install 'contactkit[ray]'") from None
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    try:
+    from contactkit.raytasks import ray_session
+
+    with ray_session(address, cpus) as ray:
         remote = ray.remote(num_cpus=1)(_ray_batch)
         obj_ref = ray.put(obj)
         running: dict[Any, int] = {}
@@ -583,9 +504,6 @@ def _ray_batches(
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 yield running.pop(ref), ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def synthesize(
@@ -770,15 +688,23 @@ def synthesize(
         return float(np.mean(vals)) if vals else float("nan")
 
     total_acc = sum(s["accepted"] for s in acc)
+    skipped = sum(s.get("not_simulated", 0) for s in acc)
+    cpu: dict[str, float] = {}
+    for s in acc:
+        for key, v in s.get("cpu_seconds", {}).items():
+            cpu[key] = cpu.get(key, 0.0) + v
     stats = {
         "object": mesh.name,
         "candidates": cand,
         "accepted": total_acc,
-        "yield": total_acc / cand if cand else 0.0,
+        "not_simulated": skipped,
+        "yield": total_acc / (cand - skipped) if cand > skipped else 0.0,
         "batches": len(done),
         "seconds_this_run": elapsed,
         "seconds_per_accepted_this_run": (elapsed / (accepted - accepted_start)
                                           if accepted > accepted_start else float("nan")),
+        "cpu_seconds_by_stage": cpu,
+        "cpu_seconds_per_accepted": sum(cpu.values()) / total_acc if total_acc else float("nan"),
         "rejected": rej,
         "mean_penetration_mm": _mean("penetration_m") * 1e3,
         "mean_intersection_cm3": _mean("intersection_m3") * 1e6,

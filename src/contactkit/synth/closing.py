@@ -1,0 +1,276 @@
+"""Closing the hand on an object: synthesis's optimisation, as a preset of contactkit's one refiner.
+
+:func:`closing_method` is a :class:`~contactkit.refine.methods.MethodSpec` of one stage whose terms and
+:class:`~contactkit.refine.refiner.RefinerSettings` reproduce ObMan-style closing (module docstring of
+:mod:`contactkit.synth.synthesis`, step 3); :func:`close_hand` samples the approaches (steps 1-2) and runs it
+through :func:`contactkit.refine.api.run_method`. Synthesis therefore has no optimisation loop of its own: the
+refiner's Adam, parameter groups (learning rates as multipliers of ``lr_orient``) and PCA pose update
+(``hand_pose = hand_pose_0 + c @ components[:n_pca]``, ``c`` starting at 0) do the closing.
+
+The terms (each ``(B,)`` per candidate; ``state.rows`` indexes per-candidate data):
+
+- :class:`ClosingAttractionTerm` — ObMan's attraction of the six contact zones to ``squeeze_m`` inside the
+  surface, ``sum_z a tanh(min_{v in z} (sdf_v + squeeze) / a)``, with ``a`` annealed geometrically from
+  ``attraction_a_start_m`` to ``attraction_a_end_m`` over the refiner's steps (``state.cache.iteration``);
+- :class:`contactkit.contact.obman.RepulsionTerm` — ObMan's repulsion of penetrating vertices;
+- :class:`contactkit.contact.cpf.AnatomyTerm` — A-MANO anatomy cost;
+- :class:`PalmFacingTerm` — ``1 + <R n_palm, n_approach>`` (the palm faces the surface it approached);
+- :class:`PcaPriorTerm` — ``|c_total|^2`` of the pose's PCA coefficients (``hand_pose @ components[:k].T``; the
+  components are orthonormal rows and the pose stays in their span, so these are the optimised coefficients
+  plus the pre-shape's);
+- :class:`PalmarCoverTerm` — ``mean_{v palmar} a tanh(max(sdf_v + squeeze, 0) / a)``, pulling the whole inner
+  hand onto the object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from contactkit.contact.obman import attraction_loss
+from contactkit.contact.terms import HandObjectState
+from contactkit.errors import ShapeError
+from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+
+if TYPE_CHECKING:
+    from contactkit.hands.base import HandModel
+    from contactkit.objects.mesh import ObjectMesh
+    from contactkit.refine.methods import MethodSpec
+    from contactkit.synth.synthesis import SynthesisConfig
+
+__all__ = [
+    "ClosingAttractionTerm",
+    "PalmFacingTerm",
+    "PalmarCoverTerm",
+    "PcaPriorTerm",
+    "approach_init",
+    "close_hand",
+    "closing_method",
+]
+
+
+def _params(state: HandObjectState, name: str, term: str) -> Tensor:
+    if name not in state.params:
+        raise ShapeError(f"term {term!r} needs state.params[{name!r}]")
+    return state.params[name]
+
+
+@dataclass
+class ClosingAttractionTerm:
+    """ObMan attraction of ``zones`` ((Z, V) bool) to ``squeeze_m`` inside the surface, ``a`` annealed from
+    ``a_start_m`` to ``a_end_m`` over ``iterations`` refiner steps (held at ``a_end_m`` after them)."""
+
+    zones: Tensor
+    iterations: int
+    a_start_m: float
+    a_end_m: float
+    squeeze_m: float
+    weight: float = 1.0
+    name: str = "attraction"
+
+    def distance(self, iteration: int) -> float:
+        """The attraction distance ``a`` (metres) at refiner step ``iteration``."""
+        frac = min(1.0, iteration / max(1, self.iterations - 1))
+        return self.a_start_m * (self.a_end_m / self.a_start_m) ** frac
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        sdf = state.require_sdf(self.name)
+        a = self.distance(state.cache.iteration)
+        return attraction_loss(sdf + self.squeeze_m, self.zones.to(sdf.device), a=a)
+
+
+@dataclass
+class PalmFacingTerm:
+    """``1 + <R(global_orient) n_palm, approach[rows]>``: 0 when the palm faces along ``-approach``.
+
+    ``n_palm`` (3,) is the rest palm normal, ``approach`` (N0, 3) the unit outward surface normals approached."""
+
+    n_palm: Tensor
+    approach: Tensor
+    weight: float = 0.01
+    name: str = "palm_facing"
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        rot = axis_angle_to_rotmat(_params(state, "global_orient", self.name))
+        palm_dir = rot @ self.n_palm.to(rot.dtype)
+        return 1.0 + (palm_dir * self.approach[state.rows].to(rot.dtype)).sum(-1)
+
+
+@dataclass
+class PcaPriorTerm:
+    """``|hand_pose @ components.T|^2``: squared norm of the pose's coefficients on ``components`` ((k, 45),
+    orthonormal rows)."""
+
+    components: Tensor
+    weight: float = 1e-4
+    name: str = "pca_prior"
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        pose = _params(state, "hand_pose", self.name)
+        coeffs = pose @ self.components.to(pose.dtype).T
+        return (coeffs * coeffs).sum(-1)
+
+
+@dataclass
+class PalmarCoverTerm:
+    """``mean_{v in palmar} a tanh(max(sdf_v + squeeze_m, 0) / a)`` over the ``palmar`` (V,) bool vertices."""
+
+    palmar: Tensor
+    a_m: float
+    squeeze_m: float
+    weight: float = 10.0
+    name: str = "palmar_cover"
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        sdf = state.require_sdf(self.name)
+        gap = (sdf[:, self.palmar.to(sdf.device)] + self.squeeze_m).clamp_min(0.0)
+        return (self.a_m * torch.tanh(gap / self.a_m)).mean(-1)
+
+
+def _align_rotation(src: Tensor, dst: Tensor) -> Tensor:
+    """(K, 3, 3) rotations taking unit ``src (3,)`` onto unit ``dst (K, 3)`` (smallest angle)."""
+    src = src / src.norm()
+    axis = torch.linalg.cross(src.expand_as(dst), dst, dim=-1)
+    s = axis.norm(dim=-1, keepdim=True)
+    c = (dst * src).sum(-1, keepdim=True)
+    angle = torch.atan2(s, c)
+    helper = torch.tensor([1.0, 0.0, 0.0], dtype=src.dtype)
+    if abs(float(src[0])) > 0.9:
+        helper = torch.tensor([0.0, 1.0, 0.0], dtype=src.dtype)
+    perp = torch.linalg.cross(src, helper)
+    perp = perp / perp.norm()
+    unit = torch.where(s > 1e-9, axis / s.clamp_min(1e-12), perp.expand_as(axis))
+    return axis_angle_to_rotmat(unit * angle)
+
+
+def approach_init(
+    hand: HandModel, obj: ObjectMesh, cfg: SynthesisConfig, rng: np.random.Generator, dtype: torch.dtype
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Steps 1-2 of synthesis for ``K = cfg.batch_size`` candidates: approach points and pre-shapes.
+
+    Returns:
+        ``(init, approach)``: ``init`` holds ``global_orient (K, 3)``, ``hand_pose (K, 45)`` axis-angle (the
+        pre-shape ``coeffs @ components[:n_pca]``) and ``transl (K, 3)`` metres; ``approach (K, 3)`` the unit
+        outward normals of the approached surface points.
+    """
+    from contactkit.hands.anatomy import palm_normal
+
+    k = cfg.batch_size
+    pts, nrm = obj.sample_surface(4096, seed=0)
+    pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
+    p0 = torch.as_tensor(pts[pick], dtype=dtype)
+    n0 = torch.as_tensor(nrm[pick], dtype=dtype)
+    n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    if cfg.centre_bias > 0:
+        radial = p0 - torch.as_tensor(np.asarray(pts).mean(0), dtype=dtype)
+        radial = radial / radial.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        n0 = n0 + cfg.centre_bias * radial
+        n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
+    pre = torch.as_tensor(rng.normal(0.0, cfg.preshape_noise, size=(k, cfg.n_pca)), dtype=dtype)
+
+    n_palm = palm_normal(hand.rest_joints.to(dtype), hand.side)
+    with torch.no_grad():
+        rest = hand(torch.zeros(1, 3, dtype=dtype), torch.zeros(1, 45, dtype=dtype), None,
+                    torch.zeros(1, 3, dtype=dtype))
+    palm_idx = torch.as_tensor(np.asarray(hand.annotations.contact_zones["palm"]), dtype=torch.long)
+    palm_c = rest.vertices[0, palm_idx].mean(0)
+    j0 = rest.joints[0, 0]
+    # wrist orientation: palm normal -> -n, then roll about n; palm centre standoff_m above the point
+    r0 = axis_angle_to_rotmat(n0 * roll[:, None]) @ _align_rotation(n_palm, -n0)
+    target = p0 + n0 * cfg.standoff_m
+    transl0 = target - j0 - torch.einsum("kij,j->ki", r0, palm_c - j0)
+    comps = hand.pca_components.to(dtype)[: cfg.n_pca]
+    mean_coeffs = (hand.pca_mean.to(dtype) @ comps.T) * cfg.preshape_mean
+    if not hand.flat_hand_mean:
+        mean_coeffs = mean_coeffs * 0.0  # the model already adds its mean pose
+    coeffs = mean_coeffs.expand(k, -1) + pre
+    init = {"global_orient": rotmat_to_axis_angle(r0), "hand_pose": coeffs @ comps, "transl": transl0}
+    return init, n0
+
+
+def closing_method(hand: HandModel, cfg: SynthesisConfig, approach: Tensor, dtype: torch.dtype) -> MethodSpec:
+    """The closing optimisation as a one-stage refiner preset for candidates approaching along ``approach``
+    ((K, 3) unit normals): the terms of the module docstring, Adam with ``lr = lr_orient`` and the other
+    learning rates as multipliers, ``cfg.iterations`` steps, PCA(``n_pca``) pose update, no restarts."""
+    from contactkit.contact.cpf import AnatomyTerm
+    from contactkit.contact.obman import RepulsionTerm, zone_mask
+    from contactkit.hands.anatomy import anatomy_cost, palm_normal
+    from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec
+    from contactkit.refine.refiner import RefinerSettings
+
+    zones = zone_mask(dict(hand.annotations.contact_zones.items()), hand.num_verts)
+    palmar = torch.as_tensor(np.asarray(hand.annotations.palmar_mask), dtype=torch.bool)
+    n_palm = palm_normal(hand.rest_joints.to(dtype), hand.side)
+    comps = hand.pca_components.to(dtype)[: cfg.n_pca]
+
+    def anatomy(pose: Tensor) -> Tensor:
+        return anatomy_cost(hand, pose)
+
+    def build(ctx: MethodContext) -> list[Any]:
+        terms: list[Any] = [
+            ClosingAttractionTerm(zones, cfg.iterations, cfg.attraction_a_start_m, cfg.attraction_a_end_m,
+                                  cfg.squeeze_m, weight=cfg.w_attraction),
+            RepulsionTerm(weight=cfg.w_repulsion),
+            AnatomyTerm(anatomy, weight=cfg.w_anatomy),
+            PalmFacingTerm(n_palm, approach, weight=cfg.w_palm),
+            PcaPriorTerm(comps, weight=cfg.w_reg),
+        ]
+        if cfg.w_cover > 0:
+            terms.append(PalmarCoverTerm(palmar, cfg.cover_a_m, cfg.squeeze_m, weight=cfg.w_cover))
+        return terms
+
+    settings = RefinerSettings(
+        iterations=cfg.iterations, lr=cfg.lr_orient,
+        lr_scale={"global_orient": 1.0, "hand_pose": cfg.lr_pose / cfg.lr_orient,
+                  "transl": cfg.lr_transl / cfg.lr_orient},
+        optimize=("global_orient", "hand_pose", "transl"), pose_space="pca", pca_components=cfg.n_pca,
+        restarts=1, dtype=dtype,
+    )
+    return MethodSpec("synthesis", "ObMan-style grasp synthesis (paper 001, Sec. 4), contactkit's closing",
+                      [StageSpec("closing", build, settings)],
+                      description="annealed zone attraction, repulsion, anatomy, palm facing, PCA prior, "
+                      "palmar cover")
+
+
+def close_hand(
+    hand: HandModel, obj: ObjectMesh, cfg: SynthesisConfig, rng: np.random.Generator, dtype: torch.dtype
+) -> dict[str, Tensor]:
+    """Sample ``cfg.batch_size`` approaches and close the hand on ``obj`` with :func:`closing_method`.
+
+    Returns:
+        ``global_orient (K, 3)``, ``hand_pose (K, 45)`` axis-angle, ``transl (K, 3)``, ``vertices (K, V, 3)``
+        (the refiner's best iterate of each candidate) and ``loss (K,)`` (its closing loss).
+    """
+    from contactkit.refine.api import run_method
+    from contactkit.targets import ContactTargets, HandParamsInit, ObjectBatch
+
+    init, approach = approach_init(hand, obj, cfg, rng, dtype)
+    k = cfg.batch_size
+    grid = obj.sdf_grid(cfg.sdf_resolution).to(dtype=dtype)
+    pts, nrm = obj.sample_surface(256, seed=0)  # the state's object samples; no closing term reads them
+
+    def sdf(points: Tensor, rows: Tensor) -> Tensor:
+        return grid.sample(points)
+
+    objects = ObjectBatch(
+        torch.as_tensor(pts, dtype=dtype).expand(k, -1, -1), torch.as_tensor(nrm, dtype=dtype).expand(k, -1, -1),
+        torch.eye(3, dtype=dtype).expand(k, 3, 3), torch.zeros(k, 3, dtype=dtype), sdf,
+    )
+    params = HandParamsInit(init["global_orient"], init["hand_pose"], torch.zeros(k, hand.num_betas, dtype=dtype),
+                            init["transl"])
+    res = run_method(hand, params, objects, closing_method(hand, cfg, approach, dtype), ContactTargets())
+    with torch.no_grad():
+        out = hand(res.global_orient, res.hand_pose, None, res.transl)
+    return {
+        "global_orient": res.global_orient.detach(),
+        "hand_pose": res.hand_pose.detach(),
+        "transl": res.transl.detach(),
+        "vertices": out.vertices.detach(),
+        "loss": res.best_loss.detach(),
+    }
