@@ -23,8 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "by random cameras (the paper's lifting-from-ground-truth-2D protocol; labelled as such).",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="dataset folder, image files or grasp file")
-    p.add_argument("--model", choices=("keypoints", "lifter"), required=True,
-                   help="keypoints: the image network (needs --weights); lifter: the graph network alone")
+    p.add_argument("--model", choices=("keypoints", "lifter", "obman-net"), required=True,
+                   help="keypoints: the image network (needs --weights); lifter: the graph network alone; "
+                   "obman-net: ObMan's hand + object network (needs --weights; the object is reconstructed, "
+                   "no --object)")
     p.add_argument("--weights", type=Path, default=None,
                    help="checkpoint (default for lifter: the shipped OpenHand lifter)")
     p.add_argument("--object", default=None, help="object mesh (bundled name, primitive spec or path) for images")
@@ -79,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if args.from_ground_truth_2d and args.model != "lifter":
         raise ContactkitError("--from-ground-truth-2d applies to --model lifter only")
-    if len(inputs) == 1 and inputs[0].is_dir():
+    if args.model == "obman-net":
+        from contactkit.cli.estimate_obman import estimate_obman
+
+        grasps = estimate_obman(args, inputs)
+    elif len(inputs) == 1 and inputs[0].is_dir():
         grasps = _from_dataset(args, inputs[0], ik)
     elif len(inputs) == 1 and inputs[0].suffix == ".npz":
         if args.model != "lifter" or not args.from_ground_truth_2d:

@@ -130,8 +130,8 @@ class ObManNet(nn.Module):
         self.decoder = AtlasNetDecoder(c.encoding_dim, c.atlas_hidden, c.sphere_level)
         self.translation_head = _mlp(c.encoding_dim, c.encoding_dim, 3)
         self.scale_head = _mlp(c.encoding_dim, c.encoding_dim, 1)
-        self.register_buffer("zones", zone_mask(self.hand.annotations.contact_zones, self.hand.num_verts),
-                             persistent=False)
+        zones = list(self.hand.annotations.contact_zones.values())
+        self.register_buffer("zones", zone_mask(zones, self.hand.num_verts), persistent=False)
 
     @property
     def hand(self) -> HandModel:
@@ -165,10 +165,10 @@ class ObManNet(nn.Module):
         hand_out = self.hand(go.to(self.hand.dtype), pca.to(self.hand.dtype), betas if betas.shape[1] else None,
                              pose_space="pca")
         wrist = hand_out.keypoints[:, :1]
-        # root: normalised image position of the wrist relative to the principal point, and its depth
+        # root: normalised image position of the wrist (x/z, y/z within +-1) and its depth (0.07 to 3.7 m)
         r = self.root_head(phi_h)
-        depth = 0.5 * torch.exp(r[:, 2].clamp(-3.0, 3.0))
-        xy = r[:, :2] * 0.5
+        depth = 0.5 * torch.exp(r[:, 2].clamp(-2.0, 2.0))
+        xy = torch.tanh(r[:, :2])
         root = torch.cat([xy * depth[:, None], depth[:, None]], dim=1)
         normalized = self.decoder(phi_o)
         translation = 0.1 * self.translation_head(phi_o)

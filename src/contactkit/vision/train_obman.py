@@ -120,8 +120,8 @@ def obman_batch(samples: Sequence[Mapping[str, Any]], grasps: GraspSet, hand: Ha
     for i, row in enumerate(rows):
         oid = grasps.object_ids[row]
         p, c, radius = objects(oid)
-        r_o = torch.as_tensor(np.asarray(grasps.object_rotation[row]))
-        t_o = torch.as_tensor(np.asarray(grasps.object_translation[row]))
+        r_o = torch.tensor(np.asarray(grasps.object_rotation[row]))
+        t_o = torch.tensor(np.asarray(grasps.object_translation[row]))
         to_cam = rot[i] @ r_o
         off = rot[i] @ t_o + tr[i] - root[i]
         pts.append(p @ to_cam.T + off)
