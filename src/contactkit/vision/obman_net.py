@@ -130,7 +130,7 @@ class ObManNet(nn.Module):
         self.decoder = AtlasNetDecoder(c.encoding_dim, c.atlas_hidden, c.sphere_level)
         self.translation_head = _mlp(c.encoding_dim, c.encoding_dim, 3)
         self.scale_head = _mlp(c.encoding_dim, c.encoding_dim, 1)
-        zones = list(self.hand.annotations.contact_zones.values())
+        zones: list[object] = list(self.hand.annotations.contact_zones.values())
         self.register_buffer("zones", zone_mask(zones, self.hand.num_verts), persistent=False)
 
     @property
