@@ -185,7 +185,7 @@ def test_contact_loss_gradient_reaches_the_encoder(hand):
     first = net.backbone.stem[0].weight.grad
     assert first is not None and float(first.abs().sum()) > 0
     assert float(net.decoder.out.weight.grad.abs().sum()) > 0
-    assert float(net.hand_head[0].weight.grad.abs().sum()) > 0
+    assert float(net.hand_branch.params[0].weight.grad.abs().sum()) > 0
 
 
 def test_overfits_a_few_samples(hand):
@@ -251,7 +251,7 @@ def test_estimate_rows_reproduce_the_network_in_the_world_frame(hand):
 
     torch.manual_seed(2)
     net = ObManNet(TINY, hand).eval()
-    torch.nn.init.normal_(net.hand_head[2].weight, std=0.05)
+    torch.nn.init.normal_(net.hand_branch.params[2].weight, std=0.05)
     samples, _ = grasp_samples(hand, 3)
     rgb = torch.as_tensor(np.stack([s["rgb"] for s in samples]))
     k = torch.as_tensor(np.stack([s["K"] for s in samples]))

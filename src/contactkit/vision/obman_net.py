@@ -39,9 +39,10 @@ from contactkit.geometry.inside import winding_number
 from contactkit.hands import HandModel, load_hand
 from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_loss
 from contactkit.vision.backbone import build_backbone
+from contactkit.vision.camera import pixels_to_normalized
 
-__all__ = ["ObManLossWeights", "ObManNet", "ObManNetConfig", "ObManOutput", "ObManTargets", "hand_object_sdf",
-           "obman_losses"]
+__all__ = ["HandBranch", "ObManLossWeights", "ObManNet", "ObManNetConfig", "ObManOutput", "ObManTargets",
+           "hand_object_sdf", "obman_losses"]
 
 MM = 1000.0
 
@@ -107,6 +108,45 @@ def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(), nn.Linear(hidden, cout))
 
 
+class HandBranch(nn.Module):
+    """Hand encoding -> wrist rotation, PCA pose, shape (through the hand layer) and the camera-frame root.
+
+    Shared by :class:`ObManNet` and CPF's HoNet (:mod:`contactkit.vision.honet`). ``forward(phi (B, D))`` returns
+    ``(global_orient (B, 3), pca (B, ncomps), betas (B, n_shape), verts (B, V, 3), keypoints (B, 21, 3), root
+    (B, 3))`` with vertices and keypoints root-relative (root = wrist keypoint) and the root in the camera frame:
+    the root head predicts the wrist's pixel (inside the image) and depth (0.07-3.7 m), back-projected with the
+    image's intrinsics ``k``.
+    """
+
+    def __init__(self, hand: HandModel, encoding_dim: int, ncomps: int) -> None:
+        super().__init__()
+        self._hand = [hand]  # a list: not a submodule, so not in the state dict
+        self.ncomps = int(ncomps)
+        self.params = _mlp(encoding_dim, encoding_dim, 3 + self.ncomps + hand.num_betas)
+        self.root = _mlp(encoding_dim, encoding_dim, 3)
+
+    @property
+    def hand(self) -> HandModel:
+        """The hand layer (rebuilt from the config, not stored; moved to the input's device on use)."""
+        return self._hand[0]
+
+    def forward(self, phi: Tensor, k: Tensor, image_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        hand = self.hand
+        if hand.device != phi.device:
+            hand.to(phi.device)
+        params = self.params(phi)
+        nc = self.ncomps
+        go, pca, betas = params[:, :3], params[:, 3:3 + nc], params[:, 3 + nc:]
+        out = hand(go.to(hand.dtype), pca.to(hand.dtype), betas if betas.shape[1] else None, pose_space="pca")
+        wrist = out.keypoints[:, :1]
+        r = self.root(phi)
+        depth = 0.5 * torch.exp(r[:, 2].clamp(-2.0, 2.0))
+        uv = (torch.tanh(r[:, None, :2]) + 1.0) * (0.5 * image_size) - 0.5
+        xy = pixels_to_normalized(uv, k.to(uv))[:, 0]
+        root = torch.cat([xy * depth[:, None], depth[:, None]], dim=1)
+        return go, pca, betas, out.vertices - wrist, out.keypoints - wrist, root
+
+
 class ObManNet(nn.Module):
     """Image -> hand (PCA pose + shape through the hand layer) + object (deformed sphere, translation, scale)."""
 
@@ -116,17 +156,13 @@ class ObManNet(nn.Module):
         super().__init__()
         self.config = c = config or ObManNetConfig()
         layer = hand if hand is not None else load_hand(c.hand, c.side, ncomps=c.ncomps)
-        self._hand = [layer]  # a list: not a submodule, so not in the state dict
-        if self.hand.name != c.hand or self.hand.side != c.side:
-            raise ContactkitError(f"the hand model is {self.hand.name}/{self.hand.side}, the config says "
-                                  f"{c.hand}/{c.side}")
+        if layer.name != c.hand or layer.side != c.side:
+            raise ContactkitError(f"the hand model is {layer.name}/{layer.side}, the config says {c.hand}/{c.side}")
         self.backbone = build_backbone(c.backbone)
         channels = int(self.backbone.out_channels)  # type: ignore[arg-type]
         self.encode_hand = nn.Sequential(nn.Linear(channels, c.encoding_dim), nn.ReLU())
         self.encode_object = nn.Sequential(nn.Linear(channels, c.encoding_dim), nn.ReLU())
-        nb = self.hand.num_betas
-        self.hand_head = _mlp(c.encoding_dim, c.encoding_dim, 3 + c.ncomps + nb)
-        self.root_head = _mlp(c.encoding_dim, c.encoding_dim, 3)
+        self.hand_branch = HandBranch(layer, c.encoding_dim, c.ncomps)
         self.decoder = AtlasNetDecoder(c.encoding_dim, c.atlas_hidden, c.sphere_level)
         self.translation_head = _mlp(c.encoding_dim, c.encoding_dim, 3)
         self.scale_head = _mlp(c.encoding_dim, c.encoding_dim, 1)
@@ -135,9 +171,8 @@ class ObManNet(nn.Module):
 
     @property
     def hand(self) -> HandModel:
-        """The hand layer (kept out of the state dict: it is rebuilt from ``config.hand``; moved to the input's
-        device on use)."""
-        return self._hand[0]
+        """The hand layer (not in the state dict: rebuilt from ``config.hand``)."""
+        return self.hand_branch.hand
 
     @property
     def object_faces(self) -> Tensor:
@@ -155,27 +190,15 @@ class ObManNet(nn.Module):
         s = self.config.image_size
         if images.ndim != 4 or images.shape[1:] != (3, s, s):
             raise ShapeError(f"images must have shape (B, 3, {s}, {s}), got {tuple(images.shape)}")
-        if self.hand.device != images.device:
-            self.hand.to(images.device)
         pooled = self.backbone(images).mean((2, 3))
         phi_h, phi_o = self.encode_hand(pooled), self.encode_object(pooled)
-        params = self.hand_head(phi_h)
-        nc = self.config.ncomps
-        go, pca, betas = params[:, :3], params[:, 3:3 + nc], params[:, 3 + nc:]
-        hand_out = self.hand(go.to(self.hand.dtype), pca.to(self.hand.dtype), betas if betas.shape[1] else None,
-                             pose_space="pca")
-        wrist = hand_out.keypoints[:, :1]
-        # root: normalised image position of the wrist (x/z, y/z within +-1) and its depth (0.07 to 3.7 m)
-        r = self.root_head(phi_h)
-        depth = 0.5 * torch.exp(r[:, 2].clamp(-2.0, 2.0))
-        xy = torch.tanh(r[:, :2])
-        root = torch.cat([xy * depth[:, None], depth[:, None]], dim=1)
+        go, pca, betas, verts, keypoints, root = self.hand_branch(phi_h, k, s)
         normalized = self.decoder(phi_o)
         translation = 0.1 * self.translation_head(phi_o)
         scale = 0.05 * torch.exp(self.scale_head(phi_o)[:, 0].clamp(-4.0, 4.0))
         obj = scale[:, None, None] * normalized + translation[:, None]
-        return ObManOutput(global_orient=go, hand_pca=pca, betas=betas, hand_verts=hand_out.vertices - wrist,
-                           hand_keypoints=hand_out.keypoints - wrist, root=root, object_normalized=normalized,
+        return ObManOutput(global_orient=go, hand_pca=pca, betas=betas, hand_verts=verts, hand_keypoints=keypoints,
+                           root=root, object_normalized=normalized,
                            object_translation=translation, object_scale=scale, object_verts=obj)
 
 
