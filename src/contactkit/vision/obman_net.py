@@ -212,6 +212,9 @@ class ObManTargets:
         object_points: (B, P, 3) points sampled on the object's surface, root-relative.
         object_centroid: (B, 3) root-relative centroid of those samples; object_radius: (B,) max vertex distance
             from it.
+        object_local_points: (B, P, 3) the same samples in the object frame.
+        object_rotation: (B, 3, 3) and object_translation: (B, 3) the object's pose, ``object_points =
+            object_local_points @ R^T + t`` (camera axes, root-relative).
     """
 
     hand_verts: Tensor
@@ -220,6 +223,9 @@ class ObManTargets:
     object_points: Tensor
     object_centroid: Tensor
     object_radius: Tensor
+    object_local_points: Tensor
+    object_rotation: Tensor
+    object_translation: Tensor
 
 
 @dataclass(frozen=True)

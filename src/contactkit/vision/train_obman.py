@@ -1,11 +1,13 @@
-"""Seeded, resumable, DDP-ready training of ObMan's hand + object network on rendered samples (paper 001 §3).
+"""Seeded, resumable, DDP-ready training of ObMan's hand + object network (paper 001 §3) and of CPF's HoNet (paper
+004 §4) on rendered samples.
 
 Samples are contract-A dicts of the rendered dataset (``contactkit.dataset.RenderedDataset``); the ground truth
 comes from the dataset's grasp set (the hand posed by the hand layer, the object mesh posed and sampled), moved
 to the camera frame with each view's ``cam_from_world``. Stages share one epoch counter: ``epochs`` with
 ``L_Hand + L_Object`` (+ the root term), then ``finetune_epochs`` at ``finetune_lr`` with ``contact_weight x
-L_Contact`` added (paper: 10; 0 gives the no-contact control with the same number of steps). Checkpoints
-(``kind="obman-net"``), ``log.jsonl``, ``config.json``, resume and DDP behave as in :mod:`contactkit.vision.train`
+L_Contact`` added (paper: 10; 0 gives the no-contact control with the same number of steps; HoNet has no
+contact stage). Checkpoints (``kind="obman-net"`` or ``"honet"``, from the type of the network config),
+``log.jsonl``, ``config.json``, resume and DDP behave as in :mod:`contactkit.vision.train`
 (:func:`~contactkit.vision.train.start_run`). Model selection (``best.pt``) uses the validation split only.
 """
 
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,12 +33,13 @@ from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkp
 from contactkit.metrics.pose import chamfer_distance
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
+from contactkit.vision.honet import HoNet, HoNetConfig, honet_losses, posed_object_points
 from contactkit.vision.obman_net import ObManLossWeights, ObManNet, ObManNetConfig, ObManTargets, obman_losses
 from contactkit.vision.train import _rank_world, start_run
 from contactkit.vision.train_keypoints import SampleSource
 
-__all__ = ["ObManTrainConfig", "ObjectSamples", "evaluate_obman", "obman_batch", "obman_from_checkpoint",
-           "train_obman"]
+__all__ = ["ObManTrainConfig", "ObjectSamples", "evaluate_obman", "honet_from_checkpoint", "obman_batch",
+           "obman_from_checkpoint", "train_obman"]
 
 #: Points sampled on each ground-truth object surface (Chamfer targets).
 OBJECT_SAMPLES = 600
@@ -116,7 +119,7 @@ def obman_batch(samples: Sequence[Mapping[str, Any]], grasps: GraspSet, hand: Ha
     verts = out.vertices.double().cpu() @ rot.transpose(1, 2) + tr[:, None]
     kps = out.keypoints.double().cpu() @ rot.transpose(1, 2) + tr[:, None]
     root = kps[:, 0]
-    pts, cents, radii = [], [], []
+    pts, local, rots, offs, cents, radii = [], [], [], [], [], []
     for i, row in enumerate(rows):
         oid = grasps.object_ids[row]
         p, c, radius = objects(oid)
@@ -125,22 +128,28 @@ def obman_batch(samples: Sequence[Mapping[str, Any]], grasps: GraspSet, hand: Ha
         to_cam = rot[i] @ r_o
         off = rot[i] @ t_o + tr[i] - root[i]
         pts.append(p @ to_cam.T + off)
+        local.append(p)
+        rots.append(to_cam)
+        offs.append(off)
         cents.append(to_cam @ c + off)
         radii.append(radius)
     target = ObManTargets(
         hand_verts=(verts - root[:, None]).float().to(device), hand_keypoints=(kps - root[:, None]).float().to(device),
         root=root.float().to(device), object_points=torch.stack(pts).float().to(device),
         object_centroid=torch.stack(cents).float().to(device),
-        object_radius=torch.tensor(radii, dtype=torch.float32, device=device))
+        object_radius=torch.tensor(radii, dtype=torch.float32, device=device),
+        object_local_points=torch.stack(local).float().to(device), object_rotation=torch.stack(rots).float().to(device),
+        object_translation=torch.stack(offs).float().to(device))
     return normalize_images(small).to(device), k_small.to(device), target
 
 
 @torch.no_grad()
-def evaluate_obman(net: ObManNet, samples: SampleSource, grasps: GraspSet, batch_size: int = 32
+def evaluate_obman(net: ObManNet | HoNet, samples: SampleSource, grasps: GraspSet, batch_size: int = 32
                    ) -> dict[str, float]:
     """Validation means (mm): root-relative hand keypoint error ``hand_mm``, wrist error ``root_mm`` and the
     object's symmetric Chamfer distance ``chamfer_mm`` (:func:`contactkit.metrics.pose.chamfer_distance`,
-    predicted vertices vs surface samples, both root-relative)."""
+    predicted vertices — for HoNet, the surface samples at the predicted pose — vs the surface samples, both
+    root-relative)."""
     net.eval()
     device = next(net.backbone.parameters()).device
     objects = ObjectSamples(grasps)
@@ -151,8 +160,9 @@ def evaluate_obman(net: ObManNet, samples: SampleSource, grasps: GraspSet, batch
         out = net(images, k)
         sums["hand_mm"] += float(((out.hand_keypoints - target.hand_keypoints).norm(dim=-1).mean(1) * 1e3).sum())
         sums["root_mm"] += float(((out.root - target.root).norm(dim=-1) * 1e3).sum())
-        sums["chamfer_mm"] += float((chamfer_distance(out.object_verts.double(),
-                                                      target.object_points.double()) * 1e3).sum())
+        pred = (out.object_verts if isinstance(net, ObManNet) else
+                posed_object_points(out, target.object_local_points))
+        sums["chamfer_mm"] += float((chamfer_distance(pred.double(), target.object_points.double()) * 1e3).sum())
     return {k: v / len(samples) for k, v in sums.items()}
 
 
@@ -164,13 +174,21 @@ def obman_from_checkpoint(path: str | Path) -> tuple[ObManNet, dict[str, Any]]:
     return net.eval(), ckpt.training
 
 
+def honet_from_checkpoint(path: str | Path) -> tuple[HoNet, dict[str, Any]]:
+    """A HoNet (eval mode) and the training dict of a ``kind="honet"`` checkpoint."""
+    ckpt = load_checkpoint(path, expected_kind="honet")
+    net = HoNet(HoNetConfig.from_dict(ckpt.config))
+    net.load_state_dict(ckpt.state_dict)
+    return net.eval(), ckpt.training
+
+
 def train_obman(
     train_samples: SampleSource,
     train_grasps: GraspSet,
     val_samples: SampleSource,
     val_grasps: GraspSet,
     run_dir: str | Path,
-    net_config: ObManNetConfig,
+    net_config: ObManNetConfig | HoNetConfig,
     config: ObManTrainConfig,
     *,
     progress: bool = True,
@@ -178,7 +196,8 @@ def train_obman(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     init_state: dict[str, Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) an ObMan network; returns the last epoch's log record (see the module docstring).
+    """Train (or resume) an ObMan network or a HoNet (by the type of ``net_config``); returns the last epoch's log
+    record (see the module docstring).
 
     Args:
         train_samples, val_samples: rendered views; train_grasps, val_grasps: the grasp sets their
@@ -190,12 +209,16 @@ def train_obman(
     rank, world = _rank_world()
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
-    net = ObManNet(net_config)
+    honet = isinstance(net_config, HoNetConfig)
+    if honet and config.finetune_epochs:
+        raise ContactkitError("HoNet has no contact fine-tuning stage: finetune_epochs must be 0")
+    kind: Literal["obman-net", "honet"] = "honet" if honet else "obman-net"
+    net: ObManNet | HoNet = HoNet(net_config) if isinstance(net_config, HoNetConfig) else ObManNet(net_config)
     if init_state is not None:
         net.load_state_dict(init_state)
     net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start_epoch, best, record = start_run(run_dir, "obman-net", net, optimiser, asdict(net_config), asdict(config),
+    start_epoch, best, record = start_run(run_dir, kind, net, optimiser, asdict(net_config), asdict(config),
                                           rank=rank)
     model: torch.nn.Module = net
     if world > 1:
@@ -220,7 +243,10 @@ def train_obman(
                 continue
             images, k, target = obman_batch([train_samples[i] for i in idx], train_grasps, net.hand, objects,
                                             net_config.image_size, device)
-            terms = obman_losses(net, model(images, k), target, weights)
+            if isinstance(net, HoNet):
+                terms = honet_losses(net, model(images, k), target)
+            else:
+                terms = obman_losses(net, model(images, k), target, weights)
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
@@ -238,14 +264,14 @@ def train_obman(
                   "seconds": time.perf_counter() - t0, "lr": _lr_at(config, epoch)}
         with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
-        training = {**(metadata or {}), "kind": "obman-net", "epoch": epoch, "best_error_mm": best,
+        training = {**(metadata or {}), "kind": kind, "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
         state = net.state_dict()
-        save_checkpoint(run_dir / "last.pt", Checkpoint(kind="obman-net", config=asdict(net_config),
+        save_checkpoint(run_dir / "last.pt", Checkpoint(kind=kind, config=asdict(net_config),
                                                         state_dict=state, training=training,
                                                         optimizer=optimiser.state_dict()))
         if improved:
-            save_checkpoint(run_dir / "best.pt", Checkpoint(kind="obman-net", config=asdict(net_config),
+            save_checkpoint(run_dir / "best.pt", Checkpoint(kind=kind, config=asdict(net_config),
                                                              state_dict=state, training=training))
         if on_record is not None:
             on_record(record)
