@@ -17,13 +17,14 @@ from torch import Tensor
 
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+from contactkit.hands.base import HandModel
 from contactkit.io.grasps import GraspSet
 from contactkit.objects.mesh import ObjectMesh
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.obman_net import ObManNet, ObManOutput
 
-__all__ = ["grasps_from_obman", "run_obman"]
+__all__ = ["grasps_from_obman", "hand_to_world", "run_obman"]
 
 
 @torch.no_grad()
@@ -42,34 +43,54 @@ def run_obman(net: ObManNet, rgb: Tensor, k: Tensor, batch_size: int = 16) -> Ob
     return ObManOutput(**{name: torch.cat([getattr(p, name).float().cpu() for p in parts]) for name in fields})
 
 
+def hand_to_world(hand: HandModel, global_orient: Tensor, hand_pca: Tensor, betas: Tensor, root: Tensor,
+                  cam_from_world: Tensor) -> dict[str, Tensor]:
+    """World-frame hand parameters (float64, CPU) of a camera-frame prediction.
+
+    Args:
+        global_orient: (B, 3) wrist axis-angle, camera frame; hand_pca: (B, k) PCA pose; betas: (B, n_shape).
+        root: (B, 3) camera-frame wrist keypoint, metres; cam_from_world: (B, 4, 4).
+
+    Returns:
+        ``global_orient``, ``hand_pose`` (axis-angle, 45), ``betas``, ``transl`` and the camera's pose in the world
+        ``world_rotation`` (B, 3, 3), ``world_translation`` (B, 3) (``x_world = R x_camera + t``).
+    """
+    b = root.shape[0]
+    ext = cam_from_world.double().cpu()
+    r_wc = ext[:, :3, :3].transpose(1, 2)
+    t_wc = -(r_wc @ ext[:, :3, 3:]).squeeze(-1)
+    betas = betas.double().cpu()
+    with torch.no_grad():
+        rest = hand(torch.zeros(b, 3, dtype=hand.dtype, device=hand.device),
+                    torch.zeros(b, 45, dtype=hand.dtype, device=hand.device),
+                    betas.to(hand.device, hand.dtype) if betas.shape[1] else None)
+        hand_pose = hand.pca_to_axis_angle(hand_pca.to(hand.device, hand.dtype)).double().cpu()
+    j0 = rest.joints[:, 0].double().cpu()  # the wrist joint does not move under global_orient
+    root = root.double().cpu()
+    go = rotmat_to_axis_angle(r_wc @ axis_angle_to_rotmat(global_orient.double().cpu()))
+    transl = (r_wc @ root.unsqueeze(-1)).squeeze(-1) + t_wc - j0
+    return {"global_orient": go, "hand_pose": hand_pose, "betas": betas, "transl": transl,
+            "world_rotation": r_wc, "world_translation": t_wc}
+
+
 def grasps_from_obman(net: ObManNet, out: ObManOutput, cam_from_world: Tensor | None = None, *,
                       metadata: list[dict[str, Any]] | None = None, attrs: dict[str, Any] | None = None,
                       reference_index: np.ndarray | None = None) -> GraspSet:
     """A :class:`GraspSet` of ``out`` (see the module docstring); ``cam_from_world`` (B, 4, 4) defaults to the
     identity (world = camera)."""
-    hand = net.hand
     b = out.root.shape[0]
-    ext = (cam_from_world if cam_from_world is not None else torch.eye(4).expand(b, 4, 4)).double().cpu()
-    r_wc = ext[:, :3, :3].transpose(1, 2)
-    t_wc = -(r_wc @ ext[:, :3, 3:]).squeeze(-1)
-    betas = out.betas.double()
-    with torch.no_grad():
-        zero = torch.zeros(b, 3, dtype=hand.dtype, device=hand.device)
-        rest = hand(zero, torch.zeros(b, 45, dtype=hand.dtype, device=hand.device),
-                    betas.to(hand.device, hand.dtype) if betas.shape[1] else None)
-    j0 = rest.joints[:, 0].double().cpu()
-    root = out.root.double()
-    go = rotmat_to_axis_angle(r_wc @ axis_angle_to_rotmat(out.global_orient.double()))
-    transl = (r_wc @ root.unsqueeze(-1)).squeeze(-1) + t_wc - j0
-    hand_pose = hand.pca_to_axis_angle(out.hand_pca.to(hand.device, hand.dtype)).double().cpu()
+    ext = cam_from_world if cam_from_world is not None else torch.eye(4).expand(b, 4, 4)
+    w = hand_to_world(net.hand, out.global_orient, out.hand_pca, out.betas, out.root, ext)
+    root = out.root.double().cpu()
     faces = net.object_faces.cpu().numpy()
-    meshes = [ObjectMesh(f"obman-net reconstruction {i}", (out.object_verts[i].double() + root[i]).numpy(), faces,
-                         is_watertight=True, source="obman-net") for i in range(b)]
+    meshes = [ObjectMesh(f"obman-net reconstruction {i}", (out.object_verts[i].double().cpu() + root[i]).numpy(),
+                         faces, is_watertight=True, source="obman-net") for i in range(b)]
     meta = [dict(m) for m in metadata] if metadata is not None else [{} for _ in range(b)]
     for m in meta:
         m["object"] = "reconstructed (obman-net)"
-    return GraspSet(hand_model=hand.name, side=hand.side, global_orient=go.numpy(), hand_pose=hand_pose.numpy(),
-                    betas=betas.numpy(), transl=transl.numpy(), object_ids=[m.content_hash for m in meshes],
-                    objects={m.content_hash: m for m in meshes}, object_rotation=r_wc.numpy(),
-                    object_translation=t_wc.numpy(), reference_index=reference_index, metadata=meta,
+    return GraspSet(hand_model=net.hand.name, side=net.hand.side, global_orient=w["global_orient"].numpy(),
+                    hand_pose=w["hand_pose"].numpy(), betas=w["betas"].numpy(), transl=w["transl"].numpy(),
+                    object_ids=[m.content_hash for m in meshes], objects={m.content_hash: m for m in meshes},
+                    object_rotation=w["world_rotation"].numpy(), object_translation=w["world_translation"].numpy(),
+                    reference_index=reference_index, metadata=meta,
                     attrs={**(attrs or {}), "estimated_by": "obman-net", "objects": "reconstructed"})
