@@ -268,3 +268,78 @@ def test_estimate_rows_reproduce_the_network_in_the_world_frame(hand):
     obj_cam = torch.as_tensor(np.stack(obj_world)) @ ext[:, :3, :3].transpose(1, 2) + ext[:, None, :3, 3]
     torch.testing.assert_close(obj_cam, (out.object_verts + out.root[:, None]).double(), atol=1e-5, rtol=0)
     assert g.attrs["objects"] == "reconstructed" and len(g.objects) == 3
+
+
+# ------------------------------------------------------------------------------------------------ CPF image path
+
+
+def test_honet_shapes_pose_and_loss(hand):
+    from contactkit.vision.honet import HoNet, HoNetConfig, honet_losses, posed_object_points
+
+    cfg = HoNetConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32, encoding_dim=16,
+                      ncomps=10)
+    net = HoNet(cfg, hand)
+    samples, grasps = grasp_samples(hand, 3)
+    images, k, tgt = obman_batch(samples, grasps, hand, ObjectSamples(grasps), 32)
+    out = net.eval()(images, k)
+    rot = out.object_rotation
+    torch.testing.assert_close(rot @ rot.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5, rtol=0)
+    assert out.object_translation.shape == (3, 3) and out.hand_verts.shape == (3, hand.num_verts, 3)
+    # the target pose reproduces the target points
+    torch.testing.assert_close(tgt.object_local_points @ tgt.object_rotation.transpose(1, 2)
+                               + tgt.object_translation[:, None], tgt.object_points, atol=1e-6, rtol=0)
+    out.object_rotation, out.object_translation = tgt.object_rotation, tgt.object_translation
+    torch.testing.assert_close(posed_object_points(out, tgt.object_local_points), tgt.object_points)
+    assert float(honet_losses(net, out, tgt)["object"]) < 1e-6
+
+
+def test_image_features_are_sampled_at_the_projections():
+    from contactkit.vision.picr_image import sample_image_features
+
+    fmap = torch.zeros(1, 2, 4, 4)
+    fmap[0, 0, 1, 2] = 1.0  # feature pixel (x=2, y=1) covers image pixels x 16..23, y 8..15 of a 32-px image
+    fmap[0, 1] = 5.0
+    k = torch.tensor([[[10.0, 0.0, 15.5], [0.0, 10.0, 15.5], [0.0, 0.0, 1.0]]])
+    # a point projecting onto the centre of that feature cell: pixel (19.5, 11.5)
+    p = torch.tensor([[[(19.5 - 15.5) / 10.0, (11.5 - 15.5) / 10.0, 1.0], [0.0, 0.0, -1.0]]])
+    f = sample_image_features(fmap, p, k, 32)
+    torch.testing.assert_close(f[0, 0], torch.tensor([1.0, 5.0]))
+    torch.testing.assert_close(f[0, 1], torch.zeros(2))  # behind the camera
+
+
+def test_miho_pipeline_runs_end_to_end(hand):
+    from contactkit.fit.miho import miho
+    from contactkit.learn.data import picr_targets
+    from contactkit.vision.honet import HoNet, HoNetConfig
+    from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig, image_picr_loss
+
+    torch.manual_seed(0)
+    honet = HoNet(HoNetConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32,
+                              encoding_dim=16, ncomps=10), hand)
+    torch.nn.init.zeros_(honet.hand_branch.params[2].weight)  # a plausible (flat) hand
+    picr = ImagePiCR(ImagePiCRConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32,
+                                     image_channels=4), hand)
+    samples, grasps = grasp_samples(hand, 2)
+    rgb = torch.as_tensor(np.stack([s["rgb"] for s in samples]))
+    k = torch.as_tensor(np.stack([s["K"] for s in samples]))
+    ext = torch.as_tensor(np.stack([s["cam_from_world"] for s in samples]))
+    meshes = [grasps.objects[o] for o in grasps.object_ids]
+    plain = miho(honet, rgb, k, meshes, contact="none", cam_from_world=ext)
+    assert len(plain) == 2 and plain.attrs["estimated_by"] == "honet"
+    fitted = miho(honet, rgb, k, meshes, contact="image", picr=picr, cam_from_world=ext, iterations=3,
+                  restarts=1, num_points=256)
+    assert len(fitted) == 2 and fitted.attrs["targets"].startswith("given") and fitted.loss_traces is not None
+    assert not np.allclose(fitted.transl, plain.transl) or not np.allclose(fitted.hand_pose, plain.hand_pose)
+    with pytest.raises(ContactkitError):
+        miho(honet, rgb, k, meshes, contact="image", cam_from_world=ext)
+    # the image PiCR trains: its loss has a gradient reaching the image backbone
+    images, kk, tgt = obman_batch(samples, grasps, hand, ObjectSamples(grasps), 32)
+    verts = tgt.hand_verts + tgt.root[:, None]
+    pts = tgt.object_points + tgt.root[:, None]
+    ann = hand.annotations
+    vc, region, el = picr_targets(verts, hand.anchors(verts), pts, torch.as_tensor(ann.region_of_vertex),
+                                  torch.as_tensor(ann.anchor_region))
+    loss = image_picr_loss(picr.train(), images, kk, verts, pts, torch.nn.functional.normalize(pts, dim=-1),
+                           vc, region, el)
+    loss.backward()
+    assert float(picr.backbone.stem[0].weight.grad.abs().sum()) > 0
