@@ -1,9 +1,10 @@
-"""``contactkit train obman-net``: ObMan's hand + object network (paper 001 §3) on a rendered dataset.
+"""``contactkit train obman-net|honet``: ObMan's hand + object network (paper 001 §3) or CPF's HoNet (paper 004 §4)
+on a rendered dataset.
 
 Trains on the dataset's train split and selects ``best.pt`` on its val split (split by object at build time).
-``--finetune-epochs N`` adds N epochs with ``--contact-weight`` x the contact loss (paper: 10); ``--contact-weight
-0`` is the no-contact control with the same steps. ``--init RUN/last.pt`` starts from a trained network (then
-``--epochs`` is ignored: only the fine-tuning runs).
+obman-net: ``--finetune-epochs N`` adds N epochs with ``--contact-weight`` x the contact loss (paper: 10);
+``--contact-weight 0`` is the no-contact control with the same steps. ``--init RUN/last.pt`` starts from a trained
+network (then ``--epochs`` is ignored: only the fine-tuning runs).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train an ObMan network; prints one JSON line with the run folder."""
+    """Train an ObMan network or a HoNet (``args.kind``); prints one JSON line with the run folder."""
     import dataclasses
 
     from contactkit.dataset import RenderedDataset
     from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.honet import HoNetConfig
     from contactkit.vision.obman_net import ObManNetConfig
     from contactkit.vision.train_obman import ObManTrainConfig, train_obman
 
@@ -46,15 +48,19 @@ def run(args: argparse.Namespace) -> int:
     if train_ds.grasps.hand_model != args.hand:
         raise ContactkitError(f"the dataset's grasps use hand {train_ds.grasps.hand_model!r}; pass --hand "
                               f"{train_ds.grasps.hand_model}")
-    net_config = ObManNetConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
-                                image_size=args.image_size, hand=args.hand, side=train_ds.grasps.side)
+    settings = {"backbone": {"name": "resnet", "width": args.width, "blocks": blocks}, "image_size": args.image_size,
+                "hand": args.hand, "side": train_ds.grasps.side}
+    honet = args.kind == "honet"
+    if honet and args.finetune_epochs:
+        raise ContactkitError("honet has no contact fine-tuning: --finetune-epochs applies to obman-net")
+    net_config = HoNetConfig(**settings) if honet else ObManNetConfig(**settings)
     config = ObManTrainConfig(epochs=0 if args.init is not None else args.epochs,
                               finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
                               finetune_lr=args.finetune_lr, contact_weight=args.contact_weight,
                               lambda_r=args.lambda_r, seed=args.seed, device=args.device)
     init_state = None
     if args.init is not None:
-        ckpt = load_checkpoint(args.init, expected_kind="obman-net")
+        ckpt = load_checkpoint(args.init, expected_kind="honet" if honet else "obman-net")
         if ckpt.config != dataclasses.asdict(net_config):
             raise ContactkitError(f"--init {args.init} holds a network with settings {ckpt.config}, not "
                                   f"{dataclasses.asdict(net_config)}")

@@ -1,0 +1,88 @@
+"""``contactkit train obman-net|honet`` and ``contactkit estimate --model obman-net|miho`` on an in-memory dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import warnings
+
+import numpy as np
+import pytest
+from tests.vision.test_obman_net import grasp_samples
+
+from contactkit.cli.main import main
+from contactkit.hands import load_hand
+from contactkit.io.grasps import load_grasps
+from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
+from contactkit.metrics import evaluate
+from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig
+
+TINY_ARGS = ["--width", "8", "--blocks", "1,1", "--image-size", "32", "--batch-size", "3", "--quiet"]
+
+
+@pytest.fixture()
+def dataset(tmp_path, monkeypatch):
+    hand = load_hand("openhand")
+    samples, grasps = grasp_samples(hand, 3)
+
+    class FakeRenderedDataset:  # the shape of contract A's RenderedDataset
+        def __init__(self, root, split):
+            self.grasps = grasps
+
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, i):
+            return samples[i]
+
+    monkeypatch.setitem(sys.modules, "contactkit.dataset", types.SimpleNamespace(RenderedDataset=FakeRenderedDataset))
+    root = tmp_path / "ds"
+    root.mkdir()
+    return root, grasps
+
+
+def test_train_and_estimate_obman_net(tmp_path, dataset):
+    root, grasps = dataset
+    run = tmp_path / "run"
+    assert main(["train", "obman-net", "--data", str(root), "--out", str(run), "--epochs", "1",
+                 "--finetune-epochs", "1", *TINY_ARGS]) == 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in log] == ["base", "contact"]
+    # fine-tuning a trained network: --init, only the fine-tuning epochs run
+    assert main(["train", "obman-net", "--data", str(root), "--out", str(tmp_path / "ft"), "--init",
+                 str(run / "last.pt"), "--finetune-epochs", "1", "--contact-weight", "0", *TINY_ARGS]) == 0
+    out = tmp_path / "est.npz"
+    assert main(["estimate", str(root), "--model", "obman-net", "--out", str(out)]) == 2  # no --weights
+    assert main(["estimate", str(root), "--model", "obman-net", "--weights", str(run / "last.pt"),
+                 "--out", str(out)]) == 0
+    est = load_grasps(out)
+    assert len(est) == 3 and est.reference_index.tolist() == [0, 1, 2] and est.attrs["objects"] == "reconstructed"
+    assert len(est.objects) == 3 and all(m.vertices.shape == (642, 3) for m in est.objects.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = evaluate(est, reference=est.attrs["reference"], metrics=["mpjpe_mm", "chamfer_mm"])
+    assert np.isfinite(ev["mpjpe_mm"].mean) and np.isfinite(ev["chamfer_mm"].mean)
+
+
+def test_train_honet_and_estimate_miho(tmp_path, dataset):
+    root, grasps = dataset
+    run = tmp_path / "honet"
+    assert main(["train", "honet", "--data", str(root), "--out", str(run), "--epochs", "1", *TINY_ARGS]) == 0
+    assert main(["train", "honet", "--data", str(root), "--out", str(tmp_path / "x"), "--epochs", "1",
+                 "--finetune-epochs", "1", *TINY_ARGS]) == 2
+    out = tmp_path / "miho.npz"
+    assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--contact", "none",
+                 "--out", str(out)]) == 0
+    est = load_grasps(out)
+    assert len(est) == 3 and est.object_ids == grasps.object_ids and est.attrs["miho_contact"] == "none"
+    # the image PiCR needs its weights, and only it takes them
+    assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--out", str(out)]) == 2
+    cfg = ImagePiCRConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32, image_channels=4)
+    picr_path = tmp_path / "picr.pt"
+    save_checkpoint(picr_path, Checkpoint("picr-image", dataclasses.asdict(cfg), ImagePiCR(cfg).state_dict(), {}))
+    assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--picr-weights",
+                 str(picr_path), "--geo-iterations", "2", "--out", str(out)]) == 0
+    est = load_grasps(out)
+    assert est.attrs["miho_contact"] == "image" and est.attrs["targets"].startswith("given")
