@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import types
@@ -15,9 +14,7 @@ from tests.vision.test_obman_net import grasp_samples
 from contactkit.cli.main import main
 from contactkit.hands import load_hand
 from contactkit.io.grasps import load_grasps
-from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
 from contactkit.metrics import evaluate
-from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig
 
 TINY_ARGS = ["--width", "8", "--blocks", "1,1", "--image-size", "32", "--batch-size", "3", "--quiet"]
 
@@ -79,9 +76,13 @@ def test_train_honet_and_estimate_miho(tmp_path, dataset):
     assert len(est) == 3 and est.object_ids == grasps.object_ids and est.attrs["miho_contact"] == "none"
     # the image PiCR needs its weights, and only it takes them
     assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--out", str(out)]) == 2
-    cfg = ImagePiCRConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32, image_channels=4)
-    picr_path = tmp_path / "picr.pt"
-    save_checkpoint(picr_path, Checkpoint("picr-image", dataclasses.asdict(cfg), ImagePiCR(cfg).state_dict(), {}))
+    # train an image PiCR (noisy ground-truth hands) and run HoNet -> image PiCR -> GeO
+    picr_run = tmp_path / "picr"
+    assert main(["train", "picr-image", "--data", str(root), "--out", str(picr_run), "--epochs", "2",
+                 "--num-points", "64", *TINY_ARGS]) == 0
+    log = [json.loads(x) for x in (picr_run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and 0.0 <= log[-1]["val"]["vc_f1_pct"] <= 100.0
+    picr_path = picr_run / "last.pt"
     assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--picr-weights",
                  str(picr_path), "--geo-iterations", "2", "--out", str(out)]) == 0
     est = load_grasps(out)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a learned model (deepcontact, picr, jointdiffusion, lifter, keypoints, obman-net, honet)",
+        help="train a learned model (deepcontact, picr, jointdiffusion, lifter, keypoints, obman-net, honet, "
+        "picr-image)",
         description="Train DeepContact (binned hand and object contact) or PiCR (vertex contact, contact region, "
         "anchor elasticity) on noisy grasps whose ground truth is linked through attrs['reference'] and "
         "reference_index (as 'contactkit perturb' writes them). Network inputs and targets are cached as npz in "
@@ -24,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "contact F1, and rerunning the same command resumes.",
     )
     p.add_argument("kind", choices=("deepcontact", "picr", "jointdiffusion", "lifter", "keypoints", "obman-net",
-                                     "honet"),
+                                     "honet", "picr-image"),
                    help="network to train")
     p.add_argument("--data", type=Path, required=True, help="training grasp file (perturbed, .npz)")
     p.add_argument("--val", type=Path, default=None,
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         from contactkit.cli._jointdiffusion import run_jointdiffusion
 
         return run_jointdiffusion(args)
-    if args.kind in ("obman-net", "honet"):
+    if args.kind in ("obman-net", "honet", "picr-image"):
         from contactkit.cli import train_obman
 
         return train_obman.run(args)

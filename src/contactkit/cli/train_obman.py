@@ -1,5 +1,5 @@
-"""``contactkit train obman-net|honet``: ObMan's hand + object network (paper 001 §3) or CPF's HoNet (paper 004 §4)
-on a rendered dataset.
+"""``contactkit train obman-net|honet|picr-image``: ObMan's hand + object network (paper 001 §3), CPF's HoNet or
+CPF's image PiCR (paper 004 §4) on a rendered dataset.
 
 Trains on the dataset's train split and selects ``best.pt`` on its val split (split by object at build time).
 obman-net: ``--finetune-epochs N`` adds N epochs with ``--contact-weight`` x the contact loss (paper: 10);
@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train an ObMan network or a HoNet (``args.kind``); prints one JSON line with the run folder."""
+    """Train an ObMan network, a HoNet or an image PiCR (``args.kind``); prints one JSON line with the run folder."""
+    if args.kind == "picr-image":
+        return _run_picr_image(args)
     import dataclasses
 
     from contactkit.dataset import RenderedDataset
@@ -77,4 +79,30 @@ def run(args: argparse.Namespace) -> int:
     record = train_obman(train_ds, train_ds.grasps, val_ds, val_ds.grasps, args.out, net_config, config,
                          progress=not args.quiet, metadata=metadata, on_record=show, init_state=init_state)
     print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
+    return 0
+
+
+def _run_picr_image(args: argparse.Namespace) -> int:
+    """``train picr-image``: noisy ground-truth hands stand in for HoNet's (``contactkit.vision.train_picr_image``)."""
+    from contactkit.dataset import RenderedDataset
+    from contactkit.vision.picr_image import ImagePiCRConfig
+    from contactkit.vision.train_picr_image import ImagePiCRTrainConfig, train_image_picr
+
+    if not args.data.is_dir():
+        raise ContactkitError(f"--data {args.data} is not a rendered dataset folder")
+    if args.init is not None or args.finetune_epochs:
+        raise ContactkitError("picr-image has no --init or fine-tuning stage")
+    try:
+        blocks = [int(b) for b in args.blocks.split(",")]
+    except ValueError:
+        raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
+    train_ds, val_ds = RenderedDataset(args.data, "train"), RenderedDataset(args.data, "val")
+    net_config = ImagePiCRConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
+                                 image_size=args.image_size, hand=train_ds.grasps.hand_model, side=train_ds.grasps.side)
+    config = ImagePiCRTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                  num_points=min(args.num_points, 2048), seed=args.seed, device=args.device)
+    record = train_image_picr(train_ds, train_ds.grasps, val_ds, val_ds.grasps, args.out, net_config, config,
+                              progress=not args.quiet, metadata={"dataset": str(args.data)})
+    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch"),
+                      "val": record.get("val")}))
     return 0
