@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bm_obman_ablation import paired_interval
 
+from bm_obman_ablation import paired_interval
 from contactkit.dataset import RenderedDataset
 from contactkit.fit.miho import miho
 from contactkit.learn.checkpoint import load_checkpoint
