@@ -51,7 +51,7 @@ def test_train_and_estimate_obman_net(tmp_path, dataset):
     assert main(["train", "obman-net", "--data", str(root), "--out", str(tmp_path / "ft"), "--init",
                  str(run / "last.pt"), "--finetune-epochs", "1", "--contact-weight", "0", *TINY_ARGS]) == 0
     out = tmp_path / "est.npz"
-    assert main(["estimate", str(root), "--model", "obman-net", "--out", str(out)]) == 2  # no --weights
+    assert main(["estimate", str(root), "--model", "obman-net", "--object", "box", "--out", str(out)]) == 2
     assert main(["estimate", str(root), "--model", "obman-net", "--weights", str(run / "last.pt"),
                  "--out", str(out)]) == 0
     est = load_grasps(out)

@@ -84,15 +84,13 @@ def estimate_obman(args: argparse.Namespace, inputs: list[Path]) -> Any:
     """The grasp set of ``contactkit estimate --model obman-net`` (rows linked to the ground truth for a dataset)."""
     from contactkit.fit.obman import grasps_from_obman, run_obman
     from contactkit.vision.train_obman import obman_from_checkpoint
+    from contactkit.vision.weights import default_obman_net_path
 
-    if args.weights is None:
-        raise ContactkitError("--model obman-net needs --weights (a `contactkit train obman-net` checkpoint, or the "
-                              "shipped one: see docs/obman_net.md)")
     if args.object is not None:
         raise ContactkitError("--model obman-net reconstructs the object; --object does not apply")
-    net, training = obman_from_checkpoint(args.weights)
+    weights = args.weights if args.weights is not None else default_obman_net_path()
+    net, training = obman_from_checkpoint(weights)
     data = _inputs(args, inputs)
     out = run_obman(net, data["rgb"], data["k"])
     return grasps_from_obman(net, out, data["ext"], metadata=data["metadata"], reference_index=data["reference_index"],
-                             attrs={**data["attrs"], "weights": str(args.weights),
-                                    "trained_on": training.get("dataset")})
+                             attrs={**data["attrs"], "weights": str(weights), "trained_on": training.get("dataset")})
