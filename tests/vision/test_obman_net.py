@@ -210,6 +210,11 @@ def test_overfits_a_few_samples(hand):
     for name in ("hand_verts", "joints", "chamfer", "translation", "root"):
         assert float(last[name]) < 0.1 * first[name], name
     assert float(last["scale"]) < 0.5 * first["scale"]
+    # the shape regulariser keeps the hand a hand (weight 1 against mm^2 terms let it shrink to a point)
+    out = net(images, k)
+    assert float(out.betas.abs().max()) < 0.5
+    extent = out.hand_verts.amax(1) - out.hand_verts.amin(1)
+    assert float(extent.amax(-1).min()) > 0.1
 
 
 def test_checkpoint_round_trip(hand, tmp_path):

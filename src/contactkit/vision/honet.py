@@ -3,9 +3,9 @@ a known object.
 
 The encoder and hand branch are ObMan's (:class:`~contactkit.vision.obman_net.HandBranch`, shared code); the
 object branch regresses the object's rotation (the continuous 6D representation, Zhou et al. 2019) and its
-translation relative to the hand root, camera axes. The loss is the hand's (``L_V + L_J + L_beta`` + the root term,
-as :func:`~contactkit.vision.obman_net.obman_losses`) plus the mean squared error (mm^2) of the object's surface
-samples posed by the prediction against the same samples posed by the ground truth.
+translation relative to the hand root, camera axes. The loss is the hand's (``L_V + L_J + mu_beta L_beta`` +
+the root term, as :func:`~contactkit.vision.obman_net.obman_losses`) plus the mean squared error (mm^2) of the
+object's surface samples posed by the prediction against the same samples posed by the ground truth.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.rotations import rot6d_to_rotmat
 from contactkit.hands import HandModel, load_hand
 from contactkit.vision.backbone import build_backbone
-from contactkit.vision.obman_net import MM, HandBranch, ObManTargets, _mlp, _sq_mm
+from contactkit.vision.obman_net import BETA_WEIGHT, MM, HandBranch, ObManTargets, _mlp, _sq_mm
 
 __all__ = ["HoNet", "HoNetConfig", "HoNetOutput", "honet_losses", "posed_object_points"]
 
@@ -117,5 +117,5 @@ def honet_losses(net: HoNet, out: HoNetOutput, target: ObManTargets, root_weight
         "root": ((out.root - target.root) * MM).pow(2).sum(-1).mean(),
         "object": _sq_mm(posed_object_points(out, target.object_local_points), target.object_points).mean(),
     }
-    t["total"] = t["hand_verts"] + t["joints"] + t["beta"] + root_weight * t["root"] + t["object"]
+    t["total"] = t["hand_verts"] + t["joints"] + BETA_WEIGHT * t["beta"] + root_weight * t["root"] + t["object"]
     return t

@@ -16,12 +16,13 @@ Architecture (:class:`ObManNet`):
   ``S x decoded + T`` (hand-relative, camera axes).
 
 Losses (:func:`obman_losses`, all lengths in millimetres, squared terms in mm^2; paper weights):
-``L_Hand = L_V + L_J + L_beta`` (Eq. 1), ``L_Object = L_VObj + mu_L L_L + mu_E L_E + L_T + L_S`` (Eq. 2-3,
-``mu_E = 2``, ``mu_L = 0.1``; Chamfer as AtlasNet: mean squared nearest-neighbour distances both ways), the root
-term ``L_root`` (ours), and for fine-tuning ``mu_C L_Contact`` (``mu_C = 10``; :func:`contactkit.contact.obman.
-contact_loss` with ``lambda_R = 0.5``, ``r = 20 mm``, ``a = 10 mm``) between the predicted hand and the predicted
-object mesh: the hand vertices' distance to the nearest predicted object vertex (differentiable w.r.t. both
-meshes), signed by a winding-number inside test on the predicted mesh (the paper's ray-parity test).
+``L_Hand = L_V + L_J + mu_beta L_beta`` (Eq. 1; ``mu_beta = BETA_WEIGHT``: the paper's weight 1 in metres),
+``L_Object = L_VObj + mu_L L_L + mu_E L_E + L_T + L_S`` (Eq. 2-3, ``mu_E = 2``, ``mu_L = 0.1``; Chamfer as
+AtlasNet: mean squared nearest-neighbour distances both ways), the root term ``L_root`` (ours), and for
+fine-tuning ``mu_C L_Contact`` (``mu_C = 10``; :func:`contactkit.contact.obman.contact_loss` with ``lambda_R =
+0.5``, ``r = 20 mm``, ``a = 10 mm``) between the predicted hand and the predicted object mesh: the hand vertices'
+distance to the nearest predicted object vertex (differentiable w.r.t. both meshes), signed by a winding-number
+inside test on the predicted mesh (the paper's ray-parity test).
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_los
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import pixels_to_normalized
 
-__all__ = ["HandBranch", "ObManLossWeights", "ObManNet", "ObManNetConfig", "ObManOutput", "ObManTargets",
+__all__ = ["BETA_WEIGHT", "HandBranch", "ObManLossWeights", "ObManNet", "ObManNetConfig", "ObManOutput", "ObManTargets",
            "hand_object_sdf", "obman_losses"]
 
 MM = 1000.0
+#: Weight of ``L_beta = |beta|^2`` against the mm^2 terms: 1e6 is the paper's weight 1 with lengths in metres. With
+#: weight 1 against mm^2 terms the shape is effectively free, and a network that cannot yet read the hand's
+#: orientation from the image shrinks the hand to a point (|beta_0| ~ 14, a 1 cm hand: measured on the rendered
+#: dataset), the mean-regression minimum of the vertex loss.
+BETA_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -232,9 +238,11 @@ class ObManTargets:
 class ObManLossWeights:
     """Weights of :func:`obman_losses` (paper 001: ``mu_E = 2``, ``mu_L = 0.1``, ``mu_C = 10``, ``lambda_R = 0.5``).
 
-    ``contact = 0`` is the first stage (and the no-contact control); ``root`` weights our camera-placement term.
+    ``contact = 0`` is the first stage (and the no-contact control); ``root`` weights our camera-placement term;
+    ``beta`` is ``mu_beta`` (see :data:`BETA_WEIGHT`).
     """
 
+    beta: float = BETA_WEIGHT
     edge: float = 2.0
     laplacian: float = 0.1
     contact: float = 0.0
@@ -284,8 +292,8 @@ def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights:
         "laplacian": laplacian_loss(out.object_verts * MM, net.decoder.template, net.decoder.edges,
                                     out.object_scale * MM).mean(),
     }
-    total = (t["hand_verts"] + t["joints"] + t["beta"] + weights.root * t["root"] + t["chamfer"] + t["translation"]
-             + t["scale"] + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
+    total = (t["hand_verts"] + t["joints"] + weights.beta * t["beta"] + weights.root * t["root"] + t["chamfer"]
+             + t["translation"] + t["scale"] + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
     if weights.contact > 0:
         sdf = hand_object_sdf(out.hand_verts, out.object_verts, net.object_faces)
         t["contact"] = contact_loss(sdf * MM, net.zones, lambda_r=weights.lambda_r, r=20.0, a=10.0).mean()
