@@ -207,8 +207,10 @@ def test_overfits_a_few_samples(hand):
     with torch.no_grad():
         last = obman_losses(net, net(images, k), tgt, w)
     assert float(last["total"]) < 0.05 * first["total"]
-    for name in ("hand_verts", "joints", "chamfer", "translation", "root"):
+    for name in ("chamfer", "translation", "root"):
         assert float(last[name]) < 0.1 * first[name], name
+    for name in ("hand_verts", "joints"):  # the shape is held near the mean (mu_beta): pose alone must fit
+        assert float(last[name]) < 0.2 * first[name], name
     assert float(last["scale"]) < 0.5 * first["scale"]
     # the shape regulariser keeps the hand a hand (weight 1 against mm^2 terms let it shrink to a point)
     out = net(images, k)
