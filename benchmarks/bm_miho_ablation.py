@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bm_obman_ablation import paired_interval
+from bm_obman_ablation import _count, paired_interval
 from contactkit.dataset import RenderedDataset
 from contactkit.fit.miho import miho
 from contactkit.learn.checkpoint import load_checkpoint
@@ -81,7 +81,7 @@ def main() -> None:
     lines = [f"Held-out split `{args.split}`: {n} views of {len(set(reference.object_ids))} objects.", "", head,
              "|" + "---|" * (len(metrics) + 1)]
     for name in runs:
-        lines.append(f"| {name} | " + " | ".join(fmt.format(float(np.nanmean(per[name][m])))
+        lines.append(f"| {name} | " + " | ".join(fmt.format(float(np.nanmean(per[name][m]))) + _count(per[name][m])
                                                 for m, _, fmt in METRICS if m in metrics) + " |")
     lines += ["", f"Mean per-view change against {base} [95 % paired bootstrap interval]:", "", head,
               "|" + "---|" * (len(metrics) + 1)]

@@ -87,3 +87,20 @@ def test_train_honet_and_estimate_miho(tmp_path, dataset):
                  str(picr_path), "--geo-iterations", "2", "--out", str(out)]) == 0
     est = load_grasps(out)
     assert est.attrs["miho_contact"] == "image" and est.attrs["targets"].startswith("given")
+
+
+def test_shipped_obman_net_is_the_default_and_loads_safely(tmp_path):
+    from PIL import Image
+
+    from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.weights import default_obman_net_path
+
+    ckpt = load_checkpoint(default_obman_net_path(), expected_kind="obman-net")
+    assert ckpt.optimizer is None and ckpt.config["hand"] == "openhand"
+    assert default_obman_net_path().stat().st_size < 4_000_000
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(img)
+    out = tmp_path / "est.npz"
+    assert main(["estimate", str(img), "--model", "obman-net", "--out", str(out)]) == 0
+    est = load_grasps(out)
+    assert len(est) == 1 and est.attrs["frame"] == "camera" and est.attrs["objects"] == "reconstructed"
