@@ -350,3 +350,28 @@ def test_miho_pipeline_runs_end_to_end(hand):
                            vc, region, el)
     loss.backward()
     assert float(picr.backbone.stem[0].weight.grad.abs().sum()) > 0
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, run_dir: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        hand = load_hand("openhand")
+        samples, grasps = grasp_samples(hand, 8)
+        train_obman(samples, grasps, samples[:2], grasps, run_dir, TINY,
+                    ObManTrainConfig(epochs=1, finetune_epochs=1, batch_size=2), progress=False)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_with_the_contact_stage(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "run")), nprocs=2, join=True)
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["stage"] for x in log] == ["base", "contact"]  # one writer, one line per epoch
+    assert load_checkpoint(tmp_path / "run" / "last.pt", expected_kind="obman-net").training["epoch"] == 1
