@@ -23,10 +23,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "by random cameras (the paper's lifting-from-ground-truth-2D protocol; labelled as such).",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="dataset folder, image files or grasp file")
-    p.add_argument("--model", choices=("keypoints", "lifter"), required=True,
-                   help="keypoints: the image network (needs --weights); lifter: the graph network alone")
+    p.add_argument("--model", choices=("keypoints", "lifter", "obman-net", "miho"), required=True,
+                   help="keypoints: the image network (needs --weights); lifter: the graph network alone; "
+                   "obman-net: ObMan's hand + object network (default: the shipped weights; the object is "
+                   "reconstructed, no --object); miho: CPF's HoNet -> PiCR -> GeO (--weights: a HoNet checkpoint)")
+    p.add_argument("--contact", choices=("image", "geometry", "none"), default="image",
+                   help="miho: PiCR on image features (needs --picr-weights), the shipped geometric PiCR, or none "
+                   "(HoNet alone, no GeO) (default image)")
+    p.add_argument("--picr-weights", type=Path, default=None, help="miho: image-PiCR checkpoint")
+    p.add_argument("--geo-iterations", type=int, default=None, help="miho: GeO iterations (default: the cpf method's)")
     p.add_argument("--weights", type=Path, default=None,
-                   help="checkpoint (default for lifter: the shipped OpenHand lifter)")
+                   help="checkpoint (default for lifter and obman-net: the shipped OpenHand weights)")
     p.add_argument("--object", default=None, help="object mesh (bundled name, primitive spec or path) for images")
     p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="dataset split (default test)")
@@ -79,7 +86,15 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if args.from_ground_truth_2d and args.model != "lifter":
         raise ContactkitError("--from-ground-truth-2d applies to --model lifter only")
-    if len(inputs) == 1 and inputs[0].is_dir():
+    if args.model == "obman-net":
+        from contactkit.cli.estimate_obman import estimate_obman
+
+        grasps = estimate_obman(args, inputs)
+    elif args.model == "miho":
+        from contactkit.cli.estimate_obman import estimate_miho
+
+        grasps = estimate_miho(args, inputs)
+    elif len(inputs) == 1 and inputs[0].is_dir():
         grasps = _from_dataset(args, inputs[0], ik)
     elif len(inputs) == 1 and inputs[0].suffix == ".npz":
         if args.model != "lifter" or not args.from_ground_truth_2d:

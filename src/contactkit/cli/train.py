@@ -16,14 +16,16 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a learned model (deepcontact, picr, jointdiffusion, lifter, keypoints)",
+        help="train a learned model (deepcontact, picr, jointdiffusion, lifter, keypoints, obman-net, honet, "
+        "picr-image)",
         description="Train DeepContact (binned hand and object contact) or PiCR (vertex contact, contact region, "
         "anchor elasticity) on noisy grasps whose ground truth is linked through attrs['reference'] and "
         "reference_index (as 'contactkit perturb' writes them). Network inputs and targets are cached as npz in "
         "the run folder; every epoch writes RUN/last.pt atomically, RUN/best.pt keeps the best validation "
         "contact F1, and rerunning the same command resumes.",
     )
-    p.add_argument("kind", choices=("deepcontact", "picr", "jointdiffusion", "lifter", "keypoints"),
+    p.add_argument("kind", choices=("deepcontact", "picr", "jointdiffusion", "lifter", "keypoints", "obman-net",
+                                     "honet", "picr-image"),
                    help="network to train")
     p.add_argument("--data", type=Path, required=True, help="training grasp file (perturbed, .npz)")
     p.add_argument("--val", type=Path, default=None,
@@ -50,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
     train_keypoints.add_arguments(p)
+    from contactkit.cli import train_obman
+
+    train_obman.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -74,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         from contactkit.cli._jointdiffusion import run_jointdiffusion
 
         return run_jointdiffusion(args)
+    if args.kind in ("obman-net", "honet", "picr-image"):
+        from contactkit.cli import train_obman
+
+        return train_obman.run(args)
     if args.kind in ("lifter", "keypoints"):
         from contactkit.cli import train_keypoints
 

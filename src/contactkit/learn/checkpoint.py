@@ -27,7 +27,7 @@ from contactkit.errors import ContactkitError
 
 CHECKPOINT_FORMAT = "contactkit.checkpoint"
 CHECKPOINT_VERSION = 1
-NetworkKind = Literal["deepcontact", "picr", "lifter", "keypoints"]
+NetworkKind = Literal["deepcontact", "picr", "lifter", "keypoints", "obman-net", "honet", "picr-image"]
 
 
 class CheckpointError(ContactkitError):

@@ -1,0 +1,106 @@
+"""CPF's MIHO ablation (paper 004 Table shape) on held-out objects of a rendered dataset.
+
+Run by hand (not a timed test), after ``contactkit train honet`` and ``contactkit train picr-image``::
+
+    python benchmarks/bm_miho_ablation.py --data DS --honet RUN/honet/last.pt --picr RUN/picr/best.pt \\
+        [--geo-iterations 400] [--limit 60] --md OUT.md --json OUT.json
+
+Rows: HoNet alone (no GeO), HoNet -> geometric PiCR (the shipped estimator) -> GeO, HoNet -> image PiCR -> GeO;
+all on the views of ``--split`` (default ``test``: objects never used in training or model selection), scored
+against the ground truth with :func:`contactkit.metrics.evaluate` (paper 004's metrics: MPJPE, MPVPE, penetration
+depth, solid intersection volume, disjointedness, simulation displacement), with 95 % paired bootstrap intervals of
+the per-view changes against HoNet alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bm_obman_ablation import _count, paired_interval
+from contactkit.dataset import RenderedDataset
+from contactkit.fit.miho import miho
+from contactkit.learn.checkpoint import load_checkpoint
+from contactkit.metrics.evaluate import evaluate
+from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig
+from contactkit.vision.train_obman import honet_from_checkpoint
+
+METRICS = (
+    ("mpjpe_mm", "MPJPE mm", "{:.1f}"),
+    ("mpvpe_mm", "MPVPE mm", "{:.1f}"),
+    ("penetration_depth_mm", "pen. depth mm", "{:.2f}"),
+    ("solid_intersection_volume_cpf", "solid IV cm³", "{:.2f}"),
+    ("disjointedness_mm", "disjointedness mm", "{:.1f}"),
+    ("simulation_displacement_cm", "sim. displ. cm", "{:.2f}"),
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--honet", type=Path, required=True)
+    ap.add_argument("--picr", type=Path, required=True)
+    ap.add_argument("--geo-iterations", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="first N views only")
+    ap.add_argument("--no-sim", action="store_true")
+    ap.add_argument("--md", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ds = RenderedDataset(args.data, args.split)
+    n = len(ds) if args.limit is None else min(args.limit, len(ds))
+    samples = [ds[i] for i in range(n)]
+    rgb = torch.as_tensor(np.stack([s["rgb"] for s in samples]))
+    k = torch.as_tensor(np.stack([s["K"] for s in samples]))
+    ext = torch.as_tensor(np.stack([s["cam_from_world"] for s in samples]))
+    rows = np.array([int(s["grasp_index"]) for s in samples], dtype=np.int64)
+    reference = ds.grasps.subset(rows)
+    meshes = [reference.objects[o] for o in reference.object_ids]
+    honet, _ = honet_from_checkpoint(args.honet)
+    ckpt = load_checkpoint(args.picr, expected_kind="picr-image")
+    picr = ImagePiCR(ImagePiCRConfig.from_dict(ckpt.config))
+    picr.load_state_dict(ckpt.state_dict)
+    geo = {} if args.geo_iterations is None else {"iterations": args.geo_iterations}
+    metrics = [m for m, _, _ in METRICS if not (args.no_sim and m.startswith("simulation"))]
+    runs = {"HoNet (no GeO)": miho(honet, rgb, k, meshes, contact="none", cam_from_world=ext),
+            "HoNet + geometric PiCR + GeO": miho(honet, rgb, k, meshes, contact="geometry", cam_from_world=ext, **geo),
+            "HoNet + image PiCR + GeO": miho(honet, rgb, k, meshes, contact="image", picr=picr, cam_from_world=ext,
+                                             **geo)}
+    per = {}
+    for name, grasps in runs.items():
+        ev = evaluate(grasps, reference=reference, metrics=metrics, hand=honet.hand)
+        per[name] = {m: np.asarray(ev[m].values, dtype=np.float64) for m in metrics}
+        print(name, {m: round(float(np.nanmean(v)), 3) for m, v in per[name].items()}, flush=True)
+    base = "HoNet (no GeO)"
+    head = "| | " + " | ".join(label for m, label, _ in METRICS if m in metrics) + " |"
+    lines = [f"Held-out split `{args.split}`: {n} views of {len(set(reference.object_ids))} objects.", "", head,
+             "|" + "---|" * (len(metrics) + 1)]
+    for name in runs:
+        lines.append(f"| {name} | " + " | ".join(fmt.format(float(np.nanmean(per[name][m]))) + _count(per[name][m])
+                                                for m, _, fmt in METRICS if m in metrics) + " |")
+    lines += ["", f"Mean per-view change against {base} [95 % paired bootstrap interval]:", "", head,
+              "|" + "---|" * (len(metrics) + 1)]
+    for name in runs:
+        if name != base:
+            cells = []
+            for m, _, fmt in METRICS:
+                if m in metrics:
+                    mean, lo, hi = paired_interval(per[name][m] - per[base][m])
+                    cells.append(f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.md is not None:
+        args.md.write_text(text, encoding="utf-8")
+    if args.json is not None:
+        args.json.write_text(json.dumps({n: {m: v.tolist() for m, v in d.items()} for n, d in per.items()}),
+                             encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

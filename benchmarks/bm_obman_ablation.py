@@ -1,0 +1,147 @@
+"""ObMan's contact-loss ablation (paper 001 Table 3 shape) on held-out objects of a rendered dataset.
+
+Run by hand (not a timed test), after training a base network and two fine-tunes from it with the same number of
+steps, one with the contact loss and one without (the control)::
+
+    contactkit train obman-net --data DS --out RUN/base --epochs 20
+    contactkit train obman-net --data DS --out RUN/contact --init RUN/base/last.pt --finetune-epochs 5
+    contactkit train obman-net --data DS --out RUN/control --init RUN/base/last.pt --finetune-epochs 5 \\
+        --contact-weight 0
+    python benchmarks/bm_obman_ablation.py --data DS --run base=RUN/base/last.pt --run control=RUN/control/last.pt \\
+        --run contact=RUN/contact/last.pt --md OUT.md --json OUT.json
+
+Every network runs on the views of the dataset's ``--split`` (default ``test``: objects never seen in training or
+model selection); each row is scored against the ground truth with :func:`contactkit.metrics.evaluate` (the
+objects of the rows are the networks' reconstructions): hand MPJPE (camera placement included) and root-relative
+MPJPE, object Chamfer distance, penetration depth and intersection volume of the predicted hand with the
+predicted object, and simulation displacement (ObMan's protocol) unless ``--no-sim``. The last column block gives,
+for every run after the first ``--run``, the mean per-view change against the ``--baseline`` run with a 95 %
+paired bootstrap interval. A last line gives the baseline a network must beat on hand pose: the training split's
+mean root-relative hand (camera frame), predicted for every view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from contactkit.dataset import RenderedDataset
+from contactkit.fit.obman import grasps_from_obman, run_obman
+from contactkit.hands import HandModel
+from contactkit.io.grasps import GraspSet
+from contactkit.metrics.evaluate import evaluate
+from contactkit.vision.train_obman import ObjectSamples, obman_batch, obman_from_checkpoint
+
+METRICS = (
+    ("r_mpjpe_mm", "hand R-MPJPE mm", "{:.1f}"),
+    ("mpjpe_mm", "hand MPJPE mm", "{:.1f}"),
+    ("chamfer_mm", "object Chamfer mm", "{:.1f}"),
+    ("penetration_depth_mm", "pen. depth mm", "{:.2f}"),
+    ("intersection_volume_cm3", "IV cm³", "{:.2f}"),
+    ("simulation_displacement_cm_obman", "sim. displ. cm", "{:.2f}"),
+)
+
+
+def paired_interval(delta: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of per-view changes and its 95 % percentile-bootstrap interval over views (NaNs dropped)."""
+    delta = delta[np.isfinite(delta)]
+    if len(delta) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boot = delta[rng.integers(0, len(delta), (n_boot, len(delta)))].mean(1)
+    return float(delta.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def mean_hand_rmpjpe(hand: HandModel, train: RenderedDataset, samples: list[dict], grasps: GraspSet) -> np.ndarray:
+    """Per-view root-relative keypoint error (mm) of the train split's mean root-relative hand (camera frame) on
+    ``samples`` (whose ``grasp_index`` refers to ``grasps``)."""
+    objects = ObjectSamples(train.grasps)
+    kps = [obman_batch([train[i] for i in range(s, min(s + 64, len(train)))], train.grasps, hand, objects, 32)[2]
+           .hand_keypoints for s in range(0, len(train), 64)]
+    mean = torch.cat(kps).mean(0)
+    test = obman_batch(samples, grasps, hand, ObjectSamples(grasps), 32)[2].hand_keypoints
+    return ((test - mean).norm(dim=-1).mean(-1) * 1e3).numpy().astype(np.float64)
+
+
+def _count(values: np.ndarray) -> str:
+    """`` (n = k)`` when only k of the views have a value (the simulation skips deep penetrations)."""
+    k = int(np.isfinite(values).sum())
+    return "" if k == len(values) else f" (n = {k})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--run", action="append", required=True, metavar="NAME=CHECKPOINT")
+    ap.add_argument("--baseline", default=None, help="run the changes are measured against (default: the second)")
+    ap.add_argument("--no-sim", action="store_true")
+    ap.add_argument("--md", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ds = RenderedDataset(args.data, args.split)
+    samples = [ds[i] for i in range(len(ds))]
+    rgb = torch.as_tensor(np.stack([s["rgb"] for s in samples]))
+    k = torch.as_tensor(np.stack([s["K"] for s in samples]))
+    ext = torch.as_tensor(np.stack([s["cam_from_world"] for s in samples]))
+    rows = np.array([int(s["grasp_index"]) for s in samples], dtype=np.int64)
+    reference = ds.grasps.subset(rows)
+    metrics = [m for m, _, _ in METRICS if not (args.no_sim and m.startswith("simulation"))]
+    runs = [r.split("=", 1) for r in args.run]
+    per: dict[str, dict[str, np.ndarray]] = {}
+    info: dict[str, dict[str, object]] = {}
+    for name, path in runs:
+        net, training = obman_from_checkpoint(path)
+        grasps = grasps_from_obman(net, run_obman(net, rgb, k), ext)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reference's objects differ from the reconstructions by design
+            ev = evaluate(grasps, reference=reference, metrics=metrics, hand=net.hand)
+        per[name] = {m: np.asarray(ev[m].values, dtype=np.float64) for m in metrics}
+        info[name] = {"checkpoint": path, "epoch": training.get("epoch"), "config": training.get("config")}
+        print(name, {m: round(float(np.nanmean(v)), 3) for m, v in per[name].items()}, flush=True)
+    baseline = args.baseline or (runs[1][0] if len(runs) > 1 else runs[0][0])
+    head = "| run | " + " | ".join(label for m, label, _ in METRICS if m in metrics) + " |"
+    lines = [f"Held-out split `{args.split}` of `{args.data}`: {len(samples)} views, "
+             f"{len(ds.grasps.objects)} objects never used in training.", "", head,
+             "|" + "---|" * (len(metrics) + 1)]
+    for name, _ in runs:
+        cells = [fmt.format(float(np.nanmean(per[name][m]))) + _count(per[name][m]) for m, _, fmt in METRICS
+                 if m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Mean per-view change against `{baseline}` [95 % paired bootstrap interval]:", "", head,
+              "|" + "---|" * (len(metrics) + 1)]
+    for name, _ in runs:
+        if name == baseline:
+            continue
+        cells = []
+        for m, _, fmt in METRICS:
+            if m in metrics:
+                mean, lo, hi = paired_interval(per[name][m] - per[baseline][m])
+                cells.append(f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    base_hand = mean_hand_rmpjpe(net.hand, RenderedDataset(args.data, "train"), samples, ds.grasps)
+    changes = []
+    for name, _ in runs:
+        mean, lo, hi = paired_interval(per[name]["r_mpjpe_mm"] - base_hand)
+        changes.append(f"{name} {mean:.1f} [{lo:.1f}, {hi:.1f}]")
+    lines += ["", f"Baseline: the train split's mean root-relative hand for every view: hand R-MPJPE "
+              f"{base_hand.mean():.1f} mm; change of each run against it [95 % paired bootstrap interval]: "
+              + "; ".join(changes)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.md is not None:
+        args.md.write_text(text, encoding="utf-8")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"split": args.split, "views": len(samples), "runs": info,
+                                         "per_view": {n: {m: v.tolist() for m, v in d.items()}
+                                                      for n, d in per.items()}}, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

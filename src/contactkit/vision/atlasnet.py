@@ -1,0 +1,140 @@
+"""AtlasNet-style object decoder: a template sphere deformed by an MLP conditioned on an image feature.
+
+ObMan (paper 001 §3.2) decodes the object as an icosphere of subdivision level 3 (642 vertices): every template
+vertex, concatenated with the image feature, goes through a fully connected network that outputs its new
+position (Groueix et al., AtlasNet, CVPR 2018, sphere variant). The mesh keeps the template's faces, so the
+prediction is a closed genus-0 triangle mesh that inside tests and the contact loss can use.
+
+Regularisers (paper 001 §3.2, weights ``mu_E = 2``, ``mu_L = 0.1``):
+
+- :func:`edge_loss` ``L_E``: mean squared deviation of each edge length from the mesh's mean edge length.
+- :func:`laplacian_loss` ``L_L``: mean squared difference between the uniform Laplacian (vertex minus the mean
+  of its neighbours) of the prediction and that of the template sphere scaled by ``scale`` — the curvature of
+  the prediction is pulled towards that of a sphere of the object's size. It is exactly 0 for ``scale x
+  template + t`` (any translation ``t``).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from contactkit.errors import ShapeError
+
+__all__ = ["AtlasNetDecoder", "edge_loss", "icosphere", "laplacian_loss", "mesh_edges", "uniform_laplacian"]
+
+
+@lru_cache(maxsize=8)
+def icosphere(level: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Unit icosphere: ``(V, 3)`` float64 vertices on the unit sphere and ``(F, 3)`` int64 outward faces.
+
+    Level ``l`` has ``10 * 4**l + 2`` vertices (level 3: 642, ObMan's template). Deterministic.
+    """
+    if level < 0:
+        raise ShapeError(f"level must be >= 0, got {level}")
+    p = (1.0 + math.sqrt(5.0)) / 2.0
+    verts = [(-1, p, 0), (1, p, 0), (-1, -p, 0), (1, -p, 0), (0, -1, p), (0, 1, p), (0, -1, -p), (0, 1, -p),
+             (p, 0, -1), (p, 0, 1), (-p, 0, -1), (-p, 0, 1)]
+    faces = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2),
+             (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11),
+             (6, 2, 10), (8, 6, 7), (9, 8, 1)]
+    v = [np.array(x, dtype=np.float64) / np.linalg.norm(x) for x in verts]
+
+    def mid(a: int, b: int, cache: dict[tuple[int, int], int]) -> int:
+        key = (min(a, b), max(a, b))
+        if key not in cache:
+            m = v[a] + v[b]
+            v.append(m / np.linalg.norm(m))
+            cache[key] = len(v) - 1
+        return cache[key]
+
+    for _ in range(level):
+        cache: dict[tuple[int, int], int] = {}
+        new = []
+        for a, b, c in faces:
+            ab, bc, ca = mid(a, b, cache), mid(b, c, cache), mid(c, a, cache)
+            new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
+        faces = new
+    vv, ff = np.stack(v), np.array(faces, dtype=np.int64)
+    vv.setflags(write=False)
+    ff.setflags(write=False)
+    return vv, ff
+
+
+def mesh_edges(faces: Tensor) -> Tensor:
+    """Unique undirected edges ``(E, 2)`` int64 (sorted pairs) of triangles ``(F, 3)``."""
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
+    return torch.unique(e, dim=0)
+
+
+def uniform_laplacian(verts: Tensor, edges: Tensor) -> Tensor:
+    """Uniform Laplacian ``v_i - mean_{j in N(i)} v_j`` of ``verts (B, V, 3)`` over ``edges (E, 2)``; (B, V, 3)."""
+    b, n, _ = verts.shape
+    i, j = edges[:, 0], edges[:, 1]
+    sums = torch.zeros_like(verts)
+    sums = sums.index_add(1, i, verts[:, j]).index_add(1, j, verts[:, i])
+    deg = torch.zeros(n, dtype=verts.dtype, device=verts.device)
+    deg = deg.index_add(0, i, torch.ones_like(i, dtype=verts.dtype)).index_add(
+        0, j, torch.ones_like(j, dtype=verts.dtype))
+    return verts - sums / deg.clamp_min(1.0)[None, :, None]
+
+
+def edge_loss(verts: Tensor, edges: Tensor) -> Tensor:
+    """ObMan's ``L_E`` per mesh: ``mean_e (|e| - mean_e' |e'|)^2``; ``verts (B, V, 3)`` -> (B,), length^2."""
+    length = (verts[:, edges[:, 0]] - verts[:, edges[:, 1]]).norm(dim=-1)
+    return (length - length.mean(dim=1, keepdim=True)).pow(2).mean(dim=1)
+
+
+def laplacian_loss(verts: Tensor, template: Tensor, edges: Tensor, scale: Tensor | float = 1.0) -> Tensor:
+    """ObMan's ``L_L`` per mesh: ``mean_v |lap(V)_v - scale * lap(template)_v|^2``; (B,), length^2.
+
+    Args:
+        verts: (B, V, 3) predicted vertices; template: (V, 3) unit sphere; edges: (E, 2).
+        scale: (B,) or a float, the sphere's radius the curvature is compared with.
+    """
+    s = torch.as_tensor(scale, dtype=verts.dtype, device=verts.device).reshape(-1, 1, 1)
+    ref = uniform_laplacian(template.unsqueeze(0), edges)
+    return (uniform_laplacian(verts, edges) - s * ref).pow(2).sum(-1).mean(dim=1)
+
+
+class AtlasNetDecoder(nn.Module):
+    """Deforms the unit icosphere with an MLP of ``[template vertex, feature]`` (AtlasNet, sphere variant).
+
+    Args:
+        feature_dim: size of the conditioning feature.
+        hidden: width of the MLP's hidden layers (AtlasNet: 1024, 512, 256; here ``hidden, hidden/2, hidden/4``).
+        level: icosphere subdivision level (ObMan: 3, 642 vertices).
+
+    ``forward(feature (B, D))`` returns ``(B, V, 3)`` vertices in the normalised frame (the template's scale:
+    about unit radius); the faces are ``self.faces``. The last layer starts at zero and adds the template, so an
+    untrained decoder outputs the sphere itself.
+    """
+
+    template: Tensor
+    faces: Tensor
+    edges: Tensor
+
+    def __init__(self, feature_dim: int, hidden: int = 256, level: int = 3) -> None:
+        super().__init__()
+        v, f = icosphere(level)
+        self.register_buffer("template", torch.tensor(v, dtype=torch.float32))
+        self.register_buffer("faces", torch.tensor(f))
+        self.register_buffer("edges", mesh_edges(torch.tensor(f)))
+        h = int(hidden)
+        self.mlp = nn.Sequential(nn.Linear(3 + feature_dim, h), nn.ReLU(), nn.Linear(h, h // 2), nn.ReLU(),
+                                 nn.Linear(h // 2, h // 4), nn.ReLU())
+        self.out = nn.Linear(h // 4, 3)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feature: Tensor) -> Tensor:
+        if feature.ndim != 2:
+            raise ShapeError(f"feature must have shape (B, D), got {tuple(feature.shape)}")
+        b, n = feature.shape[0], self.template.shape[0]
+        tpl = self.template.to(feature.dtype).unsqueeze(0).expand(b, n, 3)
+        x = torch.cat([tpl, feature.unsqueeze(1).expand(b, n, feature.shape[1])], dim=-1)
+        return tpl + self.out(self.mlp(x))
