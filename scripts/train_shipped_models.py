@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from contactkit.cli.main import main as cli_main  # noqa: E402
+from contactkit.dataset import read_manifest  # noqa: E402
 from contactkit.hands import load_hand  # noqa: E402
 from contactkit.io.atomic import atomic_write_json  # noqa: E402
 from contactkit.io.grasps import GraspSet, load_grasps, save_grasps  # noqa: E402
@@ -82,8 +83,30 @@ def stage_synth(work: Path, args: argparse.Namespace, cfg: SynthesisConfig) -> d
     return out
 
 
+def dataset_grasps(root: Path) -> tuple[dict[str, GraspSet], dict[str, list[str]]]:
+    """The ground-truth grasps of a rendered dataset (``contactkit.dataset``) per object and its split by object,
+    fixed when the dataset was built (its test objects are never used here for training or selection)."""
+    from contactkit.dataset import RenderedDataset
+
+    per_object: dict[str, GraspSet] = {}
+    split: dict[str, list[str]] = {}
+    for part in ("train", "val", "test"):
+        gs = RenderedDataset(root, part).grasps  # type: ignore[arg-type]
+        ids = np.asarray(gs.object_ids)
+        names = []
+        for oid in dict.fromkeys(gs.object_ids):
+            name = _spec_name(oid)
+            per_object[name] = gs.subset(np.flatnonzero(ids == oid))
+            names.append(name)
+        split[part] = sorted(names)
+    return per_object, split
+
+
 def object_split(names: list[str], args: argparse.Namespace) -> dict[str, list[str]]:
-    """``split_by_object`` of the objects, or the fixed ``--test-objects`` / ``--val-objects`` (rest: train)."""
+    """The dataset's split (``--dataset``), ``split_by_object`` of the objects, or the fixed ``--test-objects`` /
+    ``--val-objects`` (rest: train)."""
+    if getattr(args, "dataset_split", None):
+        return dict(args.dataset_split)
     if not args.test_objects and not args.val_objects:
         return split_by_object(sorted(names), args.seed)
     fixed = {"test": sorted(args.test_objects), "val": sorted(args.val_objects)}
@@ -302,6 +325,9 @@ def main() -> int:
     ap.add_argument("--test-objects", nargs="*", default=[], help="fixed test objects (default: split_by_object)")
     ap.add_argument("--val-objects", nargs="*", default=[], help="fixed validation objects (with --test-objects)")
     ap.add_argument("--synth-only", action="store_true", help="stop after synthesis")
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="take the ground truth and its split by object from this rendered dataset instead of "
+                         "synthesising (contactkit.dataset)")
     ap.add_argument("--backbone", choices=("small", "large"), default="small")
     ap.add_argument("--kinds", default="deepcontact,picr")
     ap.add_argument("--refine-eval", type=int, default=0, help="held-out noisy grasps refined end to end")
@@ -329,7 +355,10 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     cfg = SynthesisConfig(batch_size=args.synth_batch, iterations=args.synth_iterations, simulate=args.simulate)
     t_start = time.perf_counter()
-    per_object = stage_synth(work, args, cfg)
+    if args.dataset is not None:
+        per_object, args.dataset_split = dataset_grasps(args.dataset)
+    else:
+        per_object = stage_synth(work, args, cfg)
     t_synth = time.perf_counter() - t_start
     if args.synth_only:
         log(f"synthesised {sum(len(g) for g in per_object.values())} grasps on {len(per_object)} objects "
@@ -337,7 +366,9 @@ def main() -> int:
         return 0
     sizes = stage_split(work, per_object, args)
     log(f"split: {json.dumps(sizes)}")
-    extra = {"hand_model": "openhand", "data": sizes, "synthesis": cfg.to_dict(), "seed": args.seed,
+    synthesis = cfg.to_dict() if args.dataset is None else {
+        "dataset": str(args.dataset), "settings": read_manifest(args.dataset)["settings"]}
+    extra = {"hand_model": "openhand", "data": sizes, "synthesis": synthesis, "seed": args.seed,
              "perturbation": {"protocol": "contactopt", "copies_train": args.copies, "copies_eval": args.eval_copies,
                               "seed": args.seed + 1},
              "made_by": "scripts/train_shipped_models.py"}

@@ -7,7 +7,8 @@
   root-relative vertices and keypoints (its fine-tuning objective L_Hand + mu_C L_contact, Sec. 3.1 and 3.3),
   otherwise plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
 - ``cpf`` — CPF / GeO (paper 004, Sec. 4, 5.3, Supp. D.1): attractive springs (cosine elasticity, s = 20 mm),
-  repulsive springs (k = 1e-3), A-MANO anatomy, offset; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
+  repulsive springs (k = 1e-3), A-MANO anatomy, offset, and (contactkit) ContactOpt's penetration beyond 2 mm on
+  the energy's scale; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
 - ``cpf_object`` — as ``cpf`` with the object's pose optimised too (GeO's hand + object setting).
 - ``choir`` — CHOIR two-stage TTO (paper 002, Sec. 3.3): stage 1 anchor distances (1000), ||beta|| (1e-4),
   ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
@@ -217,6 +218,7 @@ def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
         RepulsiveSpringTerm(weight=1.0),
         AnatomyTerm(anatomy, weight=1.0),
         OffsetTerm(ctx.init_verts, weight=CPF_OFFSET_WEIGHT),  # contactkit weight
+        SDFPenetrationTerm(weight=CPF_PENETRATION_WEIGHT),  # contactkit: the springs alone leave deep penetration
     ]
 
 
@@ -291,6 +293,10 @@ OBMAN_CAPTURE_DISTANCE_M = 0.05
 #: weight of L_Hand (mm^2) against L_contact (metres); ObMan's mu_C = 10 weighs its own units (contactkit)
 OBMAN_SUPERVISION_WEIGHT = 1e-2
 CPF_OFFSET_WEIGHT = 0.1
+#: cpf's penetration weight (contactkit): the penetration beyond 2 mm is a sum of metres, the springs' energy a sum
+#: of mm^2 over hundreds of object points (~1e5 at convergence), so a weight of ContactOpt's scale (2) is ~1e-5 of
+#: the objective and moves nothing; at 1e6 the intersection volume falls to ~2 cm^3 (docs/refinement.md)
+CPF_PENETRATION_WEIGHT = 1e6
 #: in-the-wild affinity weights (contactkit): affinity is in [-1, 1], penetration a sum of metres
 AFFINITY_WEIGHT = 1e-2
 AFFINITY_PENETRATION_WEIGHT = 2.0
