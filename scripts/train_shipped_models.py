@@ -103,10 +103,11 @@ def dataset_grasps(root: Path) -> tuple[dict[str, GraspSet], dict[str, list[str]
 
 
 def object_split(names: list[str], args: argparse.Namespace) -> dict[str, list[str]]:
-    """The dataset's split (``--dataset``), ``split_by_object`` of the objects, or the fixed ``--test-objects`` /
-    ``--val-objects`` (rest: train)."""
-    if getattr(args, "dataset_split", None):
-        return dict(args.dataset_split)
+    """``split_by_object`` of the objects, or the fixed ``--test-objects`` / ``--val-objects`` (rest: train); the
+    objects of a ``--dataset`` keep its split (joined to the fixed lists)."""
+    extra: dict[str, list[str]] = getattr(args, "dataset_split", None) or {"train": [], "val": [], "test": []}
+    if not args.test_objects and not args.val_objects and getattr(args, "dataset_split", None):
+        return dict(extra)
     if not args.test_objects and not args.val_objects:
         return split_by_object(sorted(names), args.seed)
     fixed = {"test": sorted(args.test_objects), "val": sorted(args.val_objects)}
@@ -114,8 +115,9 @@ def object_split(names: list[str], args: argparse.Namespace) -> dict[str, list[s
     if missing or not fixed["test"] or not fixed["val"] or set(fixed["test"]) & set(fixed["val"]):
         raise SystemExit(f"--test-objects / --val-objects must be disjoint, non-empty synthesised objects; "
                          f"missing: {missing}")
-    held = set(fixed["test"]) | set(fixed["val"])
-    return {**fixed, "train": sorted(n for n in names if n not in held)}
+    held = set(fixed["test"]) | set(fixed["val"]) | set(extra["test"]) | set(extra["val"])
+    return {"test": sorted(fixed["test"] + extra["test"]), "val": sorted(fixed["val"] + extra["val"]),
+            "train": sorted(n for n in names if n not in held)}
 
 
 def stage_split(work: Path, per_object: dict[str, GraspSet], args: argparse.Namespace) -> dict[str, Any]:
@@ -355,10 +357,10 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     cfg = SynthesisConfig(batch_size=args.synth_batch, iterations=args.synth_iterations, simulate=args.simulate)
     t_start = time.perf_counter()
-    if args.dataset is not None:
-        per_object, args.dataset_split = dataset_grasps(args.dataset)
-    else:
-        per_object = stage_synth(work, args, cfg)
+    per_object = stage_synth(work, args, cfg) if args.extra_objects or args.dataset is None else {}
+    if args.dataset is not None:  # the dataset's objects join, with the split by object it was built with
+        from_dataset, args.dataset_split = dataset_grasps(args.dataset)
+        per_object.update(from_dataset)
     t_synth = time.perf_counter() - t_start
     if args.synth_only:
         log(f"synthesised {sum(len(g) for g in per_object.values())} grasps on {len(per_object)} objects "
