@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from contactkit.cli.main import main as cli_main  # noqa: E402
+from contactkit.dataset import read_manifest  # noqa: E402
 from contactkit.hands import load_hand  # noqa: E402
 from contactkit.io.atomic import atomic_write_json  # noqa: E402
 from contactkit.io.grasps import GraspSet, load_grasps, save_grasps  # noqa: E402
@@ -82,8 +83,31 @@ def stage_synth(work: Path, args: argparse.Namespace, cfg: SynthesisConfig) -> d
     return out
 
 
+def dataset_grasps(root: Path) -> tuple[dict[str, GraspSet], dict[str, list[str]]]:
+    """The ground-truth grasps of a rendered dataset (``contactkit.dataset``) per object and its split by object,
+    fixed when the dataset was built (its test objects are never used here for training or selection)."""
+    from contactkit.dataset import RenderedDataset
+
+    per_object: dict[str, GraspSet] = {}
+    split: dict[str, list[str]] = {}
+    for part in ("train", "val", "test"):
+        gs = RenderedDataset(root, part).grasps  # type: ignore[arg-type]
+        ids = np.asarray(gs.object_ids)
+        names = []
+        for oid in dict.fromkeys(gs.object_ids):
+            name = _spec_name(oid)
+            per_object[name] = gs.subset(np.flatnonzero(ids == oid))
+            names.append(name)
+        split[part] = sorted(names)
+    return per_object, split
+
+
 def object_split(names: list[str], args: argparse.Namespace) -> dict[str, list[str]]:
-    """``split_by_object`` of the objects, or the fixed ``--test-objects`` / ``--val-objects`` (rest: train)."""
+    """``split_by_object`` of the objects, or the fixed ``--test-objects`` / ``--val-objects`` (rest: train); the
+    objects of a ``--dataset`` keep its split (joined to the fixed lists)."""
+    extra: dict[str, list[str]] = getattr(args, "dataset_split", None) or {"train": [], "val": [], "test": []}
+    if not args.test_objects and not args.val_objects and getattr(args, "dataset_split", None):
+        return dict(extra)
     if not args.test_objects and not args.val_objects:
         return split_by_object(sorted(names), args.seed)
     fixed = {"test": sorted(args.test_objects), "val": sorted(args.val_objects)}
@@ -91,8 +115,9 @@ def object_split(names: list[str], args: argparse.Namespace) -> dict[str, list[s
     if missing or not fixed["test"] or not fixed["val"] or set(fixed["test"]) & set(fixed["val"]):
         raise SystemExit(f"--test-objects / --val-objects must be disjoint, non-empty synthesised objects; "
                          f"missing: {missing}")
-    held = set(fixed["test"]) | set(fixed["val"])
-    return {**fixed, "train": sorted(n for n in names if n not in held)}
+    held = set(fixed["test"]) | set(fixed["val"]) | set(extra["test"]) | set(extra["val"])
+    return {"test": sorted(fixed["test"] + extra["test"]), "val": sorted(fixed["val"] + extra["val"]),
+            "train": sorted(n for n in names if n not in held)}
 
 
 def stage_split(work: Path, per_object: dict[str, GraspSet], args: argparse.Namespace) -> dict[str, Any]:
@@ -302,6 +327,9 @@ def main() -> int:
     ap.add_argument("--test-objects", nargs="*", default=[], help="fixed test objects (default: split_by_object)")
     ap.add_argument("--val-objects", nargs="*", default=[], help="fixed validation objects (with --test-objects)")
     ap.add_argument("--synth-only", action="store_true", help="stop after synthesis")
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="take the ground truth and its split by object from this rendered dataset instead of "
+                         "synthesising (contactkit.dataset)")
     ap.add_argument("--backbone", choices=("small", "large"), default="small")
     ap.add_argument("--kinds", default="deepcontact,picr")
     ap.add_argument("--refine-eval", type=int, default=0, help="held-out noisy grasps refined end to end")
@@ -329,7 +357,10 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     cfg = SynthesisConfig(batch_size=args.synth_batch, iterations=args.synth_iterations, simulate=args.simulate)
     t_start = time.perf_counter()
-    per_object = stage_synth(work, args, cfg)
+    per_object = stage_synth(work, args, cfg) if args.extra_objects or args.dataset is None else {}
+    if args.dataset is not None:  # the dataset's objects join, with the split by object it was built with
+        from_dataset, args.dataset_split = dataset_grasps(args.dataset)
+        per_object.update(from_dataset)
     t_synth = time.perf_counter() - t_start
     if args.synth_only:
         log(f"synthesised {sum(len(g) for g in per_object.values())} grasps on {len(per_object)} objects "
@@ -337,7 +368,9 @@ def main() -> int:
         return 0
     sizes = stage_split(work, per_object, args)
     log(f"split: {json.dumps(sizes)}")
-    extra = {"hand_model": "openhand", "data": sizes, "synthesis": cfg.to_dict(), "seed": args.seed,
+    synthesis = cfg.to_dict() if args.dataset is None else {
+        "dataset": str(args.dataset), "settings": read_manifest(args.dataset)["settings"]}
+    extra = {"hand_model": "openhand", "data": sizes, "synthesis": synthesis, "seed": args.seed,
              "perturbation": {"protocol": "contactopt", "copies_train": args.copies, "copies_eval": args.eval_copies,
                               "seed": args.seed + 1},
              "made_by": "scripts/train_shipped_models.py"}

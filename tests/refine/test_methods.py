@@ -298,3 +298,32 @@ def test_ray_batches_give_the_serial_result(openhand, ray_local):
     for name in ("global_orient", "hand_pose", "transl", "hand_vertices", "loss_traces"):
         np.testing.assert_array_equal(getattr(serial, name), getattr(on_ray, name), err_msg=name)
     assert [m["refine"]["restart"] for m in serial.metadata] == [m["refine"]["restart"] for m in on_ray.metadata]
+
+
+def test_cpf_penetration_is_not_negligible_against_the_springs(openhand):
+    """On a hand pushed 1 cm into the object, cpf's penetration gradient outweighs the attractive springs': at
+    ContactOpt's weight (2) it was ~1e-4 of theirs and moved nothing (issue 12)."""
+    from contactkit.contact.diffcontact import SDFPenetrationTerm
+    from contactkit.refine.methods import MethodContext
+    from contactkit.refine.refiner import build_state
+
+    gt = make_sphere_grasps(openhand, n=1)
+    objects = objects_from_grasps(gt)
+    t = gt.hand_tensors()
+    ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
+    targets = oracle_targets(openhand, ref, objects)
+    with torch.no_grad():
+        verts = openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).vertices
+    ctx = MethodContext(openhand, ref, verts, objects, targets, ref)
+    terms = {term.name: term for term in get_method("cpf").stages[0].build(ctx)}
+    assert isinstance(terms["penetration"], SDFPenetrationTerm)
+    # push the hand 1 cm along the palm normal into the sphere (the sphere sits at the origin)
+    centre_dir = torch.nn.functional.normalize(-verts[0].mean(0), dim=0)
+    transl = (ref.transl + 0.01 * centre_dir).requires_grad_(True)
+    state = build_state(openhand, ref.global_orient, ref.hand_pose, ref.betas, transl, objects, torch.arange(1))
+    grads = {}
+    for name in ("penetration", "attractive_springs"):
+        (g,) = torch.autograd.grad(terms[name].weight * terms[name](state).sum(), transl, retain_graph=True)
+        grads[name] = float(g.norm())
+    # 1 cm deep, the penetration must outweigh the springs' pull (weight 1e6: ~44x; weight 2: ~1e-4x)
+    assert grads["penetration"] > grads["attractive_springs"], grads

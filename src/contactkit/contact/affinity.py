@@ -33,6 +33,7 @@ from contactkit.errors import ShapeError
 __all__ = [
     "BOX_FACES",
     "KeypointTerm",
+    "KeypointContactTerm",
     "ETA",
     "NUM_CANDIDATES",
     "AffinityTerm",
@@ -174,6 +175,24 @@ class AffinityTerm:
             state.keypoints, corners, num_candidates=self.num_candidates, eta=self.eta,
             face_samples=self.face_samples,
         )
+
+
+@dataclass
+class KeypointContactTerm:
+    """Mean distance (metres) of the hand keypoints to their nearest object surface sample (contactkit).
+
+    The affinity loss scores contacts it assumes exist: keypoints farther than ``eta L`` from the box are not
+    contacts and get no gradient, so a hand placed centimetres off stays there. In the wild this term brings the
+    keypoints onto the object, the grasp the affinity loss then shapes; penetration and anatomy keep the hand
+    outside the object and plausible. ``state.keypoints (B, K, 3)``, ``state.obj_points (B, P, 3)`` -> (B,).
+    """
+
+    weight: float = 1.0
+    name: str = "keypoint_contact"
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        dist = torch.cdist(state.keypoints, state.obj_points, compute_mode="donot_use_mm_for_euclid_dist")
+        return dist.amin(-1).mean(-1)
 
 
 @dataclass

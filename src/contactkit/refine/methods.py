@@ -7,15 +7,16 @@
   root-relative vertices and keypoints (its fine-tuning objective L_Hand + mu_C L_contact, Sec. 3.1 and 3.3),
   otherwise plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
 - ``cpf`` — CPF / GeO (paper 004, Sec. 4, 5.3, Supp. D.1): attractive springs (cosine elasticity, s = 20 mm),
-  repulsive springs (k = 1e-3), A-MANO anatomy, offset; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
+  repulsive springs (k = 1e-3), A-MANO anatomy, offset, and (contactkit) ContactOpt's penetration beyond 2 mm on
+  the energy's scale; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
 - ``cpf_object`` — as ``cpf`` with the object's pose optimised too (GeO's hand + object setting).
 - ``choir`` — CHOIR two-stage TTO (paper 002, Sec. 3.3): stage 1 anchor distances (1000), ||beta|| (1e-4),
   ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
   ||beta|| (1e-4); Adam, 300 + 100 iterations.
 - ``affinity`` — physical affinity (paper 003, Sec. 3.3): diversity of contact directions (N_c = 10, eta = 0.2)
-  + penetration; in the wild + A-MANO anatomy + an offset prior to the input (paper 003 uses the loss as a
-  regulariser of an estimator's output), with a reference + supervised keypoints instead; Adam lr 0.01,
-  200 iterations.
+  + penetration; in the wild + a pull of the keypoints onto the object + A-MANO anatomy + an offset prior to the
+  input (paper 003 uses the loss as a regulariser of an estimator's output), with a reference + supervised
+  keypoints instead; Adam lr 0.01, 200 iterations.
 
 Targets (:class:`contactkit.targets.ContactTargets`, resolved by :func:`contactkit.refine.targets.resolve_targets`):
 in the wild, ``contactopt`` gets DeepContact's two contact maps, ``cpf`` PiCR's springs, ``obman`` the contact
@@ -40,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from contactkit.contact.affinity import AffinityTerm, KeypointTerm, box_corners
+from contactkit.contact.affinity import AffinityTerm, KeypointContactTerm, KeypointTerm, box_corners
 from contactkit.contact.choir import (
     ChoirAnchorTerm,
     ChoirContactTerm,
@@ -217,6 +218,7 @@ def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
         RepulsiveSpringTerm(weight=1.0),
         AnatomyTerm(anatomy, weight=1.0),
         OffsetTerm(ctx.init_verts, weight=CPF_OFFSET_WEIGHT),  # contactkit weight
+        SDFPenetrationTerm(weight=CPF_PENETRATION_WEIGHT),  # contactkit: the springs alone leave deep penetration
     ]
 
 
@@ -266,7 +268,8 @@ def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
             SDFPenetrationTerm(weight=2.0),
         ]
     # in the wild: the affinity loss regularises the estimator's output (paper 003), with penetration, A-MANO
-    # anatomy and a prior holding the hand near its input in place of the keypoint supervision
+    # anatomy and a prior holding the hand near its input in place of the keypoint supervision, and a pull of the
+    # keypoints onto the object (the affinity loss alone has no gradient for a hand centimetres off)
     from contactkit.hands.anatomy import anatomy_cost
 
     hand = ctx.hand
@@ -276,6 +279,7 @@ def _affinity_terms(ctx: MethodContext) -> list[EnergyTerm]:
 
     return [
         AffinityTerm(corners, weight=AFFINITY_WEIGHT),
+        KeypointContactTerm(weight=AFFINITY_CONTACT_WEIGHT),
         SDFPenetrationTerm(weight=AFFINITY_PENETRATION_WEIGHT),
         AnatomyTerm(anatomy, weight=1.0),
         OffsetTerm(ctx.init_verts, weight=AFFINITY_OFFSET_WEIGHT),  # contactkit: stay near the input
@@ -291,9 +295,15 @@ OBMAN_CAPTURE_DISTANCE_M = 0.05
 #: weight of L_Hand (mm^2) against L_contact (metres); ObMan's mu_C = 10 weighs its own units (contactkit)
 OBMAN_SUPERVISION_WEIGHT = 1e-2
 CPF_OFFSET_WEIGHT = 0.1
-#: in-the-wild affinity weights (contactkit): affinity is in [-1, 1], penetration a sum of metres
+#: cpf's penetration weight (contactkit): the penetration beyond 2 mm is a sum of metres, the springs' energy a sum
+#: of mm^2 over hundreds of object points (~1e5 at convergence), so a weight of ContactOpt's scale (2) is ~1e-5 of
+#: the objective and moves nothing; at 1e6 the intersection volume falls to ~2 cm^3 (docs/refinement.md)
+CPF_PENETRATION_WEIGHT = 1e6
+#: in-the-wild affinity weights (contactkit): affinity is in [-1, 1], the keypoint contact a mean of metres,
+#: penetration a sum of metres
 AFFINITY_WEIGHT = 1e-2
-AFFINITY_PENETRATION_WEIGHT = 2.0
+AFFINITY_CONTACT_WEIGHT = 300.0
+AFFINITY_PENETRATION_WEIGHT = 300.0
 AFFINITY_OFFSET_WEIGHT = 1e-3
 
 _POSE_SCALE = {"global_orient": 1.0, "hand_pose": 1.0, "betas": 1.0, "transl": 0.1,
