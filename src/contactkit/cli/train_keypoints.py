@@ -2,7 +2,9 @@
 
 ``lifter``: the context-aware graph network alone, from 2D keypoints made without images — every ground-truth
 grasp of ``--data`` / ``--val`` (grasp files) seen by ``--views-per-grasp`` random cameras around the pair.
-``keypoints``: the image encoder + lifter on a rendered dataset (``contactkit.dataset.RenderedDataset``).
+``keypoints``: the image encoder + lifter on a rendered dataset (``contactkit.dataset.RenderedDataset``), its object
+corners taken from the one object box (:class:`contactkit.vision.data.OneBoxSamples`, so datasets built with an
+older box definition train the same targets).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def _run_keypoints(args: argparse.Namespace) -> int:
     import dataclasses
 
     from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.data import OneBoxSamples
     from contactkit.vision.heads import KeypointNetConfig
     from contactkit.vision.train_keypoints import KeypointTrainConfig, train_keypoints
 
@@ -117,7 +120,8 @@ def _run_keypoints(args: argparse.Namespace) -> int:
         blocks = [int(b) for b in args.blocks.split(",")]
     except ValueError:
         raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
-    train_ds, val_ds = RenderedDataset(args.data, "train"), RenderedDataset(args.data, "val")
+    train_ds = OneBoxSamples(RenderedDataset(args.data, "train"))
+    val_ds = OneBoxSamples(RenderedDataset(args.data, "val"))
     net_config = KeypointNetConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
                                    image_size=args.image_size, lifter={"mode": args.mode, "hidden": args.hidden})
     config = KeypointTrainConfig(epochs=0 if args.init is not None else args.epochs,
