@@ -111,7 +111,10 @@ def _image_predictions(net: Any, samples: OneBoxSamples, batch: int = 32) -> dic
 
 
 def _bootstrap(per_view: np.ndarray, groups: np.ndarray, seed: int = 0, n: int = 2000) -> list[float]:
-    """95 % percentile bootstrap interval of the mean, resampling test grasps (all views of a grasp together)."""
+    """95 % percentile bootstrap interval of the mean, resampling test grasps (all views of a grasp together);
+    non-finite values (metrics not computable on a row) are left out."""
+    keep = np.isfinite(per_view)
+    per_view, groups = per_view[keep], groups[keep]
     ids = np.unique(groups)
     sums = np.array([per_view[groups == g].sum() for g in ids])
     counts = np.array([(groups == g).sum() for g in ids])
@@ -218,7 +221,8 @@ def stage_eval(args: argparse.Namespace) -> None:
             ch, co = lifter.camera_frame(out, norm)
         return {"hand": out.hand, "object": out.object, "hand_camera": ch, "object_camera": co}
 
-    rows["graph network on ground-truth 2D (oracle: ground-truth 2D, upper bound)"] = _scores(lift(uv_t), truth, groups)
+    oracle = lift(uv_t)
+    rows["graph network on ground-truth 2D (oracle: ground-truth 2D, upper bound)"] = _scores(oracle, truth, groups)
     net = _keypoint_net(args.work / "runs" / "keypoints" / "best.pt")
     img = _image_predictions(net, samples)
     rows["image network end to end"] = _scores(img, truth, groups)
@@ -234,23 +238,30 @@ def stage_eval(args: argparse.Namespace) -> None:
         if not name.startswith("_"):
             log(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float)))
     atomic_write_json(args.work / "eval.json", rows)
-    _grasps(args, hand, img, ext, gt, groups)
+    _grasps(args, hand, {"image pipeline": img, "graph network on ground-truth 2D (oracle)": oracle}, ext, gt,
+            groups)
 
 
-def _grasps(args: argparse.Namespace, hand: Any, img: dict[str, torch.Tensor], ext: torch.Tensor, gt: Any,
-            groups: np.ndarray) -> None:
+def _grasps(args: argparse.Namespace, hand: Any, preds: dict[str, dict[str, torch.Tensor]], ext: torch.Tensor,
+            gt: Any, groups: np.ndarray) -> None:
     from contactkit.metrics import evaluate
 
     results: dict[str, Any] = {}
-    for weight in args.penetration_weights:
-        label = f"image pipeline, fit penetration weight {weight:g}"
+    for (source, pred), weight in ((p, w) for p in preds.items() for w in args.penetration_weights):
+        label = f"{source}, fit penetration weight {weight:g}"
         t0 = time.perf_counter()
-        est = _fit(hand, img["hand_camera"], img["object_camera"], ext, gt, groups, weight, label, args)
+        est = _fit(hand, pred["hand_camera"], pred["object_camera"], ext, gt, groups, weight, label, args)
         fit_s = time.perf_counter() - t0
-        save_grasps(args.work / f"est_pen{weight:g}.npz", est)
+        save_grasps(args.work / f"est_{'oracle' if 'oracle' in source else 'image'}_pen{weight:g}.npz", est)
         ev = evaluate(est, metrics=GRASP_METRICS)
         results[label] = {"means": ev.means(), "fit_seconds": fit_s,
-                          "ik_error_mm": float(np.mean([m["ik_error_mm"] for m in est.metadata]))}
+                          "ik_error_mm": float(np.mean([m["ik_error_mm"] for m in est.metadata])),
+                          "values": {m: np.asarray(ev[m].values, dtype=float).tolist() for m in GRASP_METRICS}}
+        if weight != args.penetration_weights[0]:  # paired against the first weight (0: no penetration term)
+            base = results[f"{source}, fit penetration weight {args.penetration_weights[0]:g}"]["values"]
+            results[label]["paired_difference_ci"] = {
+                m: _bootstrap(np.asarray(results[label]["values"][m]) - np.asarray(base[m]), groups)
+                for m in ("mpjpe_mm", "penetration_depth_mm", "intersection_volume_cm3")}
         log(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.means().items()) + f", fit {fit_s:.0f} s")
     atomic_write_json(args.work / "grasps.json", results)
 

@@ -139,6 +139,8 @@ def _run_keypoints(args: argparse.Namespace) -> int:
             raise ContactkitError(f"--init {args.init} holds a network with settings {ckpt.config}")
         init_state = ckpt.state_dict
     metadata = {"dataset": str(args.data), "train_views": len(train_ds), "val_views": len(val_ds),
+                "train_objects": sorted({o.name for o in train_ds.dataset.grasps.objects.values()}),
+                "val_objects": sorted({o.name for o in val_ds.dataset.grasps.objects.values()}),
                 "init": None if args.init is None else str(args.init)}
 
     def show(record: dict[str, Any]) -> None:
