@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-2d", type=float, default=0.01,
                    help="keypoints: weight of the 2D loss (pixels^2) beside the 3D loss (mm^2) (default: the "
                    "paper's 0.01)")
+    g.add_argument("--augment", action="store_true",
+                   help="keypoints: random zoom / shift and colour changes of the training images")
     g.add_argument("--init", type=Path, default=None,
                    help="start from this checkpoint's weights (e.g. a trained run's best.pt, to fine-tune it)")
     g.add_argument("--noise-px", type=float, default=0.0, help="lifter: 2D noise added while training, pixels")
@@ -131,7 +133,8 @@ def _run_keypoints(args: argparse.Namespace) -> int:
     config = KeypointTrainConfig(epochs=0 if args.init is not None else args.epochs,
                                  finetune_epochs=args.finetune_epochs, batch_size=args.views_per_step, lr=args.lr,
                                  finetune_lr=args.finetune_lr, affinity_weight=args.affinity_weight,
-                                 weight_2d=args.weight_2d, seed=args.seed, device=args.device)
+                                 weight_2d=args.weight_2d, augment=args.augment, seed=args.seed,
+                                 device=args.device)
     init_state = None
     if args.init is not None:
         ckpt = load_checkpoint(args.init, expected_kind="keypoints")
