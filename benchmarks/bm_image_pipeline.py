@@ -137,6 +137,8 @@ def _scores(pred: dict[str, torch.Tensor], truth: dict[str, torch.Tensor], group
             row["2d_px_ci"] = _bootstrap(per_view, groups)
             row["2d_pck_auc_0_20px"] = pck_auc((err.reshape(-1, 1).numpy() <= PX_THRESHOLDS).mean(0), PX_THRESHOLDS)
             row["2d_pck_5px"] = float((err <= 5.0).double().mean())
+            row["2d_px_hand"] = float(err[:, :21].mean())
+            row["2d_px_object"] = float(err[:, 21:].mean())
             continue
         per_view = (err * 1000.0).mean(1).numpy()
         row[f"{name}_mm"] = float(per_view.mean())
