@@ -36,9 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="grasp-file input: camera seed (default 0)")
     p.add_argument("--focal", type=float, default=None, help="images: focal length, pixels (default: image width)")
     p.add_argument("--ik-iterations", type=int, default=30, help="L-BFGS iterations of the hand IK (default 30)")
-    p.add_argument("--penetration-weight", type=float, default=0.0,
+    p.add_argument("--penetration-weight", type=float, default=1.0,
                    help="weight of the placed object's penetration cost in the hand IK (contactkit.fit.penetration; "
-                   "default 0: keypoints alone)")
+                   "default 1: on the rendered dataset's held-out objects it cuts intersection volume by 70 %% at no "
+                   "MPJPE cost, docs/keypoints.md; 0: keypoints alone)")
     p.set_defaults(func=run)
 
 
