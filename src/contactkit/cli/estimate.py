@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ik-iterations", type=int, default=30, help="L-BFGS iterations of the hand IK (default 30)")
     p.add_argument("--penetration-weight", type=float, default=1.0,
                    help="weight of the placed object's penetration cost in the hand IK (contactkit.fit.penetration; "
-                   "default 1: on the rendered dataset's held-out objects it cuts intersection volume by 70 %% at no "
+                   "default 1: on the rendered dataset's held-out objects it cuts intersection volume by 68 %% at no "
                    "MPJPE cost, docs/keypoints.md; 0: keypoints alone)")
     p.set_defaults(func=run)
 
