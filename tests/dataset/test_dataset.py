@@ -130,6 +130,32 @@ def test_samples_follow_the_contract_and_project_consistently(serial):
         ds[len(ds)]
 
 
+def test_stored_object_corners_are_the_one_object_box(serial):
+    """``object_corners_3d/2d`` are contactkit's one object box (objects.library.object_box_corners) posed by the
+    grasp's object pose and the view's extrinsics, and projected by ``K``."""
+    from contactkit.objects.library import object_box_corners
+    from contactkit.vision.data import OneBoxSamples
+
+    out, info = serial
+    for split, d in info["splits"].items():
+        if not d["views"]:
+            continue
+        ds = RenderedDataset(out, split)
+        rederived = OneBoxSamples(ds)
+        for i in range(len(ds)):
+            s = ds[i]
+            for key in ("object_corners_3d", "object_corners_2d"):  # the re-derivation for older builds agrees
+                np.testing.assert_allclose(rederived[i][key], s[key], atol=1e-4)
+            g = s["grasp_index"]
+            box, _ = object_box_corners(ds.grasps.objects[ds.grasps.object_ids[g]])
+            world = box @ np.asarray(ds.grasps.object_rotation[g]).T + np.asarray(ds.grasps.object_translation[g])
+            T = s["cam_from_world"].astype(np.float64)
+            cam = world @ T[:3, :3].T + T[:3, 3]
+            np.testing.assert_allclose(s["object_corners_3d"], cam, atol=1e-5)
+            q = cam @ s["K"].astype(np.float64).T
+            np.testing.assert_allclose(s["object_corners_2d"], q[:, :2] / q[:, 2:], atol=1e-3)
+
+
 def test_other_settings_are_refused_and_info_reports(serial, capsys):
     out, _ = serial
     with pytest.raises(ContactkitError, match="other settings"):

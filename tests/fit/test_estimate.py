@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +19,7 @@ from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
 from contactkit.metrics import evaluate
 from contactkit.objects import load_object
 from contactkit.vision.data import synthetic_views
-from contactkit.vision.heads import KeypointNet, KeypointNetConfig
 from contactkit.vision.lifter import ContextAwareLifter, LifterConfig
-
-TINY = KeypointNetConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32, context_dim=8,
-                         lifter={"hidden": 16, "merged_layers": 3})
 
 
 @pytest.fixture(scope="module")
@@ -51,29 +48,20 @@ def _lifter_ckpt(tmp_path) -> str:
     return str(path)
 
 
-def _keypoints_ckpt(tmp_path) -> str:
-    torch.manual_seed(0)
-    path = tmp_path / "kp.pt"
-    save_checkpoint(path, Checkpoint(kind="keypoints", config=dataclasses.asdict(TINY),
-                                     state_dict=KeypointNet(TINY).state_dict(), training={}))
-    return str(path)
-
-
 def test_estimate_from_image_files(tmp_path):
-    rng = np.random.default_rng(0)
-    images = []
-    for i in range(2):
-        p = tmp_path / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(p)
-        images.append(str(p))
+    """The shipped image network (the default) on a rendered view of a test-split object, then a copy of it."""
+    fixture = Path(__file__).parent / "data" / "v3_test_view.png"  # /work/data/v3 test split, 128 px, f 154.5 px
+    images = [str(fixture), str(tmp_path / "copy.png")]
+    Image.open(fixture).save(images[1])
     out = tmp_path / "est.npz"
-    rc = main(["estimate", *images, "--model", "keypoints", "--weights", _keypoints_ckpt(tmp_path), "--object",
-               "box:extents=0.04/0.06/0.1", "--out", str(out), "--ik-iterations", "2"])
+    rc = main(["estimate", *images, "--model", "keypoints", "--object", "box:extents=0.04/0.06/0.1", "--focal",
+               "154.50967", "--out", str(out), "--ik-iterations", "2"])
     assert rc == 0
     est = load_grasps(out)
     assert len(est) == 2 and est.attrs["frame"] == "camera" and est.metadata[1]["image"] == images[1]
     assert len(est.metadata[0]["estimated_keypoints"]) == 63
-    # images need an object and weights
+    np.testing.assert_allclose(est.transl[0], est.transl[1])  # the same image gives the same grasp
+    # images need an object
     assert main(["estimate", *images, "--model", "keypoints", "--out", str(out)]) == 2
 
 
@@ -131,13 +119,29 @@ def test_estimate_from_a_rendered_dataset(tmp_path, gt, monkeypatch):
     assert load_grasps(est.attrs["reference"]).object_ids == grasps.object_ids
 
 
+#: the test split of the rendered dataset the shipped models were trained on (/work/data/v3, split by object)
+V3_TEST_OBJECTS = {f"random_urdf_{i:03d}" for i in (49, 54, 69, 72, 73, 75, 76, 81, 122, 132, 134, 143, 145, 155, 156,
+                                                      159)}
+
+
+def test_shipped_image_network_loads_safely_and_was_trained_on_train_objects_only():
+    from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.weights import default_keypoints_path
+
+    path = default_keypoints_path("openhand")
+    assert path.stat().st_size < 5_000_000
+    training = load_checkpoint(path, expected_kind="keypoints").training  # weights_only=True inside
+    assert training["train_objects"] and not set(training["train_objects"]) & V3_TEST_OBJECTS  # held out
+    assert not set(training["val_objects"]) & V3_TEST_OBJECTS
+
+
 def test_shipped_lifter_is_the_default_and_loads_safely(tmp_path, gt):
     from contactkit.vision.train import lifter_from_checkpoint
     from contactkit.vision.weights import default_lifter_path
 
     net, training = lifter_from_checkpoint(default_lifter_path("openhand"))  # weights_only=True inside
     assert net.config.mode == "full" and training["hand_model"] == "openhand"
-    assert not set(training["train_objects"]) & {"002_master_chef_can", "006_mustard_bottle"}  # held-out objects
+    assert training["train_objects"] and not set(training["train_objects"]) & V3_TEST_OBJECTS  # held out
     _, path = gt
     out = tmp_path / "est.npz"
     assert main(["estimate", path, "--model", "lifter", "--from-ground-truth-2d", "--out", str(out),

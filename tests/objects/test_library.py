@@ -95,24 +95,29 @@ def test_load_failure_is_a_reason_not_an_exception(tmp_path):
     assert mesh2 is None and "could not load" in res2.reason
 
 
-def test_box_corners_of_a_rotated_box_match_its_faces():
-    rng = np.random.default_rng(0)
-    rot = trimesh.transformations.random_rotation_matrix(rng.random(3))
-    box = trimesh.creation.box(extents=(0.12, 0.07, 0.03))
-    box.apply_transform(rot)
-    obj = make_primitive("box", extents=(0.12, 0.07, 0.03)).transformed(rot[:3, :3], [0.01, 0.02, 0.03])
-    corners, ext = object_box_corners(obj)
-    np.testing.assert_allclose(ext, [0.12, 0.07, 0.03], atol=1e-9)
-    # every corner is a vertex of the box, and corner i's bits select max/min along the decreasing axes
-    d = np.linalg.norm(corners[:, None] - np.asarray(obj.vertices)[None], axis=-1).min(1)
-    assert d.max() < 1e-9
-    np.testing.assert_allclose(np.linalg.norm(corners[4] - corners[0]), 0.12, atol=1e-9)
-    np.testing.assert_allclose(np.linalg.norm(corners[2] - corners[0]), 0.07, atol=1e-9)
-    np.testing.assert_allclose(np.linalg.norm(corners[1] - corners[0]), 0.03, atol=1e-9)
-    np.testing.assert_allclose(corners[7] - corners[0], (corners[4] - corners[0]) + (corners[2] - corners[0])
-                               + (corners[1] - corners[0]), atol=1e-12)
+def test_object_box_is_the_axis_aligned_box_in_the_object_frame():
+    """The one object box (papers 003/004): the box of the vertices in the object's own frame, corner bits (x, y, z),
+    equal to the torch op the affinity refinement uses on object-frame points."""
+    import torch
 
+    from contactkit.contact.affinity import box_corners
 
+    brick = make_primitive("box", extents=(0.12, 0.07, 0.03))
+    corners, ext = object_box_corners(brick)
+    np.testing.assert_allclose(ext, [0.12, 0.07, 0.03], atol=1e-12)
+    np.testing.assert_allclose(corners[0], [-0.06, -0.035, -0.015], atol=1e-12)
+    np.testing.assert_allclose(corners[1] - corners[0], [0.12, 0.0, 0.0], atol=1e-12)  # bit 0: x
+    np.testing.assert_allclose(corners[2] - corners[0], [0.0, 0.07, 0.0], atol=1e-12)  # bit 1: y
+    np.testing.assert_allclose(corners[4] - corners[0], [0.0, 0.0, 0.03], atol=1e-12)  # bit 2: z
+    # a rotated object has the box of its rotated vertices (the frame defines the box, not the shape's axes)
+    rot = trimesh.transformations.random_rotation_matrix(np.random.default_rng(0).random(3))[:3, :3]
+    turned = brick.transformed(rot, [0.01, 0.02, 0.03])
+    c2, _ = object_box_corners(turned)
+    v = np.asarray(turned.vertices)
+    np.testing.assert_allclose(c2[0], v.min(0), atol=1e-12)
+    np.testing.assert_allclose(c2[7], v.max(0), atol=1e-12)
+    ref = box_corners(torch.tensor(v)[None])[0].numpy()
+    np.testing.assert_allclose(c2, ref, atol=1e-12)
 def test_random_urdfs_are_scaled_by_their_urdf():
     pytest.importorskip("pybullet_data", reason="pybullet (contactkit[objects]) is not installed")
     from contactkit.objects.library import random_urdfs_root

@@ -9,7 +9,7 @@ import torch
 
 from contactkit.hands import load_hand
 from contactkit.vision.camera import project, random_cameras
-from contactkit.vision.keypoints import object_box
+from contactkit.vision.keypoints import box_corner_signs
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +24,7 @@ def hand_box_scenes(hand, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
         out = hand(0.5 * torch.randn(n, 3, generator=gen), 0.2 * torch.randn(n, 45, generator=gen))
     kp = out.keypoints.double()
     half = torch.tensor([0.02, 0.03, 0.06], dtype=torch.float64)
-    verts = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half.numpy()
-    local = torch.as_tensor(object_box(verts).corners)
+    local = torch.as_tensor(box_corner_signs()) * half  # the box of a box centred on its frame's origin
     centre = kp[:, [0, 5, 9, 13, 17]].mean(1) + 0.02 * torch.randn(n, 3, generator=gen, dtype=torch.float64)
     rot = torch.linalg.qr(torch.randn(n, 3, 3, generator=gen, dtype=torch.float64)).Q
     corners = local @ rot.transpose(1, 2) + centre[:, None]

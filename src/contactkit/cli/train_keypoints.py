@@ -2,7 +2,9 @@
 
 ``lifter``: the context-aware graph network alone, from 2D keypoints made without images — every ground-truth
 grasp of ``--data`` / ``--val`` (grasp files) seen by ``--views-per-grasp`` random cameras around the pair.
-``keypoints``: the image encoder + lifter on a rendered dataset (``contactkit.dataset.RenderedDataset``).
+``keypoints``: the image encoder + lifter on a rendered dataset (``contactkit.dataset.RenderedDataset``), its object
+corners taken from the one object box (:class:`contactkit.vision.data.OneBoxSamples`, so datasets built with an
+older box definition train the same targets).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--finetune-lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
     g.add_argument("--affinity-weight", type=float, default=10.0,
                    help="weight of the physical affinity loss while fine-tuning (paper: 10; 0: MSE-only control)")
+    g.add_argument("--weight-2d", type=float, default=0.01,
+                   help="keypoints: weight of the 2D loss (pixels^2) beside the 3D loss (mm^2) (default: the "
+                   "paper's 0.01)")
+    g.add_argument("--augment", action="store_true",
+                   help="keypoints: random zoom / shift and colour changes of the training images")
     g.add_argument("--init", type=Path, default=None,
                    help="start from this checkpoint's weights (e.g. a trained run's best.pt, to fine-tune it)")
     g.add_argument("--noise-px", type=float, default=0.0, help="lifter: 2D noise added while training, pixels")
@@ -102,6 +109,7 @@ def _run_keypoints(args: argparse.Namespace) -> int:
     import dataclasses
 
     from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.data import OneBoxSamples
     from contactkit.vision.heads import KeypointNetConfig
     from contactkit.vision.train_keypoints import KeypointTrainConfig, train_keypoints
 
@@ -117,13 +125,16 @@ def _run_keypoints(args: argparse.Namespace) -> int:
         blocks = [int(b) for b in args.blocks.split(",")]
     except ValueError:
         raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
-    train_ds, val_ds = RenderedDataset(args.data, "train"), RenderedDataset(args.data, "val")
+    # every shard stays in memory: a shuffled epoch touches all of them (a few MB per 100 views at 128 px)
+    train_ds = OneBoxSamples(RenderedDataset(args.data, "train", cache_shards=1_000_000))
+    val_ds = OneBoxSamples(RenderedDataset(args.data, "val", cache_shards=1_000_000))
     net_config = KeypointNetConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
                                    image_size=args.image_size, lifter={"mode": args.mode, "hidden": args.hidden})
     config = KeypointTrainConfig(epochs=0 if args.init is not None else args.epochs,
                                  finetune_epochs=args.finetune_epochs, batch_size=args.views_per_step, lr=args.lr,
                                  finetune_lr=args.finetune_lr, affinity_weight=args.affinity_weight,
-                                 seed=args.seed, device=args.device)
+                                 weight_2d=args.weight_2d, augment=args.augment, seed=args.seed,
+                                 device=args.device)
     init_state = None
     if args.init is not None:
         ckpt = load_checkpoint(args.init, expected_kind="keypoints")
@@ -131,6 +142,8 @@ def _run_keypoints(args: argparse.Namespace) -> int:
             raise ContactkitError(f"--init {args.init} holds a network with settings {ckpt.config}")
         init_state = ckpt.state_dict
     metadata = {"dataset": str(args.data), "train_views": len(train_ds), "val_views": len(val_ds),
+                "train_objects": sorted({o.name for o in train_ds.dataset.grasps.objects.values()}),
+                "val_objects": sorted({o.name for o in val_ds.dataset.grasps.objects.values()}),
                 "init": None if args.init is None else str(args.init)}
 
     def show(record: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""A :class:`~contactkit.io.grasps.GraspSet` from estimated 3D keypoints: hand IK + rigid box placement."""
+"""A :class:`~contactkit.io.grasps.GraspSet` from estimated 3D keypoints: rigid box placement of the object, then hand
+IK (with the placed object's penetration cost when ``IKSettings.penetration_weight > 0``)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ from torch import Tensor
 from contactkit.contact.terms import check_points
 from contactkit.errors import ContactkitError
 from contactkit.fit.hand_ik import IKSettings, fit_hand_to_keypoints
+from contactkit.fit.penetration import PenetrationCost
 from contactkit.fit.rigid import rigid_fit
 from contactkit.hands.base import HandModel
 from contactkit.io.grasps import GraspSet
+from contactkit.objects.library import object_box_corners
 from contactkit.objects.mesh import ObjectMesh
-from contactkit.vision.keypoints import object_box
 
 __all__ = ["grasps_from_keypoints", "place_object"]
 
 
 def place_object(corners: Tensor, mesh: ObjectMesh) -> tuple[Tensor, Tensor, Tensor]:
     """Object pose from its estimated box corners: the rigid fit (Kabsch) of the object's own box
-    (:func:`~contactkit.vision.keypoints.object_box`) onto them.
+    (:func:`~contactkit.objects.library.object_box_corners`) onto them.
 
     Args:
         corners: (B, 8, 3) float estimated corners (box corner order), metres.
@@ -33,7 +35,7 @@ def place_object(corners: Tensor, mesh: ObjectMesh) -> tuple[Tensor, Tensor, Ten
         ``(rotation (B, 3, 3), translation (B, 3), rms_mm (B,))`` with ``x = R x_object + t``.
     """
     check_points("corners", corners, count=8)
-    local = torch.as_tensor(object_box(mesh.vertices).corners, dtype=corners.dtype, device=corners.device)
+    local = torch.as_tensor(object_box_corners(mesh)[0], dtype=corners.dtype, device=corners.device)
     fit = rigid_fit(local.expand(corners.shape[0], 8, 3), corners)
     return fit.rotation, fit.translation, fit.rms * 1000.0
 
@@ -66,7 +68,6 @@ def grasps_from_keypoints(
     b = hand_keypoints.shape[0]
     if len(meshes) != b:
         raise ContactkitError(f"meshes must have one object per row ({b}), got {len(meshes)}")
-    fit = fit_hand_to_keypoints(hand, hand_keypoints, settings=ik)
     rot = np.zeros((b, 3, 3))
     transl = np.zeros((b, 3))
     rms = np.zeros(b)
@@ -78,6 +79,10 @@ def grasps_from_keypoints(
         rows = [i for i, k in enumerate(ids) if k == oid]
         r, t, e = place_object(corners[rows].detach().double().cpu(), mesh)
         rot[rows], transl[rows], rms[rows] = r.numpy(), t.numpy(), e.numpy()
+    pen = None
+    if ik is not None and ik.penetration_weight > 0:
+        pen = PenetrationCost(meshes, torch.as_tensor(rot), torch.as_tensor(transl))
+    fit = fit_hand_to_keypoints(hand, hand_keypoints, settings=ik, penetration=pen)
     meta = [dict(m) for m in metadata] if metadata is not None else [{} for _ in range(b)]
     if len(meta) != b:
         raise ContactkitError(f"metadata must have {b} entries, got {len(meta)}")

@@ -2,7 +2,7 @@
 
 Energy (per hand, minimised jointly over ``global_orient``, ``hand_pose`` and ``transl`` with L-BFGS):
 
-``E = mean_i |k_i(theta) - k*_i|^2 / (1 mm)^2 + w_anat * anatomy(theta) + w_pose * |theta|^2``
+``E = mean_i |k_i(theta) - k*_i|^2 / (1 mm)^2 + w_anat * anatomy(theta) + w_pose * |theta|^2 [+ w_pen * pen(theta)]``
 
 with ``anatomy`` the A-MANO cost (:func:`contactkit.hands.anatomy.anatomy_cost`: zero inside the natural joint
 ranges, squared excess outside), which also settles what keypoints cannot see (a bone's twist about its own
@@ -10,11 +10,13 @@ axis). The start is analytic: the flat hand rigidly aligned (Kabsch) on the palm
 knuckles), then, down each finger, the smallest rotation turning each bone onto its target direction (swing
 only). The translation is optimised in millimetres so that all parameters are of similar scale.
 Shape coefficients stay at the values given (zeros by default): 21 keypoints of one frame do not separate bone
-lengths from pose reliably.
+lengths from pose reliably. The optional ``pen`` term is a penetration cost of the hand's vertices (mm^2, e.g.
+:class:`~contactkit.fit.penetration.PenetrationCost` of the placed object), so the fitted hand stays out of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,14 +43,18 @@ class IKSettings:
         iterations: L-BFGS iterations (each with a strong-Wolfe line search).
         anatomy_weight: weight of the anatomy cost (mm^2 per rad^2 of excess).
         pose_weight: weight of the squared pose norm (mm^2 per rad^2), a weak pull toward the flat hand.
+        penetration_weight: weight of the penetration cost (mm^2 of keypoint error per mm^2 of squared vertex
+            depth) where one is given (:func:`~contactkit.fit.grasp.grasps_from_keypoints` gives the placed
+            object's when this is > 0; 0 fits the keypoints alone).
     """
 
     iterations: int = 30
     anatomy_weight: float = 100.0
     pose_weight: float = 1e-2
+    penetration_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.anatomy_weight < 0 or self.pose_weight < 0:
+        if self.iterations < 1 or self.anatomy_weight < 0 or self.pose_weight < 0 or self.penetration_weight < 0:
             raise ContactkitError("iterations must be >= 1 and the weights >= 0")
 
 
@@ -111,7 +117,8 @@ def _initial_guess(hand: HandModel, target: Tensor, betas: Tensor) -> tuple[Tens
 
 
 def fit_hand_to_keypoints(hand: HandModel, keypoints: Tensor, *, betas: Tensor | None = None,
-                          settings: IKSettings | None = None) -> HandFit:
+                          settings: IKSettings | None = None,
+                          penetration: Callable[[Tensor], Tensor] | None = None) -> HandFit:
     """Fit the hand model to target keypoints (module docstring).
 
     Args:
@@ -119,6 +126,8 @@ def fit_hand_to_keypoints(hand: HandModel, keypoints: Tensor, *, betas: Tensor |
         keypoints: (B, 21, 3) float target keypoints in contactkit order, metres (any frame).
         betas: (B, num_betas) fixed shape, default zeros.
         settings: :class:`IKSettings`.
+        penetration: ``(B, V, 3) hand vertices (metres) -> (B,)`` cost in mm^2, weighted by
+            ``settings.penetration_weight`` (None: no such term).
 
     Returns:
         :class:`HandFit` (detached).
@@ -144,6 +153,8 @@ def fit_hand_to_keypoints(hand: HandModel, keypoints: Tensor, *, betas: Tensor |
         out = hand(orient, pose, beta_arg, transl0 + transl_mm / 1000.0)
         err = ((out.keypoints - target) * 1000.0).pow(2).sum(-1).mean(-1)
         energy = err + s.anatomy_weight * anatomy_cost(hand, pose) + s.pose_weight * pose.pow(2).sum(-1)
+        if penetration is not None and s.penetration_weight > 0:
+            energy = energy + s.penetration_weight * penetration(out.vertices)
         total = energy.sum()
         total.backward()
         return total

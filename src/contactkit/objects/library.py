@@ -130,24 +130,26 @@ class CheckResult:
 
 
 def object_box_corners(mesh: ObjectMesh) -> tuple[np.ndarray, np.ndarray]:
-    """The object's principal-axis-aligned box in its own frame.
+    """The object's box: the axis-aligned bounding box of its vertices in its own (canonical) frame.
 
-    Axes are :meth:`ObjectMesh.principal_axes` (rows, decreasing spread), each signed so that its largest
-    absolute component is positive (a deterministic choice of the eigenvector sign).
+    This is contactkit's one object box, the one papers 003 and 004 use (the datasets behind them, ObMan,
+    FPHA and HO-3D, give the 8 corners of the box of the object model in its canonical frame): the rendered
+    dataset's ``object_corners_3d/2d``, the keypoint networks' targets, the box placement of ``contactkit
+    estimate`` and the box of the ``affinity`` refinement (:func:`contactkit.contact.affinity.box_corners` of the
+    object-frame points) all follow it.
 
     Returns:
-        ``(corners (8, 3), extents (3,))`` float64 metres. Corner ``i`` takes the maximum along axis ``a``
-        when bit ``2 - a`` of ``i`` is set: corner 0 is (min, min, min), 1 = (min, min, max), 2 = (min, max,
-        min), 4 = (max, min, min), 7 = (max, max, max) — the order of ``metrics.quality.ObjectBox``.
+        ``(corners (8, 3), extents (3,))`` float64 metres, object frame. Corner ``k`` takes the maximum along
+        x when bit 0 of ``k`` is set, along y for bit 1 and along z for bit 2 (corner 0 = (min, min, min),
+        1 = (max, min, min), 2 = (min, max, min), 4 = (min, min, max), 7 = (max, max, max)): the order of
+        :func:`contactkit.contact.affinity.box_corners`, whose ``z`` is the affinity loss's central axis.
+        ``extents`` are the side lengths along x, y, z.
     """
-    _, axes = mesh.principal_axes()
-    sign = np.sign(axes[np.arange(3), np.abs(axes).argmax(1)])
-    axes = axes * sign[:, None]
-    local = np.asarray(mesh.vertices) @ axes.T
-    lo, hi = local.min(0), local.max(0)
-    bits = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], dtype=np.float64)
-    corners_local = lo + bits * (hi - lo)
-    return corners_local @ axes, hi - lo
+    verts = np.asarray(mesh.vertices, dtype=np.float64)
+    lo, hi = verts.min(0), verts.max(0)
+    k = np.arange(8)
+    bits = np.stack([k & 1, (k >> 1) & 1, (k >> 2) & 1], axis=1).astype(np.float64)
+    return lo + bits * (hi - lo), hi - lo
 
 
 def check_object(entry: LibraryEntry, checks: ObjectChecks | None = None) -> tuple[ObjectMesh | None, CheckResult]:
@@ -165,8 +167,9 @@ def check_object(entry: LibraryEntry, checks: ObjectChecks | None = None) -> tup
         except (MeshError, ContactkitError, OSError) as err:
             return None, CheckResult(entry.object_id, False, f"could not load: {err}")
     msgs = tuple(str(w.message) for w in caught)
-    _, ext = object_box_corners(mesh)
-    ext = np.sort(ext)[::-1]
+    _, axes = mesh.principal_axes()  # size checks use the frame-independent principal extents
+    local = np.asarray(mesh.vertices) @ axes.T
+    ext = np.sort(local.max(0) - local.min(0))[::-1]
     base: dict[str, Any] = {
         "name": mesh.name, "content_hash": mesh.content_hash, "num_vertices": mesh.num_vertices,
         "num_faces": mesh.num_faces, "is_watertight": mesh.is_watertight,

@@ -7,6 +7,10 @@ and their pixels, and the row of the grasp it shows — the fields of the render
 - :func:`synthetic_views`: ground-truth grasps seen by random cameras around the pair (no rendering needed; the
   lifter's training data, and paper 003 Table 2's "ground-truth 2D" inputs);
 - :func:`views_from_samples`: rendered dataset samples (dicts of contract A).
+
+:class:`OneBoxSamples` re-derives a rendered dataset's object corners from its grasps with contactkit's one object
+box (:func:`~contactkit.objects.library.object_box_corners`): datasets built before that box was made the only one
+(e.g. ``/work/data/v3``, built with a principal-axis box) store other corners.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from torch import Tensor
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.hands.base import HandModel
 from contactkit.io.grasps import GraspSet
+from contactkit.objects.library import object_box_corners
 from contactkit.vision.camera import project, random_cameras
-from contactkit.vision.keypoints import NUM_KEYPOINTS, object_box
+from contactkit.vision.keypoints import NUM_KEYPOINTS
 
-__all__ = ["KeypointViews", "grasp_keypoints", "synthetic_views", "views_from_samples"]
+__all__ = ["KeypointViews", "OneBoxSamples", "grasp_keypoints", "synthetic_views", "views_from_samples"]
 
 
 @dataclass
@@ -74,7 +79,7 @@ class KeypointViews:
 def grasp_keypoints(grasps: GraspSet, hand: HandModel) -> tuple[Tensor, Tensor]:
     """World-frame hand keypoints (N, 21, 3) and object box corners (N, 8, 3) of every grasp (float64, metres).
 
-    The box is :func:`~contactkit.vision.keypoints.object_box` of each object, posed by the grasp's object pose.
+    The box is :func:`~contactkit.objects.library.object_box_corners` of each object, posed by the grasp's object pose.
     """
     if grasps.hand_model != hand.name or grasps.side != hand.side:
         raise ContactkitError(f"grasps use hand {grasps.hand_model}/{grasps.side} but the hand model is "
@@ -82,7 +87,7 @@ def grasp_keypoints(grasps: GraspSet, hand: HandModel) -> tuple[Tensor, Tensor]:
     t = grasps.hand_tensors(device=hand.device, dtype=hand.dtype)
     with torch.no_grad():
         out = hand(t["global_orient"], t["hand_pose"], t["betas"] if t["betas"].shape[1] else None, t["transl"])
-    boxes = {oid: torch.as_tensor(object_box(mesh.vertices).corners) for oid, mesh in grasps.objects.items()}
+    boxes = {oid: torch.as_tensor(object_box_corners(mesh)[0]) for oid, mesh in grasps.objects.items()}
     local = torch.stack([boxes[oid] for oid in grasps.object_ids])
     rot = torch.as_tensor(np.array(grasps.object_rotation))
     transl = torch.as_tensor(np.array(grasps.object_translation))
@@ -131,4 +136,36 @@ def views_from_samples(samples: Iterable[Mapping[str, Any]]) -> KeypointViews:
     return KeypointViews(torch.stack(rows["k"]), torch.stack(rows["ext"]), torch.stack(rows["kp3"]),
                          torch.stack(rows["kp2"]), torch.tensor(rows["gi"]), torch.tensor(rows["vi"]), rows["oid"])
 
+
+class OneBoxSamples:
+    """The samples of a rendered dataset with ``object_corners_3d`` / ``object_corners_2d`` set to the one object
+    box (:func:`~contactkit.objects.library.object_box_corners`) posed by the sample's grasp (``dataset.grasps``)
+    and its camera (``cam_from_world``, ``K``) — identical to the stored corners of a dataset built with it.
+
+    Args:
+        dataset: indexable contract-A samples with a ``grasps`` :class:`~contactkit.io.grasps.GraspSet` whose row
+            ``grasp_index`` each sample shows (a :class:`contactkit.dataset.RenderedDataset`).
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        grasps: GraspSet = dataset.grasps
+        boxes = {oid: object_box_corners(mesh)[0] for oid, mesh in grasps.objects.items()}
+        rot = np.asarray(grasps.object_rotation, dtype=np.float64)
+        transl = np.asarray(grasps.object_translation, dtype=np.float64)
+        #: (G, 8, 3) world-frame corners of every grasp, float64 metres
+        self.world_corners = np.stack([boxes[oid] @ rot[g].T + transl[g]
+                                       for g, oid in enumerate(grasps.object_ids)])
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.dataset[index])
+        ext = np.asarray(sample["cam_from_world"], dtype=np.float64)
+        cam = self.world_corners[int(sample["grasp_index"])] @ ext[:3, :3].T + ext[:3, 3]
+        uvw = cam @ np.asarray(sample["K"], dtype=np.float64).T
+        sample["object_corners_3d"] = cam.astype(np.float32)
+        sample["object_corners_2d"] = (uvw[:, :2] / uvw[:, 2:]).astype(np.float32)
+        return sample
 

@@ -131,12 +131,15 @@ class KeypointNet(nn.Module):
 
 
 def resize_to_square(rgb: Tensor, k: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Resize images (B, H, W, 3) to (B, size, size, 3) (bilinear) and their intrinsics (B, 3, 3) alike."""
+    """Resize images (B, H, W, 3) to (B, size, size, 3) (bilinear; uint8 stays uint8, rounded) and their intrinsics
+    (B, 3, 3) alike."""
     if rgb.ndim != 4 or rgb.shape[-1] != 3:
         raise ShapeError(f"rgb must have shape (B, H, W, 3), got {tuple(rgb.shape)}")
     h, w = rgb.shape[1:3]
     x = rgb.permute(0, 3, 1, 2).float()
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if rgb.dtype == torch.uint8:  # keep the 0-255 scale that normalize_images reads from uint8
+        x = x.round().clamp(0, 255).to(torch.uint8)
     sx, sy = size / w, size / h
     scale = torch.tensor([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]], dtype=k.dtype,
                          device=k.device)

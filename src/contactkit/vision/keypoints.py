@@ -1,24 +1,17 @@
 """The 29 keypoints of paper 003: 21 hand keypoints and the 8 corners of the object's box, with their graphs.
 
 Hand keypoints follow contactkit's order (wrist; thumb 1-4; index 1-4; middle 1-4; ring 1-4; little 1-4); their
-edges are the 20 bones of the kinematic tree. The object box is a rectangular cuboid in the object's own frame
-whose corner ``k`` has the sign bits ``(x = k & 1, y = k >> 1 & 1, z = k >> 2 & 1)`` along the box axes — the
-order :func:`contactkit.contact.affinity.box_corners` uses, so the physical affinity loss reads the box's ``z``
-axis as the object's central axis. Its 12 edges join corners that differ in one bit.
-
-Box axes (:func:`object_box`): the principal axes of the object's vertices, ordered so that ``z`` is the box's
-longest side and ``x`` its shortest; when the object-frame axis-aligned box is smaller (a cube, whose principal
-axes are arbitrary), the object's own axes are used instead, ordered the same way. Signs are fixed so that each
-axis's largest-magnitude component is positive and the frame is right-handed.
+edges are the 20 bones of the kinematic tree. The object keypoints are the corners of contactkit's one object box,
+:func:`contactkit.objects.library.object_box_corners` (the axis-aligned box of the object's vertices in its own
+frame, as in papers 003 and 004), posed with the object: corner ``k`` has the sign bits
+``(x = k & 1, y = k >> 1 & 1, z = k >> 2 & 1)`` — the order :func:`contactkit.contact.affinity.box_corners` uses,
+so the physical affinity loss reads the object's ``z`` axis as its central axis. The box's 12 edges join corners
+that differ in one bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-
-from contactkit.errors import ShapeError
 
 __all__ = [
     "BOX_EDGES",
@@ -27,9 +20,7 @@ __all__ = [
     "NUM_HAND_KEYPOINTS",
     "NUM_KEYPOINTS",
     "NUM_OBJECT_KEYPOINTS",
-    "ObjectBox",
     "box_corner_signs",
-    "object_box",
 ]
 
 NUM_HAND_KEYPOINTS = 21
@@ -51,56 +42,3 @@ def box_corner_signs() -> np.ndarray:
     k = np.arange(8)
     bits = np.stack([k & 1, (k >> 1) & 1, (k >> 2) & 1], axis=1)
     return (2.0 * bits - 1.0).astype(np.float64)
-
-
-@dataclass(frozen=True)
-class ObjectBox:
-    """A rectangular box around an object, in the object's frame (metres).
-
-    Attributes:
-        rotation: (3, 3) float64, columns are the box's x, y, z axes (right-handed; z the longest side).
-        centre: (3,) float64 box centre.
-        half_extents: (3,) float64 half side lengths along x, y, z (ascending).
-        corners: (8, 3) float64 corners in the bit order of the module docstring.
-    """
-
-    rotation: np.ndarray
-    centre: np.ndarray
-    half_extents: np.ndarray
-    corners: np.ndarray
-
-
-def _box_in_axes(verts: np.ndarray, axes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tight box along the columns of ``axes``, columns reordered by ascending extent and signs normalised."""
-    local = verts @ axes
-    lo, hi = local.min(0), local.max(0)
-    order = np.argsort(hi - lo, kind="stable")
-    axes, lo, hi = axes[:, order], lo[order], hi[order]
-    for i in range(3):
-        if axes[np.argmax(np.abs(axes[:, i])), i] < 0:
-            axes[:, i] = -axes[:, i]
-            lo[i], hi[i] = -hi[i], -lo[i]
-    if np.linalg.det(axes) < 0:
-        axes[:, 0] = -axes[:, 0]
-        lo[0], hi[0] = -hi[0], -lo[0]
-    return axes, lo, hi
-
-
-def object_box(vertices: np.ndarray) -> ObjectBox:
-    """The object's box (module docstring) from its vertices.
-
-    Args:
-        vertices: (V, 3) float, object frame, metres, V >= 4.
-    """
-    verts = np.asarray(vertices, dtype=np.float64)
-    if verts.ndim != 2 or verts.shape[1] != 3 or verts.shape[0] < 4 or not np.isfinite(verts).all():
-        raise ShapeError(f"vertices must be a finite (V, 3) array with V >= 4, got shape {verts.shape}")
-    centred = verts - verts.mean(0)
-    _, vecs = np.linalg.eigh(centred.T @ centred)
-    candidates = [_box_in_axes(verts, vecs.copy()), _box_in_axes(verts, np.eye(3))]
-    volumes = [float(np.prod(hi - lo)) for _, lo, hi in candidates]
-    axes, lo, hi = candidates[0] if volumes[0] < 0.99 * volumes[1] else candidates[1]
-    half = 0.5 * (hi - lo)
-    centre = axes @ (0.5 * (hi + lo))
-    corners = centre + (box_corner_signs() * half) @ axes.T
-    return ObjectBox(rotation=axes, centre=centre, half_extents=half, corners=corners)

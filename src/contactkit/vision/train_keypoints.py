@@ -28,13 +28,14 @@ from contactkit.vision.heads import KeypointNet, KeypointNetConfig, resize_to_sq
 from contactkit.vision.losses import lifter_losses, root_relative_targets
 from contactkit.vision.train import _rank_world, start_run
 
-__all__ = ["KeypointTrainConfig", "evaluate_keypoints", "sample_batch", "train_keypoints"]
+__all__ = ["KeypointTrainConfig", "augment_batch", "evaluate_keypoints", "sample_batch", "train_keypoints"]
 
 
 @dataclass(frozen=True)
 class KeypointTrainConfig:
     """Settings of :func:`train_keypoints` (saved in every checkpoint); see :class:`~contactkit.vision.train.
-    LifterTrainConfig` for the shared ones. ``weight_2d``: weight of the 2D loss (paper: 0.01)."""
+    LifterTrainConfig` for the shared ones. ``weight_2d``: weight of the 2D loss (paper: 0.01). ``augment``: random
+    zoom / shift and colour changes of the training images (:func:`augment_batch`)."""
 
     epochs: int = 30
     finetune_epochs: int = 0
@@ -43,6 +44,7 @@ class KeypointTrainConfig:
     finetune_lr: float = 1e-4
     weight_2d: float = 0.01
     affinity_weight: float = 10.0
+    augment: bool = False
     seed: int = 0
     device: str = "cpu"
 
@@ -82,6 +84,41 @@ def sample_batch(samples: Sequence[Mapping[str, Any]], image_size: int, device: 
                                     for s in samples]))
     return {"images": normalize_images(small).to(device), "k": k_small.to(device), "keypoints_2d": kp2.to(device),
             "keypoints_3d": kp3.to(device)}
+
+
+def augment_batch(batch: dict[str, Tensor], generator: torch.Generator, *, zoom: float = 0.15, shift: float = 0.1,
+                  colour: float = 0.25) -> dict[str, Tensor]:
+    """A randomly changed copy of a :func:`sample_batch` batch (training only).
+
+    Geometry: each image is zoomed by ``s ~ U(1 - zoom, 1 + zoom)`` about its centre and shifted by up to ``shift``
+    of its size — a change of intrinsics, ``K' = A K`` with ``A = [[s, 0, tx], [0, s, ty], [0, 0, 1]]`` in pixels,
+    so the 2D targets move by ``A`` and the camera-frame 3D targets stay. Colour: per-image contrast and per-channel
+    gain in ``U(1 - colour, 1 + colour)`` (on the normalised images, about their mean).
+    """
+    images = batch["images"]
+    b, _, h, w = images.shape
+    u = torch.rand(b, 5, generator=generator).to(images)
+    s = 1.0 + zoom * (2.0 * u[:, 0] - 1.0)
+    tx = shift * w * (2.0 * u[:, 1] - 1.0)
+    ty = shift * h * (2.0 * u[:, 2] - 1.0)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    a = torch.zeros(b, 3, 3).to(images)
+    a[:, 0, 0], a[:, 1, 1], a[:, 2, 2] = s, s, 1.0
+    a[:, 0, 2] = cx - s * cx + tx
+    a[:, 1, 2] = cy - s * cy + ty
+    # output pixel p samples input pixel A^-1 p; grid_sample reads normalised coordinates (align_corners=True)
+    inv = torch.linalg.inv(a)
+    ys, xs = torch.meshgrid(torch.arange(h).to(images), torch.arange(w).to(images), indexing="ij")
+    pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, -1, 3)
+    src = pix @ inv.transpose(1, 2)
+    grid = torch.stack([src[..., 0] / (w - 1) * 2 - 1, src[..., 1] / (h - 1) * 2 - 1], -1).reshape(b, h, w, 2)
+    out = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    mean = out.mean((1, 2, 3), keepdim=True)
+    contrast = 1.0 + colour * (2.0 * u[:, 3] - 1.0)
+    gain = 1.0 + colour * (2.0 * torch.rand(b, 3, generator=generator).to(images) - 1.0)
+    out = (out - mean) * contrast[:, None, None, None] * gain[:, :, None, None] + mean
+    kp2 = batch["keypoints_2d"] * s[:, None, None] + torch.stack([a[:, 0, 2], a[:, 1, 2]], -1)[:, None]
+    return {**batch, "images": out, "k": a @ batch["k"], "keypoints_2d": kp2}
 
 
 def _losses(model: torch.nn.Module, net: KeypointNet, batch: dict[str, Tensor], config: KeypointTrainConfig,
@@ -162,6 +199,8 @@ def train_keypoints(
             if len(idx) < 2:  # batch norm needs two samples
                 continue
             batch = sample_batch([train_samples[i] for i in idx], net_config.image_size, device)
+            if config.augment:
+                batch = augment_batch(batch, gen)
             terms = _losses(model, net, batch, config, config.affinity_weight if finetune else 0.0)
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
