@@ -51,7 +51,10 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> dict[str, Any]:
+ABLATION = "choir, unanchored (no x0 clip, no input prior, no shift check)"
+
+
+def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int, ablation: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -62,8 +65,15 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
     runs: dict[str, Any] = {"input (noisy)": (noisy, 0.0)}
     pred = load_choir_predictor(hand, weights=weights, steps=steps, seed=seed)
     t0 = time.perf_counter()
-    runs["choir in the wild (JointDiffusion)"] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed),
-                                                  time.perf_counter() - t0)
+    choir = refine_in_the_wild(noisy, pred, hand=hand, seed=seed)
+    runs["choir in the wild (JointDiffusion)"] = (choir, time.perf_counter() - t0)
+    out["choir_rejected"] = int(choir.attrs["refine"]["rejected"])
+    out["choir_anchor_shift_mm_median"] = float(np.median([m["refine"]["anchor_shift_mm"] for m in choir.metadata]))
+    if ablation:
+        raw = load_choir_predictor(hand, weights=weights, steps=steps, seed=seed, clip=None)
+        t0 = time.perf_counter()
+        runs[ABLATION] = (refine_in_the_wild(noisy, raw, hand=hand, seed=seed, input_weight=0.0, max_shift_m=None),
+                          time.perf_counter() - t0)
     # Diagnostics: the same two-stage fit on the CHOIR encoded from the ground truth (ORACLE: reads the reference;
     # an upper bound of the fit, not a method), and the anchors decoded from the sampled fields against the truth.
     from contactkit.contact.choir import anchors_from_distances, encode
@@ -102,6 +112,7 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
         out[name] = {**{m: float(np.nanmean(values[name][m])) for m in METRICS}, "seconds_per_grasp": secs / len(g)}
     a, b = values["choir in the wild (JointDiffusion)"], values["contactopt + DeepContact"]
     out["choir_minus_contactopt_95ci"] = {m: bootstrap_diff(a[m], b[m]) for m in METRICS}
+    out["choir_minus_input_95ci"] = {m: bootstrap_diff(a[m], values["input (noisy)"][m]) for m in METRICS}
     out["choir_mpjpe_over_input"] = out["choir in the wild (JointDiffusion)"]["mpjpe_mm"] / out["input (noisy)"][
         "mpjpe_mm"]
     return out
@@ -158,24 +169,30 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", choices=("refine", "synth"), default=None)
+    ap.add_argument("--ablation", action="store_true", help="also run choir unanchored (the previous behaviour)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     result: dict[str, Any] = {}
     if args.skip != "refine":
-        r = bench_refine(args.data, args.noisy_weights, args.n_refine, args.steps, args.seed)
+        r = bench_refine(args.data, args.noisy_weights, args.n_refine, args.steps, args.seed, args.ablation)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp |\n|---|---|---|---|---|")
-        for name in ("input (noisy)", "choir in the wild (JointDiffusion)", "contactopt + DeepContact",
+        for name in ("input (noisy)", "choir in the wild (JointDiffusion)", ABLATION, "contactopt + DeepContact",
                      "ORACLE: same fit on the ground-truth CHOIR"):
+            if name not in r:
+                continue
             v = r[name]
             print(f"| {name} | {v['mpjpe_mm']:.1f} | {v['contact_f1_pct']:.1f} | {v['intersection_volume_cm3']:.2f} | "
                   f"{v['seconds_per_grasp']:.2f} |")
-        ci = r["choir_minus_contactopt_95ci"]
-        print("\nchoir - contactopt, 95 % CI: "
-              + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in ci.items()))
+        for other in ("contactopt", "input"):
+            ci = r[f"choir_minus_{other}_95ci"]
+            print(f"\nchoir - {other}, 95 % CI: "
+                  + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in ci.items()))
+        print(f"choir samples rejected (input kept): {r['choir_rejected']} / {r['n']}; median anchor shift "
+              f"{r['choir_anchor_shift_mm_median']:.1f} mm")
         print(f"choir MPJPE / input MPJPE: {r['choir_mpjpe_over_input']:.2f}")
         print("mean anchor error (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in r["anchor_error_mm"].items()))
     if args.skip != "synth":
