@@ -54,7 +54,8 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -
 ABLATION = "choir, unanchored (no x0 clip, no input prior, no shift check)"
 
 
-def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int, ablation: bool = False) -> dict[str, Any]:
+def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int, ablation: bool = False,
+                 other_weights: Path | None = None) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -69,6 +70,11 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int, ablat
     runs["choir in the wild (JointDiffusion)"] = (choir, time.perf_counter() - t0)
     out["choir_rejected"] = int(choir.attrs["refine"]["rejected"])
     out["choir_anchor_shift_mm_median"] = float(np.median([m["refine"]["anchor_shift_mm"] for m in choir.metadata]))
+    if other_weights is not None:
+        alt = load_choir_predictor(hand, weights=other_weights, steps=steps, seed=seed)
+        t0 = time.perf_counter()
+        other = refine_in_the_wild(noisy, alt, hand=hand, seed=seed)
+        runs[f"choir in the wild, weights {other_weights.name}"] = (other, time.perf_counter() - t0)
     if ablation:
         raw = load_choir_predictor(hand, weights=weights, steps=steps, seed=seed, clip=None)
         t0 = time.perf_counter()
@@ -118,21 +124,26 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int, ablat
     return out
 
 
-def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, steps: int, seed: int) -> dict[str, Any]:
+def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, steps: int, seed: int,
+                other_weights: Path | None = None) -> dict[str, Any]:
     gt = load_grasps(data / "gt_test.npz")
     objs = list(dict.fromkeys(gt.object_ids))[:n_objects]
     hand = load_hand(gt.hand_model, gt.side)
-    cand = DiffusionCandidates(load_choir_predictor(hand, weights=weights, context="object", steps=steps, seed=seed))
+    cands = {"diffusion": DiffusionCandidates(load_choir_predictor(hand, weights=weights, context="object",
+                                                                   steps=steps, seed=seed))}
+    if other_weights is not None:
+        cands[f"diffusion, weights {other_weights.name}"] = DiffusionCandidates(load_choir_predictor(
+            hand, weights=other_weights, context="object", steps=steps, seed=seed))
     cfg = SynthesisConfig(batch_size=batch)
     out: dict[str, Any] = {}
-    for method in ("diffusion", "optimize"):
+    for method in [*cands, "optimize"]:
         stats: list[dict[str, Any]] = []
         accepted = []
         t0 = time.perf_counter()
         for oid in objs:
             try:
                 res = synthesize(gt.objects[oid], batch, seed=seed, config=cfg, max_batches=1,
-                                 candidates=cand if method == "diffusion" else None)
+                                 candidates=cands.get(method))
                 stats.append(res.stats)
                 accepted.append(res.grasps)
             except ValueError as err:  # nothing accepted on this object
@@ -170,18 +181,25 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", choices=("refine", "synth"), default=None)
     ap.add_argument("--ablation", action="store_true", help="also run choir unanchored (the previous behaviour)")
+    ap.add_argument("--other-noisy-weights", type=Path, default=None,
+                    help="also run choir in the wild with these refinement weights (e.g. the previous ones)")
+    ap.add_argument("--other-object-weights", type=Path, default=None,
+                    help="also run diffusion synthesis with these object-conditioned weights")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     result: dict[str, Any] = {}
     if args.skip != "refine":
-        r = bench_refine(args.data, args.noisy_weights, args.n_refine, args.steps, args.seed, args.ablation)
+        r = bench_refine(args.data, args.noisy_weights, args.n_refine, args.steps, args.seed, args.ablation,
+                         args.other_noisy_weights)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp |\n|---|---|---|---|---|")
-        for name in ("input (noisy)", "choir in the wild (JointDiffusion)", ABLATION, "contactopt + DeepContact",
-                     "ORACLE: same fit on the ground-truth CHOIR"):
+        names = ["input (noisy)", "choir in the wild (JointDiffusion)", ABLATION, "contactopt + DeepContact",
+                 "ORACLE: same fit on the ground-truth CHOIR"]
+        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights")]
+        for name in names:
             if name not in r:
                 continue
             v = r[name]
@@ -196,14 +214,15 @@ def main() -> None:
         print(f"choir MPJPE / input MPJPE: {r['choir_mpjpe_over_input']:.2f}")
         print("mean anchor error (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in r["anchor_error_mm"].items()))
     if args.skip != "synth":
-        s = bench_synth(args.data, args.object_weights, args.synth_objects, args.synth_batch, args.steps, args.seed)
+        s = bench_synth(args.data, args.object_weights, args.synth_objects, args.synth_batch, args.steps, args.seed,
+                        args.other_object_weights)
         result["synth"] = s
         print("\nSynthesis on held-out objects\n")
         keys = ["accepted_share", "penetration_mm", "intersection_cm3", "displacement_cm", "fingers_in_contact",
                 "diversity_rotation_deg", "seconds_per_candidate"]
         print("| method | " + " | ".join(keys) + " |")
         print("|" + "---|" * (len(keys) + 1))
-        for m in ("diffusion", "optimize"):
+        for m in s:
             print(f"| {m} | " + " | ".join(f"{s[m][k]:.3g}" for k in keys) + " |")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
