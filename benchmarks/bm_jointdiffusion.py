@@ -3,13 +3,17 @@
 Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``contactkit train jointdiffusion``)::
 
     python benchmarks/bm_jointdiffusion.py --data DIR --noisy-weights N.pt --object-weights O.pt \
-        [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json]
+        [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
+        [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle]
 
 1. **Refinement** of ``--n-refine`` ContactOpt-protocol noisy inputs of the test objects (``DIR/noisy_test.npz``,
    seeded subsample), against their ground truth: the input, ``choir`` in the wild (one CHOIR sampled by the
    refinement model, two-stage fit; no ground truth read) and ``contactopt`` driven by the shipped DeepContact
    (its own settings: 250 iterations, 4 restarts). MPJPE (mm), hand contact F1 (%), intersection volume (cm^3),
-   with paired bootstrap 95 % intervals (1000 resamples of the grasps) of the differences choir - contactopt.
+   with paired bootstrap 95 % intervals (1000 resamples of the grasps) of the differences choir - contactopt and
+   choir - input. choir is fitted once without the shift check, which is then applied row by row (a rejected grasp
+   keeps its input, so its metrics are the input's). Optional rows: other weights with the same anchoring, the
+   unanchored paper fit (``--ablation``), the fit of the ground-truth CHOIR (``--oracle``, labelled ORACLE).
 2. **Synthesis** on each test object: one batch of ``--synth-batch`` candidates by ``--method diffusion`` and by
    ``--method optimize`` (the synthesiser's acceptance checks, simulation included): share accepted, penetration
    (mm), intersection volume (cm^3), simulation displacement (cm), fingers in contact (of 5; contact coverage),
