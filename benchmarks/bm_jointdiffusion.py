@@ -3,13 +3,17 @@
 Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``contactkit train jointdiffusion``)::
 
     python benchmarks/bm_jointdiffusion.py --data DIR --noisy-weights N.pt --object-weights O.pt \
-        [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json]
+        [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
+        [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle]
 
 1. **Refinement** of ``--n-refine`` ContactOpt-protocol noisy inputs of the test objects (``DIR/noisy_test.npz``,
    seeded subsample), against their ground truth: the input, ``choir`` in the wild (one CHOIR sampled by the
    refinement model, two-stage fit; no ground truth read) and ``contactopt`` driven by the shipped DeepContact
    (its own settings: 250 iterations, 4 restarts). MPJPE (mm), hand contact F1 (%), intersection volume (cm^3),
-   with paired bootstrap 95 % intervals (1000 resamples of the grasps) of the differences choir - contactopt.
+   with paired bootstrap 95 % intervals (1000 resamples of the grasps) of the differences choir - contactopt and
+   choir - input. choir is fitted once without the shift check, which is then applied row by row (a rejected grasp
+   keeps its input, so its metrics are the input's). Optional rows: other weights with the same anchoring, the
+   unanchored paper fit (``--ablation``), the fit of the ground-truth CHOIR (``--oracle``, labelled ORACLE).
 2. **Synthesis** on each test object: one batch of ``--synth-batch`` candidates by ``--method diffusion`` and by
    ``--method optimize`` (the synthesiser's acceptance checks, simulation included): share accepted, penetration
    (mm), intersection volume (cm^3), simulation displacement (cm), fingers in contact (of 5; contact coverage),
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from contactkit.diffusion.fitting import refine_in_the_wild
+from contactkit.diffusion.fitting import MAX_SHIFT_M, refine_in_the_wild
 from contactkit.diffusion.predictor import load_choir_predictor
 from contactkit.diffusion.synthesis import DiffusionCandidates
 from contactkit.hands import load_hand
@@ -51,7 +55,12 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> dict[str, Any]:
+NO_CHECK = "choir in the wild without the shift check"
+ABLATION = "choir, unanchored (no x0 clip, no input prior, no shift check)"
+
+
+def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int, ablation: bool = False,
+                 other_weights: Path | None = None, oracle_fit: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -62,8 +71,24 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
     runs: dict[str, Any] = {"input (noisy)": (noisy, 0.0)}
     pred = load_choir_predictor(hand, weights=weights, steps=steps, seed=seed)
     t0 = time.perf_counter()
-    runs["choir in the wild (JointDiffusion)"] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed),
-                                                  time.perf_counter() - t0)
+    # Run without the shift check and apply it afterwards (a rejected grasp keeps its input parameters, so its
+    # metrics are the input's): one fit gives both rows.
+    choir = refine_in_the_wild(noisy, pred, hand=hand, seed=seed, max_shift_m=None)
+    runs[NO_CHECK] = (choir, time.perf_counter() - t0)
+    shift = np.array([m["refine"]["anchor_shift_mm"] for m in choir.metadata])
+    rejected = shift > MAX_SHIFT_M * 1e3
+    out["choir_rejected"] = int(rejected.sum())
+    out["choir_anchor_shift_mm_median"] = float(np.median(shift))
+    if other_weights is not None:
+        alt = load_choir_predictor(hand, weights=other_weights, steps=steps, seed=seed)
+        t0 = time.perf_counter()
+        other = refine_in_the_wild(noisy, alt, hand=hand, seed=seed)
+        runs[f"choir in the wild, weights {other_weights.name}"] = (other, time.perf_counter() - t0)
+    if ablation:
+        raw = load_choir_predictor(hand, weights=weights, steps=steps, seed=seed, clip=None)
+        t0 = time.perf_counter()
+        runs[ABLATION] = (refine_in_the_wild(noisy, raw, hand=hand, seed=seed, input_weight=0.0, max_shift_m=None),
+                          time.perf_counter() - t0)
     # Diagnostics: the same two-stage fit on the CHOIR encoded from the ground truth (ORACLE: reads the reference;
     # an upper bound of the fit, not a method), and the anchors decoded from the sampled fields against the truth.
     from contactkit.contact.choir import anchors_from_distances, encode
@@ -76,14 +101,16 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
     ref_rows = gt.subset(np.asarray(noisy.reference_index))
     geo = grasp_geometry(ref_rows, hand)
     gt_field = encode(geo["obj_points"], geo["verts"], vertex_normals(geo["verts"], hand.faces), geo["anchors"])
-    t0 = time.perf_counter()
-    tt = noisy.hand_tensors()
-    res = fit_fields(hand, HandParamsInit(tt["global_orient"], tt["hand_pose"], tt["betas"], tt["transl"]),
-                     objects_from_grasps(noisy, seed=seed), gt_field, seed=seed)
-    oracle = noisy.replace(global_orient=res.global_orient.detach().double().numpy(),
-                           hand_pose=res.hand_pose.detach().double().numpy(), betas=res.betas.detach().double().numpy(),
-                           transl=res.transl.detach().double().numpy(), hand_vertices=None, hand_contact=None)
-    runs["ORACLE: same fit on the ground-truth CHOIR"] = (oracle, time.perf_counter() - t0)
+    if oracle_fit:
+        t0 = time.perf_counter()
+        tt = noisy.hand_tensors()
+        res = fit_fields(hand, HandParamsInit(tt["global_orient"], tt["hand_pose"], tt["betas"], tt["transl"]),
+                         objects_from_grasps(noisy, seed=seed), gt_field, seed=seed)
+        oracle = noisy.replace(global_orient=res.global_orient.detach().double().numpy(),
+                               hand_pose=res.hand_pose.detach().double().numpy(),
+                               betas=res.betas.detach().double().numpy(), transl=res.transl.detach().double().numpy(),
+                               hand_vertices=None, hand_contact=None)
+        runs["ORACLE: same fit on the ground-truth CHOIR"] = (oracle, time.perf_counter() - t0)
     sampled = pred.predict(noisy, hand).field
     noisy_anchors = grasp_geometry(noisy, hand)["anchors"]
     decoded = anchors_from_distances(sampled.grid, sampled.anchor_sq_dist, sampled.assignment, hint=noisy_anchors)
@@ -100,28 +127,40 @@ def bench_refine(data: Path, weights: Path, n: int, steps: int, seed: int) -> di
         ev = evaluate(g, gt, list(METRICS), hand=hand)  # rows paired through reference_index
         values[name] = {m: np.asarray(ev[m].values, dtype=float) for m in METRICS}
         out[name] = {**{m: float(np.nanmean(values[name][m])) for m in METRICS}, "seconds_per_grasp": secs / len(g)}
-    a, b = values["choir in the wild (JointDiffusion)"], values["contactopt + DeepContact"]
+    main = "choir in the wild (JointDiffusion)"
+    values[main] = {m: np.where(rejected, values["input (noisy)"][m], values[NO_CHECK][m]) for m in METRICS}
+    out[main] = {**{m: float(np.nanmean(values[main][m])) for m in METRICS},
+                 "seconds_per_grasp": out[NO_CHECK]["seconds_per_grasp"]}
+    a, b = values[main], values["contactopt + DeepContact"]
     out["choir_minus_contactopt_95ci"] = {m: bootstrap_diff(a[m], b[m]) for m in METRICS}
+    out["choir_minus_input_95ci"] = {m: bootstrap_diff(a[m], values["input (noisy)"][m]) for m in METRICS}
+    out["rows"] = {"anchor_shift_mm": shift.tolist(), "input_mpjpe_mm": values["input (noisy)"]["mpjpe_mm"].tolist(),
+                   "no_check_mpjpe_mm": values[NO_CHECK]["mpjpe_mm"].tolist()}
     out["choir_mpjpe_over_input"] = out["choir in the wild (JointDiffusion)"]["mpjpe_mm"] / out["input (noisy)"][
         "mpjpe_mm"]
     return out
 
 
-def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, steps: int, seed: int) -> dict[str, Any]:
+def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, steps: int, seed: int,
+                other_weights: Path | None = None) -> dict[str, Any]:
     gt = load_grasps(data / "gt_test.npz")
     objs = list(dict.fromkeys(gt.object_ids))[:n_objects]
     hand = load_hand(gt.hand_model, gt.side)
-    cand = DiffusionCandidates(load_choir_predictor(hand, weights=weights, context="object", steps=steps, seed=seed))
+    samplers = {"diffusion": DiffusionCandidates(load_choir_predictor(hand, weights=weights, context="object",
+                                                                   steps=steps, seed=seed))}
+    if other_weights is not None:
+        samplers[f"diffusion, weights {other_weights.name}"] = DiffusionCandidates(load_choir_predictor(
+            hand, weights=other_weights, context="object", steps=steps, seed=seed))
     cfg = SynthesisConfig(batch_size=batch)
     out: dict[str, Any] = {}
-    for method in ("diffusion", "optimize"):
+    for method in [*samplers, "optimize"]:
         stats: list[dict[str, Any]] = []
         accepted = []
         t0 = time.perf_counter()
         for oid in objs:
             try:
                 res = synthesize(gt.objects[oid], batch, seed=seed, config=cfg, max_batches=1,
-                                 candidates=cand if method == "diffusion" else None)
+                                 candidates=samplers.get(method))
                 stats.append(res.stats)
                 accepted.append(res.grasps)
             except ValueError as err:  # nothing accepted on this object
@@ -158,35 +197,51 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", choices=("refine", "synth"), default=None)
+    ap.add_argument("--ablation", action="store_true", help="also run choir unanchored (the previous behaviour)")
+    ap.add_argument("--other-noisy-weights", type=Path, default=None,
+                    help="also run choir in the wild with these refinement weights (e.g. the previous ones)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also fit the CHOIR encoded from the ground truth (ORACLE diagnostic: an upper bound)")
+    ap.add_argument("--other-object-weights", type=Path, default=None,
+                    help="also run diffusion synthesis with these object-conditioned weights")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     result: dict[str, Any] = {}
     if args.skip != "refine":
-        r = bench_refine(args.data, args.noisy_weights, args.n_refine, args.steps, args.seed)
+        r = bench_refine(args.data, args.noisy_weights, args.n_refine, args.steps, args.seed, args.ablation,
+                         args.other_noisy_weights, args.oracle)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp |\n|---|---|---|---|---|")
-        for name in ("input (noisy)", "choir in the wild (JointDiffusion)", "contactopt + DeepContact",
-                     "ORACLE: same fit on the ground-truth CHOIR"):
+        names = ["input (noisy)", "choir in the wild (JointDiffusion)", NO_CHECK, ABLATION, "contactopt + DeepContact",
+                 "ORACLE: same fit on the ground-truth CHOIR"]
+        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights")]
+        for name in names:
+            if name not in r:
+                continue
             v = r[name]
             print(f"| {name} | {v['mpjpe_mm']:.1f} | {v['contact_f1_pct']:.1f} | {v['intersection_volume_cm3']:.2f} | "
                   f"{v['seconds_per_grasp']:.2f} |")
-        ci = r["choir_minus_contactopt_95ci"]
-        print("\nchoir - contactopt, 95 % CI: "
-              + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in ci.items()))
+        for other in ("contactopt", "input"):
+            ci = r[f"choir_minus_{other}_95ci"]
+            print(f"\nchoir - {other}, 95 % CI: "
+                  + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in ci.items()))
+        print(f"choir samples rejected (input kept): {r['choir_rejected']} / {r['n']}; median anchor shift "
+              f"{r['choir_anchor_shift_mm_median']:.1f} mm")
         print(f"choir MPJPE / input MPJPE: {r['choir_mpjpe_over_input']:.2f}")
         print("mean anchor error (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in r["anchor_error_mm"].items()))
     if args.skip != "synth":
-        s = bench_synth(args.data, args.object_weights, args.synth_objects, args.synth_batch, args.steps, args.seed)
+        s = bench_synth(args.data, args.object_weights, args.synth_objects, args.synth_batch, args.steps, args.seed,
+                        args.other_object_weights)
         result["synth"] = s
         print("\nSynthesis on held-out objects\n")
         keys = ["accepted_share", "penetration_mm", "intersection_cm3", "displacement_cm", "fingers_in_contact",
                 "diversity_rotation_deg", "seconds_per_candidate"]
         print("| method | " + " | ".join(keys) + " |")
         print("|" + "---|" * (len(keys) + 1))
-        for m in ("diffusion", "optimize"):
+        for m in s:
             print(f"| {m} | " + " | ".join(f"{s[m][k]:.3g}" for k in keys) + " |")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))

@@ -6,6 +6,11 @@ to ``gt_test.npz``) and ``OUT/split.json``. The test and validation objects are 
 ``docs/model_card.md`` (so the held-out objects are unseen by both JointDiffusion and the shipped DeepContact).
 
 Usage: ``PYTHONPATH=src python scripts/make_jointdiffusion_data.py --synth /work/data/i16/dc_data/synth --out DIR``
+
+``--rendered DATASET`` instead reads the ground-truth grasps of a rendered dataset (``contactkit dataset``,
+``DATASET/shards/*/grasps.npz``) with the dataset's own object split (``dataset.json``); shards not yet written are
+skipped (listed in ``split.json``). Test objects are the dataset's test split minus the bundled objects (those may
+have trained the shipped DeepContact that drives the ``contactopt`` baseline).
 """
 
 from __future__ import annotations
@@ -28,25 +33,55 @@ VAL = ["banana", "box_extents0.05x0.05x0.05", "box_extents0.08x0.08x0.04", "caps
        "cylinder_radius0.025_height0.14", "sphere_radius0.04"]
 
 
+def from_rendered(root: Path) -> tuple[dict[str, list[GraspSet]], dict[str, list[str]]]:
+    """Grasps of a rendered dataset's written shards, by split (``test`` without bundled objects)."""
+    meta = json.loads((root / "dataset.json").read_text())
+    parts: dict[str, list[GraspSet]] = {"train": [], "val": [], "test": []}
+    names: dict[str, list[str]] = {"train": [], "val": [], "test": [], "not_written": [], "bundled_test_dropped": []}
+    for obj in meta["objects"]:
+        path = root / "shards" / f"{obj['shard']:05d}" / "grasps.npz"
+        if not path.is_file():
+            names["not_written"].append(obj["object_id"])
+            continue
+        if obj["split"] == "test" and obj["object_id"].startswith("bundled/"):
+            names["bundled_test_dropped"].append(obj["object_id"])
+            continue
+        parts[obj["split"]].append(load_grasps(path))
+        names[obj["split"]].append(obj["object_id"])
+    return parts, names
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--synth", type=Path, required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--synth", type=Path)
+    src.add_argument("--rendered", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.rendered is not None:
+        parts, split = from_rendered(args.rendered)
+        for part, sets in parts.items():
+            save_grasps(args.out / f"gt_{part}.npz", GraspSet.concat(sets))
+        return _finish(args.out, split)
     names = sorted(p.stem for p in args.synth.glob("*.npz"))
     missing = [n for n in TEST + VAL if n not in names]
     if missing:
         raise SystemExit(f"missing synthesised objects: {missing}")
     split = {"test": TEST, "val": VAL, "train": [n for n in names if n not in TEST + VAL]}
-    args.out.mkdir(parents=True, exist_ok=True)
     for part, objs in split.items():
         save_grasps(args.out / f"gt_{part}.npz", GraspSet.concat([load_grasps(args.synth / f"{n}.npz") for n in objs]))
-    gt_test = load_grasps(args.out / "gt_test.npz")
-    noisy = perturb(gt_test, "contactopt", copies=4, seed=1, hand=load_hand("openhand"),
-                    reference=(args.out / "gt_test.npz").resolve())
-    save_grasps(args.out / "noisy_test.npz", noisy)
-    sizes = {p: len(load_grasps(args.out / f"gt_{p}.npz")) for p in split}
-    (args.out / "split.json").write_text(json.dumps({"objects": split, "grasps": sizes}, indent=2))
+    return _finish(args.out, split)
+
+
+def _finish(out: Path, split: dict[str, list[str]]) -> int:
+    """Noisy test copies (4 per grasp, ContactOpt protocol, seed 1) and ``split.json``."""
+    gt_test = load_grasps(out / "gt_test.npz")
+    noisy = perturb(gt_test, "contactopt", copies=4, seed=1, hand=load_hand(gt_test.hand_model, gt_test.side),
+                    reference=(out / "gt_test.npz").resolve())
+    save_grasps(out / "noisy_test.npz", noisy)
+    sizes = {p: len(load_grasps(out / f"gt_{p}.npz")) for p in ("train", "val", "test")}
+    (out / "split.json").write_text(json.dumps({"objects": split, "grasps": sizes}, indent=2))
     print(json.dumps(sizes))
     return 0
 

@@ -96,6 +96,31 @@ def test_scheduler_round_trip_with_true_noise_recovers_x0(kind):
         assert torch.allclose(est, x0[i:i + 1], atol=1e-4)  # float32 alphas, divided by sqrt(abar) ~ 0.01
 
 
+@pytest.mark.parametrize("kind", ["ddim", "dpm"])
+def test_clipped_sampling_keeps_x0_within_bounds_and_leaves_exact_noise_unchanged(kind):
+    """clip bounds the samples of a diverging denoiser and does not change an exact one whose x0 is in bounds."""
+    abar = training_scheduler().alphas_cumprod
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(4, 37, generator=g, dtype=torch.float64).clamp(-2.5, 2.5)
+
+    def true_eps(x_t, t):
+        a = abar[t].to(x_t.dtype).view(-1, 1)
+        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+
+    out = sample(true_eps, (4, 37), sampling_scheduler(kind), 25, generator=g, dtype=torch.float64, clip=3.0)
+    assert torch.allclose(out, x0, atol=1e-5)
+
+    def wild_eps(x_t, t):  # a denoiser whose implied x0 is ~ -40 / sqrt(abar): diverges without clipping
+        return x_t + 40.0
+
+    free = sample(wild_eps, (4, 37), sampling_scheduler(kind), 25, generator=g, dtype=torch.float64)
+    clipped = sample(wild_eps, (4, 37), sampling_scheduler(kind), 25, generator=g, dtype=torch.float64, clip=3.0)
+    assert free.abs().max() > 30.0
+    assert clipped.abs().max() <= 3.0 + 1e-6
+    with pytest.raises(ContactkitError):
+        sample(true_eps, (4, 37), sampling_scheduler(kind), 5, clip=0.0)
+
+
 def test_sampler_with_a_wrong_noise_prediction_does_not_recover_x0():
     x0 = torch.ones(2, 5)
     out = sample(lambda x, t: torch.zeros_like(x), (2, 5), sampling_scheduler("ddim"), 10,

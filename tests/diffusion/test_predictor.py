@@ -188,3 +188,83 @@ def test_diffusion_candidates_match_the_synthesiser_interface(openhand, tmp_path
                                       "diffusion"])
     assert args.method == "diffusion"
     assert build_parser().parse_args(["synth", "--object", "mug", "--n", "2", "--out", "x.npz"]).method == "optimize"
+
+
+def test_input_anchor_prior_value_and_gradient():
+    """Anchors 2 mm off along x (and 0 elsewhere): mean squared distance 4 mm^2 x (share of moved anchors);
+    gradient 2 (a - a_in) / 32 per anchor, in mm^2 per metre."""
+    from contactkit.contact.choir_fit import InputAnchorPriorTerm
+    from contactkit.contact.terms import HandObjectState
+
+    ref = torch.rand(2, 32, 3, dtype=torch.float64) * 0.1
+    cur = ref[[1, 0]].clone()  # rows are swapped back by sample_index
+    cur[:, :8, 0] += 2e-3
+    cur.requires_grad_(True)
+    pts = torch.zeros(2, 5, 3, dtype=torch.float64)
+    state = HandObjectState(hand_verts=torch.zeros(2, 4, 3, dtype=torch.float64), keypoints=torch.zeros(2, 21, 3,
+                            dtype=torch.float64), obj_points=pts, obj_normals=pts, anchors=cur,
+                            sample_index=torch.tensor([1, 0]))
+    loss = InputAnchorPriorTerm(ref)(state)
+    assert torch.allclose(loss, torch.full((2,), 4.0 * 8 / 32, dtype=torch.float64))
+    loss.sum().backward()
+    expected = torch.zeros_like(cur)
+    expected[:, :8, 0] = 2 * 2e-3 / 32 / 1e-6
+    assert torch.allclose(cur.grad, expected)
+
+
+class _StubPredictor:
+    """Contract-B stand-in returning fixed fields (here encoded from the ground truth: a test double, not a method)."""
+
+    def __init__(self, field):
+        self.field = field
+
+    def predict(self, grasps, hand):
+        from contactkit.diffusion.predictor import ChoirTargets
+
+        return ChoirTargets(self.field, "stub")
+
+
+def _gt_field(gt, hand):
+    from contactkit.geometry.normals import vertex_normals
+
+    geo = grasp_geometry(gt, hand)
+    return encode(geo["obj_points"], geo["verts"], vertex_normals(geo["verts"], hand.faces), geo["anchors"])
+
+
+def test_refinement_keeps_the_input_when_the_fit_moves_too_far(openhand, gt_grasps):
+    """The shift check: with a tiny allowed shift every grasp keeps its input parameters (flagged, shift reported);
+    without the check the same fit moves them; the reported shift is the anchors' mean displacement."""
+    from contactkit.diffusion.fitting import _anchors_of, refine_in_the_wild
+    from contactkit.refine.refiner import HandParamsInit
+    from contactkit.synth.perturb import perturb
+
+    noisy = perturb(gt_grasps, "contactopt", copies=1, seed=3, hand=openhand)
+    stub = _StubPredictor(_gt_field(gt_grasps, openhand))
+    free = refine_in_the_wild(noisy, stub, hand=openhand, iterations=4, max_shift_m=None)
+    assert not np.allclose(free.transl, noisy.transl)
+    assert free.attrs["refine"]["rejected"] == 0
+    t, f = noisy.hand_tensors(), free.hand_tensors()
+    moved = (_anchors_of(openhand, HandParamsInit(f["global_orient"], f["hand_pose"], f["betas"], f["transl"]))
+             - _anchors_of(openhand, HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])))
+    shifts = [m["refine"]["anchor_shift_mm"] for m in free.metadata]
+    assert np.allclose(shifts, moved.norm(dim=-1).mean(-1).numpy() * 1e3, rtol=1e-3, atol=1e-3)
+    kept = refine_in_the_wild(noisy, stub, hand=openhand, iterations=4, max_shift_m=1e-6)
+    assert kept.attrs["refine"]["rejected"] == 3
+    assert all(m["refine"]["choir_rejected"] for m in kept.metadata)
+    for name in ("global_orient", "hand_pose", "transl"):
+        assert np.allclose(getattr(kept, name), getattr(noisy, name))
+    with pytest.raises(ContactkitError):
+        refine_in_the_wild(noisy, stub, hand=openhand, iterations=1, input_weight=-1.0)
+
+
+def test_input_prior_keeps_stage_one_nearer_the_input(openhand, gt_grasps):
+    """A field 10 cm away from the input: a heavy input prior moves the hand less than the paper's stage 1."""
+    from contactkit.diffusion.fitting import refine_in_the_wild
+
+    far = gt_grasps.replace(transl=gt_grasps.transl + np.array([0.1, 0.0, 0.0]), hand_vertices=None)
+    stub = _StubPredictor(_gt_field(far, openhand))
+    kw = dict(hand=openhand, iterations=15, max_shift_m=None)
+    free = refine_in_the_wild(gt_grasps, stub, input_weight=0.0, **kw)
+    held = refine_in_the_wild(gt_grasps, stub, input_weight=1e4, **kw)
+    move = lambda g: np.linalg.norm(g.transl - gt_grasps.transl, axis=1)  # noqa: E731
+    assert (move(held) < move(free)).all()

@@ -20,7 +20,7 @@ from contactkit.contact.choir import ChoirField, contact_density
 from contactkit.contact.terms import HandObjectState
 from contactkit.errors import ShapeError
 
-__all__ = ["ChoirNearestPointsTerm", "gaussian_weighted_knn_loss"]
+__all__ = ["ChoirNearestPointsTerm", "InputAnchorPriorTerm", "gaussian_weighted_knn_loss"]
 
 
 def gaussian_weighted_knn_loss(
@@ -80,3 +80,23 @@ class ChoirNearestPointsTerm:
             lambda: torch.cdist(verts.detach(), pts.detach()).topk(self.k, dim=-1, largest=False).indices,
         )
         return gaussian_weighted_knn_loss(verts, pts, anchors, self.field.index(state.rows), k=self.k, knn_idx=idx)
+
+
+@dataclass
+class InputAnchorPriorTerm:
+    """Keeps the hand near its input: mean squared distance (mm^2) of the hand's 32 anchors to the input hand's.
+
+    The anchors are the ones CHOIR's stage 1 fits to the sampled ``d_H``, so this is the input's own CHOIR read as
+    a prior next to the sampled one (refinement in the wild: the noisy hand is evidence too). ``anchors`` (N, 32,
+    3) float, metres, in the state's (world) frame, rows indexed by the state's ``sample_index``.
+    """
+
+    anchors: Tensor
+    weight: float = 1.0
+    name: str = "input_anchor_prior"
+    length_unit: float = 1e-3
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        cur = state.require_anchors(self.name)
+        ref = self.anchors[state.rows].to(cur)
+        return ((cur - ref) ** 2).sum(-1).mean(-1) / self.length_unit**2

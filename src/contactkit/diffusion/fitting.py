@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from contactkit.contact.choir import ChoirAnchorTerm, ChoirField, ParamPriorTerm, RigidPriorTerm, anchors_from_distances
-from contactkit.contact.choir_fit import ChoirNearestPointsTerm
+from contactkit.contact.choir_fit import ChoirNearestPointsTerm, InputAnchorPriorTerm
 from contactkit.contact.diffcontact import SDFPenetrationTerm
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import rotmat_to_axis_angle
@@ -33,15 +33,19 @@ from contactkit.refine.refiner import HandParamsInit, ObjectBatch, RefineResult
 __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild"]
 
 
-def choir_field_method(field: ChoirField) -> MethodSpec:
+def choir_field_method(field: ChoirField, *, input_weight: float = 0.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
-    optimiser settings."""
+    optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
+    fit starts from, i.e. the input hand) to stage 1 with that weight."""
     preset = get_method("choir")
 
     def stage1(ctx: MethodContext) -> list[Any]:
-        return [ChoirAnchorTerm(field, weight=1000.0),
-                ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
-                ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior")]
+        terms = [ChoirAnchorTerm(field, weight=1000.0),
+                 ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
+                 ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior")]
+        if input_weight > 0:
+            terms.append(InputAnchorPriorTerm(_anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
+        return terms
 
     def stage2(ctx: MethodContext) -> list[Any]:
         return [ChoirNearestPointsTerm(field, weight=10.0, k=5),
@@ -57,14 +61,23 @@ def choir_field_method(field: ChoirField) -> MethodSpec:
     )
 
 
+def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
+    """(B, 32, 3) anchors of the hand with parameters ``p`` (world frame, metres), without gradient."""
+    with torch.no_grad():
+        out = hand(p.global_orient, p.hand_pose, p.betas if hand.num_betas else None, p.transl)
+        return hand.anchors(out.vertices).detach()
+
+
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
-               **settings: Any) -> RefineResult:
-    """Run the two-stage fit of ``field`` from ``init`` (one batch); ``settings`` override the stages'
-    :class:`~contactkit.refine.refiner.RefinerSettings` (e.g. ``iterations``)."""
+               input_weight: float = 0.0, **settings: Any) -> RefineResult:
+    """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight`` as in
+    :func:`choir_field_method`; ``settings`` override the stages' :class:`~contactkit.refine.refiner.RefinerSettings`
+    (e.g. ``iterations``)."""
     from contactkit.refine.api import run_method
     from contactkit.refine.targets import ContactTargets
 
-    return run_method(hand, init, objects, choir_field_method(field), ContactTargets(), seed=seed, **settings)
+    return run_method(hand, init, objects, choir_field_method(field, input_weight=input_weight), ContactTargets(),
+                      seed=seed, **settings)
 
 
 def _kabsch(src: Tensor, dst: Tensor) -> Tensor:
@@ -95,6 +108,17 @@ def initial_params_from_field(hand: Any, field: ChoirField) -> HandParamsInit:
     return HandParamsInit(orient, pose, betas, transl)
 
 
+#: Stage-1 weight of :class:`InputAnchorPriorTerm` in refinement in the wild (chosen on validation objects; see
+#: docs/jointdiffusion.md). The stage-1 data term is ~50 e^2 for a mean anchor error of e mm, so 10 trusts the
+#: input hand's anchors about a fifth as much as the sampled CHOIR's.
+INPUT_WEIGHT = 10.0
+#: Largest mean anchor displacement (metres) from the input that a refinement may make: beyond it the sampled CHOIR
+#: is rejected and the input kept. The ContactOpt protocol the refinement model is trained on (5 cm per axis, 15
+#: degrees, 0.5 PCA units) displaces OpenHand's anchors by 91 mm on average, and 99 % of perturbations by less than
+#: 0.18 m (1128 perturbed training grasps): a larger move cannot be undoing such noise.
+MAX_SHIFT_M = 0.18
+
+
 def refine_in_the_wild(
     grasps: Any,
     predictor: Any,
@@ -103,12 +127,19 @@ def refine_in_the_wild(
     seed: int = 0,
     batch_size: int = 64,
     num_points: int = 2048,
+    input_weight: float = INPUT_WEIGHT,
+    max_shift_m: float | None = MAX_SHIFT_M,
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
     :class:`~contactkit.diffusion.predictor.ChoirPredictor`), then the two-stage fit, starting from the noisy
     parameters. Returns a new ``GraspSet`` (refined parameters, hand vertices, loss traces, ``metadata[i]["refine"]``
     and ``attrs["refine"]`` naming the predictor).
+
+    The input anchors the fit twice (no ground truth is read): stage 1 adds :class:`InputAnchorPriorTerm` with
+    ``input_weight`` (0 = the paper's stage 1 alone), and a grasp whose fitted anchors moved more than
+    ``max_shift_m`` on average from the input's (None = no check) keeps its input parameters, flagged
+    ``metadata[i]["refine"]["choir_rejected"]`` with the shift in ``anchor_shift_mm``.
     """
     from contactkit.hands import load_hand
     from contactkit.targets import objects_from_grasps, subset_objects
@@ -118,6 +149,9 @@ def refine_in_the_wild(
     n = len(grasps)
     if n == 0:
         raise ContactkitError("grasps is empty")
+    if input_weight < 0 or (max_shift_m is not None and not max_shift_m > 0):
+        raise ContactkitError(f"input_weight must be >= 0 and max_shift_m > 0 (or None), got {input_weight}, "
+                              f"{max_shift_m}")
     t0 = time.perf_counter()
     targets = predictor.predict(grasps, hand)
     sample_s = time.perf_counter() - t0
@@ -130,14 +164,22 @@ def refine_in_the_wild(
         idx = torch.arange(s, min(n, s + batch_size))
         sub = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
         results.append(fit_fields(hand, sub, subset_objects(objects, idx), targets.field.index(idx),
-                                  seed=seed + s, **settings))
-    return _assemble(grasps, hand, results, targets.source, sample_s, seed, dtype)
+                                  seed=seed + s, input_weight=input_weight, **settings))
+    cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
+    fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
+    shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
+    rejected = shift > max_shift_m if max_shift_m is not None else np.zeros(n, dtype=bool)
+    return _assemble(grasps, hand, results, targets.source, sample_s, seed, dtype, shift * 1e3, rejected)
 
 
 def _assemble(grasps: Any, hand: Any, results: list[RefineResult], source: str, sample_s: float, seed: int,
-              dtype: torch.dtype) -> Any:
+              dtype: torch.dtype, shift_mm: np.ndarray, rejected: np.ndarray) -> Any:
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).double().numpy()  # noqa: E731
     go, hp, be, tl = cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl")
+    if rejected.any():
+        t = grasps.hand_tensors(dtype=torch.float64)
+        for arr, name in ((go, "global_orient"), (hp, "hand_pose"), (be, "betas"), (tl, "transl")):
+            arr[rejected] = t[name].numpy()[rejected]
     width = max(r.loss_trace.shape[1] for r in results)
     traces = np.full((len(grasps), width), np.nan)
     row = 0
@@ -151,10 +193,11 @@ def _assemble(grasps: Any, hand: Any, results: list[RefineResult], source: str, 
     fit_s = sum(r.time_s for r in results)
     per = (sample_s + fit_s) / len(grasps)
     md = [{**(dict(grasps.metadata[i]) if grasps.metadata else {}),
-           "refine": {"method": "choir", "targets": source, "time_s": per}} for i in range(len(grasps))]
+           "refine": {"method": "choir", "targets": source, "time_s": per, "choir_rejected": bool(rejected[i]),
+                      "anchor_shift_mm": float(shift_mm[i])}} for i in range(len(grasps))]
     attrs = {**dict(grasps.attrs), "refine": {
         "method": "choir", "source": "Morales et al., CHOIR / JointDiffusion (paper 002)",
         "targets": f"learned ({source}); no ground truth read", "seed": int(seed),
-        "sample_time_s": sample_s, "fit_time_s": fit_s}}
+        "sample_time_s": sample_s, "fit_time_s": fit_s, "rejected": int(rejected.sum())}}
     return grasps.replace(global_orient=go, hand_pose=hp, betas=be, transl=tl, hand_vertices=verts,
                           loss_traces=traces, metadata=md, attrs=attrs, hand_contact=None)

@@ -67,15 +67,17 @@ class ChoirPredictor:
         sampler: "ddim" (default) or "dpm".
         steps: denoising steps (default 50).
         seed: seed of the initial noise (the same seed and inputs give the same fields).
+        clip: bound of every step's ``x_0`` estimate in standardised units (default 3: three training standard
+            deviations per entry; :func:`~contactkit.diffusion.schedule.sample`), or None for none.
         device: where the network runs.
         name: a label for :attr:`ChoirTargets.source`.
     """
 
     def __init__(self, checkpoint: DiffusionCheckpoint, *, sampler: str = "ddim", steps: int = 50, seed: int = 0,
-                 device: torch.device | str = "cpu", name: str = "") -> None:
+                 clip: float | None = 3.0, device: torch.device | str = "cpu", name: str = "") -> None:
         self.spec = checkpoint.spec
         self.net = checkpoint.build(device)
-        self.sampler, self.steps, self.seed = sampler, int(steps), int(seed)
+        self.sampler, self.steps, self.seed, self.clip = sampler, int(steps), int(seed), clip
         self.device = torch.device(device)
         self.name = name or "JointDiffusion"
         sampling_scheduler(sampler)  # validates the sampler name early
@@ -121,7 +123,7 @@ class ChoirPredictor:
             return torch.cat([out.eps_d.flatten(1), out.eps_c.flatten(1)], 1)
 
         x0 = sample(eps, (b, n_vol + n_con), sampling_scheduler(self.sampler, self.spec.schedule), self.steps,
-                    generator=gen, device=dev)
+                    generator=gen, device=dev, clip=self.clip)
         volume = sc.denorm_volume(x0[:, :n_vol].view(b, 1, r, r, r)).cpu()
         contact = sc.denorm_contact(x0[:, n_vol:].view(b, cfg.num_anchors, -1).cpu())
         return field_from_raw(volume, contact, grid, pts)
@@ -135,7 +137,8 @@ class ChoirPredictor:
         _check_hand(hand)
         geo = grasp_geometry(grasps, hand, num_points=self.spec.num_points, dtype=getattr(hand, "dtype", torch.float32))
         fld = self.sample_fields(geo["obj_points"], geo["anchors"])
-        return ChoirTargets(fld, f"{self.name} ({self.sampler}, {self.steps} steps, seed {self.seed})")
+        return ChoirTargets(fld, f"{self.name} ({self.sampler}, {self.steps} steps, clip {self.clip}, "
+                                 f"seed {self.seed})")
 
 
 def _check_hand(hand: Any) -> None:

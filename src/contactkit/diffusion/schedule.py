@@ -67,8 +67,15 @@ def sample(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     init_noise: Tensor | None = None,
+    clip: float | None = None,
 ) -> Tensor:
     """Draw samples by the reverse process.
+
+    With ``clip``, every step's implied ``x_0`` estimate ``(x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)`` is clamped
+    to ``[-clip, clip]`` and the noise prediction handed to the scheduler is the one consistent with the clamped
+    estimate (``diffusers``' ``clip_sample``, applied the same way for every sampler). Samples are standardised
+    per entry, so ``clip = 3`` keeps them within three training standard deviations: an imperfect denoiser's
+    errors are otherwise amplified by ``1 / sqrt(abar_t)`` at the first, noisiest steps and its samples diverge.
 
     Args:
         eps: noise prediction ``eps(x_t (B, D...), t (B,) int64) -> same shape as x_t``.
@@ -77,19 +84,28 @@ def sample(
         steps: number of denoising steps.
         generator: seeds the initial noise.
         init_noise: the initial ``x_T`` (drawn from N(0, I) when None).
+        clip: bound of the ``x_0`` estimates (standardised units), or None.
 
     Returns:
         ``x_0`` estimates of shape ``shape``.
     """
     if steps < 1:
         raise ContactkitError(f"steps must be >= 1, got {steps}")
+    if clip is not None and not clip > 0:
+        raise ContactkitError(f"clip must be > 0, got {clip}")
     scheduler.set_timesteps(steps, device=device)
     if init_noise is None:
         x = torch.randn(shape, generator=generator, dtype=dtype).to(device)
     else:
         x = init_noise.to(device=device, dtype=dtype)
     x = x * scheduler.init_noise_sigma
+    abar = scheduler.alphas_cumprod.to(device=device, dtype=dtype)
     for t in scheduler.timesteps:
         tb = torch.full((shape[0],), int(t), dtype=torch.long, device=device)
-        x = scheduler.step(eps(scheduler.scale_model_input(x, t), tb), t, x).prev_sample
+        e = eps(scheduler.scale_model_input(x, t), tb)
+        if clip is not None:
+            a = abar[int(t)]
+            x0 = ((x - (1 - a).sqrt() * e) / a.sqrt()).clamp(-clip, clip)
+            e = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = scheduler.step(e, t, x).prev_sample
     return x
