@@ -268,3 +268,21 @@ def test_input_prior_keeps_stage_one_nearer_the_input(openhand, gt_grasps):
     held = refine_in_the_wild(gt_grasps, stub, input_weight=1e4, **kw)
     move = lambda g: np.linalg.norm(g.transl - gt_grasps.transl, axis=1)  # noqa: E731
     assert (move(held) < move(free)).all()
+
+
+def test_refine_choir_without_targets_is_the_input_anchored_fit(openhand, gt_grasps, noisy_weights, monkeypatch):
+    """``refine(noisy, "choir")`` (the CLI's path) runs :func:`refine_in_the_wild` — input prior and shift check
+    included — and records the learned target source; it once ran the unanchored preset and landed ~290 mm off."""
+    from contactkit.diffusion import predictor as predictor_module
+    from contactkit.diffusion.fitting import refine_in_the_wild
+    from contactkit.diffusion.predictor import load_choir_predictor
+    from contactkit.refine import refine
+    from contactkit.synth.perturb import perturb
+
+    noisy = perturb(gt_grasps, "contactopt", copies=1, seed=3, hand=openhand)
+    monkeypatch.setattr(predictor_module, "shipped_weights", lambda context: noisy_weights)
+    out = refine(noisy, "choir", hand=openhand, iterations=3)
+    direct = refine_in_the_wild(noisy, load_choir_predictor(openhand), hand=openhand, iterations=3)
+    np.testing.assert_array_equal(out.transl, direct.transl)
+    assert out.attrs["targets"] == "learned:choir"
+    assert all("choir_rejected" in m["refine"] for m in out.metadata)

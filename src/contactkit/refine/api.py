@@ -168,6 +168,8 @@ def refine(
     if callable(to):
         hand = to(device=device, dtype=dtype)
     assert hand is not None
+    if spec.name == "choir" and targets is None:
+        return _choir_in_the_wild(grasps, hand, seed=seed, batch_size=batch_size, num_points=num_points, **settings)
     n = len(grasps)
     objects = objects_from_grasps(
         grasps, num_points=num_points, sdf_resolution=sdf_resolution, seed=seed, device=device, dtype=dtype
@@ -263,3 +265,13 @@ def refine(
     if hand_contact is not None:
         changes["hand_contact"] = hand_contact
     return grasps.replace(**changes)
+
+
+def _choir_in_the_wild(grasps: Any, hand: Any, **kwargs: Any) -> Any:
+    """``choir`` without targets: JointDiffusion's sample and the input-anchored two-stage fit
+    (:func:`contactkit.diffusion.fitting.refine_in_the_wild`, the one implementation; serial, no ``ray``)."""
+    from contactkit.diffusion.fitting import refine_in_the_wild
+    from contactkit.refine.targets import IN_THE_WILD, learned_choir_predictor
+
+    out = refine_in_the_wild(grasps, learned_choir_predictor(hand), hand=hand, **kwargs)
+    return out.replace(attrs={**out.attrs, "targets": IN_THE_WILD["choir"]})

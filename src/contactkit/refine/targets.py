@@ -34,6 +34,7 @@ __all__ = [
     "LEARNED_ESTIMATORS",
     "ResolvedTargets",
     "estimator_from_checkpoint",
+    "learned_choir_predictor",
     "resolve_targets",
     "statistics_zones",
 ]
@@ -208,6 +209,13 @@ def statistics_zones(hand: Any) -> tuple[torch.Tensor, str]:
 
 def _choir_targets(grasps: Any, hand: Any) -> ContactTargets:
     """Learned CHOIR fields (contract B: ``contactkit.diffusion.predictor.load_choir_predictor``)."""
+    predicted = learned_choir_predictor(hand).predict(grasps, hand)
+    return ContactTargets(choir=getattr(predicted, "field", predicted))
+
+
+def learned_choir_predictor(hand: Any) -> Any:
+    """The installed JointDiffusion refinement predictor for ``hand`` (raises a :class:`ContactkitError` that says
+    what to do when none is installed; never falls back to the ground truth)."""
     name = getattr(hand, "name", "?")
     fix = (
         f"no learned CHOIR predictor is installed for hand {name!r}; train one with "
@@ -218,11 +226,9 @@ def _choir_targets(grasps: Any, hand: Any) -> ContactTargets:
     except ImportError as exc:
         raise ContactkitError(fix) from exc
     try:
-        predictor = load_choir_predictor(hand)
+        return load_choir_predictor(hand)
     except (ContactkitError, FileNotFoundError) as exc:
         raise ContactkitError(f"{fix} ({exc})") from exc
-    predicted = predictor.predict(grasps, hand)
-    return ContactTargets(choir=getattr(predicted, "field", predicted))
 
 
 def estimator_from_checkpoint(path: str | Path, hand: Any, *, device: torch.device | str = "cpu") -> Any:
