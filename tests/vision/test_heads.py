@@ -104,3 +104,22 @@ def test_keypoint_net_save_load_round_trip(tmp_path, hand):
     again = KeypointNet(KeypointNetConfig.from_dict(ckpt.config)).eval()
     again.load_state_dict(ckpt.state_dict)
     torch.testing.assert_close(again(images, k).keypoints_2d, net(images, k).keypoints_2d, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("config_path", ["contactkit.vision.heads:KeypointNetConfig",
+                                         "contactkit.vision.lifter:LifterConfig",
+                                         "contactkit.vision.obman_net:ObManNetConfig",
+                                         "contactkit.vision.honet:HoNetConfig",
+                                         "contactkit.vision.picr_image:ImagePiCRConfig"])
+def test_saved_configs_round_trip_and_refuse_unknown_keys(config_path):
+    """Every image-model config is rebuilt through ``contactkit.settings.from_fields``: its own ``asdict`` reads
+    back equal, and a misspelt key is an error naming it and the valid keys."""
+    import dataclasses
+    import importlib
+
+    module, name = config_path.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    cfg = cls()
+    assert cls.from_dict(dataclasses.asdict(cfg)) == cfg
+    with pytest.raises(ContactkitError, match=r"unknown .* settings \['imgae_size'\]; known: \[.*"):
+        cls.from_dict({**dataclasses.asdict(cfg), "imgae_size": 64})

@@ -9,14 +9,14 @@ feature (the paper concatenates the global image feature to every node).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from contactkit.errors import ContactkitError, ShapeError
+from contactkit.errors import ShapeError
+from contactkit.settings import from_fields
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import pixels_to_normalized
 from contactkit.vision.keypoints import NUM_KEYPOINTS
@@ -70,11 +70,7 @@ class KeypointNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeypointNetConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ContactkitError(f"unknown keypoint-network settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
+        return from_fields(cls, "keypoint-network", data)
 
 
 @dataclass

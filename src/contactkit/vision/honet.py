@@ -10,7 +10,6 @@ object's surface samples posed by the prediction against the same samples posed 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.rotations import rot6d_to_rotmat
 from contactkit.hands import HandModel, load_hand
+from contactkit.settings import from_fields
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.obman_net import BETA_WEIGHT, MM, HandBranch, ObManTargets, _mlp, _sq_mm
 
@@ -40,11 +40,7 @@ class HoNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HoNetConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ContactkitError(f"unknown honet settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
+        return from_fields(cls, "honet", data)
 
 
 @dataclass

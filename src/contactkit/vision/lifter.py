@@ -17,7 +17,6 @@ camera frame from the same 2D inputs.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from contactkit.errors import ContactkitError, ShapeError
+from contactkit.settings import from_fields
 from contactkit.vision.camera import translation_from_projections
 from contactkit.vision.graph import GraphNet, edges_to_adjacency, normalized_adjacency
 from contactkit.vision.keypoints import BOX_EDGES, HAND_EDGES, NUM_HAND_KEYPOINTS, NUM_KEYPOINTS, NUM_OBJECT_KEYPOINTS
@@ -65,11 +65,7 @@ class LifterConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LifterConfig:
         """Rebuild from :func:`dataclasses.asdict` output; unknown keys are refused."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ContactkitError(f"unknown lifter settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
+        return from_fields(cls, "lifter", data)
 
 
 @dataclass

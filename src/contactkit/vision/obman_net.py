@@ -27,7 +27,6 @@ inside test on the predicted mesh (the paper's ray-parity test).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from contactkit.contact.obman import contact_loss, zone_mask
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import winding_number
 from contactkit.hands import HandModel, load_hand
+from contactkit.settings import from_fields
 from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_loss
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import pixels_to_normalized
@@ -78,11 +78,7 @@ class ObManNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObManNetConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ContactkitError(f"unknown obman-net settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
+        return from_fields(cls, "obman-net", data)
 
 
 @dataclass

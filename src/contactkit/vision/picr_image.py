@@ -11,7 +11,6 @@ focal CR and BCE AE on contact points, paper 004 eqs. 5-7; :func:`contactkit.lea
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from contactkit.learn.estimators import inputs_for, network_config
 from contactkit.learn.features import N_FEATURES
 from contactkit.learn.networks import BackboneConfig, PiCRConfig, PiCRNet, PiCROutput
 from contactkit.learn.train import training_loss
+from contactkit.settings import from_fields
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import project
 
@@ -53,11 +53,7 @@ class ImagePiCRConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImagePiCRConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ContactkitError(f"unknown image-PiCR settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**data)
+        return from_fields(cls, "image-PiCR", data)
 
 
 def sample_image_features(feature_map: Tensor, points: Tensor, k: Tensor, image_size: int) -> Tensor:
