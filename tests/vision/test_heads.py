@@ -123,3 +123,14 @@ def test_saved_configs_round_trip_and_refuse_unknown_keys(config_path):
     assert cls.from_dict(dataclasses.asdict(cfg)) == cfg
     with pytest.raises(ContactkitError, match=r"unknown .* settings \['imgae_size'\]; known: \[.*"):
         cls.from_dict({**dataclasses.asdict(cfg), "imgae_size": 64})
+
+
+def test_shipped_image_weights_are_found_or_named_with_how_to_train():
+    from contactkit.vision import weights
+
+    for finder, kind in ((weights.default_lifter_path, "lifter"), (weights.default_keypoints_path, "keypoints"),
+                         (weights.default_obman_net_path, "obman-net")):
+        assert finder("openhand").is_file()
+        with pytest.raises(ContactkitError, match=f"no shipped .* for hand 'mano'; train one with `contactkit train "
+                                                  f"{kind}` and pass --weights"):
+            finder("mano")

@@ -12,28 +12,25 @@ __all__ = ["default_keypoints_path", "default_lifter_path", "default_obman_net_p
 _DIR = Path(__file__).resolve().parent
 
 
+def _shipped(stem: str, what: str, kind: str, hand_model: str) -> Path:
+    """``stem_{hand_model}.pt`` beside this module; raises naming ``what`` and how to train one when absent."""
+    path = _DIR / f"{stem}_{hand_model}.pt"
+    if not path.is_file():
+        raise ContactkitError(f"no shipped {what} for hand {hand_model!r}; train one with `contactkit train "
+                              f"{kind}` and pass --weights")
+    return path
+
+
 def default_lifter_path(hand_model: str = "openhand") -> Path:
     """The shipped full-graph lifter for ``hand_model`` (raises when none is shipped)."""
-    path = _DIR / f"lifter_{hand_model}.pt"
-    if not path.is_file():
-        raise ContactkitError(f"no shipped lifter for hand {hand_model!r}; train one with `contactkit train lifter` "
-                              "and pass --weights")
-    return path
+    return _shipped("lifter", "lifter", "lifter", hand_model)
 
 
 def default_obman_net_path(hand_model: str = "openhand") -> Path:
     """The shipped ObMan network (contact fine-tuned) for ``hand_model`` (raises when none is shipped)."""
-    path = _DIR / f"obman_net_{hand_model}.pt"
-    if not path.is_file():
-        raise ContactkitError(f"no shipped obman-net for hand {hand_model!r}; train one with `contactkit train "
-                              "obman-net` and pass --weights")
-    return path
+    return _shipped("obman_net", "obman-net", "obman-net", hand_model)
 
 
 def default_keypoints_path(hand_model: str = "openhand") -> Path:
     """The shipped image network (image -> 2D -> 3D keypoints) for ``hand_model`` (raises when none is shipped)."""
-    path = _DIR / f"keypoints_{hand_model}.pt"
-    if not path.is_file():
-        raise ContactkitError(f"no shipped image network for hand {hand_model!r}; train one with `contactkit train "
-                              "keypoints` and pass --weights")
-    return path
+    return _shipped("keypoints", "image network", "keypoints", hand_model)
