@@ -166,3 +166,41 @@ def test_terms_in_objective():
     assert value.total.item() == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ShapeError, match="hand contact target must have shape"):
         HandContactTerm(torch.ones(1, 3, dtype=torch.float64))(state)
+
+
+def test_row_gather_and_dot3_equal_their_naive_twins():
+    from contactkit.contact.diffcontact import _dot3, _gather
+
+    g = torch.Generator().manual_seed(5)
+    for dtype in (torch.float32, torch.float64):
+        pts = torch.randn(4, 30, 3, generator=g, dtype=torch.float64).to(dtype)
+        idx = torch.randint(0, 30, (4, 50), generator=g)
+        fast_in, ref_in = pts.clone().requires_grad_(), pts.clone().requires_grad_()
+        fast = _gather(fast_in, idx)
+        ref = torch.gather(ref_in, 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+        assert torch.equal(fast, ref)
+        w = torch.randn(fast.shape, generator=g, dtype=torch.float64).to(dtype)
+        (fast * w).sum().backward()
+        (ref * w).sum().backward()
+        torch.testing.assert_close(fast_in.grad, ref_in.grad, atol=1e-6, rtol=0)
+        a, b = fast.detach(), torch.randn(fast.shape, generator=g, dtype=torch.float64).to(dtype)
+        assert torch.equal(_dot3(a, b), (a * b).sum(-1))
+
+
+def test_state_anchors_computed_on_first_use_only():
+    verts = torch.randn(2, 40, 3, dtype=torch.float64)
+    calls = []
+
+    def anchor_fn(v):
+        calls.append(1)
+        return v[:, :32] * 2.0
+
+    state = HandObjectState(hand_verts=verts, keypoints=verts[:, :21], obj_points=verts, obj_normals=verts,
+                            anchor_fn=anchor_fn)
+    assert state.anchors is None and not calls
+    torch.testing.assert_close(state.require_anchors("t"), verts[:, :32] * 2.0, atol=0, rtol=0)
+    state.require_anchors("t")
+    assert len(calls) == 1
+    with pytest.raises(ShapeError, match="anchors"):
+        HandObjectState(hand_verts=verts, keypoints=verts[:, :21], obj_points=verts,
+                        obj_normals=verts).require_anchors("t")

@@ -155,3 +155,16 @@ def test_pairs_within_matches_brute_force():
     want = sorted(map(tuple, (d < 0.004).nonzero().tolist()))
     assert len(want) > 2 * len(query)
     assert got == want
+
+
+@pytest.mark.parametrize("backend", ["kdtree", "brute"])
+def test_nearest_indices_equal_nearest_points_and_naive(backend: str) -> None:
+    from contactkit.geometry.knn import nearest_indices
+
+    for dtype in (torch.float32, torch.float64):
+        q, p = _clouds(3, 300, 200, seed=11, dtype=dtype)
+        idx = nearest_indices(q, p, backend=backend)  # type: ignore[arg-type]
+        assert torch.equal(idx, nearest_points(q, p, backend=backend).idx)  # type: ignore[arg-type]
+        assert torch.equal(idx, nearest_points_naive(q, p).idx)
+    with pytest.raises(ShapeError):
+        nearest_indices(q, p[:2])

@@ -175,3 +175,26 @@ def test_bad_inputs_raise_clear_errors(sphere_grid: SDFGrid) -> None:
         sphere_grid.sample(torch.zeros(2, 3, dtype=D))
     with pytest.raises(ShapeError, match=r"\(R, R, R\)"):
         SDFGrid(origin=torch.zeros(3), spacing=0.1, values=torch.zeros(4, 4, 5))
+
+
+def test_all_inside_and_float32_match_autograd_reference() -> None:
+    """The forward skips the outside-the-box terms when every point is inside; float32 to 1e-6."""
+    g = torch.Generator().manual_seed(8)
+    values = torch.randn(9, 9, 9, generator=g, dtype=D)
+    origin = torch.tensor([-0.1, 0.0, 0.2], dtype=D)
+    spacing = 0.01
+    for dtype, inside_only in ((D, True), (torch.float32, True), (torch.float32, False)):
+        lo, hi = (0.0, 8.0) if inside_only else (-2.0, 10.0)
+        pts = origin + (torch.rand(3, 200, 3, generator=g, dtype=D) * (hi - lo) + lo) * spacing
+        outs = []
+        for fn in (trilinear_sample, _trilinear_autograd):
+            p = pts.to(dtype).requires_grad_()
+            out = fn(values.to(dtype), origin.to(dtype), spacing, p)
+            out.sum().backward()
+            outs.append((out.detach().double(), p.grad.double()))
+        (out_f, grad_f), (out_r, grad_r) = outs
+        single = dtype == torch.float32
+        np.testing.assert_allclose(out_f.numpy(), out_r.numpy(), atol=1e-6 if single else 1e-12)  # metres
+        # gradients are values / spacing (~100-300 here): float32 rounding scales with them (1e-6 of the scale)
+        np.testing.assert_allclose(grad_f.numpy(), grad_r.numpy(), rtol=1e-5 if single else 1e-12,
+                                   atol=3e-4 if single else 1e-9)

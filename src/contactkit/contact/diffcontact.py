@@ -61,17 +61,27 @@ _EPS = 1e-12
 def nearest_index(query: Tensor, points: Tensor) -> Tensor:
     """(B, N) int64 index of the Euclidean-nearest row of ``points (B, M, 3)`` for each ``query (B, N, 3)``.
 
-    No gradient (index search only), delegated to :func:`contactkit.geometry.knn.nearest_points`.
+    No gradient (index search only), delegated to :func:`contactkit.geometry.knn.nearest_indices`.
     """
-    from contactkit.geometry.knn import nearest_points
+    from contactkit.geometry.knn import nearest_indices
 
     with torch.no_grad():
-        return nearest_points(query.detach(), points.detach()).idx
+        return nearest_indices(query.detach(), points.detach())
 
 
 def _gather(points: Tensor, idx: Tensor) -> Tensor:
-    """points (B, M, D), idx (B, N) -> (B, N, D)."""
-    return torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
+    """points (B, M, D), idx (B, N) -> (B, N, D): ``torch.gather`` along dim 1 as one ``index_select`` of whole
+    rows (its backward, ``index_add``, is about twice as fast as the gather's ``scatter_add`` on the CPU)."""
+    b, m, d = points.shape
+    offsets = torch.arange(0, b * m, m, device=idx.device).unsqueeze(-1)
+    return points.reshape(b * m, d).index_select(0, (idx + offsets).reshape(-1)).view(b, idx.shape[1], d)
+
+
+def _dot3(a: Tensor, b: Tensor) -> Tensor:
+    """``(a * b).sum(-1)`` for (..., 3) inputs, summed x + y + z as ``sum`` does, without the reduction kernel
+    (slow for a last dimension of 3)."""
+    p = a * b
+    return p[..., 0] + p[..., 1] + p[..., 2]
 
 
 def capsule_distance(
@@ -90,9 +100,9 @@ def capsule_distance(
         (...) float, metres, >= 0.
     """
     rel = x - centres
-    alpha = (rel * normals).sum(-1).clamp(min=-c_bot, max=c_top)
+    alpha = _dot3(rel, normals).clamp(min=-c_bot, max=c_top)
     perp = rel - alpha.unsqueeze(-1) * normals
-    return torch.sqrt((perp * perp).sum(-1).clamp(min=_EPS * _EPS))
+    return torch.sqrt(_dot3(perp, perp).clamp(min=_EPS * _EPS))
 
 
 def capsule_contact(phi: Tensor, *, c_rad: float = C_RAD) -> Tensor:

@@ -85,6 +85,8 @@ class HandObjectState:
         hand_verts: (B, V, 3) float, metres — posed hand vertices.
         keypoints: (B, 21, 3) float, metres — the 21 keypoints (wrist, thumb 1-4, ..., little 1-4).
         anchors: (B, 32, 3) float, metres, or None — CPF anchors interpolated on the hand surface.
+        anchor_fn: optional ``hand_verts (B, V, 3) -> anchors (B, 32, 3)``; when ``anchors`` is None,
+            :meth:`require_anchors` computes them with it on first use (terms without anchors skip the work).
         obj_points: (B, P, 3) float, metres — object surface samples (posed).
         obj_normals: (B, P, 3) float — unit outward normals at ``obj_points`` (posed).
         hand_sdf: (B, V) float, metres, or None — signed distance of each hand vertex to the object surface,
@@ -104,6 +106,7 @@ class HandObjectState:
     obj_points: Tensor
     obj_normals: Tensor
     anchors: Tensor | None = None
+    anchor_fn: Callable[[Tensor], Tensor] | None = None
     hand_sdf: Tensor | None = None
     hand_normals: Tensor | None = None
     obj_rotation: Tensor | None = None
@@ -145,6 +148,9 @@ class HandObjectState:
         return self.hand_sdf
 
     def require_anchors(self, term: str) -> Tensor:
+        if self.anchors is None and self.anchor_fn is not None:
+            self.anchors = self.anchor_fn(self.hand_verts)
+            check_points("anchors", self.anchors, batch=self.batch_size)
         if self.anchors is None:
             raise ShapeError(f"term {term!r} needs state.anchors (B, 32, 3)")
         return self.anchors

@@ -29,7 +29,7 @@ try:  # optional: pykdtree is 1.3-2x faster than cKDTree for single-nearest quer
 except ImportError:  # pragma: no cover - depends on the environment
     _PyKDTree = None
 
-__all__ = ["NearestPoints", "PointIndex", "nearest_points", "nearest_points_naive"]
+__all__ = ["NearestPoints", "PointIndex", "nearest_indices", "nearest_points", "nearest_points_naive"]
 
 #: Below this many query-target pairs the CPU uses brute force instead of building a tree.
 _BRUTE_FORCE_PAIRS = 1 << 16
@@ -191,6 +191,67 @@ def _brute_force_idx(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return torch.cat(out, dim=1) if out else torch.zeros(b, 0, dtype=torch.long, device=query.device)
 
 
+def nearest_indices(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    *,
+    index: PointIndex | None = None,
+    backend: Literal["auto", "kdtree", "brute"] = "auto",
+    workers: int = -1,
+) -> torch.Tensor:
+    """(B, N) int64 index of the nearest of ``points`` for each query point (same batch element), no gradient.
+
+    The index search of :func:`nearest_points` alone (same arguments, same indices), for callers that gather
+    the pairs themselves, e.g. a neighbour cache reused across iterations.
+    """
+    points = _check_nearest_args(query, points, index, backend)
+    b, n, _ = query.shape
+    with torch.no_grad():
+        use_brute = backend == "brute" or (
+            backend == "auto" and index is None and (query.is_cuda or b * n * points.shape[1] <= _BRUTE_FORCE_PAIRS)
+        )
+        if n == 0:
+            return torch.zeros(b, 0, dtype=torch.long, device=query.device)
+        if use_brute:
+            shared = points.stride(0) == 0
+            return _brute_force_idx(query.detach(), (points[:1] if shared else points).detach())
+        q_np = query.detach().cpu().numpy()
+        if index is not None or _shared_points(points):
+            tree = index if index is not None else PointIndex(points[0])
+            idx_np = tree.query(q_np.reshape(-1, 3), workers).reshape(b, n)
+        else:
+            batch_query = _per_element_query if _PyKDTree is not None else _separated_batch_query
+            idx_np = batch_query(q_np, points.detach().cpu().numpy(), workers)
+        return torch.from_numpy(idx_np).to(query.device)
+
+
+def _check_nearest_args(
+    query: torch.Tensor, points: torch.Tensor, index: PointIndex | None, backend: str
+) -> torch.Tensor:
+    """Validate :func:`nearest_points`' arguments; returns ``points`` as (B, M, 3) (expanded when (M, 3))."""
+    check_points(query, "query")
+    check_tensor(points, "points")
+    if points.dim() == 2 and points.shape[-1] == 3:
+        points = points.unsqueeze(0).expand(query.shape[0], -1, -1)
+    if points.dim() != 3 or points.shape[-1] != 3:
+        raise ShapeError(f"points must have shape (B, M, 3) or (M, 3), got {shape_str(points)}")
+    if points.shape[0] != query.shape[0]:
+        raise ShapeError(f"query and points batch sizes differ: {query.shape[0]} vs {points.shape[0]}")
+    if points.shape[1] == 0:
+        raise ShapeError("points is empty: expected (B, M, 3) with M > 0")
+    if points.dtype != query.dtype or points.device != query.device:
+        raise ShapeError(
+            f"query and points must share dtype and device, got {query.dtype}/{query.device} "
+            f"and {points.dtype}/{points.device}"
+        )
+    check_finite(points, "points")
+    if backend not in ("auto", "kdtree", "brute"):
+        raise ShapeError(f"backend must be one of 'auto', 'kdtree', 'brute', got {backend!r}")
+    if index is not None and index.num_points != points.shape[1]:
+        raise ShapeError(f"index holds {index.num_points} points but points has M={points.shape[1]}")
+    return points
+
+
 def nearest_points(
     query: torch.Tensor,
     points: torch.Tensor,
@@ -215,48 +276,10 @@ def nearest_points(
         :class:`NearestPoints` with ``dist (B, N)``, ``idx (B, N)`` int64 and ``nearest (B, N, 3)``.
         ``dist`` and ``nearest`` keep ``query``'s dtype; gradients flow to both ``query`` and ``points``.
     """
-    check_points(query, "query")
-    check_tensor(points, "points")
-    if points.dim() == 2 and points.shape[-1] == 3:
-        points = points.unsqueeze(0).expand(query.shape[0], -1, -1)
-    if points.dim() != 3 or points.shape[-1] != 3:
-        raise ShapeError(f"points must have shape (B, M, 3) or (M, 3), got {shape_str(points)}")
-    if points.shape[0] != query.shape[0]:
-        raise ShapeError(f"query and points batch sizes differ: {query.shape[0]} vs {points.shape[0]}")
-    if points.shape[1] == 0:
-        raise ShapeError("points is empty: expected (B, M, 3) with M > 0")
-    if points.dtype != query.dtype or points.device != query.device:
-        raise ShapeError(
-            f"query and points must share dtype and device, got {query.dtype}/{query.device} "
-            f"and {points.dtype}/{points.device}"
-        )
-    check_finite(points, "points")
-    if backend not in ("auto", "kdtree", "brute"):
-        raise ShapeError(f"backend must be one of 'auto', 'kdtree', 'brute', got {backend!r}")
+    idx = nearest_indices(query, points, index=index, backend=backend, workers=workers)  # validates the inputs
     b, n, _ = query.shape
-    m = points.shape[1]
-    if index is not None and index.num_points != m:
-        raise ShapeError(f"index holds {index.num_points} points but points has M={m}")
-
-    with torch.no_grad():
-        use_brute = backend == "brute" or (
-            backend == "auto" and index is None and (query.is_cuda or b * n * m <= _BRUTE_FORCE_PAIRS)
-        )
-        if n == 0:
-            idx = torch.zeros(b, 0, dtype=torch.long, device=query.device)
-        elif use_brute:
-            shared = points.stride(0) == 0
-            idx = _brute_force_idx(query.detach(), (points[:1] if shared else points).detach())
-        else:
-            q_np = query.detach().cpu().numpy()
-            if index is not None or _shared_points(points):
-                tree = index if index is not None else PointIndex(points[0])
-                idx_np = tree.query(q_np.reshape(-1, 3), workers).reshape(b, n)
-            else:
-                batch_query = _per_element_query if _PyKDTree is not None else _separated_batch_query
-                idx_np = batch_query(q_np, points.detach().cpu().numpy(), workers)
-            idx = torch.from_numpy(idx_np).to(query.device)
-
+    if points.dim() == 2:
+        points = points.unsqueeze(0).expand(b, -1, -1)
     if points.stride(0) == 0:  # shared targets: index_select's backward (index_add) beats advanced indexing
         nearest = points[0].index_select(0, idx.reshape(-1)).reshape(b, n, 3)
     else:

@@ -63,41 +63,47 @@ class _Trilinear(torch.autograd.Function):
         res = values.shape[-1]
         u = (points - origin) / spacing  # continuous grid coordinates
         uc = u.clamp(0.0, res - 1.0)
-        i0 = uc.floor().clamp_(0, res - 2).long()
-        f = uc - i0.to(uc.dtype)  # (..., 3) in [0, 1]
-        corner_idx = ((i0[..., 0] * res + i0[..., 1]) * res + i0[..., 2]).unsqueeze(-1) + _corner_offsets(
-            res, values.device
-        )
+        i0f = uc.floor().clamp_(0, res - 2)
+        f = uc - i0f  # (..., 3) in [0, 1]
+        # flat index of each point's (0, 0, 0) corner, int32 when it fits: a (..., 3) -> (...) step, not (..., 8)
+        idx_dtype = torch.int32 if values.numel() < 2**31 - 1 else torch.int64
+        i0 = i0f.to(idx_dtype)
+        base = (i0[..., 0] * res + i0[..., 1]) * res + i0[..., 2]
         if grid_start is not None:
-            corner_idx = corner_idx + grid_start
-        c = values.reshape(-1).index_select(0, corner_idx.reshape(-1)).reshape(*corner_idx.shape[:-1], 2, 2, 2)
-        fx, fy, fz = f.unbind(-1)
-        dz = c[..., 1] - c[..., 0]  # (..., dx, dy): d/dfz along each z edge
-        cz = c[..., 0] + fz[..., None, None] * dz  # lerp along z
-        dy = cz[..., 1] - cz[..., 0]  # (..., dx)
-        cy = cz[..., 0] + fy[..., None] * dy  # lerp along y
-        dx = cy[..., 1] - cy[..., 0]
-        out = cy[..., 0] + fx * dx  # lerp along x
-        dzy = dz[..., 0] + fy[..., None] * (dz[..., 1] - dz[..., 0])  # (..., dx)
-        grad_f = torch.stack(
-            (dx, dy[..., 0] + fx * (dy[..., 1] - dy[..., 0]), dzy[..., 0] + fx * (dzy[..., 1] - dzy[..., 0])), -1
-        )
-        inside = (u >= 0.0) & (u <= res - 1.0)  # clamped axes carry no interpolation gradient
+            base = base + grid_start[..., 0].to(idx_dtype)
+        # one gather of the 8 corners, corner-major (8, M): every lerp below runs on contiguous rows
+        m = base.numel()
+        corner_idx = base.reshape(1, m) + _corner_offsets(res, values.device).to(idx_dtype).view(8, 1)
+        c = values.reshape(-1).index_select(0, corner_idx.view(-1)).view(8, m)  # rows (dx, dy, dz), dz fastest
+        fx, fy, fz = (a.reshape(-1) for a in f.unbind(-1))
+        dz = c[1::2] - c[0::2]  # (4, M) rows (dx, dy): d/dfz along each z edge
+        cz = c[0::2] + fz * dz  # lerp along z
+        dy = cz[1::2] - cz[0::2]  # (2, M) rows dx
+        cy = cz[0::2] + fy * dy  # lerp along y
+        dx = cy[1] - cy[0]
+        out = cy[0] + fx * dx  # lerp along x
+        dzy = dz[0::2] + fy * (dz[1::2] - dz[0::2])  # (2, M) rows dx
+        grad_f = torch.stack((dx, dy[0] + fx * (dy[1] - dy[0]), dzy[0] + fx * (dzy[1] - dzy[0])), -1).view(f.shape)
+        out = out.view(f.shape[:-1])
+        inside = u == uc  # clamped axes carry no interpolation gradient
         grad_points = torch.where(inside, grad_f / spacing, torch.zeros_like(grad_f))
-        # outside the box: + distance to the box, whose gradient is the unit offset (0 inside the box)
-        offset = (u - uc) * spacing
-        dist = offset.norm(dim=-1)
-        out = out + dist
-        grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny).unsqueeze(-1)
-        ctx.save_for_backward(grad_points, f if values.requires_grad else None, corner_idx)
+        if not bool(inside.all()):
+            # outside the box: + distance to the box, whose gradient is the unit offset (0 inside the box)
+            offset = (u - uc) * spacing
+            dist = offset.norm(dim=-1)
+            out = out + dist
+            grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny).unsqueeze(-1)
+        ctx.save_for_backward(grad_points, f if values.requires_grad else None, base)
         ctx.values_shape = values.shape
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad_points, f, corner_idx = ctx.saved_tensors
+        grad_points, f, base = ctx.saved_tensors
         grad_values = None
         if ctx.needs_input_grad[0]:
+            res = ctx.values_shape[-1]
+            corner_idx = base.long().unsqueeze(-1) + _corner_offsets(res, base.device)
             fx, fy, fz = (torch.stack((1.0 - a, a), -1) for a in f.unbind(-1))  # (..., 2) weights per axis
             w = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)  # (..., 8)
             contrib = (grad_out.unsqueeze(-1) * w).reshape(-1)

@@ -220,7 +220,7 @@ def build_state(
     return HandObjectState(
         hand_verts=verts,
         keypoints=out.keypoints,
-        anchors=hand.anchors(verts),
+        anchor_fn=hand.anchors,
         obj_points=pts_w,
         obj_normals=nrm_w,
         hand_sdf=sdf,
