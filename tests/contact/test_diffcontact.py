@@ -168,8 +168,8 @@ def test_terms_in_objective():
         HandContactTerm(torch.ones(1, 3, dtype=torch.float64))(state)
 
 
-def test_row_gather_and_dot3_equal_their_naive_twins():
-    from contactkit.contact.diffcontact import _dot3, _gather
+def test_row_gather_equals_its_naive_twin():
+    from contactkit.contact.diffcontact import _gather
 
     g = torch.Generator().manual_seed(5)
     for dtype in (torch.float32, torch.float64):
@@ -183,8 +183,6 @@ def test_row_gather_and_dot3_equal_their_naive_twins():
         (fast * w).sum().backward()
         (ref * w).sum().backward()
         torch.testing.assert_close(fast_in.grad, ref_in.grad, atol=1e-6, rtol=0)
-        a, b = fast.detach(), torch.randn(fast.shape, generator=g, dtype=torch.float64).to(dtype)
-        assert torch.equal(_dot3(a, b), (a * b).sum(-1))
 
 
 def test_state_anchors_computed_on_first_use_only():

