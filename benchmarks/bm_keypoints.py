@@ -1,10 +1,12 @@
-"""Paper 003's ablations on contactkit's synthetic grasps, reported on held-out objects.
+"""Paper 003's ablations on ground-truth grasps, reported on held-out objects.
 
 Stages (each resumable; outputs under --work, never in git):
 
-1. ``split``: the per-object ground-truth grasp files of --synth-dir (``scripts/train_shipped_models.py
-   --synth-only`` writes them) split by object with ``contactkit.synth.benchmark.split_by_object(names, seed)``
-   — fixed before any training; test objects are never seen in training or model selection.
+1. ``split``: the ground-truth grasps split by object, fixed before any training; test objects are never seen in
+   training or model selection. Two sources: ``--data DATASET`` (a rendered dataset, split by object at build
+   time: its train / val / test splits' grasps, ``RenderedDataset(root, split).grasps``), or ``--synth-dir DIR``
+   (per-object grasp files, ``scripts/train_shipped_models.py --synth-only`` writes them, split here with
+   ``contactkit.synth.benchmark.split_by_object(names, seed)``).
 2. ``train``: ``contactkit train lifter`` (the project's command) for the Table 2 variants — hand sub-graph only,
    object sub-graph only, full graph — then the Table 3 pair: the full graph fine-tuned with MSE + affinity
    (weight 10) and, as the control with the same steps, with MSE alone (weight 0), both from the same weights.
@@ -14,7 +16,8 @@ Stages (each resumable; outputs under --work, never in git):
 4. ``grasps``: lifted keypoints -> hand IK + box placement -> grasps, scored against the ground truth before and
    after ``refine --method affinity`` with the estimate itself as its keypoint target (no oracle).
 
-Usage: ``PYTHONPATH=src python benchmarks/bm_keypoints.py --synth-dir DIR --work DIR [--stages split,train,eval]``.
+Usage: ``PYTHONPATH=src python benchmarks/bm_keypoints.py (--data DATASET | --synth-dir DIR) --work DIR
+[--stages split,train,eval]``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,17 @@ def log(msg: str) -> None:
 
 
 def stage_split(args: argparse.Namespace) -> None:
+    if args.data is not None:
+        from contactkit.dataset import RenderedDataset
+
+        parts: dict[str, list[str]] = {}
+        for part in ("train", "val", "test"):
+            grasps = RenderedDataset(args.data, part).grasps
+            save_grasps(args.work / f"gt_{part}.npz", grasps)
+            parts[part] = sorted({o.name for o in grasps.objects.values()})
+            log(f"{part}: {len(parts[part])} objects, {len(grasps)} grasps")
+        atomic_write_json(args.work / "split.json", {"data": str(args.data), **parts})
+        return
     files = sorted(args.synth_dir.glob("*.npz"))
     names = [f.stem for f in files]
     split = split_by_object(names, args.seed)
@@ -88,7 +102,9 @@ def stage_train(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--synth-dir", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="a rendered dataset (split by object at build time)")
+    source.add_argument("--synth-dir", type=Path, help="per-object ground-truth grasp files (split here)")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--stages", default="split,train,eval,grasps")
     p.add_argument("--variants", default=",".join(VARIANTS))

@@ -186,6 +186,18 @@ def test_cli_prints_table_and_writes_json(grasps, tmp_path, capsys):
     assert "needs a reference" in capsys.readouterr().err
 
 
+def test_cli_keeps_every_metrics_value_repeated_or_comma_separated(grasps, tmp_path, capsys):
+    path = tmp_path / "g.npz"
+    save_grasps(path, grasps)
+    out = tmp_path / "e.json"
+    rc = cli_main(["evaluate", str(path), "--reference", str(path), "--metrics", "mpjpe_mm,contact_f1_pct",
+                   "--metrics", "penetration_depth_mm", "mpjpe_mm", "--json", str(out)])
+    assert rc == 0
+    assert list(json.loads(out.read_text())["metrics"]) == ["mpjpe_mm", "contact_f1_pct", "penetration_depth_mm"]
+    assert cli_main(["evaluate", str(path), "--metrics", " , "]) == 2
+    assert "names no metric" in capsys.readouterr().err
+
+
 def test_metric_selection_errors():
     with pytest.raises(ContactkitError, match="unknown metric 'iou'"):
         resolve_metrics(["iou"], has_reference=True)

@@ -1,9 +1,13 @@
 import numpy as np
 import pytest
-from metric_meshes import box, random_rigid
+import torch
+from metric_meshes import box
 
+from contactkit.contact.affinity import physical_affinity_loss
 from contactkit.errors import ShapeError
 from contactkit.metrics import quality
+from contactkit.objects.library import object_box_corners
+from contactkit.objects.mesh import ObjectMesh
 
 # a tall box: the central axis is z, the radius L = mean(0.06, 0.04) = 5 cm, contacts within eta * L = 1 cm;
 # 21 samples per face side put a sample at every face centre and every 1 cm along z
@@ -34,18 +38,34 @@ def test_fewer_than_two_valid_contacts_score_zero():
     assert quality.affinity_diversity(_keypoints([]), OV, OF)[0] == 0.0
 
 
-def test_object_box_finds_the_long_axis():
-    rot, t = random_rigid(2)
-    b = quality.object_box(OV @ rot.T + t, OF)
-    assert abs(b.axes[0] @ rot[:, 2]) == pytest.approx(1.0)
-    np.testing.assert_allclose(b.extents, [0.2, 0.06, 0.04], atol=1e-9)
-    np.testing.assert_allclose(b.centre, t, atol=1e-9)
+def test_object_box_is_the_one_object_box_with_z_as_central_axis():
+    # a flat box lying along x: the one box keeps the object's own z as the central axis (not the longest side)
+    ov, of = box([0.2, 0.06, 0.04])
+    b = quality.object_box(ov + [0.01, 0.02, 0.03], of)
+    corners, _ = object_box_corners(ObjectMesh("b", ov + [0.01, 0.02, 0.03], of, is_watertight=True))
+    np.testing.assert_allclose(np.sort(b.corners(), axis=0), np.sort(corners, axis=0), atol=1e-12)
+    np.testing.assert_allclose(b.axes[0], [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(b.extents, [0.04, 0.2, 0.06], atol=1e-12)
+    np.testing.assert_allclose(b.centre, [0.01, 0.02, 0.03], atol=1e-12)
+    # contacts above and below at the same x: one direction (+x) about z -> 0 (about the long x axis: +-z -> 2)
+    same_side = _keypoints([[0.05, 0.0, 0.021], [0.05, 0.0, -0.021]])
+    assert quality.affinity_diversity(same_side, ov, of, face_samples=21)[0] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_invariant_under_common_rigid_motion():
+def test_score_is_one_minus_the_affinity_loss_on_the_same_box():
+    ov, of = box([0.2, 0.06, 0.04])  # long side along x: the central axis is still z
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(-1, 1, size=(6, 21, 3)) * [0.12, 0.045, 0.035]
+    corners, _ = object_box_corners(ObjectMesh("b", ov, of, is_watertight=True))
+    loss = physical_affinity_loss(torch.as_tensor(kp), torch.as_tensor(corners).expand(6, 8, 3), face_samples=10)
+    np.testing.assert_allclose(quality.affinity_diversity(kp, ov, of), 1.0 - loss.numpy(), atol=1e-9)
+
+
+def test_invariant_under_common_translation_and_quarter_turns_about_z():
     rng = np.random.default_rng(0)
     kp = rng.normal(scale=0.04, size=(4, 21, 3))
-    rot, t = random_rigid(4)
+    t = np.array([0.3, -0.1, 0.2])
+    rot = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # the box stays axis-aligned
     a = quality.affinity_diversity(kp, OV, OF)
     b = quality.affinity_diversity(kp @ rot.T + t, OV @ rot.T + t, OF)
     np.testing.assert_allclose(a, b, atol=1e-9)

@@ -25,7 +25,8 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("grasps", help="grasp file (.npz)")
     p.add_argument("--reference", default=None, help="reference (ground-truth) grasp file")
-    p.add_argument("--metrics", nargs="+", default=None, metavar="NAME", help="metrics to compute")
+    p.add_argument("--metrics", nargs="+", action="extend", default=None, metavar="NAME",
+                   help="metrics to compute: names separated by spaces or commas; repeatable (all are kept)")
     p.add_argument("--json", type=output_file, default=None, metavar="OUT",
                    help="write the full result (per-sample values) here")
     p.add_argument("--workers", type=workers, default=1,
@@ -42,6 +43,16 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def metric_names(values: list[str]) -> list[str]:
+    """The metric names of every ``--metrics`` value (each may hold several, comma-separated), in order, once each."""
+    from contactkit.errors import ContactkitError
+
+    names = list(dict.fromkeys(n.strip() for v in values for n in v.split(",") if n.strip()))
+    if not names:
+        raise ContactkitError(f"--metrics names no metric: {values}")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON; returns the exit code."""
     from contactkit.errors import ContactkitError
@@ -50,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ContactkitError(f"--workers must be >= 1, got {args.workers}")
+    metrics = None if args.metrics is None else metric_names(args.metrics)
     grasps = load_grasps(args.grasps)
     result = evaluate(
-        grasps, args.reference, args.metrics, workers=args.workers, reference_contact=args.reference_contact,
+        grasps, args.reference, metrics, workers=args.workers, reference_contact=args.reference_contact,
         ray=args.ray,
     )
     ref = f" against {result.reference}" if result.reference else ""

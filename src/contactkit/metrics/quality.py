@@ -2,11 +2,13 @@
 
 Definition (contactkit's precise reading of paper 003, Sec. 3.3):
 
-1. Object box and central axis. Principal axes of the object surface (area-weighted covariance of the triangle
-   centroids); the oriented bounding box of the vertices in that frame. The central axis ``l`` is the line
-   through the box centre along the principal axis of largest variance (the line joining the centres of the
-   box's "upper" and "lower" faces). The object radius ``L`` is the mean side length of those two faces, i.e.
-   the mean of the two other box extents.
+1. Object box and central axis. contactkit's one object box,
+   :func:`contactkit.objects.library.object_box_corners`: the axis-aligned box of the object's vertices in its
+   own frame (the keypoints are given in that frame too) — the box of the physical affinity loss
+   (:mod:`contactkit.contact.affinity`) and of the keypoint networks. The central axis ``l`` is the line joining
+   the centres of the box's "upper" and "lower" faces (``z = max`` and ``z = min``), i.e. the box's z axis
+   through its centre. The object radius ``L`` is the mean side length of those two faces (the mean of the x and
+   y extents). Being frame-bound, the score depends on how the mesh is posed in its own frame, as the loss does.
 2. Each of the 6 box faces is sampled on an ``N x N`` bilinear grid (``N = 10``).
 3. For every hand keypoint ``H_i`` and face ``j``: ``d_ij = min_P |H_i - P|`` and the support point
    ``supp_ij`` (the arg-min).
@@ -30,6 +32,8 @@ import numpy as np
 from contactkit.cache import LRUCache, mesh_key
 from contactkit.errors import ShapeError
 from contactkit.metrics._arrays import mesh_batch, points_batch
+from contactkit.objects.library import object_box_corners
+from contactkit.objects.mesh import ObjectMesh
 
 N_CANDIDATES = 10
 ETA = 0.2
@@ -54,19 +58,11 @@ _BOXES: LRUCache[ObjectBox] = LRUCache()
 
 
 def object_box(verts: np.ndarray, faces: np.ndarray) -> ObjectBox:
-    """Principal-axis oriented bounding box of a mesh ``verts (V, 3)``, ``faces (F, 3)`` (metres)."""
-    tri = verts[faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    cent = tri.mean(axis=1)
-    w = area / max(area.sum(), 1e-300)
-    mu = (w[:, None] * cent).sum(0)
-    d = cent - mu
-    cov = (w[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
-    evals, evecs = np.linalg.eigh(cov)
-    axes = evecs[:, ::-1].T  # rows, decreasing variance
-    local = verts @ axes.T
-    lo, hi = local.min(0), local.max(0)
-    return ObjectBox(centre=((lo + hi) / 2) @ axes, axes=axes, extents=hi - lo)
+    """The one object box (:func:`~contactkit.objects.library.object_box_corners`) of a mesh ``verts (V, 3)``,
+    ``faces (F, 3)`` (metres, object frame) as an :class:`ObjectBox` whose first axis (the central axis) is z."""
+    corners, extents = object_box_corners(ObjectMesh("box", verts, faces, is_watertight=False))
+    axes = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # rows: z (central), x, y
+    return ObjectBox(centre=corners.mean(0), axes=axes, extents=extents[[2, 0, 1]])
 
 
 def _face_points(box: ObjectBox, n: int) -> np.ndarray:
