@@ -158,6 +158,9 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
     a, b = values[main], values["contactopt + DeepContact"]
     out["choir_minus_contactopt_95ci"] = {m: bootstrap_diff(a[m], b[m]) for m in METRICS}
     out["choir_minus_input_95ci"] = {m: bootstrap_diff(a[m], values["input (noisy)"][m]) for m in METRICS}
+    for name in values:  # other weights / settings against the main row, paired
+        if name.startswith("choir in the wild,"):
+            out[f"choir_minus_[{name}]_95ci"] = {m: bootstrap_diff(a[m], values[name][m]) for m in METRICS}
     out["rows"] = {"anchor_shift_mm": shift.tolist(), "input_mpjpe_mm": values["input (noisy)"]["mpjpe_mm"].tolist(),
                    "no_check_mpjpe_mm": values[NO_CHECK]["mpjpe_mm"].tolist()}
     out["choir_mpjpe_over_input"] = out["choir in the wild (JointDiffusion)"]["mpjpe_mm"] / out["input (noisy)"][
@@ -256,10 +259,9 @@ def main() -> None:
             v = r[name]
             print(f"| {name} | {v['mpjpe_mm']:.1f} | {v['contact_f1_pct']:.1f} | {v['intersection_volume_cm3']:.2f} | "
                   f"{v['seconds_per_grasp']:.2f} | {v['cpu_seconds_per_grasp']:.2f} |")
-        for other in ("contactopt", "input"):
-            ci = r[f"choir_minus_{other}_95ci"]
-            print(f"\nchoir - {other}, 95 % CI: "
-                  + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in ci.items()))
+        for key in [k for k in r if k.startswith("choir_minus_")]:
+            print(f"\n{key[:-5].replace('_', ' ', 2)}, 95 % CI: "
+                  + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in r[key].items()))
         print(f"choir samples rejected (input kept): {r['choir_rejected']} / {r['n']}; median anchor shift "
               f"{r['choir_anchor_shift_mm_median']:.1f} mm")
         print(f"choir MPJPE / input MPJPE: {r['choir_mpjpe_over_input']:.2f}")
