@@ -7,7 +7,8 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
         [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle] [--paper-settings]
         [--sampler dpm|ddim] [--steps N] [--fit-iterations N]
 
-Sampling and fit default to the library's (DPM-Solver++, 10 steps; refinement fit 50 + 50 iterations);
+Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, fit 50 + 50 iterations; synthesis:
+DDIM, 50 steps, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
 
@@ -41,7 +42,7 @@ import torch
 
 from contactkit.diffusion.fitting import MAX_SHIFT_M, refine_in_the_wild
 from contactkit.diffusion.predictor import load_choir_predictor
-from contactkit.diffusion.synthesis import DiffusionCandidates
+from contactkit.diffusion.synthesis import SYNTH_SAMPLING, DiffusionCandidates
 from contactkit.hands import load_hand
 from contactkit.io.grasps import load_grasps
 from contactkit.metrics.evaluate import evaluate
@@ -173,6 +174,7 @@ def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, sampling:
     gt = load_grasps(data / "gt_test.npz")
     objs = list(dict.fromkeys(gt.object_ids))[:n_objects]
     hand = load_hand(gt.hand_model, gt.side)
+    sampling = {**SYNTH_SAMPLING, **sampling}  # as `contactkit synth --method diffusion`
     samplers = {"diffusion": DiffusionCandidates(load_choir_predictor(hand, weights=weights, context="object",
                                                                    seed=seed, **sampling))}
     if other_weights is not None:
