@@ -10,7 +10,9 @@ Usage: ``PYTHONPATH=src python scripts/make_jointdiffusion_data.py --synth /work
 ``--rendered DATASET`` instead reads the ground-truth grasps of a rendered dataset (``contactkit dataset``,
 ``DATASET/shards/*/grasps.npz``) with the dataset's own object split (``dataset.json``); shards not yet written are
 skipped (listed in ``split.json``). Test objects are the dataset's test split minus the bundled objects (those may
-have trained the shipped DeepContact that drives the ``contactopt`` baseline).
+have trained the shipped DeepContact that drives the ``contactopt`` baseline). ``--extra DATASET`` (with
+``--rendered``) adds to training the written grasps of another rendered dataset's objects that are in the training
+split of **both** datasets (objects held out by either are never added; the two datasets split independently).
 """
 
 from __future__ import annotations
@@ -51,16 +53,35 @@ def from_rendered(root: Path) -> tuple[dict[str, list[GraspSet]], dict[str, list
     return parts, names
 
 
+def extra_train(root: Path, extra: Path) -> tuple[list[GraspSet], list[str]]:
+    """Written grasps of ``extra``'s objects that both ``root`` and ``extra`` put in their training split."""
+    meta = json.loads((root / "dataset.json").read_text())
+    train = {o["object_id"] for o in meta["objects"] if o["split"] == "train"}
+    sets, names = [], []
+    for obj in json.loads((extra / "dataset.json").read_text())["objects"]:
+        path = extra / "shards" / f"{obj['shard']:05d}" / "grasps.npz"
+        if obj["split"] == "train" and obj["object_id"] in train and path.is_file():
+            sets.append(load_grasps(path))
+            names.append(obj["object_id"])
+    return sets, names
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--synth", type=Path)
     src.add_argument("--rendered", type=Path)
+    ap.add_argument("--extra", type=Path, help="with --rendered: a second rendered dataset adding training grasps")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if args.extra is not None and args.rendered is None:
+        raise SystemExit("--extra needs --rendered")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.rendered is not None:
         parts, split = from_rendered(args.rendered)
+        if args.extra is not None:
+            sets, split[f"extra_train ({args.extra})"] = extra_train(args.rendered, args.extra)
+            parts["train"] += sets
         for part, sets in parts.items():
             save_grasps(args.out / f"gt_{part}.npz", GraspSet.concat(sets))
         return _finish(args.out, split)

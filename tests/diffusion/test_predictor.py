@@ -286,3 +286,15 @@ def test_refine_choir_without_targets_is_the_input_anchored_fit(openhand, gt_gra
     np.testing.assert_array_equal(out.transl, direct.transl)
     assert out.attrs["targets"] == "learned:choir"
     assert all("choir_rejected" in m["refine"] for m in out.metadata)
+
+
+def test_grasp_geometry_has_the_requested_dtype_whatever_the_hands(gt_grasps):
+    """A hand moved to float64 (as metrics.evaluate does) still gives float32 geometry when float32 is asked for,
+    equal to that of a float32 hand."""
+    from contactkit.hands import load_hand
+
+    single = grasp_geometry(gt_grasps, load_hand("openhand"), num_points=256)
+    double = grasp_geometry(gt_grasps, load_hand("openhand").double(), num_points=256)
+    for k in ("verts", "anchors", "obj_points"):
+        assert double[k].dtype == torch.float32, k
+        assert torch.allclose(single[k], double[k], atol=1e-5), k

@@ -48,6 +48,28 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
                              model=model)
 
 
+def test_init_fine_tunes_from_given_weights(tmp_path):
+    """--init: the run starts from the given weights and keeps their network config and standardisation (not
+    refitted to the new data); a checkpoint of another context is refused."""
+    from contactkit.diffusion.checkpoint import load_diffusion
+
+    model = JointDiffusionConfig(**TINY)
+    cfg = DiffusionTrainConfig(steps=2, batch_size=4, val_every=2, seed=3)
+    train_jointdiffusion(random_examples(8, 0), random_examples(4, 1), "noisy", tmp_path / "a", cfg, model=model)
+    base = load_diffusion(tmp_path / "a" / "best.pt")
+    new_data = random_examples(8, 5)
+    new_data.volume.mul_(3.0)  # other statistics than the first run's data
+    frozen = DiffusionTrainConfig(steps=1, batch_size=4, val_every=1, seed=4, lr=0.0)
+    train_jointdiffusion(new_data, random_examples(4, 1), "noisy", tmp_path / "b", frozen, init=base)
+    tuned = load_diffusion(tmp_path / "b" / "last.pt")
+    assert tuned.spec.to_dict() == base.spec.to_dict()
+    for k, v in base.state_dict.items():  # lr 0: the weights are the init's
+        assert torch.allclose(v, tuned.state_dict[k], atol=1e-6), k
+    objects = ChoirExamples(new_data.volume, new_data.contact, new_data.context[:, :1], new_data.object_ids)
+    with pytest.raises(ValueError, match="context"):
+        train_jointdiffusion(objects, objects, "object", tmp_path / "c", frozen, init=base)
+
+
 def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

@@ -79,6 +79,14 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
         path = getattr(args, name)
         if path is not None and not path.is_file():
             raise ContactkitError(f"--{name} file {path} does not exist")
+    init = None
+    if args.init is not None:
+        from contactkit.diffusion.checkpoint import load_diffusion
+
+        init = load_diffusion(args.init)
+        if init.spec.context != args.context:
+            raise ContactkitError(f"--init weights were trained with context {init.spec.context!r}, "
+                                  f"not {args.context!r}")
     data = load_grasps(args.data)
     if data.reference_index is not None and "perturbation" in data.attrs:
         raise ContactkitError("--data must be ground-truth grasps (the perturbed copies are made here)")
@@ -114,8 +122,10 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
     model = JointDiffusionConfig(context_channels=context_channels(args.context), base_channels=args.base_channels,
                                  attn_resolutions=tuple(args.attn_resolutions),
                                  num_heads=4 if args.base_channels % 4 == 0 and args.base_channels >= 16 else 2)
+    if init is not None:
+        metadata["init"] = {"weights": str(args.init), "training": init.training}
     record = train_jointdiffusion(tr, va, args.context, args.out, config, model=model, metadata=metadata,
-                                  hand_model=hand.name, num_points=args.num_points, on_record=show)
+                                  hand_model=hand.name, num_points=args.num_points, on_record=show, init=init)
     if int(os.environ.get("RANK", 0)) == 0:  # torchrun: one summary line
         print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_step": record.get("step")}))
     return 0

@@ -187,7 +187,7 @@ def hand_vertices_object_frame(grasps: Any, hand: Any, *, dtype: torch.dtype = t
             sl = slice(s, s + chunk)
             out = hand(t["global_orient"][sl], t["hand_pose"][sl], t["betas"][sl] if hand.num_betas > 0 else None,
                        t["transl"][sl])
-            parts.append((out.vertices - tr[sl].unsqueeze(1)) @ rot[sl])
+            parts.append((out.vertices.to(dtype) - tr[sl].unsqueeze(1)) @ rot[sl])
     return torch.cat(parts)
 
 

@@ -195,6 +195,7 @@ def train_jointdiffusion(
     num_points: int = 2048,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     stop_after: int | None = None,
+    init: DiffusionCheckpoint | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a JointDiffusion model; returns the last log record.
 
@@ -208,11 +209,15 @@ def train_jointdiffusion(
         hand_model, num_points: the examples' hand and object samples per grasp (recorded in the spec).
         on_record: called with each log record.
         stop_after: stop (after checkpointing) once this many steps are done — tests use it to simulate a kill.
+        init: fine-tune from these weights (raw and EMA weights start from them; their network config and
+            standardisation statistics are kept, ``model`` is ignored); the context must match.
     """
     nctx = context_channels(context)
     if train_data.context.shape[1] != nctx or val_data.context.shape[1] != nctx:
         raise ContactkitError(f"examples have {train_data.context.shape[1]} context channels; {context!r} needs {nctx}")
-    model = model or JointDiffusionConfig(context_channels=nctx)
+    if init is not None and init.spec.context != context:
+        raise ContactkitError(f"--init weights were trained with context {init.spec.context!r}, not {context!r}")
+    model = init.spec.model if init is not None else model or JointDiffusionConfig(context_channels=nctx)
     rank, world, local = _dist_info()
     distributed = world > 1
     if config.batch_size % world:
@@ -224,10 +229,13 @@ def train_jointdiffusion(
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
     scheduler = training_scheduler()
-    spec = DiffusionSpec(model, context, ChoirScaler.fit(train_data.volume, train_data.context, train_data.contact),
-                         dict(DEFAULT_SCHEDULE), num_points, hand_model)
+    scaler = init.spec.scaler if init is not None else ChoirScaler.fit(train_data.volume, train_data.context,
+                                                                        train_data.contact)
+    spec = DiffusionSpec(model, context, scaler, dict(DEFAULT_SCHEDULE), num_points, hand_model)
     torch.manual_seed(config.seed)
     net = JointDiffusion(model).to(device)
+    if init is not None:
+        net.load_state_dict(init.state_dict)
     ema = copy.deepcopy(net).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
