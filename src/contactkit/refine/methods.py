@@ -8,7 +8,8 @@
   otherwise plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
 - ``cpf`` — CPF / GeO (paper 004, Sec. 4, 5.3, Supp. D.1): attractive springs (cosine elasticity, s = 20 mm),
   repulsive springs (k = 1e-3), A-MANO anatomy, offset, and (contactkit) ContactOpt's penetration beyond 2 mm on
-  the energy's scale; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
+  the energy's scale plus the object's points inside the hand (``contact.hand_interior``, for objects thinner
+  than a finger); Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
 - ``cpf_object`` — as ``cpf`` with the object's pose optimised too (GeO's hand + object setting).
 - ``choir`` — CHOIR two-stage TTO (paper 002, Sec. 3.3): stage 1 anchor distances (1000), ||beta|| (1e-4),
   ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
