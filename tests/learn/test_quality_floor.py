@@ -2,9 +2,9 @@
 
 ``data/heldout_openhand.npz``: 6 synthesised OpenHand grasps (2 each of ``box``, ``sphere`` r = 4.25 cm and
 ``cylinder`` 1.5 x 16 cm — objects of the estimators' test split, never used in training), made by
-``benchmarks/bm_refine_quality.py --build-gt`` (seed 0). Each is perturbed 4 times with ContactOpt's protocol
-(seed 0) and the predictions are scored against DiffContact maps measured on the ground truth (contact > 0.5;
-DeepContact's object threshold 0.3 and PiCR's t_vc as validated, docs/model_card.md).
+``benchmarks/bm_refine_quality.py --build-gt DIR --set tuning`` (seed 0). Each is perturbed 4 times with
+ContactOpt's protocol (seed 0) and the predictions are scored against DiffContact maps measured on the ground
+truth (contact > 0.5; DeepContact's object threshold 0.3 and PiCR's t_vc as validated, docs/model_card.md).
 
 Measured when the floors were set (2026-12-02, shipped weights of 2026-11-21): DeepContact hand F1 43.7 %,
 object F1 7.6 %; PiCR object F1 4.9 %; the proximity baseline (within 2 mm of the noisy hand) 1.6 % / 1.0 %.

@@ -8,7 +8,8 @@
   otherwise plus a small offset prior (contactkit); Adam lr 0.01, 200 iterations.
 - ``cpf`` — CPF / GeO (paper 004, Sec. 4, 5.3, Supp. D.1): attractive springs (cosine elasticity, s = 20 mm),
   repulsive springs (k = 1e-3), A-MANO anatomy, offset, and (contactkit) ContactOpt's penetration beyond 2 mm on
-  the energy's scale; Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
+  the energy's scale plus the object's points inside the hand (``contact.hand_interior``, for objects thinner
+  than a finger); Adam lr 1e-2, 400 iterations, plateau of 20, hand only.
 - ``cpf_object`` — as ``cpf`` with the object's pose optimised too (GeO's hand + object setting).
 - ``choir`` — CHOIR two-stage TTO (paper 002, Sec. 3.3): stage 1 anchor distances (1000), ||beta|| (1e-4),
   ||theta - theta0|| (1e-8); stage 2 Gaussian-weighted contact (10), penetration (1000), rigid prior (0.5),
@@ -57,6 +58,7 @@ from contactkit.contact.cpf import (
     oracle_springs,
 )
 from contactkit.contact.diffcontact import HandContactTerm, ObjectContactTerm, SDFPenetrationTerm
+from contactkit.contact.hand_interior import ObjectInHandTerm
 from contactkit.contact.obman import (
     ATTRACTION_DISTANCE,
     AttractionTerm,
@@ -219,6 +221,7 @@ def _cpf_terms(ctx: MethodContext) -> list[EnergyTerm]:
         AnatomyTerm(anatomy, weight=1.0),
         OffsetTerm(ctx.init_verts, weight=CPF_OFFSET_WEIGHT),  # contactkit weight
         SDFPenetrationTerm(weight=CPF_PENETRATION_WEIGHT),  # contactkit: the springs alone leave deep penetration
+        ObjectInHandTerm(hand.faces, weight=CPF_OBJECT_IN_HAND_WEIGHT),  # contactkit: thin objects inside the hand
     ]
 
 
@@ -299,6 +302,9 @@ CPF_OFFSET_WEIGHT = 0.1
 #: of mm^2 over hundreds of object points (~1e5 at convergence), so a weight of ContactOpt's scale (2) is ~1e-5 of
 #: the objective and moves nothing; at 1e6 the intersection volume falls to ~2 cm^3 (docs/refinement.md)
 CPF_PENETRATION_WEIGHT = 1e6
+#: cpf's object-in-hand weight (contactkit; a sum of metres like the penetration): swept on the tuning grasps only
+#: (bm_refine_quality.py OBJECT_SETS["tuning"]; docs/refinement.md)
+CPF_OBJECT_IN_HAND_WEIGHT = 1e5
 #: in-the-wild affinity weights (contactkit): affinity is in [-1, 1], the keypoint contact a mean of metres,
 #: penetration a sum of metres
 AFFINITY_WEIGHT = 1e-2
