@@ -133,7 +133,7 @@ class SynthesisConfig:
     standoff_m: float = 0.015
     centre_bias: float = 0.0
     squeeze_m: float = 0.001
-    grip_width_m: float = 0.0
+    grip_width_m: float = 0.01
     preshape_mean: float = 0.3
     preshape_noise: float = 0.2
     w_attraction: float = 1.0
