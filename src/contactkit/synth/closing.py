@@ -50,6 +50,9 @@ __all__ = [
     "PcaPriorTerm",
     "approach_init",
     "close_hand",
+    "grip_width_prior",
+    "grip_width_rolls",
+    "tangent_widths",
     "closing_method",
 ]
 
@@ -148,6 +151,98 @@ def _align_rotation(src: Tensor, dst: Tensor) -> Tensor:
     return axis_angle_to_rotmat(unit * angle)
 
 
+GRIP_ROLL_BINS = 12
+
+
+def tangent_widths(hull: np.ndarray, normals: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """The object's width across ``GRIP_ROLL_BINS`` directions tangent to each normal.
+
+    ``w_kb = max_x u_kb·x - min_x u_kb·x`` over the object, with ``u_kb = cos θ_b a_k + sin θ_b (n_k × a_k)`` and
+    ``θ_b`` the bin centres ``(b + 1/2) 2π / GRIP_ROLL_BINS``, i.e. ``a_k`` rolled by ``θ_b`` about ``n_k``.
+
+    Args:
+        hull: (V, 3) points whose extent is the object's (its convex hull's vertices suffice), metres.
+        normals: (K, 3) unit normals.
+        axis: (K, 3) unit directions orthogonal to ``normals`` (roll 0).
+
+    Returns:
+        (K, GRIP_ROLL_BINS) widths, metres.
+    """
+    step = 2.0 * math.pi / GRIP_ROLL_BINS
+    theta = np.arange(GRIP_ROLL_BINS) * step + step / 2.0
+    side = np.cross(normals, axis)
+    u = np.cos(theta)[None, :, None] * axis[:, None] + np.sin(theta)[None, :, None] * side[:, None]
+    proj = u.reshape(-1, 3) @ hull.T  # (K * bins, V)
+    return (proj.max(1) - proj.min(1)).reshape(len(normals), GRIP_ROLL_BINS)
+
+
+def _any_tangent(normals: np.ndarray) -> np.ndarray:
+    """(K, 3) unit vectors orthogonal to the unit ``normals (K, 3)``."""
+    helper = np.where(np.abs(normals[:, :1]) > 0.9, [[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]])
+    t = np.cross(normals, helper)
+    return t / np.linalg.norm(t, axis=-1, keepdims=True)
+
+
+def grip_width_prior(
+    points: np.ndarray, normals: np.ndarray, k: int, width_m: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Surface samples to approach, favouring those across whose tangent plane the object is narrow.
+
+    A hand wraps an object when its fingers run across a narrow extent (a person holds a box by a thin side,
+    not with the palm flat on a large face). Sample ``i`` is drawn with probability
+    ``∝ exp(-(min_b w_ib - min_j min_b w_jb) / width_m)`` (:func:`tangent_widths`): uniform on a sphere.
+
+    Args:
+        points: (P, 3) surface samples, metres; normals: (P, 3) their unit normals.
+        k: samples drawn (with replacement when ``P < k``).
+        width_m: temperature, metres (> 0).
+        rng: random generator (one draw).
+
+    Returns:
+        (k,) indices into ``points``.
+    """
+    unit = normals / np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-12)
+    narrow = tangent_widths(_hull_points(points), unit, _any_tangent(unit)).min(1)
+    prob = np.exp(-(narrow - narrow.min()) / width_m)
+    return rng.choice(len(points), size=k, replace=len(points) < k, p=prob / prob.sum())
+
+
+def grip_width_rolls(
+    points: np.ndarray, normals: np.ndarray, finger: np.ndarray, width_m: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Rolls about the approach normals that point the fingers across the object's narrow side.
+
+    ``θ`` is drawn per candidate from ``p(θ_b) ∝ exp(-(w_b - min_b w_b) / width_m)`` (:func:`tangent_widths`
+    along the finger axis rolled by ``θ_b``), uniformly inside its bin: on a sphere every roll is equally likely,
+    on a box the fingers go across its thickness with the long edge across the palm. ``u`` and ``-u`` have the
+    same width, so the thumb may be on either side.
+
+    Args:
+        points: (P, 3) object surface samples, metres.
+        normals: (K, 3) unit approach normals.
+        finger: (K, 3) the finger axis at roll 0, orthogonal to ``normals``.
+        width_m: temperature, metres (> 0).
+        rng: random generator (two draws per candidate: the bin, the offset inside it).
+
+    Returns:
+        (K,) rolls in radians, ``[0, 2π)``.
+    """
+    f = finger / np.linalg.norm(finger, axis=-1, keepdims=True).clip(1e-12)
+    width = tangent_widths(_hull_points(points), normals, f)
+    prob = np.exp(-(width - width.min(1, keepdims=True)) / width_m)
+    prob /= prob.sum(1, keepdims=True)
+    bins = (prob.cumsum(1) < rng.uniform(size=(len(normals), 1))).sum(1).clip(max=GRIP_ROLL_BINS - 1)
+    step = 2.0 * math.pi / GRIP_ROLL_BINS
+    return (bins + 0.5 + rng.uniform(-0.5, 0.5, size=len(normals))) * step % (2.0 * math.pi)
+
+
+def _hull_points(points: np.ndarray) -> np.ndarray:
+    """The vertices of the convex hull of ``points (P, 3)`` (the same extents in every direction, far fewer)."""
+    import trimesh
+
+    return np.asarray(trimesh.convex.convex_hull(points).vertices)
+
+
 def approach_init(
     hand: HandModel, obj: ObjectMesh, cfg: SynthesisConfig, rng: np.random.Generator, dtype: torch.dtype
 ) -> tuple[dict[str, Tensor], Tensor]:
@@ -162,7 +257,10 @@ def approach_init(
 
     k = cfg.batch_size
     pts, nrm = obj.sample_surface(4096, seed=0)
-    pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
+    if cfg.grip_width_m > 0:
+        pick = grip_width_prior(np.asarray(pts), np.asarray(nrm), k, cfg.grip_width_m, rng)
+    else:
+        pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
     p0 = torch.as_tensor(pts[pick], dtype=dtype)
     n0 = torch.as_tensor(nrm[pick], dtype=dtype)
     n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -171,10 +269,17 @@ def approach_init(
         radial = radial / radial.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         n0 = n0 + cfg.centre_bias * radial
         n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
-    pre = torch.as_tensor(rng.normal(0.0, cfg.preshape_noise, size=(k, cfg.n_pca)), dtype=dtype)
-
     n_palm = palm_normal(hand.rest_joints.to(dtype), hand.side)
+    align = _align_rotation(n_palm, -n0)
+    if cfg.grip_width_m > 0:
+        finger = hand.rest_joints[4].to(dtype) - hand.rest_joints[0].to(dtype)  # wrist -> middle MCP
+        finger_aligned = torch.einsum("kij,j->ki", align, finger - (finger @ n_palm) * n_palm)
+        roll = torch.as_tensor(
+            grip_width_rolls(np.asarray(pts), n0.numpy(), finger_aligned.numpy(), cfg.grip_width_m, rng),
+            dtype=dtype)
+    else:
+        roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
+    pre = torch.as_tensor(rng.normal(0.0, cfg.preshape_noise, size=(k, cfg.n_pca)), dtype=dtype)
     with torch.no_grad():
         rest = hand(torch.zeros(1, 3, dtype=dtype), torch.zeros(1, 45, dtype=dtype), None,
                     torch.zeros(1, 3, dtype=dtype))
@@ -182,7 +287,7 @@ def approach_init(
     palm_c = rest.vertices[0, palm_idx].mean(0)
     j0 = rest.joints[0, 0]
     # wrist orientation: palm normal -> -n, then roll about n; palm centre standoff_m above the point
-    r0 = axis_angle_to_rotmat(n0 * roll[:, None]) @ _align_rotation(n_palm, -n0)
+    r0 = axis_angle_to_rotmat(n0 * roll[:, None]) @ align
     target = p0 + n0 * cfg.standoff_m
     transl0 = target - j0 - torch.einsum("kij,j->ki", r0, palm_c - j0)
     comps = hand.pca_components.to(dtype)[: cfg.n_pca]

@@ -88,6 +88,8 @@ class SynthesisConfig:
             merely touches holds nothing in simulation.
         centre_bias: weight of the direction from the object's centre added to the surface normal when
             choosing the approach (0: along the local normal; 1: halfway to the radial direction).
+        grip_width_m: temperature of the roll prior that turns the fingers across the object's narrow side
+            (:func:`contactkit.synth.closing.grip_width_rolls`); 0: uniform rolls.
         preshape_mean: fraction of the PCA mean pose in the open pre-shape.
         preshape_noise: std of the PCA noise of the pre-shape.
         w_attraction, w_repulsion, w_anatomy, w_palm, w_reg: loss weights.
@@ -131,6 +133,7 @@ class SynthesisConfig:
     standoff_m: float = 0.015
     centre_bias: float = 0.0
     squeeze_m: float = 0.001
+    grip_width_m: float = 0.01
     preshape_mean: float = 0.3
     preshape_noise: float = 0.2
     w_attraction: float = 1.0
