@@ -11,7 +11,6 @@ Checkpoints (kind ``picr-image``), log and resume as :mod:`contactkit.vision.tra
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,11 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
 from contactkit.io.grasps import GraspSet
-from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
 from contactkit.learn.data import picr_targets
 from contactkit.learn.train import f1_score
 from contactkit.vision.backbone import normalize_images
@@ -33,6 +30,7 @@ from contactkit.vision.heads import resize_to_square
 from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig, image_picr_loss
 from contactkit.vision.train import _rank_world, start_run
 from contactkit.vision.train_keypoints import SampleSource
+from contactkit.vision.train_obman import epoch_batches, save_epoch
 
 __all__ = ["ImagePiCRTrainConfig", "picr_batch", "train_image_picr"]
 
@@ -127,15 +125,11 @@ def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_sa
     best_f1 = float(record.get("best_vc_f1_pct", -1.0))
     for epoch in range(start_epoch, config.epochs):
         picr.train()
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + 7919 * epoch)
-        order = torch.randperm(len(train_samples), generator=gen)[rank::world]
+        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+                                     desc=f"picr-image epoch {epoch + 1}/{config.epochs}", progress=progress)
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for start in tqdm(range(0, len(order), config.batch_size), disable=not progress or rank != 0, leave=False,
-                          desc=f"picr-image epoch {epoch + 1}/{config.epochs}"):
-            idx = order[start:start + config.batch_size].tolist()
-            if len(idx) < 2:
-                continue
+        for idx in batches:
             bt = picr_batch([train_samples[i] for i in idx], train_grasps, picr, config.num_points, gen,
                             config.noise_pose, config.noise_transl, device)
             loss = image_picr_loss(picr, bt["images"], bt["k"], bt["hand_verts"], bt["obj_points"],
@@ -151,12 +145,6 @@ def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_sa
         best_f1 = max(best_f1, f1)
         record = {"epoch": epoch, "train": {"total": total / max(count, 1)}, "val": {"vc_f1_pct": f1},
                   "best_vc_f1_pct": best_f1, "seconds": time.perf_counter() - t0}
-        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
         training = {**(metadata or {}), "kind": "picr-image", "epoch": epoch, "config": asdict(config), "last": record}
-        save_checkpoint(run_dir / "last.pt", Checkpoint("picr-image", asdict(net_config), picr.state_dict(),
-                                                        training, optimizer=optimiser.state_dict()))
-        if improved:
-            save_checkpoint(run_dir / "best.pt", Checkpoint("picr-image", asdict(net_config), picr.state_dict(),
-                                                             training))
+        save_epoch(run_dir, "picr-image", asdict(net_config), picr, optimiser, record, training, improved)
     return record
