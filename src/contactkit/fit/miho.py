@@ -25,7 +25,7 @@ from torch import Tensor
 from contactkit.errors import ContactkitError
 from contactkit.fit.obman import hand_to_world
 from contactkit.io.grasps import GraspSet
-from contactkit.learn.estimators import PICR_VC_THRESHOLD
+from contactkit.learn.estimators import PICR_VC_THRESHOLD, PiCRPrediction
 from contactkit.objects.mesh import ObjectMesh
 from contactkit.targets import ContactTargets
 from contactkit.vision.backbone import normalize_images
@@ -93,14 +93,9 @@ def image_picr_targets(picr: ImagePiCR, images: Tensor, k: Tensor, grasps: Grasp
     verts_c = verts.float().cpu() @ r_cw.transpose(1, 2) + t_cw[:, None]
     out = picr(images, k, verts_c, pts_c, nrm_c)
     n = verts.shape[1]
-    vc = torch.sigmoid(out.vc[:, n:])
-    region = out.cr[:, n:].argmax(dim=-1)
-    elasticity = torch.sigmoid(out.ae[:, n:])
-    anchor_region = torch.as_tensor(hand.annotations.anchor_region, dtype=torch.long)
-    active = (vc > vc_threshold).unsqueeze(1) & (anchor_region.view(1, -1, 1) == region.unsqueeze(1))
-    k_atr = torch.where(active, elasticity.unsqueeze(1).expand_as(active), torch.zeros(()))
-    contact = torch.where(vc > vc_threshold, vc, torch.zeros_like(vc))
-    return ContactTargets(object_contact=contact, k_atr=k_atr)
+    fields = PiCRPrediction(vc=torch.sigmoid(out.vc[:, n:]), region=out.cr[:, n:].argmax(dim=-1),
+                            elasticity=torch.sigmoid(out.ae[:, n:]))
+    return fields.targets(torch.as_tensor(hand.annotations.anchor_region, dtype=torch.long), vc_threshold)
 
 
 def miho(honet: HoNet, rgb: Tensor, k: Tensor, meshes: Sequence[ObjectMesh], *, contact: ContactSource = "image",
