@@ -60,13 +60,10 @@ def estimate_miho(args: argparse.Namespace, inputs: list[Path]) -> Any:
     honet, training = honet_from_checkpoint(weights)
     picr = None
     if args.contact == "image":
-        from contactkit.learn.checkpoint import load_checkpoint
-        from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig
+        from contactkit.vision.train_picr_image import image_picr_from_checkpoint
 
-        picr_weights = args.picr_weights if args.picr_weights is not None else default_picr_image_path()
-        ckpt = load_checkpoint(picr_weights, expected_kind="picr-image")
-        picr = ImagePiCR(ImagePiCRConfig.from_dict(ckpt.config))
-        picr.load_state_dict(ckpt.state_dict)
+        picr, _ = image_picr_from_checkpoint(args.picr_weights if args.picr_weights is not None
+                                             else default_picr_image_path())
     data = _inputs(args, inputs)
     meshes = data["meshes"]
     if meshes is None:
