@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,9 @@ import torch
 from bm_obman_ablation import _count, paired_interval
 from contactkit.dataset import RenderedDataset
 from contactkit.fit.miho import miho
-from contactkit.learn.checkpoint import load_checkpoint
 from contactkit.metrics.evaluate import evaluate
-from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig
 from contactkit.vision.train_obman import honet_from_checkpoint
+from contactkit.vision.train_picr_image import image_picr_from_checkpoint
 
 METRICS = (
     ("mpjpe_mm", "MPJPE mm", "{:.1f}"),
@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--geo-iterations", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None, help="first N views only")
     ap.add_argument("--no-sim", action="store_true")
+    ap.add_argument("--rows", default="none,image,geometry", help="contact sources to run (default all three)")
+    ap.add_argument("--image-vc-threshold", type=float, default=None,
+                    help="t_vc of the image PiCR (default: its checkpoint's validation-tuned one, else 0.8)")
     ap.add_argument("--md", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -62,31 +65,41 @@ def main() -> None:
     reference = ds.grasps.subset(rows)
     meshes = [reference.objects[o] for o in reference.object_ids]
     honet, _ = honet_from_checkpoint(args.honet)
-    ckpt = load_checkpoint(args.picr, expected_kind="picr-image")
-    picr = ImagePiCR(ImagePiCRConfig.from_dict(ckpt.config))
-    picr.load_state_dict(ckpt.state_dict)
+    picr, _ = image_picr_from_checkpoint(args.picr)
+    if args.image_vc_threshold is not None:
+        picr.vc_threshold = args.image_vc_threshold
+    print(f"image PiCR t_vc = {picr.vc_threshold}", flush=True)
     geo = {} if args.geo_iterations is None else {"iterations": args.geo_iterations}
     metrics = [m for m, _, _ in METRICS if not (args.no_sim and m.startswith("simulation"))]
-    runs = {"HoNet (no GeO)": miho(honet, rgb, k, meshes, contact="none", cam_from_world=ext),
-            "HoNet + geometric PiCR + GeO": miho(honet, rgb, k, meshes, contact="geometry", cam_from_world=ext, **geo),
-            "HoNet + image PiCR + GeO": miho(honet, rgb, k, meshes, contact="image", picr=picr, cam_from_world=ext,
-                                             **geo)}
-    per = {}
-    for name, grasps in runs.items():
+    rows = {"HoNet (no GeO)": {"contact": "none"},
+            "HoNet + image PiCR + GeO": {"contact": "image", "picr": picr, **geo},
+            "HoNet + geometric PiCR + GeO": {"contact": "geometry", **geo}}
+    wanted = set(args.rows.split(","))
+    rows = {name: settings for name, settings in rows.items() if settings["contact"] in wanted}
+    per: dict[str, dict[str, np.ndarray]] = {}
+    for name, settings in rows.items():  # each row is scored and saved as soon as it is fitted
+        t0 = time.perf_counter()
+        grasps = miho(honet, rgb, k, meshes, cam_from_world=ext, **settings)
+        t1 = time.perf_counter()
         ev = evaluate(grasps, reference=reference, metrics=metrics, hand=honet.hand)
         per[name] = {m: np.asarray(ev[m].values, dtype=np.float64) for m in metrics}
-        print(name, {m: round(float(np.nanmean(v)), 3) for m, v in per[name].items()}, flush=True)
+        print(name, {m: round(float(np.nanmean(v)), 3) for m, v in per[name].items()},
+              f"(fit {t1 - t0:.0f} s, scoring {time.perf_counter() - t1:.0f} s)", flush=True)
+        if args.json is not None:
+            args.json.write_text(json.dumps({n: {m: v.tolist() for m, v in d.items()} for n, d in per.items()}),
+                                 encoding="utf-8")
     base = "HoNet (no GeO)"
     head = "| | " + " | ".join(label for m, label, _ in METRICS if m in metrics) + " |"
     lines = [f"Held-out split `{args.split}`: {n} views of {len(set(reference.object_ids))} objects.", "", head,
              "|" + "---|" * (len(metrics) + 1)]
-    for name in runs:
+    for name in rows:
         lines.append(f"| {name} | " + " | ".join(fmt.format(float(np.nanmean(per[name][m]))) + _count(per[name][m])
                                                 for m, _, fmt in METRICS if m in metrics) + " |")
-    lines += ["", f"Mean per-view change against {base} [95 % paired bootstrap interval]:", "", head,
-              "|" + "---|" * (len(metrics) + 1)]
-    for name in runs:
-        if name != base:
+    if base in per and len(per) > 1:
+        lines += ["", f"Mean per-view change against {base} [95 % paired bootstrap interval]:", "", head,
+                  "|" + "---|" * (len(metrics) + 1)]
+    for name in rows:
+        if name != base and base in per:
             cells = []
             for m, _, fmt in METRICS:
                 if m in metrics:
@@ -97,9 +110,6 @@ def main() -> None:
     print(text)
     if args.md is not None:
         args.md.write_text(text, encoding="utf-8")
-    if args.json is not None:
-        args.json.write_text(json.dumps({n: {m: v.tolist() for m, v in d.items()} for n, d in per.items()}),
-                             encoding="utf-8")
 
 
 if __name__ == "__main__":

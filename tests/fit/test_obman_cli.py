@@ -74,18 +74,41 @@ def test_train_honet_and_estimate_miho(tmp_path, dataset):
                  "--out", str(out)]) == 0
     est = load_grasps(out)
     assert len(est) == 3 and est.object_ids == grasps.object_ids and est.attrs["miho_contact"] == "none"
-    # the image PiCR needs its weights, and only it takes them
-    assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--out", str(out)]) == 2
+    # only the image PiCR takes --picr-weights
+    assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--contact", "none",
+                 "--picr-weights", str(run / "last.pt"), "--out", str(out)]) == 2
     # train an image PiCR (noisy ground-truth hands) and run HoNet -> image PiCR -> GeO
     picr_run = tmp_path / "picr"
     assert main(["train", "picr-image", "--data", str(root), "--out", str(picr_run), "--epochs", "2",
                  "--num-points", "64", *TINY_ARGS]) == 0
     log = [json.loads(x) for x in (picr_run / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and 0.0 <= log[-1]["val"]["vc_f1_pct"] <= 100.0
+    # the checkpoint records the validation-tuned t_vc, which the loaded network uses for MIHO's springs
+    from contactkit.vision.train_picr_image import VC_THRESHOLDS, image_picr_from_checkpoint
+
+    loaded, training = image_picr_from_checkpoint(picr_run / "last.pt")
+    assert training["vc_threshold"] in VC_THRESHOLDS and loaded.vc_threshold == training["vc_threshold"]
     picr_path = picr_run / "last.pt"
     assert main(["estimate", str(root), "--model", "miho", "--weights", str(run / "last.pt"), "--picr-weights",
                  str(picr_path), "--geo-iterations", "2", "--out", str(out)]) == 0
     est = load_grasps(out)
+    assert est.attrs["miho_contact"] == "image" and est.attrs["targets"].startswith("given")
+
+
+def test_shipped_honet_and_image_picr_are_the_miho_defaults_and_load_safely(tmp_path, dataset):
+    from contactkit.learn.checkpoint import load_checkpoint
+    from contactkit.vision.weights import default_honet_path, default_picr_image_path
+
+    for path, kind in ((default_honet_path(), "honet"), (default_picr_image_path(), "picr-image")):
+        ckpt = load_checkpoint(path, expected_kind=kind)  # weights_only=True inside
+        assert ckpt.optimizer is None and ckpt.config["hand"] == "openhand" and path.stat().st_size < 4_000_000
+        assert ckpt.training["dataset"]  # trained on a rendered dataset's train split (model card)
+    assert load_checkpoint(default_picr_image_path()).training["vc_threshold"] == 0.5  # tuned on v3's val split
+    root, grasps = dataset
+    out = tmp_path / "miho.npz"
+    assert main(["estimate", str(root), "--model", "miho", "--geo-iterations", "2", "--out", str(out)]) == 0
+    est = load_grasps(out)
+    assert len(est) == len(grasps) and est.attrs["weights"] == str(default_honet_path())
     assert est.attrs["miho_contact"] == "image" and est.attrs["targets"].startswith("given")
 
 

@@ -129,7 +129,8 @@ def test_shipped_image_weights_are_found_or_named_with_how_to_train():
     from contactkit.vision import weights
 
     for finder, kind in ((weights.default_lifter_path, "lifter"), (weights.default_keypoints_path, "keypoints"),
-                         (weights.default_obman_net_path, "obman-net")):
+                         (weights.default_obman_net_path, "obman-net"), (weights.default_honet_path, "honet"),
+                         (weights.default_picr_image_path, "picr-image")):
         assert finder("openhand").is_file()
         with pytest.raises(ContactkitError, match=f"no shipped .* for hand 'mano'; train one with `contactkit train "
                                                   f"{kind}` and pass --weights"):

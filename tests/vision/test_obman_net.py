@@ -339,6 +339,21 @@ def test_miho_pipeline_runs_end_to_end(hand):
     assert not np.allclose(fitted.transl, plain.transl) or not np.allclose(fitted.hand_pose, plain.hand_pose)
     with pytest.raises(ContactkitError):
         miho(honet, rgb, k, meshes, contact="image", cam_from_world=ext)
+    # the springs use the image PiCR's t_vc (validation-tuned on loading; 0.8 by default): every point above it,
+    # none at 1, and an explicit threshold overrides it
+    from contactkit.fit.miho import image_picr_targets
+    from contactkit.vision.backbone import normalize_images
+    from contactkit.vision.heads import resize_to_square
+
+    img, kp = resize_to_square(rgb, k.float(), 32)
+    args = (picr, normalize_images(img), kp, plain, ext)
+    assert picr.vc_threshold == 0.8
+    picr.vc_threshold = 1.0
+    assert float(image_picr_targets(*args, num_points=64).object_contact.abs().sum()) == 0.0
+    picr.vc_threshold = 0.0
+    every = image_picr_targets(*args, num_points=64)
+    assert bool((every.object_contact > 0).all()) and bool((every.k_atr > 0).any(dim=1).all())
+    assert float(image_picr_targets(*args, num_points=64, vc_threshold=1.0).object_contact.abs().sum()) == 0.0
     # the image PiCR trains: its loss has a gradient reaching the image backbone
     images, kk, tgt = obman_batch(samples, grasps, hand, ObjectSamples(grasps), 32)
     verts = tgt.hand_verts + tgt.root[:, None]

@@ -26,14 +26,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=("keypoints", "lifter", "obman-net", "miho"), required=True,
                    help="keypoints: the image network; lifter: the graph network alone; "
                    "obman-net: ObMan's hand + object network (the object is reconstructed, no --object); "
-                   "miho: CPF's HoNet -> PiCR -> GeO (--weights: a HoNet checkpoint)")
+                   "miho: CPF's HoNet -> PiCR -> GeO (--weights: a HoNet checkpoint, default the shipped one)")
     p.add_argument("--contact", choices=("image", "geometry", "none"), default="image",
-                   help="miho: PiCR on image features (needs --picr-weights), the shipped geometric PiCR, or none "
-                   "(HoNet alone, no GeO) (default image)")
+                   help="miho: PiCR on image features (--picr-weights, default the shipped one), the shipped geometric "
+                   "PiCR, or none (HoNet alone, no GeO) (default image)")
     p.add_argument("--picr-weights", type=Path, default=None, help="miho: image-PiCR checkpoint")
     p.add_argument("--geo-iterations", type=int, default=None, help="miho: GeO iterations (default: the cpf method's)")
     p.add_argument("--weights", type=Path, default=None,
-                   help="checkpoint (default for keypoints, lifter and obman-net: the shipped OpenHand weights)")
+                   help="checkpoint (default for keypoints, lifter, obman-net and miho: the shipped OpenHand weights)")
     p.add_argument("--object", default=None, help="object mesh (bundled name, primitive spec or path) for images")
     p.add_argument("--out", type=Path, required=True, help="output grasp file (.npz)")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="dataset split (default test)")

@@ -52,20 +52,18 @@ def estimate_miho(args: argparse.Namespace, inputs: list[Path]) -> Any:
     """The grasp set of ``contactkit estimate --model miho`` (CPF's HoNet -> PiCR -> GeO)."""
     from contactkit.fit.miho import miho
     from contactkit.vision.train_obman import honet_from_checkpoint
+    from contactkit.vision.weights import default_honet_path, default_picr_image_path
 
-    if args.weights is None:
-        raise ContactkitError("--model miho needs --weights (a `contactkit train honet` checkpoint)")
-    if (args.contact == "image") != (args.picr_weights is not None):
+    if args.picr_weights is not None and args.contact != "image":
         raise ContactkitError("--picr-weights (an image-PiCR checkpoint) goes with --contact image, and only with it")
-    honet, training = honet_from_checkpoint(args.weights)
+    weights = args.weights if args.weights is not None else default_honet_path()
+    honet, training = honet_from_checkpoint(weights)
     picr = None
-    if args.picr_weights is not None:
-        from contactkit.learn.checkpoint import load_checkpoint
-        from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig
+    if args.contact == "image":
+        from contactkit.vision.train_picr_image import image_picr_from_checkpoint
 
-        ckpt = load_checkpoint(args.picr_weights, expected_kind="picr-image")
-        picr = ImagePiCR(ImagePiCRConfig.from_dict(ckpt.config))
-        picr.load_state_dict(ckpt.state_dict)
+        picr, _ = image_picr_from_checkpoint(args.picr_weights if args.picr_weights is not None
+                                             else default_picr_image_path())
     data = _inputs(args, inputs)
     meshes = data["meshes"]
     if meshes is None:
@@ -77,7 +75,7 @@ def estimate_miho(args: argparse.Namespace, inputs: list[Path]) -> Any:
     geo = {} if args.geo_iterations is None else {"iterations": args.geo_iterations}
     return miho(honet, data["rgb"], data["k"], meshes, contact=args.contact, picr=picr, cam_from_world=data["ext"],
                 seed=args.seed, metadata=data["metadata"], reference_index=data["reference_index"],
-                attrs={**data["attrs"], "weights": str(args.weights), "trained_on": training.get("dataset")}, **geo)
+                attrs={**data["attrs"], "weights": str(weights), "trained_on": training.get("dataset")}, **geo)
 
 
 def estimate_obman(args: argparse.Namespace, inputs: list[Path]) -> Any:

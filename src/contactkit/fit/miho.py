@@ -10,7 +10,9 @@
 3. **GeO** fits the hand to the contact potential field (:func:`contactkit.refine.refine` with method ``cpf``).
 
 The image PiCR's springs follow paper 004 Alg. 1 as the geometric estimator does: every object point with
-``VC > t_vc`` ties the anchors of its predicted subregion with elasticity ``AE``.
+``VC > t_vc`` ties the anchors of its predicted subregion with elasticity ``AE``; t_vc is the image PiCR's
+validation-tuned ``vc_threshold`` (paper 004's 0.8 when its checkpoint records none: at 0.8 the shipped image PiCR
+activates no point on HoNet's rows, so GeO would only repel).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import Tensor
 from contactkit.errors import ContactkitError
 from contactkit.fit.obman import hand_to_world
 from contactkit.io.grasps import GraspSet
-from contactkit.learn.estimators import PICR_VC_THRESHOLD
+from contactkit.learn.estimators import PiCRPrediction
 from contactkit.objects.mesh import ObjectMesh
 from contactkit.targets import ContactTargets
 from contactkit.vision.backbone import normalize_images
@@ -66,7 +68,7 @@ def honet_grasps(net: HoNet, out: HoNetOutput, meshes: Sequence[ObjectMesh], cam
 
 @torch.no_grad()
 def image_picr_targets(picr: ImagePiCR, images: Tensor, k: Tensor, grasps: GraspSet, cam_from_world: Tensor, *,
-                       num_points: int = 2048, seed: int = 0, vc_threshold: float = PICR_VC_THRESHOLD
+                       num_points: int = 2048, seed: int = 0, vc_threshold: float | None = None
                        ) -> ContactTargets:
     """``object_contact`` (N, P) and ``k_atr`` (N, 32, P) of the image PiCR on the rows of ``grasps``.
 
@@ -75,6 +77,7 @@ def image_picr_targets(picr: ImagePiCR, images: Tensor, k: Tensor, grasps: Grasp
 
     Args:
         images: (N, 3, S, S) normalised images; k: (N, 3, 3) their intrinsics; cam_from_world: (N, 4, 4).
+        vc_threshold: t_vc; default ``picr.vc_threshold``.
     """
     picr.eval()
     hand = picr.hand
@@ -93,14 +96,10 @@ def image_picr_targets(picr: ImagePiCR, images: Tensor, k: Tensor, grasps: Grasp
     verts_c = verts.float().cpu() @ r_cw.transpose(1, 2) + t_cw[:, None]
     out = picr(images, k, verts_c, pts_c, nrm_c)
     n = verts.shape[1]
-    vc = torch.sigmoid(out.vc[:, n:])
-    region = out.cr[:, n:].argmax(dim=-1)
-    elasticity = torch.sigmoid(out.ae[:, n:])
-    anchor_region = torch.as_tensor(hand.annotations.anchor_region, dtype=torch.long)
-    active = (vc > vc_threshold).unsqueeze(1) & (anchor_region.view(1, -1, 1) == region.unsqueeze(1))
-    k_atr = torch.where(active, elasticity.unsqueeze(1).expand_as(active), torch.zeros(()))
-    contact = torch.where(vc > vc_threshold, vc, torch.zeros_like(vc))
-    return ContactTargets(object_contact=contact, k_atr=k_atr)
+    fields = PiCRPrediction(vc=torch.sigmoid(out.vc[:, n:]), region=out.cr[:, n:].argmax(dim=-1),
+                            elasticity=torch.sigmoid(out.ae[:, n:]))
+    t_vc = picr.vc_threshold if vc_threshold is None else vc_threshold
+    return fields.targets(torch.as_tensor(hand.annotations.anchor_region, dtype=torch.long), t_vc)
 
 
 def miho(honet: HoNet, rgb: Tensor, k: Tensor, meshes: Sequence[ObjectMesh], *, contact: ContactSource = "image",

@@ -205,6 +205,19 @@ class PiCRPrediction:
     region: Tensor
     elasticity: Tensor
 
+    def springs(self, anchor_region: Tensor, vc_threshold: float) -> Tensor:
+        """k_atr (B, 32, P) of paper 004 Alg. 1 (see :meth:`PiCREstimator.springs`); ``anchor_region`` (32,)
+        long, ``vc_threshold`` t_vc."""
+        same = anchor_region.to(self.region.device, torch.long).view(1, -1, 1) == self.region.unsqueeze(1)
+        active = (self.vc > vc_threshold).unsqueeze(1) & same  # (B, A, P)
+        k = self.elasticity.unsqueeze(1).expand_as(active)
+        return torch.where(active, k, torch.zeros_like(k))
+
+    def targets(self, anchor_region: Tensor, vc_threshold: float) -> ContactTargets:
+        """Object contact = ``vc`` where it exceeds ``vc_threshold``, else 0, with :meth:`springs`."""
+        contact = torch.where(self.vc > vc_threshold, self.vc, torch.zeros_like(self.vc))
+        return ContactTargets(object_contact=contact, k_atr=self.springs(anchor_region, vc_threshold))
+
 
 class PiCREstimator(_Estimator):
     """PiCR on geometry: vertex contact, contact region and anchor elasticity per object point.
@@ -242,10 +255,8 @@ class PiCREstimator(_Estimator):
 
     def predict(self, hand_verts: Tensor, obj_points: Tensor, obj_normals: Tensor) -> ContactTargets:
         """Object contact = the vertex-contact probability where it exceeds t_vc (``vc_threshold``), else 0."""
-        fields = self.predict_fields(hand_verts, obj_points, obj_normals)
-        contact = torch.where(fields.vc > self.vc_threshold, fields.vc, torch.zeros_like(fields.vc))
         anchor_region = torch.as_tensor(self.hand.annotations.anchor_region, dtype=torch.long)
-        return ContactTargets(object_contact=contact, k_atr=self._springs_from(fields, anchor_region))
+        return self.predict_fields(hand_verts, obj_points, obj_normals).targets(anchor_region, self.vc_threshold)
 
     def springs(self, hand_verts: Tensor, obj_points: Tensor, obj_normals: Tensor, anchor_region: Tensor) -> Tensor:
         """Attractive spring elasticities k_atr between the 32 anchors and the object points (paper 004 Alg. 1).
@@ -264,14 +275,7 @@ class PiCREstimator(_Estimator):
         """
         if anchor_region.ndim != 1:
             raise ContactkitError(f"anchor_region must have shape (A,), got {tuple(anchor_region.shape)}")
-        return self._springs_from(self.predict_fields(hand_verts, obj_points, obj_normals), anchor_region)
-
-    def _springs_from(self, fields: PiCRPrediction, anchor_region: Tensor) -> Tensor:
-        regions = anchor_region.to(fields.region.device, torch.long)
-        same = regions.view(1, -1, 1) == fields.region.unsqueeze(1)  # (B, A, P)
-        active = (fields.vc > self.vc_threshold).unsqueeze(1) & same
-        k = fields.elasticity.unsqueeze(1).expand_as(active)
-        return torch.where(active, k, torch.zeros_like(k))
+        return self.predict_fields(hand_verts, obj_points, obj_normals).springs(anchor_region, self.vc_threshold)
 
 
 def _shipped_file(kind: str, hand_name: str) -> Path:

@@ -42,8 +42,9 @@ from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_los
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import pixels_to_normalized
 
-__all__ = ["BETA_WEIGHT", "HandBranch", "ObManLossWeights", "ObManNet", "ObManNetConfig", "ObManOutput", "ObManTargets",
-           "hand_object_sdf", "obman_losses"]
+__all__ = ["BETA_WEIGHT", "HandBranch", "HandNetConfig", "HandObjectEncoder", "HandOutput", "ObManLossWeights",
+           "ObManNet", "ObManNetConfig", "ObManOutput", "ObManTargets", "hand_losses", "hand_object_sdf", "hand_total",
+           "obman_losses"]
 
 MM = 1000.0
 #: Weight of ``L_beta = |beta|^2`` against the mm^2 terms: 1e6 is the paper's weight 1 with lengths in metres. With
@@ -54,8 +55,8 @@ BETA_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
-class ObManNetConfig:
-    """Settings of :class:`ObManNet` (saved with its weights).
+class HandNetConfig:
+    """Settings shared by :class:`ObManNet` and CPF's HoNet (saved with their weights).
 
     Attributes:
         backbone: :func:`~contactkit.vision.backbone.build_backbone` config.
@@ -63,8 +64,6 @@ class ObManNetConfig:
         encoding_dim: size of ``Phi_Hand`` and ``Phi_Obj``.
         hand: hand model name (``openhand`` or ``mano``); side: ``right`` or ``left``.
         ncomps: PCA pose coefficients (paper: 30).
-        atlas_hidden: width of the AtlasNet MLP's first layer.
-        sphere_level: icosphere subdivision level (paper: 3, 642 vertices).
     """
 
     backbone: dict[str, Any] = field(default_factory=lambda: {"name": "resnet", "width": 16, "blocks": [2, 2, 2]})
@@ -73,6 +72,17 @@ class ObManNetConfig:
     hand: str = "openhand"
     side: str = "right"
     ncomps: int = 30
+
+
+@dataclass(frozen=True)
+class ObManNetConfig(HandNetConfig):
+    """Settings of :class:`ObManNet`: :class:`HandNetConfig`'s and the object branch's.
+
+    Attributes:
+        atlas_hidden: width of the AtlasNet MLP's first layer.
+        sphere_level: icosphere subdivision level (paper: 3, 642 vertices).
+    """
+
     atlas_hidden: int = 256
     sphere_level: int = 3
 
@@ -82,16 +92,13 @@ class ObManNetConfig:
 
 
 @dataclass
-class ObManOutput:
-    """Outputs of :class:`ObManNet` (camera axes, metres).
+class HandOutput:
+    """Hand outputs of :class:`ObManNet` and HoNet (camera axes, metres).
 
     Attributes:
         global_orient: (B, 3) wrist axis-angle, camera frame; hand_pca: (B, ncomps); betas: (B, n_shape).
         hand_verts: (B, V, 3) root-relative hand vertices; hand_keypoints: (B, 21, 3) root-relative (row 0 = 0).
         root: (B, 3) camera-frame wrist position.
-        object_normalized: (B, N, 3) AtlasNet output (normalised frame); object_translation: (B, 3) centroid
-            relative to the root; object_scale: (B,) radius; object_verts: (B, N, 3) root-relative object mesh
-            ``scale x normalized + translation`` (faces: ``ObManNet.object_faces``).
     """
 
     global_orient: Tensor
@@ -100,6 +107,18 @@ class ObManOutput:
     hand_verts: Tensor
     hand_keypoints: Tensor
     root: Tensor
+
+
+@dataclass
+class ObManOutput(HandOutput):
+    """Outputs of :class:`ObManNet`: :class:`HandOutput`'s and the object (camera axes, metres).
+
+    Attributes:
+        object_normalized: (B, N, 3) AtlasNet output (normalised frame); object_translation: (B, 3) centroid
+            relative to the root; object_scale: (B,) radius; object_verts: (B, N, 3) root-relative object mesh
+            ``scale x normalized + translation`` (faces: ``ObManNet.object_faces``).
+    """
+
     object_normalized: Tensor
     object_translation: Tensor
     object_scale: Tensor
@@ -149,14 +168,13 @@ class HandBranch(nn.Module):
         return go, pca, betas, out.vertices - wrist, out.keypoints - wrist, root
 
 
-class ObManNet(nn.Module):
-    """Image -> hand (PCA pose + shape through the hand layer) + object (deformed sphere, translation, scale)."""
+class HandObjectEncoder(nn.Module):
+    """The trunk shared by :class:`ObManNet` and CPF's HoNet: backbone, global average pooling, the encodings
+    ``Phi_Hand`` and ``Phi_Obj`` and the :class:`HandBranch` (the object heads are the subclasses')."""
 
-    zones: Tensor
-
-    def __init__(self, config: ObManNetConfig | None = None, hand: HandModel | None = None) -> None:
+    def __init__(self, config: HandNetConfig, hand: HandModel | None) -> None:
         super().__init__()
-        self.config = c = config or ObManNetConfig()
+        c = config
         layer = hand if hand is not None else load_hand(c.hand, c.side, ncomps=c.ncomps)
         if layer.name != c.hand or layer.side != c.side:
             raise ContactkitError(f"the hand model is {layer.name}/{layer.side}, the config says {c.hand}/{c.side}")
@@ -165,6 +183,40 @@ class ObManNet(nn.Module):
         self.encode_hand = nn.Sequential(nn.Linear(channels, c.encoding_dim), nn.ReLU())
         self.encode_object = nn.Sequential(nn.Linear(channels, c.encoding_dim), nn.ReLU())
         self.hand_branch = HandBranch(layer, c.encoding_dim, c.ncomps)
+        self._image_size = c.image_size
+
+    @property
+    def hand(self) -> HandModel:
+        """The hand layer (not in the state dict: rebuilt from ``config.hand``)."""
+        return self.hand_branch.hand
+
+    def encode(self, images: Tensor, k: Tensor) -> tuple[HandOutput, Tensor]:
+        """The hand outputs and ``Phi_Obj`` (B, encoding_dim).
+
+        Args:
+            images: (B, 3, S, S) normalised images (:func:`~contactkit.vision.backbone.normalize_images`),
+                S = ``config.image_size``.
+            k: (B, 3, 3) pixel intrinsics of those images.
+        """
+        s = self._image_size
+        if images.ndim != 4 or images.shape[1:] != (3, s, s):
+            raise ShapeError(f"images must have shape (B, 3, {s}, {s}), got {tuple(images.shape)}")
+        pooled = self.backbone(images).mean((2, 3))
+        phi_h, phi_o = self.encode_hand(pooled), self.encode_object(pooled)
+        go, pca, betas, verts, keypoints, root = self.hand_branch(phi_h, k, s)
+        return HandOutput(global_orient=go, hand_pca=pca, betas=betas, hand_verts=verts, hand_keypoints=keypoints,
+                          root=root), phi_o
+
+
+class ObManNet(HandObjectEncoder):
+    """Image -> hand (PCA pose + shape through the hand layer) + object (deformed sphere, translation, scale)."""
+
+    zones: Tensor
+
+    def __init__(self, config: ObManNetConfig | None = None, hand: HandModel | None = None) -> None:
+        c = config or ObManNetConfig()
+        super().__init__(c, hand)
+        self.config = c
         self.decoder = AtlasNetDecoder(c.encoding_dim, c.atlas_hidden, c.sphere_level)
         self.translation_head = _mlp(c.encoding_dim, c.encoding_dim, 3)
         self.scale_head = _mlp(c.encoding_dim, c.encoding_dim, 1)
@@ -172,36 +224,19 @@ class ObManNet(nn.Module):
         self.register_buffer("zones", zone_mask(zones, self.hand.num_verts), persistent=False)
 
     @property
-    def hand(self) -> HandModel:
-        """The hand layer (not in the state dict: rebuilt from ``config.hand``)."""
-        return self.hand_branch.hand
-
-    @property
     def object_faces(self) -> Tensor:
         """(F, 3) int64 faces of the predicted object mesh (the icosphere's)."""
         return self.decoder.faces
 
     def forward(self, images: Tensor, k: Tensor) -> ObManOutput:
-        """Reconstruct hand and object.
-
-        Args:
-            images: (B, 3, S, S) normalised images (:func:`~contactkit.vision.backbone.normalize_images`),
-                S = ``config.image_size``.
-            k: (B, 3, 3) pixel intrinsics of those images.
-        """
-        s = self.config.image_size
-        if images.ndim != 4 or images.shape[1:] != (3, s, s):
-            raise ShapeError(f"images must have shape (B, 3, {s}, {s}), got {tuple(images.shape)}")
-        pooled = self.backbone(images).mean((2, 3))
-        phi_h, phi_o = self.encode_hand(pooled), self.encode_object(pooled)
-        go, pca, betas, verts, keypoints, root = self.hand_branch(phi_h, k, s)
+        """Reconstruct hand and object (arguments: :meth:`HandObjectEncoder.encode`)."""
+        hand_out, phi_o = self.encode(images, k)
         normalized = self.decoder(phi_o)
         translation = 0.1 * self.translation_head(phi_o)
         scale = 0.05 * torch.exp(self.scale_head(phi_o)[:, 0].clamp(-4.0, 4.0))
         obj = scale[:, None, None] * normalized + translation[:, None]
-        return ObManOutput(global_orient=go, hand_pca=pca, betas=betas, hand_verts=verts, hand_keypoints=keypoints,
-                           root=root, object_normalized=normalized,
-                           object_translation=translation, object_scale=scale, object_verts=obj)
+        return ObManOutput(**vars(hand_out), object_normalized=normalized, object_translation=translation,
+                           object_scale=scale, object_verts=obj)
 
 
 @dataclass
@@ -273,14 +308,27 @@ def hand_object_sdf(hand_verts: Tensor, object_verts: Tensor, faces: Tensor) -> 
     return torch.where(inside, -dist, dist)
 
 
-def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights: ObManLossWeights
-                 ) -> dict[str, Tensor]:
-    """Every loss term (batch means) and ``total``; see the module docstring for the definitions and units."""
-    t: dict[str, Tensor] = {
+def hand_losses(out: HandOutput, target: ObManTargets) -> dict[str, Tensor]:
+    """The hand's loss terms (batch means): ``hand_verts`` ``L_V`` and ``joints`` ``L_J`` (mm^2), ``beta``
+    ``|beta|^2`` and our ``root`` term (mm^2); shared by :func:`obman_losses` and HoNet's loss."""
+    return {
         "hand_verts": _sq_mm(out.hand_verts, target.hand_verts).mean(),
         "joints": _sq_mm(out.hand_keypoints, target.hand_keypoints).mean(),
         "beta": out.betas.pow(2).sum(-1).mean() if out.betas.shape[1] else out.hand_verts.new_zeros(()),
         "root": ((out.root - target.root) * MM).pow(2).sum(-1).mean(),
+    }
+
+
+def hand_total(terms: dict[str, Tensor], *, beta: float = BETA_WEIGHT, root: float = 1.0) -> Tensor:
+    """``L_V + L_J + beta x L_beta + root x L_root`` of :func:`hand_losses`' terms."""
+    return terms["hand_verts"] + terms["joints"] + beta * terms["beta"] + root * terms["root"]
+
+
+def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights: ObManLossWeights
+                 ) -> dict[str, Tensor]:
+    """Every loss term (batch means) and ``total``; see the module docstring for the definitions and units."""
+    t = hand_losses(out, target)
+    t |= {
         "chamfer": _chamfer_sq_mm(out.object_verts, target.object_points).mean(),
         "translation": ((out.object_translation - target.object_centroid) * MM).pow(2).sum(-1).mean(),
         "scale": ((out.object_scale - target.object_radius) * MM).pow(2).mean(),
@@ -288,8 +336,8 @@ def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights:
         "laplacian": laplacian_loss(out.object_verts * MM, net.decoder.template, net.decoder.edges,
                                     out.object_scale * MM).mean(),
     }
-    total = (t["hand_verts"] + t["joints"] + weights.beta * t["beta"] + weights.root * t["root"] + t["chamfer"]
-             + t["translation"] + t["scale"] + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
+    total = (hand_total(t, beta=weights.beta, root=weights.root) + t["chamfer"] + t["translation"] + t["scale"]
+             + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
     if weights.contact > 0:
         sdf = hand_object_sdf(out.hand_verts, out.object_verts, net.object_faces)
         t["contact"] = contact_loss(sdf * MM, net.zones, lambda_r=weights.lambda_r, r=20.0, a=10.0).mean()

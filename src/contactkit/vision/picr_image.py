@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.hands import HandModel, load_hand
-from contactkit.learn.estimators import inputs_for, network_config
+from contactkit.learn.estimators import PICR_VC_THRESHOLD, inputs_for, network_config
 from contactkit.learn.features import N_FEATURES
 from contactkit.learn.networks import BackboneConfig, PiCRConfig, PiCRNet, PiCROutput
 from contactkit.learn.train import training_loss
@@ -81,6 +81,8 @@ class ImagePiCR(nn.Module):
         if layer.name != c.hand or layer.side != c.side:
             raise ContactkitError(f"the hand model is {layer.name}/{layer.side}, the config says {c.hand}/{c.side}")
         self._hand = [layer]  # not a submodule: rebuilt from the config
+        #: t_vc of the springs (paper 004: 0.8); set from the checkpoint's validation-tuned value on loading.
+        self.vc_threshold = PICR_VC_THRESHOLD
         self.backbone = build_backbone(c.backbone)
         self.reduce = nn.Conv2d(int(self.backbone.out_channels), c.image_channels, 1)  # type: ignore[arg-type]
         points = BackboneConfig.from_dict({**c.points, "in_channels": N_FEATURES + c.image_channels})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from contactkit.errors import ContactkitError
 from contactkit.geometry.sampling import sample_surface
 from contactkit.hands.base import HandModel
 from contactkit.io.grasps import GraspSet
-from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from contactkit.learn.checkpoint import Checkpoint, NetworkKind, load_checkpoint, save_checkpoint
 from contactkit.metrics.pose import chamfer_distance
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
@@ -38,8 +38,8 @@ from contactkit.vision.obman_net import ObManLossWeights, ObManNet, ObManNetConf
 from contactkit.vision.train import _rank_world, start_run
 from contactkit.vision.train_keypoints import SampleSource
 
-__all__ = ["ObManTrainConfig", "ObjectSamples", "evaluate_obman", "honet_from_checkpoint", "obman_batch",
-           "obman_from_checkpoint", "train_obman"]
+__all__ = ["ObManTrainConfig", "ObjectSamples", "epoch_batches", "evaluate_obman", "honet_from_checkpoint",
+           "obman_batch", "obman_from_checkpoint", "save_epoch", "train_obman"]
 
 #: Points sampled on each ground-truth object surface (Chamfer targets).
 OBJECT_SAMPLES = 600
@@ -182,6 +182,39 @@ def honet_from_checkpoint(path: str | Path) -> tuple[HoNet, dict[str, Any]]:
     return net.eval(), ckpt.training
 
 
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int, *, desc: str,
+                  progress: bool) -> tuple[torch.Generator, Iterator[list[int]]]:
+    """The epoch's generator (seeded by ``(seed, epoch)`` only; it drew the order and may draw more, e.g. noise)
+    and its batches of sample indices: a permutation of ``range(n)``, this rank's share, in ``batch_size``
+    chunks; chunks of one sample are skipped (batch norm needs two)."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + 7919 * epoch)
+    order = torch.randperm(n, generator=gen)[rank::world]
+
+    def batches() -> Iterator[list[int]]:
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress or rank != 0,
+                          leave=False):
+            idx = order[start:start + batch_size].tolist()
+            if len(idx) >= 2:
+                yield idx
+
+    return gen, batches()
+
+
+def save_epoch(run_dir: Path, kind: NetworkKind, net_config: dict[str, Any], net: torch.nn.Module,
+               optimiser: torch.optim.Optimizer, record: dict[str, Any], training: dict[str, Any],
+               improved: bool) -> None:
+    """Append ``record`` to ``log.jsonl``, write ``last.pt`` (with the optimiser state) and, when ``improved``,
+    ``best.pt`` (weights only)."""
+    with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+    state = net.state_dict()
+    save_checkpoint(run_dir / "last.pt", Checkpoint(kind=kind, config=net_config, state_dict=state,
+                                                    training=training, optimizer=optimiser.state_dict()))
+    if improved:
+        save_checkpoint(run_dir / "best.pt", Checkpoint(kind=kind, config=net_config, state_dict=state,
+                                                         training=training))
+
+
 def train_obman(
     train_samples: SampleSource,
     train_grasps: GraspSet,
@@ -231,16 +264,12 @@ def train_obman(
         weights = ObManLossWeights(contact=config.contact_weight if finetune else 0.0, lambda_r=config.lambda_r)
         for group in optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + 7919 * epoch)
-        order = torch.randperm(len(train_samples), generator=gen)[rank::world]
+        _, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+                                   desc=f"obman-net epoch {epoch + 1}/{total}", progress=progress)
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
-        steps = range(0, len(order), config.batch_size)
-        for start in tqdm(steps, desc=f"obman-net epoch {epoch + 1}/{total}", disable=not progress or rank != 0,
-                          leave=False):
-            idx = order[start:start + config.batch_size].tolist()
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
+        seen = 0
+        for idx in batches:
             images, k, target = obman_batch([train_samples[i] for i in idx], train_grasps, net.hand, objects,
                                             net_config.image_size, device)
             if isinstance(net, HoNet):
@@ -252,6 +281,7 @@ def train_obman(
             optimiser.step()
             for name, v in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(idx)
+            seen += len(idx)
         if rank != 0:
             continue
         val = evaluate_obman(net, val_samples, val_grasps)
@@ -260,19 +290,11 @@ def train_obman(
         best = min(best, err)
         record = {"epoch": epoch, "stage": "contact" if finetune and config.contact_weight > 0 else
                   ("finetune" if finetune else "base"),
-                  "train": {k: v / max(len(order), 1) for k, v in sums.items()}, "val": val,
+                  "train": {k: v / max(seen, 1) for k, v in sums.items()}, "val": val,
                   "seconds": time.perf_counter() - t0, "lr": _lr_at(config, epoch)}
-        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
         training = {**(metadata or {}), "kind": kind, "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        state = net.state_dict()
-        save_checkpoint(run_dir / "last.pt", Checkpoint(kind=kind, config=asdict(net_config),
-                                                        state_dict=state, training=training,
-                                                        optimizer=optimiser.state_dict()))
-        if improved:
-            save_checkpoint(run_dir / "best.pt", Checkpoint(kind=kind, config=asdict(net_config),
-                                                             state_dict=state, training=training))
+        save_epoch(run_dir, kind, asdict(net_config), net, optimiser, record, training, improved)
         if on_record is not None:
             on_record(record)
     return record

@@ -5,13 +5,13 @@ radians on every axis-angle coordinate, ``noise_transl`` metres on the translati
 depends only on ``(seed, e)``), standing in for HoNet's estimate, and ``num_points`` object surface samples with
 normals at the true pose. Targets: :func:`contactkit.learn.data.picr_targets` of the ground-truth hand (vertex
 contact within 5 mm, the touching subregion, the anchor elasticity). Loss: the geometric PiCR's
-(:func:`~contactkit.vision.picr_image.image_picr_loss`). Validation: vertex-contact F1 (%) at 0.5 on the val split.
-Checkpoints (kind ``picr-image``), log and resume as :mod:`contactkit.vision.train`.
+(:func:`~contactkit.vision.picr_image.image_picr_loss`). Validation: vertex-contact F1 (%) at 0.5 on the val split
+(model selection) and the threshold t_vc maximising it, recorded in the checkpoint (``training["vc_threshold"]``)
+for MIHO's springs. Checkpoints (kind ``picr-image``), log and resume as :mod:`contactkit.vision.train`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,20 +21,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
 from contactkit.io.grasps import GraspSet
-from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
+from contactkit.learn.checkpoint import load_checkpoint
 from contactkit.learn.data import picr_targets
+from contactkit.learn.estimators import PICR_VC_THRESHOLD
 from contactkit.learn.train import f1_score
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig, image_picr_loss
 from contactkit.vision.train import _rank_world, start_run
 from contactkit.vision.train_keypoints import SampleSource
+from contactkit.vision.train_obman import epoch_batches, save_epoch
 
-__all__ = ["ImagePiCRTrainConfig", "picr_batch", "train_image_picr"]
+__all__ = ["VC_THRESHOLDS", "ImagePiCRTrainConfig", "image_picr_from_checkpoint", "picr_batch", "train_image_picr",
+           "validation_scores"]
 
 
 @dataclass(frozen=True)
@@ -96,19 +98,40 @@ def picr_batch(samples: Sequence[Mapping[str, Any]], grasps: GraspSet, picr: Ima
     return {name: v.to(device) for name, v in out.items()}
 
 
+#: Vertex-contact thresholds tried on the validation split (t_vc of the springs, paper 004 Alg. 1).
+VC_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
 @torch.no_grad()
-def _val_f1(picr: ImagePiCR, samples: SampleSource, grasps: GraspSet, config: ImagePiCRTrainConfig) -> float:
+def validation_scores(picr: ImagePiCR, samples: SampleSource, grasps: GraspSet, config: ImagePiCRTrainConfig
+                      ) -> dict[str, float]:
+    """Vertex-contact F1 (%) on ``samples`` at 0.5 (``vc_f1_pct``) and at the best of :data:`VC_THRESHOLDS`
+    (``vc_threshold``, ``vc_f1_pct_at_threshold``; ties: the higher threshold), with the training noise drawn
+    from a fixed seed."""
     picr.eval()
     gen = torch.Generator().manual_seed(10_007)
-    preds, targets = [], []
+    probs, targets = [], []
     for start in range(0, len(samples), 16):
         chunk = [samples[i] for i in range(start, min(start + 16, len(samples)))]
         bt = picr_batch(chunk, grasps, picr, config.num_points, gen, config.noise_pose, config.noise_transl,
                         config.device)
         out = picr(bt["images"], bt["k"], bt["hand_verts"], bt["obj_points"], bt["obj_normals"])
-        preds.append(torch.sigmoid(out.vc[:, bt["hand_verts"].shape[1]:]).cpu() > 0.5)
+        probs.append(torch.sigmoid(out.vc[:, bt["hand_verts"].shape[1]:]).cpu())
         targets.append(bt["vc"].cpu() > 0.5)
-    return f1_score(torch.cat(preds), torch.cat(targets))
+    p, t = torch.cat(probs), torch.cat(targets)
+    f1 = {thr: f1_score(p > thr, t) for thr in VC_THRESHOLDS}
+    best = max(reversed(VC_THRESHOLDS), key=lambda thr: f1[thr])
+    return {"vc_f1_pct": f1_score(p > 0.5, t), "vc_threshold": best, "vc_f1_pct_at_threshold": f1[best]}
+
+
+def image_picr_from_checkpoint(path: str | Path) -> tuple[ImagePiCR, dict[str, Any]]:
+    """An image PiCR (eval mode) and the training dict of a ``kind="picr-image"`` checkpoint; its ``vc_threshold``
+    is the checkpoint's validation-tuned one when recorded, else paper 004's 0.8."""
+    ckpt = load_checkpoint(path, expected_kind="picr-image")
+    picr = ImagePiCR(ImagePiCRConfig.from_dict(ckpt.config))
+    picr.load_state_dict(ckpt.state_dict)
+    picr.vc_threshold = float(ckpt.training.get("vc_threshold", PICR_VC_THRESHOLD))
+    return picr.eval(), ckpt.training
 
 
 def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_samples: SampleSource,
@@ -127,15 +150,11 @@ def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_sa
     best_f1 = float(record.get("best_vc_f1_pct", -1.0))
     for epoch in range(start_epoch, config.epochs):
         picr.train()
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + 7919 * epoch)
-        order = torch.randperm(len(train_samples), generator=gen)[rank::world]
+        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+                                     desc=f"picr-image epoch {epoch + 1}/{config.epochs}", progress=progress)
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for start in tqdm(range(0, len(order), config.batch_size), disable=not progress or rank != 0, leave=False,
-                          desc=f"picr-image epoch {epoch + 1}/{config.epochs}"):
-            idx = order[start:start + config.batch_size].tolist()
-            if len(idx) < 2:
-                continue
+        for idx in batches:
             bt = picr_batch([train_samples[i] for i in idx], train_grasps, picr, config.num_points, gen,
                             config.noise_pose, config.noise_transl, device)
             loss = image_picr_loss(picr, bt["images"], bt["k"], bt["hand_verts"], bt["obj_points"],
@@ -146,17 +165,13 @@ def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_sa
             total, count = total + float(loss.detach()) * len(idx), count + len(idx)
         if rank != 0:
             continue
-        f1 = _val_f1(picr, val_samples, val_grasps, config)
+        val = validation_scores(picr, val_samples, val_grasps, config)
+        f1 = val["vc_f1_pct"]
         improved = f1 > best_f1
         best_f1 = max(best_f1, f1)
-        record = {"epoch": epoch, "train": {"total": total / max(count, 1)}, "val": {"vc_f1_pct": f1},
+        record = {"epoch": epoch, "train": {"total": total / max(count, 1)}, "val": val,
                   "best_vc_f1_pct": best_f1, "seconds": time.perf_counter() - t0}
-        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
-        training = {**(metadata or {}), "kind": "picr-image", "epoch": epoch, "config": asdict(config), "last": record}
-        save_checkpoint(run_dir / "last.pt", Checkpoint("picr-image", asdict(net_config), picr.state_dict(),
-                                                        training, optimizer=optimiser.state_dict()))
-        if improved:
-            save_checkpoint(run_dir / "best.pt", Checkpoint("picr-image", asdict(net_config), picr.state_dict(),
-                                                             training))
+        training = {**(metadata or {}), "kind": "picr-image", "epoch": epoch, "config": asdict(config), "last": record,
+                    "vc_threshold": val["vc_threshold"]}
+        save_epoch(run_dir, "picr-image", asdict(net_config), picr, optimiser, record, training, improved)
     return record

@@ -1,5 +1,5 @@
 """Shipped image-model weights (state dict + config, read with ``weights_only=True``); see
-``docs/keypoints_model_card.md`` and ``docs/obman_net_model_card.md``."""
+``docs/keypoints_model_card.md`` and ``docs/obman_net_model_card.md`` (ObMan network, HoNet, image PiCR)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 from contactkit.errors import ContactkitError
 
-__all__ = ["default_keypoints_path", "default_lifter_path", "default_obman_net_path"]
+__all__ = ["default_honet_path", "default_keypoints_path", "default_lifter_path", "default_obman_net_path",
+           "default_picr_image_path"]
 
 _DIR = Path(__file__).resolve().parent
 
@@ -34,3 +35,14 @@ def default_obman_net_path(hand_model: str = "openhand") -> Path:
 def default_keypoints_path(hand_model: str = "openhand") -> Path:
     """The shipped image network (image -> 2D -> 3D keypoints) for ``hand_model`` (raises when none is shipped)."""
     return _shipped("keypoints", "image network", "keypoints", hand_model)
+
+
+def default_honet_path(hand_model: str = "openhand") -> Path:
+    """The shipped HoNet (CPF's hand + known-object pose network) for ``hand_model`` (raises when none is shipped)."""
+    return _shipped("honet", "HoNet", "honet", hand_model)
+
+
+def default_picr_image_path(hand_model: str = "openhand") -> Path:
+    """The shipped image PiCR (CPF's contact network on image features) for ``hand_model`` (raises when none is
+    shipped)."""
+    return _shipped("picr_image", "image PiCR", "picr-image", hand_model)
