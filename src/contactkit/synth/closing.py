@@ -184,7 +184,7 @@ def _any_tangent(normals: np.ndarray) -> np.ndarray:
 
 
 def grip_width_prior(
-    points: np.ndarray, normals: np.ndarray, k: int, width_m: float, rng: np.random.Generator
+    hull: np.ndarray, normals: np.ndarray, k: int, width_m: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Surface samples to approach, favouring those across whose tangent plane the object is narrow.
 
@@ -193,22 +193,23 @@ def grip_width_prior(
     ``∝ exp(-(min_b w_ib - min_j min_b w_jb) / width_m)`` (:func:`tangent_widths`): uniform on a sphere.
 
     Args:
-        points: (P, 3) surface samples, metres; normals: (P, 3) their unit normals.
+        hull: (V, 3) points whose extent is the object's (its convex hull's vertices suffice), metres.
+        normals: (P, 3) unit normals of the surface samples to choose from.
         k: samples drawn (with replacement when ``P < k``).
         width_m: temperature, metres (> 0).
         rng: random generator (one draw).
 
     Returns:
-        (k,) indices into ``points``.
+        (k,) indices into ``normals``.
     """
     unit = normals / np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-12)
-    narrow = tangent_widths(_hull_points(points), unit, _any_tangent(unit)).min(1)
+    narrow = tangent_widths(hull, unit, _any_tangent(unit)).min(1)
     prob = np.exp(-(narrow - narrow.min()) / width_m)
-    return rng.choice(len(points), size=k, replace=len(points) < k, p=prob / prob.sum())
+    return rng.choice(len(normals), size=k, replace=len(normals) < k, p=prob / prob.sum())
 
 
 def grip_width_rolls(
-    points: np.ndarray, normals: np.ndarray, finger: np.ndarray, width_m: float, rng: np.random.Generator
+    hull: np.ndarray, normals: np.ndarray, finger: np.ndarray, width_m: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Rolls about the approach normals that point the fingers across the object's narrow side.
 
@@ -218,7 +219,7 @@ def grip_width_rolls(
     same width, so the thumb may be on either side.
 
     Args:
-        points: (P, 3) object surface samples, metres.
+        hull: (V, 3) points whose extent is the object's (its convex hull's vertices suffice), metres.
         normals: (K, 3) unit approach normals.
         finger: (K, 3) the finger axis at roll 0, orthogonal to ``normals``.
         width_m: temperature, metres (> 0).
@@ -228,7 +229,7 @@ def grip_width_rolls(
         (K,) rolls in radians, ``[0, 2π)``.
     """
     f = finger / np.linalg.norm(finger, axis=-1, keepdims=True).clip(1e-12)
-    width = tangent_widths(_hull_points(points), normals, f)
+    width = tangent_widths(hull, normals, f)
     prob = np.exp(-(width - width.min(1, keepdims=True)) / width_m)
     prob /= prob.sum(1, keepdims=True)
     bins = (prob.cumsum(1) < rng.uniform(size=(len(normals), 1))).sum(1).clip(max=GRIP_ROLL_BINS - 1)
@@ -257,8 +258,9 @@ def approach_init(
 
     k = cfg.batch_size
     pts, nrm = obj.sample_surface(4096, seed=0)
-    if cfg.grip_width_m > 0:
-        pick = grip_width_prior(np.asarray(pts), np.asarray(nrm), k, cfg.grip_width_m, rng)
+    hull = _hull_points(np.asarray(pts)) if cfg.grip_width_m > 0 else None
+    if hull is not None:
+        pick = grip_width_prior(hull, np.asarray(nrm), k, cfg.grip_width_m, rng)
     else:
         pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
     p0 = torch.as_tensor(pts[pick], dtype=dtype)
@@ -271,11 +273,11 @@ def approach_init(
         n0 = n0 / n0.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     n_palm = palm_normal(hand.rest_joints.to(dtype), hand.side)
     align = _align_rotation(n_palm, -n0)
-    if cfg.grip_width_m > 0:
+    if hull is not None:
         finger = hand.rest_joints[4].to(dtype) - hand.rest_joints[0].to(dtype)  # wrist -> middle MCP
         finger_aligned = torch.einsum("kij,j->ki", align, finger - (finger @ n_palm) * n_palm)
         roll = torch.as_tensor(
-            grip_width_rolls(np.asarray(pts), n0.numpy(), finger_aligned.numpy(), cfg.grip_width_m, rng),
+            grip_width_rolls(hull, n0.numpy(), finger_aligned.numpy(), cfg.grip_width_m, rng),
             dtype=dtype)
     else:
         roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
