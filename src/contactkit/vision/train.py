@@ -14,7 +14,6 @@ DDP: when ``torch.distributed`` is initialised (``torchrun``; gloo on CPU), the 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,17 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
-from contactkit.io.atomic import atomic_write_bytes
-from contactkit.learn.checkpoint import Checkpoint, NetworkKind, load_checkpoint, save_checkpoint
+from contactkit.learn.checkpoint import load_checkpoint
 from contactkit.vision.camera import pixels_to_normalized
 from contactkit.vision.data import KeypointViews
 from contactkit.vision.lifter import ContextAwareLifter, LifterConfig
 from contactkit.vision.losses import lifter_losses, root_relative_targets
 from contactkit.vision.metrics import keypoint_errors_mm
+from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
 
 __all__ = ["LifterTrainConfig", "evaluate_lifter", "lifter_from_checkpoint", "predict_lifter", "train_lifter"]
 
@@ -75,12 +72,6 @@ def _lr_at(config: LifterTrainConfig, epoch: int) -> float:
         return config.finetune_lr
     frac = epoch / max(config.epochs, 1)
     return config.lr * (0.1 if frac >= 0.4 else 1.0) * (0.1 if frac >= 0.8 else 1.0)
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _inputs(views: KeypointViews, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,37 +131,6 @@ def lifter_from_checkpoint(path: str | Path) -> tuple[ContextAwareLifter, dict[s
     return net.eval(), ckpt.training
 
 
-def start_run(run_dir: Path, kind: NetworkKind, net: torch.nn.Module, optimiser: torch.optim.Optimizer,
-              net_config: dict[str, Any], train_config: dict[str, Any], *, rank: int
-              ) -> tuple[int, float, dict[str, Any]]:
-    """Resume a keypoint-model run from ``RUN/last.pt`` when it exists (same settings only), and on rank 0 create
-    the run folder, cut the log back to the resumed epoch and write ``config.json``.
-
-    Returns:
-        (first epoch to run, best validation error so far in mm, the last epoch's record).
-    """
-    start_epoch, best = 0, float("inf")
-    record: dict[str, Any] = {}
-    last_path = run_dir / "last.pt"
-    if last_path.exists():
-        ckpt = load_checkpoint(last_path, expected_kind=kind)
-        if ckpt.training.get("config") != train_config or ckpt.config != net_config:
-            raise ContactkitError(f"{run_dir} holds a run with different settings; use a new --out directory or "
-                                  "the same settings to resume")
-        net.load_state_dict(ckpt.state_dict)
-        if ckpt.optimizer is not None:
-            optimiser.load_state_dict(ckpt.optimizer)
-        start_epoch = int(ckpt.training["epoch"]) + 1
-        best = float(ckpt.training.get("best_error_mm", best))
-        record = dict(ckpt.training.get("last", {}))
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run_dir / "log.jsonl", start_epoch)
-        atomic_write_bytes(run_dir / "config.json", json.dumps(
-            {"kind": kind, "network": net_config, "train": train_config}, indent=2).encode())
-    return start_epoch, best, record
-
-
 def train_lifter(
     train_views: KeypointViews,
     val_views: KeypointViews,
@@ -202,7 +162,7 @@ def train_lifter(
         raise ContactkitError(f"the affinity fine-tuning needs mode 'full' (hand and object), got {net_config.mode!r}"
                               "; pass affinity_weight 0")
     run_dir = Path(run_dir)
-    rank, world = _rank_world()
+    rank, world = rank_world()
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     net = ContextAwareLifter(net_config)
@@ -222,17 +182,14 @@ def train_lifter(
         affinity_weight = config.affinity_weight if finetune else 0.0
         for group in optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + 7919 * epoch)
-        order = torch.randperm(len(train_views), generator=gen)
+        gen, batches = epoch_batches(len(train_views), config.batch_size, config.seed, epoch, rank, world,
+                                     desc=f"lifter epoch {epoch + 1}/{total_epochs}", progress=progress, min_batch=1)
         noise = config.noise_px * torch.randn(train_views.keypoints_2d.shape, generator=gen)
-        order = order[rank::world]
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
-        steps = range(0, len(order), config.batch_size)
-        for start in tqdm(steps, desc=f"lifter epoch {epoch + 1}/{total_epochs}", disable=not progress or rank != 0,
-                          leave=False):
-            idx = order[start:start + config.batch_size]
-            sub = train_views.subset(idx)
+        n_seen = 0
+        for idx in batches:
+            sub = train_views.subset(torch.tensor(idx))
             kp2 = (sub.keypoints_2d + noise[idx]).to(device)
             norm = pixels_to_normalized(kp2, sub.k.to(device))
             out = model(norm)
@@ -240,6 +197,7 @@ def train_lifter(
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
+            n_seen += len(idx)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
         seconds = time.perf_counter() - t0
@@ -251,31 +209,13 @@ def train_lifter(
         improved = err < best
         best = min(best, err)
         record = {"epoch": epoch, "stage": "finetune" if finetune else "mse",
-                  "train": {k: v / max(len(order), 1) for k, v in sums.items()}, "val": val,
-                  "seconds": seconds, "views_per_second": len(order) / max(seconds, 1e-9), "lr": _lr_at(config, epoch)}
-        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
+                  "train": {k: v / max(n_seen, 1) for k, v in sums.items()}, "val": val,
+                  "seconds": seconds, "views_per_second": n_seen / max(seconds, 1e-9), "lr": _lr_at(config, epoch)}
         training = {**(metadata or {}), "kind": "lifter", "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_checkpoint(run_dir / "last.pt", Checkpoint(kind="lifter", config=asdict(net_config),
-                                                        state_dict=net.state_dict(), training=training,
-                                                        optimizer=optimiser.state_dict()))
-        if improved:
-            save_checkpoint(run_dir / "best.pt", Checkpoint(kind="lifter", config=asdict(net_config),
-                                                             state_dict=net.state_dict(), training=training))
+        save_epoch(run_dir, "lifter", asdict(net_config), net, optimiser, record, training, improved)
         if on_record is not None:
             on_record(record)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     return record
-
-
-def _truncate_log(path: Path, n_epochs: int) -> None:
-    """Keep only the log lines of epochs before ``n_epochs`` (the ones a checkpoint confirms)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["epoch"] < n_epochs]
-    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
-
-

@@ -8,7 +8,6 @@ Checkpoints, log, resume and DDP behave as in :mod:`contactkit.vision.train`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -18,15 +17,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
-from contactkit.learn.checkpoint import Checkpoint, save_checkpoint
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.camera import pixels_to_normalized
 from contactkit.vision.heads import KeypointNet, KeypointNetConfig, resize_to_square
 from contactkit.vision.losses import lifter_losses, root_relative_targets
-from contactkit.vision.train import _rank_world, start_run
+from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
 
 __all__ = ["KeypointTrainConfig", "augment_batch", "evaluate_keypoints", "sample_batch", "train_keypoints"]
 
@@ -169,7 +166,7 @@ def train_keypoints(
 ) -> dict[str, Any]:
     """Train (or resume) a keypoint network; returns the last epoch's log record (see the module docstring)."""
     run_dir = Path(run_dir)
-    rank, world = _rank_world()
+    rank, world = rank_world()
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     net = KeypointNet(net_config)
@@ -188,16 +185,12 @@ def train_keypoints(
         finetune = epoch >= config.epochs
         for group in optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + 7919 * epoch)
-        order = torch.randperm(len(train_samples), generator=gen)[rank::world]
+        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+                                     desc=f"keypoints epoch {epoch + 1}/{total}", progress=progress)
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
-        steps = range(0, len(order), config.batch_size)
-        for start in tqdm(steps, desc=f"keypoints epoch {epoch + 1}/{total}", disable=not progress or rank != 0,
-                          leave=False):
-            idx = order[start:start + config.batch_size].tolist()
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
+        n_seen = 0
+        for idx in batches:
             batch = sample_batch([train_samples[i] for i in idx], net_config.image_size, device)
             if config.augment:
                 batch = augment_batch(batch, gen)
@@ -205,6 +198,7 @@ def train_keypoints(
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
+            n_seen += len(idx)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
         if rank != 0:
@@ -215,18 +209,11 @@ def train_keypoints(
         improved = err < best
         best = min(best, err)
         record = {"epoch": epoch, "stage": "finetune" if finetune else "mse",
-                  "train": {k: v / max(len(order), 1) for k, v in sums.items()}, "val": val,
+                  "train": {k: v / max(n_seen, 1) for k, v in sums.items()}, "val": val,
                   "seconds": time.perf_counter() - t0, "lr": _lr_at(config, epoch)}
-        with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
         training = {**(metadata or {}), "kind": "keypoints", "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_checkpoint(run_dir / "last.pt", Checkpoint(kind="keypoints", config=asdict(net_config),
-                                              state_dict=net.state_dict(), training=training,
-                                              optimizer=optimiser.state_dict()))
-        if improved:
-            save_checkpoint(run_dir / "best.pt", Checkpoint(kind="keypoints", config=asdict(net_config),
-                                                             state_dict=net.state_dict(), training=training))
+        save_epoch(run_dir, "keypoints", asdict(net_config), net, optimiser, record, training, improved)
         if on_record is not None:
             on_record(record)
     return record

@@ -8,14 +8,13 @@ to the camera frame with each view's ``cam_from_world``. Stages share one epoch 
 L_Contact`` added (paper: 10; 0 gives the no-contact control with the same number of steps; HoNet has no
 contact stage). Checkpoints (``kind="obman-net"`` or ``"honet"``, from the type of the network config),
 ``log.jsonl``, ``config.json``, resume and DDP behave as in :mod:`contactkit.vision.train`
-(:func:`~contactkit.vision.train.start_run`). Model selection (``best.pt``) uses the validation split only.
+(:func:`~contactkit.vision.run.start_run`). Model selection (``best.pt``) uses the validation split only.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,23 +22,22 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
 from contactkit.geometry.sampling import sample_surface
 from contactkit.hands.base import HandModel
 from contactkit.io.grasps import GraspSet
-from contactkit.learn.checkpoint import Checkpoint, NetworkKind, load_checkpoint, save_checkpoint
+from contactkit.learn.checkpoint import load_checkpoint
 from contactkit.metrics.pose import chamfer_distance
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.honet import HoNet, HoNetConfig, honet_losses, posed_object_points
 from contactkit.vision.obman_net import ObManLossWeights, ObManNet, ObManNetConfig, ObManTargets, obman_losses
-from contactkit.vision.train import _rank_world, start_run
+from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
 from contactkit.vision.train_keypoints import SampleSource
 
-__all__ = ["ObManTrainConfig", "ObjectSamples", "epoch_batches", "evaluate_obman", "honet_from_checkpoint",
-           "obman_batch", "obman_from_checkpoint", "save_epoch", "train_obman"]
+__all__ = ["ObManTrainConfig", "ObjectSamples", "evaluate_obman", "honet_from_checkpoint",
+           "obman_batch", "obman_from_checkpoint", "train_obman"]
 
 #: Points sampled on each ground-truth object surface (Chamfer targets).
 OBJECT_SAMPLES = 600
@@ -182,39 +180,6 @@ def honet_from_checkpoint(path: str | Path) -> tuple[HoNet, dict[str, Any]]:
     return net.eval(), ckpt.training
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int, *, desc: str,
-                  progress: bool) -> tuple[torch.Generator, Iterator[list[int]]]:
-    """The epoch's generator (seeded by ``(seed, epoch)`` only; it drew the order and may draw more, e.g. noise)
-    and its batches of sample indices: a permutation of ``range(n)``, this rank's share, in ``batch_size``
-    chunks; chunks of one sample are skipped (batch norm needs two)."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + 7919 * epoch)
-    order = torch.randperm(n, generator=gen)[rank::world]
-
-    def batches() -> Iterator[list[int]]:
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress or rank != 0,
-                          leave=False):
-            idx = order[start:start + batch_size].tolist()
-            if len(idx) >= 2:
-                yield idx
-
-    return gen, batches()
-
-
-def save_epoch(run_dir: Path, kind: NetworkKind, net_config: dict[str, Any], net: torch.nn.Module,
-               optimiser: torch.optim.Optimizer, record: dict[str, Any], training: dict[str, Any],
-               improved: bool) -> None:
-    """Append ``record`` to ``log.jsonl``, write ``last.pt`` (with the optimiser state) and, when ``improved``,
-    ``best.pt`` (weights only)."""
-    with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
-    state = net.state_dict()
-    save_checkpoint(run_dir / "last.pt", Checkpoint(kind=kind, config=net_config, state_dict=state,
-                                                    training=training, optimizer=optimiser.state_dict()))
-    if improved:
-        save_checkpoint(run_dir / "best.pt", Checkpoint(kind=kind, config=net_config, state_dict=state,
-                                                         training=training))
-
-
 def train_obman(
     train_samples: SampleSource,
     train_grasps: GraspSet,
@@ -239,7 +204,7 @@ def train_obman(
             fine-tune it with ``epochs=0``); ignored when resuming from ``RUN/last.pt``.
     """
     run_dir = Path(run_dir)
-    rank, world = _rank_world()
+    rank, world = rank_world()
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     honet = isinstance(net_config, HoNetConfig)

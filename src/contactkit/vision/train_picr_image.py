@@ -31,9 +31,8 @@ from contactkit.learn.train import f1_score
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig, image_picr_loss
-from contactkit.vision.train import _rank_world, start_run
+from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
 from contactkit.vision.train_keypoints import SampleSource
-from contactkit.vision.train_obman import epoch_batches, save_epoch
 
 __all__ = ["VC_THRESHOLDS", "ImagePiCRTrainConfig", "image_picr_from_checkpoint", "picr_batch", "train_image_picr",
            "validation_scores"]
@@ -140,7 +139,7 @@ def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_sa
                      metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or resume) an image PiCR; returns the last epoch's log record (``best.pt``: best validation F1)."""
     run_dir = Path(run_dir)
-    rank, world = _rank_world()
+    rank, world = rank_world()
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     picr = ImagePiCR(net_config).to(device)
