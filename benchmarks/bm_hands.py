@@ -7,23 +7,32 @@ both layers in alternation and prints the medians and their ratio. It also check
 vertices. OpenHand (1159 vertices, no pose correctives) is timed alone, as smplx cannot load it.
 
 smplx is an optional bench dependency (``pip install smplx --no-deps``); without it only contactkit is timed.
+``--prev DIR`` (the ``src`` folder of an earlier tree, e.g. ``git archive 58975f8 src | tar -x -C /tmp/ck_prev``)
+adds that tree's ``hands/lbs.py`` as a third column, in the same interleaved rounds, behind this tree's
+``HandModel`` (same checks and wrapper), with its largest vertex difference to this tree.
 
-    python benchmarks/bm_hands.py [--repeats 20] [--threads 1]
+    python benchmarks/bm_hands.py [--repeats 20] [--threads 1] [--prev /tmp/ck_prev/src]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import pickle
+import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import scipy.sparse
 import torch
 
+import contactkit.hands.base as hand_base
 from _sidebyside import header, interleaved
 from contactkit.hands import HandModel, load_hand
 from contactkit.hands.base import MANO_PARENTS
@@ -68,6 +77,31 @@ def step_contactkit(model: HandModel, x: list[torch.Tensor], backward: bool) -> 
     return None
 
 
+def load_prev_lbs(src: str) -> ModuleType:
+    """An earlier tree's ``contactkit/hands/lbs.py`` as a standalone module (it imports only ``contactkit.errors``)."""
+    spec = importlib.util.spec_from_file_location("_prev_lbs", Path(src) / "contactkit" / "hands" / "lbs.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no hands/lbs.py under {src}")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def prev_step(model: HandModel, prev: ModuleType) -> Callable[[list[torch.Tensor], bool], Any]:
+    """``step_contactkit`` with the earlier tree's LBS (model packed once) behind this tree's ``HandModel``."""
+    m = model
+    packed = prev.pack_lbs(m.v_template, m.shapedirs_flat if m.num_betas > 0 else None,
+                           m.posedirs_flat if m.has_posedirs else None, m.j_template,
+                           m.j_shapedirs if m.num_betas > 0 else None, m.parents, m.lbs_weights)
+
+    def step(x: list[torch.Tensor], backward: bool) -> Any:
+        with mock.patch.object(hand_base, "lbs_packed", lambda p, b, t, _: prev.lbs_packed(p, b, t, packed)):
+            return step_contactkit(model, x, backward)
+
+    return step
+
+
 def step_smplx(layer: Any, x: list[torch.Tensor], backward: bool) -> Any:
     if not backward:
         with torch.no_grad():
@@ -81,8 +115,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--prev", default=None, help="src folder of an earlier tree: its hands/lbs.py as a third column")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    prev = load_prev_lbs(args.prev) if args.prev else None
     try:
         import smplx
     except ImportError:
@@ -98,6 +134,7 @@ def main() -> None:
                 if smplx is not None:
                     ref = smplx.MANO(tmp, is_rhand=True, use_pca=False, flat_hand_mean=True, dtype=dtype)
             tag = str(dtype).removeprefix("torch.")
+            prev_fn = prev_step(ours, prev) if prev is not None else None
             for batch in (1, 64, 1024):
                 reps = args.repeats if batch < 1024 else max(3, args.repeats // 4)
                 for backward in (False, True):
@@ -105,6 +142,8 @@ def main() -> None:
                     fns = {"ours": lambda x=x, b=backward, m=ours: step_contactkit(m, x, b)}
                     if ref is not None:
                         fns["ref"] = lambda x=x, b=backward, r=ref: step_smplx(r, x, b)
+                    if prev_fn is not None:
+                        fns["prev"] = lambda x=x, b=backward, f=prev_fn: f(x, b)
                     med = interleaved(fns, reps, warmup=2)
                     what = "fwd+bwd" if backward else "fwd    "
                     line = f"mano-fmt {tag:<8} batch {batch:>5} {what} contactkit {med['ours']:8.2f} ms"
@@ -113,6 +152,10 @@ def main() -> None:
                         if not backward:
                             diff = f"   max |dv| {float((fns['ours']() - fns['ref']()).abs().max()):.1e} m"
                         line += f"   smplx {med['ref']:8.2f} ms   ratio {med['ref'] / med['ours']:5.2f}x{diff}"
+                    if prev_fn is not None:
+                        line += f"   prev {med['prev']:8.2f} ms   ratio {med['prev'] / med['ours']:5.2f}x"
+                        if not backward:
+                            line += f"   max |dv| {float((fns['ours']() - fns['prev']()).abs().max()):.1e} m"
                     print(line)
         oh = load_hand("openhand")
         for batch in (1, 64, 1024):

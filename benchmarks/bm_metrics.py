@@ -12,12 +12,23 @@ Side by side: for objects that are not closed manifolds, the intersection volume
 against its naive twin (a generalised winding number for every grid centre, the previous implementation),
 interleaved over the same samples, and the volumes are compared (they must be equal). The issue's sizes are
 covered by a 778-vertex hand against a 16k-face ellipsoid, closed and with a hole cut into it.
+
+``--prev DIR`` (the ``src`` folder of an earlier tree, e.g. ``git archive 58975f8 src | tar -x -C /tmp/ck_prev``)
+runs only the regression comparison at the issue's size: all non-simulation defaults together on the closed
+16k-face ellipsoid (778-vertex hand), cold reference, in alternating worker processes (this tree, the earlier
+tree, ...; ``--repeats`` each), printing both medians of the CPU ms per grasp, their ratio, and whether every
+per-sample value of every metric is identical (NaN-aware, bitwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -202,14 +213,74 @@ def _bench_case(h: HandMesh, name, ov, of, n, simulate=True):
         print(f"{'simulation (default, hand_shape=regions)':40s} {dt / n * 1e3:10.2f}")
 
 
+def _closed_case(hand, n: int):  # type: ignore[no-untyped-def]
+    """The issue's size: (evaluated grasps, reference) of a 778-vertex hand against the closed 16k-face ellipsoid."""
+    ell = trimesh.creation.icosphere(subdivisions=5)
+    ell.apply_scale([0.04, 0.03, 0.06])
+    v16, f16, _, _ = igl.decimate(np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64), 16384)
+    h = hand_mesh(hand, 778)
+    ref = _posed(h, np.asarray(v16), np.asarray(f16, dtype=np.int64), n, "ellipsoid-16k")
+    shift = 0.001 * h.palm_normal
+    return replace(ref, hand_verts=ref.hand_verts + shift, keypoints=ref.keypoints + shift), ref
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """Time all non-simulation defaults (cold reference) with the contactkit first on ``sys.path``; write JSON."""
+    g, ref = _closed_case(load_hand(args.hand), args.grasps)
+    together = [m for m in DEFAULT_METRICS if not m.startswith("simulation")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = _cold(lambda: evaluate_posed(g, ref, together))()
+        times = [_time(_cold(lambda: evaluate_posed(g, ref, together))) for _ in range(args.inner)]
+    values = {m: [None if np.isnan(x) else float(x).hex() for x in ev[m].values] for m in together}
+    Path(args.out).write_text(json.dumps({"ms": statistics.median(times) / args.grasps * 1e3, "values": values}))
+
+
+def _regression(args: argparse.Namespace) -> None:
+    """This tree against ``args.prev`` in alternating worker processes: medians, ratio, identical values."""
+    from _sidebyside import header
+
+    header(f"metrics regression: all non-simulation defaults, closed 16k-face ellipsoid, 778-vertex hand, "
+           f"{args.grasps} grasps; this tree vs {args.prev}")
+    versions = {"contactkit": str(Path(__file__).resolve().parents[1] / "src"), "previous": args.prev}
+    runs: dict[str, list[dict]] = {k: [] for k in versions}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for name, src in versions.items():
+                out = str(Path(tmp) / f"{name}_{r}.json")
+                cmd = [sys.executable, __file__, "--worker", src, "--out", out, "--grasps", str(args.grasps),
+                       "--hand", args.hand, "--inner", str(args.inner)]
+                subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=src))
+                runs[name].append(json.loads(Path(out).read_text()))
+    med = {k: statistics.median(x["ms"] for x in v) for k, v in runs.items()}
+    a, b = runs["contactkit"][0]["values"], runs["previous"][0]["values"]
+    differ = [m for m in a if a[m] != b.get(m)]
+    print(f"contactkit {med['contactkit']:8.2f} ms/grasp   previous {med['previous']:8.2f} ms/grasp   "
+          f"ratio {med['previous'] / med['contactkit']:5.2f}x   (CPU, median over {args.repeats} processes of "
+          f"the median of {args.inner} cold runs each)")
+    print(f"values identical for all {len(a)} metrics x {args.grasps} samples: {not differ}"
+          + (f" (differ: {', '.join(differ)})" if differ else ""))
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grasps", type=int, default=8)
     parser.add_argument("--hand", default="openhand")
     parser.add_argument("--no-simulation", action="store_true", help="skip the simulation metrics")
+    parser.add_argument("--prev", default=None, help="src folder of an earlier tree: regression comparison only")
+    parser.add_argument("--repeats", type=int, default=3, help="worker processes per tree (with --prev)")
+    parser.add_argument("--inner", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.worker is not None:
+        _worker(args)
+        return
+    if args.prev is not None:
+        _regression(args)
+        return
     hand = load_hand(args.hand)
     n = args.grasps
     ell = trimesh.creation.icosphere(subdivisions=5)

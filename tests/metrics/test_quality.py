@@ -77,3 +77,16 @@ def test_bad_inputs():
         quality.affinity_diversity(np.zeros((21, 3)), OV, OF)
     with pytest.raises(ShapeError, match="n_candidates >= 2"):
         quality.affinity_diversity(np.zeros((1, 21, 3)), OV, OF, n_candidates=1)
+
+
+def test_batched_supports_equal_the_per_grasp_score_exactly():
+    """One object for the batch (supports of all grasps at once) against the naive twin, one grasp at a time
+    (``affinity_diversity_single``), and against per-grasp object arrays: bitwise equal."""
+    rng = np.random.default_rng(5)
+    kp = rng.normal(size=(12, 21, 3)) * 0.05
+    fast = quality.affinity_diversity(kp, OV, OF)
+    box_ = quality.object_box(OV, OF)
+    naive = np.array([quality.affinity_diversity_single(k, box_)[0] for k in kp])
+    per_grasp = quality.affinity_diversity(kp, np.repeat(OV[None], 12, 0), OF)
+    assert np.array_equal(fast, naive) and np.array_equal(fast, per_grasp)
+    assert (fast > 0).sum() >= 4

@@ -248,45 +248,57 @@ def rodrigues(aa: torch.Tensor) -> torch.Tensor:
 
 
 class _Skin(torch.autograd.Function):
-    """``out[b, :, v] = M[b, v] @ [x[b, :, v]; 1]`` with the blended 3x4 transforms ``M = A @ W^T`` (see
-    :func:`skin_vertices`); forward and backward are one matrix product each plus O(B V) element-wise work."""
+    """``out[b, :, v] = M[b, v] @ [x[b, :, v]; 1]`` with the blended 3x4 transforms ``M = A @ W^T``, where
+    ``A_j = [R_j, p_j - R_j J_j]`` comes from the world transforms ``[R_j, p_j]`` and rest joints ``J_j`` (see
+    :func:`skin_vertices`). Forward and backward are one matrix product each plus O(B V) element-wise work; the
+    backward also maps the gradient of ``A`` back to ``[R, p]`` and ``J`` in closed form
+    (``dR = dA_R - dA_t J^T``, ``dp = dA_t``, ``dJ = -R^T dA_t``)."""
 
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor) -> torch.Tensor:
-        b, n_j = a.shape[0], a.shape[2]
+    def forward(
+        ctx: Any, world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor
+    ) -> torch.Tensor:
+        b, n_j = world.shape[0], world.shape[1]
         n_v = weights_t.shape[1]
-        m = (a.reshape(b * 12, n_j) @ weights_t).view(b, 3, 4, n_v)
+        rot = world[..., :3]
+        a = world.clone()
+        a[..., 3].sub_((rot @ rest_joints[..., None]).squeeze(-1))
+        m = (a.view(b, n_j, 12).transpose(1, 2).reshape(b * 12, n_j) @ weights_t).view(b, 3, 4, n_v)
         out = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0])
         out.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
-        ctx.save_for_backward(m, weights_t, vt)
+        ctx.save_for_backward(world, rest_joints, m, weights_t, vt)
         return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, torch.Tensor | None]:
-        m, weights_t, vt = ctx.saved_tensors
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, torch.Tensor | None]:
+        world, rest_joints, m, weights_t, vt = ctx.saved_tensors
         b, _, _, n_v = m.shape
         gt = grad.contiguous()  # (B, 3, V)
-        grad_a = grad_v = None
-        if ctx.needs_input_grad[0]:
+        grad_w = grad_j = grad_v = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             gm = torch.empty_like(m)
             torch.mul(gt[:, :, None], vt[:, None], out=gm[:, :, :3])
             gm[:, :, 3] = gt
-            grad_a = (gm.view(b * 12, n_v) @ weights_t.transpose(0, 1)).view(b, 12, -1)
-        if ctx.needs_input_grad[2]:
+            g_a = (gm.view(b * 12, n_v) @ weights_t.transpose(0, 1)).view(b, 3, 4, -1).permute(0, 3, 1, 2)
+            g_t = g_a[..., 3]  # (B, J, 3)
+            if ctx.needs_input_grad[0]:
+                grad_w = g_a.contiguous()
+                grad_w[..., :3].sub_(g_t[..., None] * rest_joints[:, :, None, :])
+            if ctx.needs_input_grad[1]:
+                grad_j = -(g_t[..., None, :] @ world[..., :3]).squeeze(-2)
+        if ctx.needs_input_grad[3]:
             grad_v = m[:, 0, :3] * gt[:, 0:1]
             grad_v.addcmul_(m[:, 1, :3], gt[:, 1:2]).addcmul_(m[:, 2, :3], gt[:, 2:3])
-        return grad_a, None, grad_v
+        return grad_w, grad_j, None, grad_v
 
 
 def _skin_t(world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor) -> torch.Tensor:
     """Skinning in the coordinate-major layout: vt (B, 3, V) -> (B, 3, V); world/rest_joints (B, J, 3, 4) /
     (B, J, 3); weights_t (J, V)."""
-    rot = world[..., :3]
-    t = world[..., 3] - (rot @ rest_joints[..., None]).squeeze(-1)  # (B, J, 3)
-    a = torch.cat([rot, t[..., None]], dim=-1)  # (B, J, 3, 4)
-    a = a.reshape(a.shape[0], a.shape[1], 12).transpose(1, 2)  # (B, 12, J), rows (i, c)
-    out: torch.Tensor = _Skin.apply(a, weights_t, vt)
+    out: torch.Tensor = _Skin.apply(world, rest_joints, weights_t, vt)
     return out
 
 

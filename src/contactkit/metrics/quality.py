@@ -78,20 +78,18 @@ def _face_points(box: ObjectBox, n: int) -> np.ndarray:
     return np.stack(out)
 
 
-def affinity_diversity_single(
-    keypoints: np.ndarray,
-    box: ObjectBox,
-    *,
-    n_candidates: int = N_CANDIDATES,
-    eta: float = ETA,
-    face_samples: int = FACE_SAMPLES,
-) -> tuple[float, int]:
-    """Score and number of valid contacts for one grasp: ``keypoints (K, 3)`` metres and an :class:`ObjectBox`."""
-    fp = _face_points(box, face_samples)  # (6, n2, 3)
-    dist = np.linalg.norm(keypoints[:, None, None, :] - fp[None], axis=-1)  # (K, 6, n2)
-    arg = dist.argmin(axis=2)
-    d = np.take_along_axis(dist, arg[..., None], axis=2)[..., 0].reshape(-1)  # (K*6,)
-    supp = fp[np.tile(np.arange(6), keypoints.shape[0]), arg.reshape(-1)]  # (K*6, 3)
+def _supports(keypoints: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ``keypoints (B, K, 3)`` and box-face samples ``fp (6, n2, 3)``: the distance ``(B, K*6)`` of each
+    keypoint to its nearest sample on each face and that sample ``(B, K*6, 3)`` (keypoint-major)."""
+    dist = np.linalg.norm(keypoints[:, :, None, None, :] - fp[None, None], axis=-1)  # (B, K, 6, n2)
+    arg = dist.argmin(axis=3)
+    d = np.take_along_axis(dist, arg[..., None], axis=3)[..., 0].reshape(keypoints.shape[0], -1)
+    supp = fp[np.tile(np.arange(6), keypoints.shape[1]), arg.reshape(keypoints.shape[0], -1)]
+    return d, supp
+
+
+def _score(d: np.ndarray, supp: np.ndarray, box: ObjectBox, n_candidates: int, eta: float) -> tuple[float, int]:
+    """Score and number of valid contacts of one grasp from its ``(K*6,)`` support distances and points."""
     k = min(n_candidates, d.size)
     top = np.argsort(d, kind="stable")[:k]
     radius = float(np.mean(box.extents[1:]))
@@ -106,6 +104,19 @@ def affinity_diversity_single(
     cos = v @ v.T
     iu = np.triu_indices(valid.size, k=1)
     return float(1.0 - cos[iu].mean()), int(valid.size)
+
+
+def affinity_diversity_single(
+    keypoints: np.ndarray,
+    box: ObjectBox,
+    *,
+    n_candidates: int = N_CANDIDATES,
+    eta: float = ETA,
+    face_samples: int = FACE_SAMPLES,
+) -> tuple[float, int]:
+    """Score and number of valid contacts for one grasp: ``keypoints (K, 3)`` metres and an :class:`ObjectBox`."""
+    d, supp = _supports(keypoints[None], _face_points(box, face_samples))
+    return _score(d[0], supp[0], box, n_candidates, eta)
 
 
 def affinity_diversity(
@@ -134,9 +145,13 @@ def affinity_diversity(
     kp = points_batch(keypoints, "keypoints")
     ov, of = mesh_batch(obj_verts, obj_faces, kp.shape[0], "obj_verts", "obj_faces")
     out = np.zeros(kp.shape[0])
-    box = None
+    if ov.strides[0] == 0:  # one object for the batch: its box and face samples once, all supports at once
+        box = _BOXES.get_or_make(mesh_key(ov[0], of), partial(object_box, ov[0], of))
+        d, supp = _supports(kp, _face_points(box, face_samples))
+        for b in range(kp.shape[0]):
+            out[b] = _score(d[b], supp[b], box, n_candidates, eta)[0]
+        return out
     for b in range(kp.shape[0]):
-        if box is None or ov.strides[0] != 0:
-            box = _BOXES.get_or_make(mesh_key(ov[b], of), partial(object_box, ov[b], of))
+        box = _BOXES.get_or_make(mesh_key(ov[b], of), partial(object_box, ov[b], of))
         out[b] = affinity_diversity_single(kp[b], box, n_candidates=n_candidates, eta=eta, face_samples=face_samples)[0]
     return out
