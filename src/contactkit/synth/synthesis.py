@@ -90,6 +90,8 @@ class SynthesisConfig:
             choosing the approach (0: along the local normal; 1: halfway to the radial direction).
         grip_width_m: temperature of the roll prior that turns the fingers across the object's narrow side
             (:func:`contactkit.synth.closing.grip_width_rolls`); 0: uniform rolls.
+        grip_span_m: widths the hand closes around with any approach and roll: the grip-width prior counts only
+            the width in excess of it (0: the narrowest side is preferred however small the object).
         preshape_mean: fraction of the PCA mean pose in the open pre-shape.
         preshape_noise: std of the PCA noise of the pre-shape.
         w_attraction, w_repulsion, w_anatomy, w_palm, w_reg: loss weights.
@@ -98,6 +100,9 @@ class SynthesisConfig:
             of fingers and palm, not one vertex per zone, towards the object (0 disables). With 10 and 3 cm
             the accepted grasps' coverage rose from 3.1–3.6 % to 4.3–9.1 % and the yield from 5–8 % to 44–69 %
             (``docs/synthesis.md``).
+        w_balance, balance_sigma_m: weight of the contact balance ``|F|^2``
+            (:class:`contactkit.synth.closing.ContactBalanceTerm`: the net direction of the thumb's, fingers' and
+            palm's contact normals, zero when they press from opposing sides) and its contact decay length.
         attraction_a_start_m, attraction_a_end_m: ObMan's attraction distance ``a``, decreased geometrically
             over the iterations (a large ``a`` first acts like a linear pull that closes the fingers from
             afar; the paper's 1 cm at the end).
@@ -134,6 +139,7 @@ class SynthesisConfig:
     centre_bias: float = 0.0
     squeeze_m: float = 0.001
     grip_width_m: float = 0.01
+    grip_span_m: float = 0.0
     preshape_mean: float = 0.3
     preshape_noise: float = 0.2
     w_attraction: float = 1.0
@@ -145,6 +151,8 @@ class SynthesisConfig:
     w_reg: float = 1e-4
     w_cover: float = 10.0
     cover_a_m: float = 0.03
+    w_balance: float = 0.0
+    balance_sigma_m: float = 0.005
     sdf_resolution: int = 64
     max_penetration_m: float = 0.002
     max_intersection_m3: float = 2e-6
