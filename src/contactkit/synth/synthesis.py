@@ -139,7 +139,7 @@ class SynthesisConfig:
     centre_bias: float = 0.0
     squeeze_m: float = 0.001
     grip_width_m: float = 0.01
-    grip_span_m: float = 0.0
+    grip_span_m: float = 0.06
     preshape_mean: float = 0.3
     preshape_noise: float = 0.2
     w_attraction: float = 1.0
@@ -151,7 +151,7 @@ class SynthesisConfig:
     w_reg: float = 1e-4
     w_cover: float = 10.0
     cover_a_m: float = 0.03
-    w_balance: float = 0.0
+    w_balance: float = 0.3
     balance_sigma_m: float = 0.005
     sdf_resolution: int = 64
     max_penetration_m: float = 0.002
