@@ -17,7 +17,6 @@ from contactkit.synth.closing import (
     approach_init,
     close_hand,
     palmar_parts,
-    sdf_normal_field,
 )
 from contactkit.synth.synthesis import SynthesisConfig
 
@@ -33,13 +32,13 @@ def _reference_closing(hand, obj, cfg, rng, dtype):
     grid = obj.sdf_grid(cfg.sdf_resolution).to(dtype=dtype)
     part = palmar_parts(hand)
 
-    normal_fn = sdf_normal_field(grid)
-
     def balance(verts, sdf):  # ContactBalanceTerm, one part at a time
         net, total = 0.0, 0.0
         for r in range(6):
             sd, pts = sdf[:, part == r], verts[:, part == r]
-            nrm = normal_fn(pts.detach())
+            grad = torch.stack([grid.sample(pts + e) - grid.sample(pts - e) for e in torch.eye(3, dtype=dtype) * 0.002],
+                               -1)
+            nrm = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-9)
             w = torch.exp(-(sd + cfg.squeeze_m).clamp_min(0.0) / cfg.balance_sigma_m)
             c = torch.tanh(w.sum(1) / 5.0)
             net = net + c[:, None] * (w[..., None] * nrm).sum(1) / (w.sum(1)[:, None] + 1e-9)
@@ -161,20 +160,14 @@ def test_grip_width_prior_turns_the_fingers_across_a_box_and_leaves_a_sphere_uni
 
 
 def _box_sdf(half):
-    """Exact signed distance and outward face normal (of the nearest face; points inside or near a face) of an
-    axis-aligned box of half-extents ``half`` centred at 0 (torch, (B, N, 3))."""
+    """Exact signed distance of an axis-aligned box of half-extents ``half`` centred at 0 (torch, (B, N, 3))."""
     h = torch.as_tensor(half, dtype=torch.float64)
 
     def sdf(p):
         q = p.abs() - h
         return q.clamp_min(0.0).norm(dim=-1) + q.max(-1).values.clamp_max(0.0)
 
-    def normal(p):
-        q = p.abs() - h
-        axis = q.argmax(-1)
-        return torch.nn.functional.one_hot(axis, 3).to(p.dtype) * torch.sign(p)
-
-    return sdf, normal
+    return sdf
 
 
 def _balance_state(points, sdf_fn):
@@ -194,7 +187,7 @@ def test_contact_balance_is_zero_for_opposing_contacts_and_one_for_a_push():
     from contactkit.synth.closing import ContactBalanceTerm
 
     half = np.array([0.03, 0.02, 0.05])
-    sdf_fn, normal_fn = _box_sdf(half)
+    sdf_fn = _box_sdf(half)
     rng = np.random.default_rng(0)
 
     def patch(axis, sign, n, depth=0.0005):
@@ -211,7 +204,7 @@ def test_contact_balance_is_zero_for_opposing_contacts_and_one_for_a_push():
         "perpendicular": np.concatenate([patch(0, 1, n), patch(1, 1, n), far]),
         "far part": np.concatenate([patch(2, -1, n), far, patch(2, 1, n)]),
     }
-    term = ContactBalanceTerm(part, normal_fn, n_parts=6, sigma_m=0.005, squeeze_m=0.001)
+    term = ContactBalanceTerm(part, sdf_fn, n_parts=6, sigma_m=0.005, squeeze_m=0.001)
     got = term(_balance_state(np.stack(list(layouts.values())), sdf_fn)).numpy()
     np.testing.assert_allclose(got, [0.0, 1.0, 0.5, 1.0], atol=1e-6)
 
@@ -229,34 +222,16 @@ def test_contact_balance_is_zero_for_opposing_contacts_and_one_for_a_push():
             wsum, nsum = 0.0, np.zeros(3)
             for i in ids:
                 w = np.exp(-max(sd[i] + 0.001, 0.0) / 0.005)
+                g = np.array([float(sdf_fn(torch.as_tensor(pts[b, i] + e)[None, None]) -
+                                    sdf_fn(torch.as_tensor(pts[b, i] - e)[None, None]))
+                              for e in np.eye(3) * 0.002])
                 wsum += w
-                nsum += w * normal_fn(torch.as_tensor(pts[b, i])[None, None])[0, 0].numpy()
+                nsum += w * g / max(np.linalg.norm(g), 1e-9)
             c = np.tanh(wsum / 5.0)
             net += c * nsum / (wsum + 1e-9)
             total += c
         net /= total + 1e-9
         assert got[b] == pytest.approx(float(net @ net), rel=1e-9, abs=1e-12)
-
-
-def test_sdf_normal_field_gives_the_face_normals_of_a_box_and_the_radial_direction_of_a_sphere():
-    from contactkit.synth.closing import sdf_normal_field
-
-    rng = np.random.default_rng(2)
-    half = np.array([0.03, 0.02, 0.05])
-    normals = sdf_normal_field(load_object("box").sdf_grid(64))
-    for axis in range(3):
-        for sign in (-1.0, 1.0):
-            pts = rng.uniform(-0.5, 0.5, size=(50, 3)) * half
-            pts[:, axis] = sign * half[axis] + rng.uniform(-0.002, 0.002, size=50)
-            got = normals(torch.as_tensor(pts)[None])[0].numpy()
-            np.testing.assert_allclose(got[:, axis], sign, atol=1e-6)
-    sph = sdf_normal_field(load_object("sphere:radius=0.04").sdf_grid(64))
-    d = rng.normal(size=(200, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    pts = d * rng.uniform(0.035, 0.045, size=(200, 1))
-    got = sph(torch.as_tensor(pts)[None])[0].numpy()
-    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-9)
-    assert np.degrees(np.arccos(np.clip((got * d).sum(1), -1, 1))).max() < 5.0
 
 
 def test_palmar_parts_cover_the_palmar_vertices_of_each_finger_and_the_palm():

@@ -41,7 +41,6 @@ from contactkit.errors import ShapeError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 if TYPE_CHECKING:
-    from contactkit.geometry.sdf import SDFGrid
     from contactkit.hands.base import HandModel
     from contactkit.objects.mesh import ObjectMesh
     from contactkit.refine.methods import MethodSpec
@@ -59,8 +58,6 @@ __all__ = [
     "grip_width_rolls",
     "tangent_widths",
     "closing_method",
-    "palmar_parts",
-    "sdf_normal_field",
 ]
 
 
@@ -149,21 +146,22 @@ class ContactBalanceTerm:
     Over the palmar vertices of each hand part ``r`` (``part`` (V,) int64: 0..R-1, -1 elsewhere; thumb, the four
     fingers and the palm): contact weights ``w_v = exp(-max(sdf_v + squeeze_m, 0) / sigma_m)`` (1 on and inside
     the surface), the part's contact normal ``m_r = sum_v w_v n_v / (sum_v w_v + eps)`` with ``n_v`` the object's
-    outward unit normal near the vertex (``normal_fn``, held constant in the gradient) and its contact strength
-    ``c_r = tanh(sum_v w_v / 5)``. A hand that only pushes (palm on one face, fingers on an adjacent one) has
-    ``|F|`` near 1 and holds nothing once the object is free; parts pressing on opposite faces cancel
-    (``F = 0``), as a squeeze in static equilibrium does. Each part counts once, however many of its vertices
-    touch, so the palm does not outweigh the thumb.
+    outward normal at the vertex (the SDF's gradient, central differences of ``sdf_fn`` over ``step_m``; the
+    gradient flows through them too, so a vertex at an edge can slide onto the face that balances the others)
+    and its contact strength ``c_r = tanh(sum_v w_v / 5)``. A hand that only pushes (palm on one face, fingers on an
+    adjacent one) has ``|F|`` near 1 and holds nothing once the object is free; parts pressing on opposite faces
+    cancel (``F = 0``), as a squeeze in static equilibrium does. Each part counts once, however many of its
+    vertices touch, so the palm does not outweigh the thumb.
 
-    ``normal_fn(points (B, N, 3)) -> (B, N, 3)`` gives the object's outward unit normals in the state's frame
-    (:func:`sdf_normal_field`).
+    ``sdf_fn(points (B, N, 3)) -> (B, N)`` is the object's signed distance in the state's frame.
     """
 
     part: Tensor
-    normal_fn: Any
+    sdf_fn: Any
     n_parts: int = 6
     sigma_m: float = 0.005
     squeeze_m: float = 0.001
+    step_m: float = 0.002
     weight: float = 1.0
     name: str = "contact_balance"
 
@@ -171,35 +169,18 @@ class ContactBalanceTerm:
         sdf = state.require_sdf(self.name)
         part = self.part.to(sdf.device)
         idx = torch.nonzero(part >= 0).squeeze(1)
-        with torch.no_grad():
-            normal = self.normal_fn(state.hand_verts[:, idx].detach())  # (B, N, 3)
+        pts = state.hand_verts[:, idx]
+        eye = torch.eye(3, dtype=pts.dtype, device=pts.device) * self.step_m
+        grad = torch.stack(
+            [self.sdf_fn(pts + eye[i]) - self.sdf_fn(pts - eye[i]) for i in range(3)], dim=-1)
+        normal = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-9)  # (B, N, 3)
         w = torch.exp(-(sdf[:, idx] + self.squeeze_m).clamp_min(0.0) / self.sigma_m)  # (B, N)
         onehot = torch.nn.functional.one_hot(part[idx], self.n_parts).to(w.dtype)  # (N, R)
         mass = w @ onehot  # (B, R)
-        mean_n = torch.matmul(onehot.T, w[..., None] * normal.to(w.dtype)) / (mass[..., None] + 1e-9)  # (B, R, 3)
+        mean_n = torch.einsum("bn,bnk,nr->brk", w, normal, onehot) / (mass[..., None] + 1e-9)
         strength = torch.tanh(mass / 5.0)
         net = (strength[..., None] * mean_n).sum(1) / (strength.sum(1, keepdim=True) + 1e-9)
         return (net * net).sum(-1)
-
-
-def sdf_normal_field(grid: SDFGrid) -> Any:
-    """The outward unit normals of an SDF grid's surface as a function ``points (B, N, 3) -> (B, N, 3)``.
-
-    The grid's gradient (central differences, ``torch.gradient``) normalised once per node; a point takes the
-    normal of its nearest node (clamped to the grid), a gather instead of interpolation (the normals only weigh
-    which way a contact pushes).
-    """
-    values = grid.values
-    res = values.shape[0]
-    grad = torch.stack(torch.gradient(values, spacing=grid.spacing), dim=-1)  # (R, R, R, 3)
-    unit = (grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)).reshape(-1, 3)
-
-    def normals(points: Tensor) -> Tensor:
-        ijk = ((points - grid.origin.to(points.dtype)) / grid.spacing).round().long().clamp(0, res - 1)
-        flat = (ijk[..., 0] * res + ijk[..., 1]) * res + ijk[..., 2]
-        return unit.to(points.dtype)[flat]
-
-    return normals
 
 
 def _align_rotation(src: Tensor, dst: Tensor) -> Tensor:
@@ -388,12 +369,11 @@ def palmar_parts(hand: HandModel) -> Tensor:
 
 
 def closing_method(hand: HandModel, cfg: SynthesisConfig, approach: Tensor, dtype: torch.dtype,
-                   normal_fn: Any = None) -> MethodSpec:
+                   sdf_fn: Any = None) -> MethodSpec:
     """The closing optimisation as a one-stage refiner preset for candidates approaching along ``approach``
     ((K, 3) unit normals): the terms of the module docstring, Adam with ``lr = lr_orient`` and the other
     learning rates as multipliers, ``cfg.iterations`` steps, PCA(``n_pca``) pose update, no restarts.
-    ``normal_fn(points (K, N, 3)) -> (K, N, 3)``, the object's outward normals (:func:`sdf_normal_field`), is
-    needed when ``cfg.w_balance > 0``."""
+    ``sdf_fn(points (K, N, 3)) -> (K, N)``, the object's signed distance, is needed when ``cfg.w_balance > 0``."""
     from contactkit.contact.cpf import AnatomyTerm
     from contactkit.contact.obman import RepulsionTerm, zone_mask
     from contactkit.hands.anatomy import anatomy_cost, palm_normal
@@ -420,9 +400,9 @@ def closing_method(hand: HandModel, cfg: SynthesisConfig, approach: Tensor, dtyp
         if cfg.w_cover > 0:
             terms.append(PalmarCoverTerm(palmar, cfg.cover_a_m, cfg.squeeze_m, weight=cfg.w_cover))
         if cfg.w_balance > 0:
-            if normal_fn is None:
-                raise ShapeError("the contact balance term needs the object's surface normals (normal_fn)")
-            terms.append(ContactBalanceTerm(palmar_parts(hand), normal_fn, sigma_m=cfg.balance_sigma_m,
+            if sdf_fn is None:
+                raise ShapeError("the contact balance term needs the object's signed distance (sdf_fn)")
+            terms.append(ContactBalanceTerm(palmar_parts(hand), sdf_fn, sigma_m=cfg.balance_sigma_m,
                                             squeeze_m=cfg.squeeze_m, weight=cfg.w_balance))
         return terms
 
@@ -465,7 +445,7 @@ def close_hand(
     )
     params = HandParamsInit(init["global_orient"], init["hand_pose"], torch.zeros(k, hand.num_betas, dtype=dtype),
                             init["transl"])
-    res = run_method(hand, params, objects, closing_method(hand, cfg, approach, dtype, sdf_normal_field(grid)),
+    res = run_method(hand, params, objects, closing_method(hand, cfg, approach, dtype, grid.sample),
                      ContactTargets())
     with torch.no_grad():
         out = hand(res.global_orient, res.hand_pose, None, res.transl)
