@@ -19,7 +19,10 @@ The terms (each ``(B,)`` per candidate; ``state.rows`` indexes per-candidate dat
   components are orthonormal rows and the pose stays in their span, so these are the optimised coefficients
   plus the pre-shape's);
 - :class:`PalmarCoverTerm` — ``mean_{v palmar} a tanh(max(sdf_v + squeeze, 0) / a)``, pulling the whole inner
-  hand onto the object.
+  hand onto the object;
+- :class:`ContactBalanceTerm` — ``|F|^2``, ``F`` the contact-weighted mean of the object's outward normals at
+  the thumb's, each finger's and the palm's palmar vertices: zero when the hand presses on the object from
+  opposing sides (a static squeeze in equilibrium), one when every contact pushes the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClosingAttractionTerm",
+    "ContactBalanceTerm",
     "PalmFacingTerm",
     "PalmarCoverTerm",
     "PcaPriorTerm",
@@ -135,6 +139,50 @@ class PalmarCoverTerm:
         return (self.a_m * torch.tanh(gap / self.a_m)).mean(-1)
 
 
+@dataclass
+class ContactBalanceTerm:
+    """``|F|^2`` with ``F = sum_r c_r m_r / (sum_r c_r + eps)``, the squeeze's net contact direction.
+
+    Over the palmar vertices of each hand part ``r`` (``part`` (V,) int64: 0..R-1, -1 elsewhere; thumb, the four
+    fingers and the palm): contact weights ``w_v = exp(-max(sdf_v + squeeze_m, 0) / sigma_m)`` (1 on and inside
+    the surface), the part's contact normal ``m_r = sum_v w_v n_v / (sum_v w_v + eps)`` with ``n_v`` the object's
+    outward normal at the vertex (the SDF's gradient, central differences of ``sdf_fn`` over ``step_m``; the
+    gradient flows through them too, so a vertex at an edge can slide onto the face that balances the others)
+    and its contact strength ``c_r = tanh(sum_v w_v / 5)``. A hand that only pushes (palm on one face, fingers on an
+    adjacent one) has ``|F|`` near 1 and holds nothing once the object is free; parts pressing on opposite faces
+    cancel (``F = 0``), as a squeeze in static equilibrium does. Each part counts once, however many of its
+    vertices touch, so the palm does not outweigh the thumb.
+
+    ``sdf_fn(points (B, N, 3)) -> (B, N)`` is the object's signed distance in the state's frame.
+    """
+
+    part: Tensor
+    sdf_fn: Any
+    n_parts: int = 6
+    sigma_m: float = 0.005
+    squeeze_m: float = 0.001
+    step_m: float = 0.002
+    weight: float = 1.0
+    name: str = "contact_balance"
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        sdf = state.require_sdf(self.name)
+        part = self.part.to(sdf.device)
+        idx = torch.nonzero(part >= 0).squeeze(1)
+        pts = state.hand_verts[:, idx]
+        eye = torch.eye(3, dtype=pts.dtype, device=pts.device) * self.step_m
+        grad = torch.stack(
+            [self.sdf_fn(pts + eye[i]) - self.sdf_fn(pts - eye[i]) for i in range(3)], dim=-1)
+        normal = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-9)  # (B, N, 3)
+        w = torch.exp(-(sdf[:, idx] + self.squeeze_m).clamp_min(0.0) / self.sigma_m)  # (B, N)
+        onehot = torch.nn.functional.one_hot(part[idx], self.n_parts).to(w.dtype)  # (N, R)
+        mass = w @ onehot  # (B, R)
+        mean_n = torch.einsum("bn,bnk,nr->brk", w, normal, onehot) / (mass[..., None] + 1e-9)
+        strength = torch.tanh(mass / 5.0)
+        net = (strength[..., None] * mean_n).sum(1) / (strength.sum(1, keepdim=True) + 1e-9)
+        return (net * net).sum(-1)
+
+
 def _align_rotation(src: Tensor, dst: Tensor) -> Tensor:
     """(K, 3, 3) rotations taking unit ``src (3,)`` onto unit ``dst (K, 3)`` (smallest angle)."""
     src = src / src.norm()
@@ -184,13 +232,15 @@ def _any_tangent(normals: np.ndarray) -> np.ndarray:
 
 
 def grip_width_prior(
-    hull: np.ndarray, normals: np.ndarray, k: int, width_m: float, rng: np.random.Generator
+    hull: np.ndarray, normals: np.ndarray, k: int, width_m: float, rng: np.random.Generator, span_m: float = 0.0
 ) -> np.ndarray:
     """Surface samples to approach, favouring those across whose tangent plane the object is narrow.
 
     A hand wraps an object when its fingers run across a narrow extent (a person holds a box by a thin side,
-    not with the palm flat on a large face). Sample ``i`` is drawn with probability
-    ``∝ exp(-(min_b w_ib - min_j min_b w_jb) / width_m)`` (:func:`tangent_widths`): uniform on a sphere.
+    not with the palm flat on a large face). With ``e(w) = max(w - span_m, 0)`` the width in excess of what the
+    hand closes around anyway, sample ``i`` is drawn with probability
+    ``∝ exp(-(e(min_b w_ib) - min_j e(min_b w_jb)) / width_m)`` (:func:`tangent_widths`): uniform on a sphere,
+    and on any object no wider than ``span_m`` across some tangent of every sample.
 
     Args:
         hull: (V, 3) points whose extent is the object's (its convex hull's vertices suffice), metres.
@@ -198,25 +248,28 @@ def grip_width_prior(
         k: samples drawn (with replacement when ``P < k``).
         width_m: temperature, metres (> 0).
         rng: random generator (one draw).
+        span_m: widths up to this are equally good, metres (0: the narrowest is preferred however small).
 
     Returns:
         (k,) indices into ``normals``.
     """
     unit = normals / np.linalg.norm(normals, axis=-1, keepdims=True).clip(1e-12)
-    narrow = tangent_widths(hull, unit, _any_tangent(unit)).min(1)
+    narrow = np.maximum(tangent_widths(hull, unit, _any_tangent(unit)).min(1) - span_m, 0.0)
     prob = np.exp(-(narrow - narrow.min()) / width_m)
     return rng.choice(len(normals), size=k, replace=len(normals) < k, p=prob / prob.sum())
 
 
 def grip_width_rolls(
-    hull: np.ndarray, normals: np.ndarray, finger: np.ndarray, width_m: float, rng: np.random.Generator
+    hull: np.ndarray, normals: np.ndarray, finger: np.ndarray, width_m: float, rng: np.random.Generator,
+    span_m: float = 0.0,
 ) -> np.ndarray:
     """Rolls about the approach normals that point the fingers across the object's narrow side.
 
-    ``θ`` is drawn per candidate from ``p(θ_b) ∝ exp(-(w_b - min_b w_b) / width_m)`` (:func:`tangent_widths`
-    along the finger axis rolled by ``θ_b``), uniformly inside its bin: on a sphere every roll is equally likely,
-    on a box the fingers go across its thickness with the long edge across the palm. ``u`` and ``-u`` have the
-    same width, so the thumb may be on either side.
+    ``θ`` is drawn per candidate from ``p(θ_b) ∝ exp(-(e_b - min_b e_b) / width_m)`` with
+    ``e_b = max(w_b - span_m, 0)`` and ``w_b`` the width along the finger axis rolled by ``θ_b``
+    (:func:`tangent_widths`), uniformly inside its bin: on a sphere, and across any direction no wider than
+    ``span_m``, every roll is equally likely; on a box wider than ``span_m`` the fingers go across its thickness
+    with the long edge across the palm. ``u`` and ``-u`` have the same width, so the thumb may be on either side.
 
     Args:
         hull: (V, 3) points whose extent is the object's (its convex hull's vertices suffice), metres.
@@ -224,12 +277,13 @@ def grip_width_rolls(
         finger: (K, 3) the finger axis at roll 0, orthogonal to ``normals``.
         width_m: temperature, metres (> 0).
         rng: random generator (two draws per candidate: the bin, the offset inside it).
+        span_m: widths up to this are equally good, metres.
 
     Returns:
         (K,) rolls in radians, ``[0, 2π)``.
     """
     f = finger / np.linalg.norm(finger, axis=-1, keepdims=True).clip(1e-12)
-    width = tangent_widths(hull, normals, f)
+    width = np.maximum(tangent_widths(hull, normals, f) - span_m, 0.0)
     prob = np.exp(-(width - width.min(1, keepdims=True)) / width_m)
     prob /= prob.sum(1, keepdims=True)
     bins = (prob.cumsum(1) < rng.uniform(size=(len(normals), 1))).sum(1).clip(max=GRIP_ROLL_BINS - 1)
@@ -260,7 +314,7 @@ def approach_init(
     pts, nrm = obj.sample_surface(4096, seed=0)
     hull = _hull_points(np.asarray(pts)) if cfg.grip_width_m > 0 else None
     if hull is not None:
-        pick = grip_width_prior(hull, np.asarray(nrm), k, cfg.grip_width_m, rng)
+        pick = grip_width_prior(hull, np.asarray(nrm), k, cfg.grip_width_m, rng, cfg.grip_span_m)
     else:
         pick = rng.choice(len(pts), size=k, replace=len(pts) < k)
     p0 = torch.as_tensor(pts[pick], dtype=dtype)
@@ -277,7 +331,7 @@ def approach_init(
         finger = hand.rest_joints[4].to(dtype) - hand.rest_joints[0].to(dtype)  # wrist -> middle MCP
         finger_aligned = torch.einsum("kij,j->ki", align, finger - (finger @ n_palm) * n_palm)
         roll = torch.as_tensor(
-            grip_width_rolls(hull, n0.numpy(), finger_aligned.numpy(), cfg.grip_width_m, rng),
+            grip_width_rolls(hull, n0.numpy(), finger_aligned.numpy(), cfg.grip_width_m, rng, cfg.grip_span_m),
             dtype=dtype)
     else:
         roll = torch.as_tensor(rng.uniform(0.0, 2.0 * math.pi, size=k), dtype=dtype)
@@ -301,10 +355,25 @@ def approach_init(
     return init, n0
 
 
-def closing_method(hand: HandModel, cfg: SynthesisConfig, approach: Tensor, dtype: torch.dtype) -> MethodSpec:
+PARTS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little", "palm")
+
+
+def palmar_parts(hand: HandModel) -> Tensor:
+    """(V,) int64: the part (index into :data:`PARTS`) of each palmar vertex, from the hand's region
+    annotation (a region ``"<part>_..."`` belongs to ``<part>``), -1 for the other vertices."""
+    ann = hand.annotations
+    region = np.asarray(ann.region_of_vertex)
+    first = np.array([PARTS.index(nm.split("_")[0]) if nm.split("_")[0] in PARTS else -1 for nm in ann.region_names])
+    part = np.where(np.asarray(ann.palmar_mask, dtype=bool), first[region], -1)
+    return torch.as_tensor(part, dtype=torch.long)
+
+
+def closing_method(hand: HandModel, cfg: SynthesisConfig, approach: Tensor, dtype: torch.dtype,
+                   sdf_fn: Any = None) -> MethodSpec:
     """The closing optimisation as a one-stage refiner preset for candidates approaching along ``approach``
     ((K, 3) unit normals): the terms of the module docstring, Adam with ``lr = lr_orient`` and the other
-    learning rates as multipliers, ``cfg.iterations`` steps, PCA(``n_pca``) pose update, no restarts."""
+    learning rates as multipliers, ``cfg.iterations`` steps, PCA(``n_pca``) pose update, no restarts.
+    ``sdf_fn(points (K, N, 3)) -> (K, N)``, the object's signed distance, is needed when ``cfg.w_balance > 0``."""
     from contactkit.contact.cpf import AnatomyTerm
     from contactkit.contact.obman import RepulsionTerm, zone_mask
     from contactkit.hands.anatomy import anatomy_cost, palm_normal
@@ -330,6 +399,11 @@ def closing_method(hand: HandModel, cfg: SynthesisConfig, approach: Tensor, dtyp
         ]
         if cfg.w_cover > 0:
             terms.append(PalmarCoverTerm(palmar, cfg.cover_a_m, cfg.squeeze_m, weight=cfg.w_cover))
+        if cfg.w_balance > 0:
+            if sdf_fn is None:
+                raise ShapeError("the contact balance term needs the object's signed distance (sdf_fn)")
+            terms.append(ContactBalanceTerm(palmar_parts(hand), sdf_fn, sigma_m=cfg.balance_sigma_m,
+                                            squeeze_m=cfg.squeeze_m, weight=cfg.w_balance))
         return terms
 
     settings = RefinerSettings(
@@ -371,7 +445,8 @@ def close_hand(
     )
     params = HandParamsInit(init["global_orient"], init["hand_pose"], torch.zeros(k, hand.num_betas, dtype=dtype),
                             init["transl"])
-    res = run_method(hand, params, objects, closing_method(hand, cfg, approach, dtype), ContactTargets())
+    res = run_method(hand, params, objects, closing_method(hand, cfg, approach, dtype, grid.sample),
+                     ContactTargets())
     with torch.no_grad():
         out = hand(res.global_orient, res.hand_pose, None, res.transl)
     return {
