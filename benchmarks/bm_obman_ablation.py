@@ -172,8 +172,9 @@ def main() -> None:
         cells = []
         for m, _, fmt in METRICS:
             if m in metrics:
-                mean, lo, hi = paired_interval(per[name][m] - per[baseline][m])
-                cells.append(f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]")
+                delta = per[name][m] - per[baseline][m]
+                mean, lo, hi = paired_interval(delta)
+                cells.append(f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]" + _count(delta))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     base_hand = mean_hand_rmpjpe(net.hand, RenderedDataset(args.data, "train"), samples, ds.grasps)
     changes = []
