@@ -12,6 +12,9 @@ Regularisers (paper 001 §3.2, weights ``mu_E = 2``, ``mu_L = 0.1``):
   of its neighbours) of the prediction and that of the template sphere scaled by ``scale`` — the curvature of
   the prediction is pulled towards that of a sphere of the object's size. It is exactly 0 for ``scale x
   template + t`` (any translation ``t``).
+
+Nothing keeps the decoded sphere from folding through itself: :func:`overlap_fraction` measures how much of a
+prediction's box lies in a self-overlap (winding number neither 0 nor 1), where inside tests disagree.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import torch
 from torch import Tensor, nn
 
 from contactkit.errors import ShapeError
+from contactkit.geometry.inside import winding_number
 
-__all__ = ["AtlasNetDecoder", "edge_loss", "icosphere", "laplacian_loss", "mesh_edges", "uniform_laplacian"]
+__all__ = ["AtlasNetDecoder", "edge_loss", "icosphere", "laplacian_loss", "mesh_edges", "overlap_fraction",
+           "uniform_laplacian"]
 
 
 @lru_cache(maxsize=8)
@@ -63,6 +68,25 @@ def icosphere(level: int = 3) -> tuple[np.ndarray, np.ndarray]:
     vv.setflags(write=False)
     ff.setflags(write=False)
     return vv, ff
+
+
+def overlap_fraction(verts: np.ndarray, faces: np.ndarray, resolution: int = 16) -> float:
+    """Fraction of a ``resolution``^3 grid over the mesh's bounding box where the generalised winding number is
+    not 0 or 1 (``w < -0.5`` or ``w > 1.5``): 0 for an embedded, outward-oriented closed mesh; > 0 where the mesh
+    folds through itself (inside-out pockets have ``w = -1``, doubled layers ``w = 2``). The signed-distance sign
+    of such a mesh depends on the test (pseudonormals, winding number, ray parity), so its penetration and
+    intersection metrics are not defined; a fold thinner than the grid pitch can be missed.
+
+    Args:
+        verts: (V, 3) float, any length unit.
+        faces: (F, 3) int.
+    """
+    v = np.asarray(verts, dtype=np.float64)
+    lo, hi = v.min(0), v.max(0)
+    axes = [np.linspace(lo[a], hi[a], resolution + 2)[1:-1] for a in range(3)]  # interior nodes only
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    w = winding_number(torch.from_numpy(grid), v, np.asarray(faces, dtype=np.int64))
+    return float(((w < -0.5) | (w > 1.5)).double().mean())
 
 
 def mesh_edges(faces: Tensor) -> Tensor:

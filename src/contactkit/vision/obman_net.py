@@ -22,7 +22,12 @@ AtlasNet: mean squared nearest-neighbour distances both ways), the root term ``L
 fine-tuning ``mu_C L_Contact`` (``mu_C = 10``; :func:`contactkit.contact.obman.contact_loss` with ``lambda_R =
 0.5``, ``r = 20 mm``, ``a = 10 mm``) between the predicted hand and the predicted object mesh: the hand vertices'
 distance to the nearest predicted object vertex (differentiable w.r.t. both meshes), signed by a winding-number
-inside test on the predicted mesh (the paper's ray-parity test).
+inside test on the predicted mesh (the paper's ray-parity test) with the nonzero rule: a point is inside where the
+winding number is not 0 (``|w| > 0.5``, so the inside-out pockets of a folded mesh, ``w = -1``, count as inside).
+The contact term sees the object's normalised shape detached: its gradient reaches the hand, the object's
+translation and scale and, through them, the encoder, but not the AtlasNet decoder (paper 001 freezes the object
+encoder and decoder after the object stage). When it could reshape the object, the fine-tune folded every
+predicted mesh through itself around the hand (``docs/obman_net.md``).
 """
 
 from __future__ import annotations
@@ -296,14 +301,15 @@ def hand_object_sdf(hand_verts: Tensor, object_verts: Tensor, faces: Tensor) -> 
     """Signed distance (B, V), metres, negative inside, of each hand vertex to a predicted object mesh.
 
     Magnitude: distance to the nearest object vertex (paper 001's definition; differentiable w.r.t. both point
-    sets). Sign: generalised winding number > 0.5 on the mesh (no gradient).
+    sets). Sign (no gradient): inside where the generalised winding number ``w`` of the mesh is nonzero,
+    ``|w| > 0.5``, so the inside-out pockets of a self-overlapping mesh (``w = -1``) count as inside.
     """
     if hand_verts.ndim != 3 or object_verts.ndim != 3 or hand_verts.shape[0] != object_verts.shape[0]:
         raise ShapeError(f"hand_verts (B, V, 3) and object_verts (B, N, 3) needed, got {tuple(hand_verts.shape)}, "
                          f"{tuple(object_verts.shape)}")
     dist = torch.cdist(hand_verts, object_verts).min(2).values
     with torch.no_grad():
-        inside = torch.stack([winding_number(h.detach(), o.detach().double(), faces) > 0.5
+        inside = torch.stack([winding_number(h.detach(), o.detach().double(), faces).abs() > 0.5
                               for h, o in zip(hand_verts, object_verts, strict=True)])
     return torch.where(inside, -dist, dist)
 
@@ -339,7 +345,11 @@ def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights:
     total = (hand_total(t, beta=weights.beta, root=weights.root) + t["chamfer"] + t["translation"] + t["scale"]
              + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
     if weights.contact > 0:
-        sdf = hand_object_sdf(out.hand_verts, out.object_verts, net.object_faces)
+        # the contact loss moves the hand and places and scales the object, but does not reshape it: paper 001
+        # freezes the object encoder and the AtlasNet decoder after the object stage; reshaping by the contact loss
+        # folded the predicted meshes around the hands (docs/obman_net.md)
+        obj = out.object_scale[:, None, None] * out.object_normalized.detach() + out.object_translation[:, None]
+        sdf = hand_object_sdf(out.hand_verts, obj, net.object_faces)
         t["contact"] = contact_loss(sdf * MM, net.zones, lambda_r=weights.lambda_r, r=20.0, a=10.0).mean()
         total = total + weights.contact * t["contact"]
     t["total"] = total
