@@ -327,3 +327,47 @@ def test_cpf_penetration_is_not_negligible_against_the_springs(openhand):
         grads[name] = float(g.norm())
     # 1 cm deep, the penetration must outweigh the springs' pull (weight 1e6: ~44x; weight 2: ~1e-4x)
     assert grads["penetration"] > grads["attractive_springs"], grads
+
+
+def test_cpf_settle_stage_removes_the_penetration_geo_tolerates(openhand):
+    """cpf's closing settle stage continues GeO's energy with 0.5 mm of tolerated penetration instead of 2 mm: a hand
+    1.5 mm inside the object costs nothing to GeO's penetration terms and is pushed out by the settle stage, which
+    keeps it in place otherwise (its offset and springs)."""
+    from contactkit.refine.methods import CPF_SETTLE_DEPTH_M, MethodContext
+    from contactkit.refine.refiner import build_state
+
+    gt = make_sphere_grasps(openhand, n=1)  # the sphere (at the origin) pressed 1 mm into the palm
+    objects = objects_from_grasps(gt)
+    t = gt.hand_tensors()
+    ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
+    targets = oracle_targets(openhand, ref, objects)
+    with torch.no_grad():
+        verts = openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).vertices
+    sphere = gt.object_of(0)
+
+    def deepest_mm(v: torch.Tensor) -> float:
+        return -1000.0 * float(np.min(sphere.signed_distance(v[0].double().numpy())))
+
+    # 0.5 mm further in along the palm's direction to the centre: ~1.5 mm deep, inside GeO's 2 mm tolerance
+    pushed = HandParamsInit(ref.global_orient, ref.hand_pose, ref.betas,
+                            ref.transl + 5e-4 * torch.nn.functional.normalize(-verts[0].mean(0), dim=0))
+    with torch.no_grad():
+        pushed_verts = openhand(pushed.global_orient, pushed.hand_pose, pushed.betas, pushed.transl).vertices
+    depth0 = deepest_mm(pushed_verts)
+    assert 2.0 > depth0 > 1.0, depth0
+    ctx = MethodContext(openhand, pushed, pushed_verts, objects, targets, pushed)
+    geo, settle = get_method("cpf").stages
+    state = build_state(openhand, pushed.global_orient, pushed.hand_pose, pushed.betas, pushed.transl, objects,
+                        torch.arange(1))
+    for stage, tolerated in ((geo, True), (settle, False)):
+        terms = {term.name: term for term in stage.build(ctx)}
+        assert (float(terms["penetration"](state).sum()) == 0.0) is tolerated, stage.name
+    assert settle.build(ctx)[4].depth == CPF_SETTLE_DEPTH_M
+    res = run_method(openhand, pushed, objects, MethodSpec("settle", "", [settle]), targets)
+    after = res.hand_params()
+    with torch.no_grad():
+        out = openhand(after.global_orient, after.hand_pose, after.betas, after.transl)
+    assert deepest_mm(out.vertices) < 0.5 * depth0, (depth0, deepest_mm(out.vertices))
+    moved = float((out.keypoints - openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).keypoints)
+                  .norm(dim=-1).mean()) * 1000.0
+    assert moved < 3.0, moved
