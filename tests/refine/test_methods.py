@@ -38,7 +38,9 @@ def test_oracle_refinement_lowers_mpjpe(openhand, gt_and_noisy, method):
     after = mpjpe_mm(openhand, out, gt, root_aligned=root_aligned)
     assert float(after.mean()) < float(before.mean()), (method, before, after)
     assert out.loss_traces is not None and out.loss_traces.shape[0] == len(gt)
-    assert np.nanmin(out.loss_traces, axis=1).tolist() == pytest.approx(
+    # the best loss is the last stage's (each stage's trace is its own objective)
+    last = get_method(method).with_settings(iterations=ITERATIONS[method]).stages[-1].settings.iterations
+    assert np.nanmin(out.loss_traces[:, -last:], axis=1).tolist() == pytest.approx(
         [md["refine"]["best_loss"] for md in out.metadata], rel=1e-5
     )
     assert out.attrs["refine"]["method"] == method
@@ -171,7 +173,7 @@ def test_oracle_pairs_rows_through_reference_index_after_reorder(openhand):
 IN_THE_WILD = {"contactopt": 60, "obman": 100, "affinity": 60, "cpf": 100}
 _CPF_SHORTFALL = pytest.mark.xfail(
     strict=True, reason="known shortfall: in the wild, cpf with PiCR's springs removes most of the intersection "
-    "but raises MPJPE on this fixture (20.7 -> 25.0 mm); see docs/refinement.md",
+    "but raises MPJPE on this fixture (20.7 -> 26.2 mm); see docs/refinement.md",
 )
 
 
@@ -327,3 +329,48 @@ def test_cpf_penetration_is_not_negligible_against_the_springs(openhand):
         grads[name] = float(g.norm())
     # 1 cm deep, the penetration must outweigh the springs' pull (weight 1e6: ~44x; weight 2: ~1e-4x)
     assert grads["penetration"] > grads["attractive_springs"], grads
+
+
+def test_cpf_settle_stage_removes_the_penetration_geo_tolerates(openhand):
+    """cpf's closing settle stage continues GeO's energy with 0.5 mm of tolerated penetration instead of 2 mm: a hand
+    1.5 mm inside the object costs nothing to GeO's penetration terms and is pushed out by the settle stage, which
+    moves its keypoints by millimetres only."""
+    from contactkit.refine.methods import CPF_SETTLE_DEPTH_M, MethodContext
+    from contactkit.refine.refiner import build_state
+
+    gt = make_sphere_grasps(openhand, n=1, bend=0.0)  # a flat hand, the sphere (at the origin) against the palm
+    objects = objects_from_grasps(gt)
+    t = gt.hand_tensors()
+    ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
+    targets = oracle_targets(openhand, ref, objects)
+    with torch.no_grad():
+        verts = openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).vertices
+    sphere = gt.object_of(0)
+
+    def deepest_mm(v: torch.Tensor) -> float:
+        return -1000.0 * float(np.min(sphere.signed_distance(v[0].double().numpy())))
+
+    # 1.2 mm further in along the palm's normal (toward the centre): ~1.5 mm deep, inside GeO's 2 mm tolerance
+    palm = torch.as_tensor(openhand.annotations.contact_zones["palm"])
+    inward = torch.nn.functional.normalize(-verts[0, palm].mean(0), dim=0)
+    pushed = HandParamsInit(ref.global_orient, ref.hand_pose, ref.betas, ref.transl + 1.2e-3 * inward)
+    with torch.no_grad():
+        pushed_verts = openhand(pushed.global_orient, pushed.hand_pose, pushed.betas, pushed.transl).vertices
+    depth0 = deepest_mm(pushed_verts)
+    assert 2.0 > depth0 > 1.0, depth0
+    ctx = MethodContext(openhand, pushed, pushed_verts, objects, targets, pushed)
+    geo, settle = get_method("cpf").stages
+    state = build_state(openhand, pushed.global_orient, pushed.hand_pose, pushed.betas, pushed.transl, objects,
+                        torch.arange(1))
+    for stage, tolerated in ((geo, True), (settle, False)):
+        terms = {term.name: term for term in stage.build(ctx)}
+        assert (float(terms["penetration"](state).sum()) == 0.0) is tolerated, stage.name
+    assert settle.build(ctx)[4].depth == CPF_SETTLE_DEPTH_M
+    res = run_method(openhand, pushed, objects, MethodSpec("settle", "", [settle]), targets)
+    after = res.hand_params()
+    with torch.no_grad():
+        out = openhand(after.global_orient, after.hand_pose, after.betas, after.transl)
+        start = openhand(pushed.global_orient, pushed.hand_pose, pushed.betas, pushed.transl).keypoints
+    assert deepest_mm(out.vertices) < 0.5 * depth0, (depth0, deepest_mm(out.vertices))
+    moved = float((out.keypoints - start).norm(dim=-1).mean()) * 1000.0
+    assert moved < 6.0, moved  # millimetres: a short, slow stage (lr 2e-3), not a new fit
