@@ -8,7 +8,7 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
         [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--fit-iterations N]
 
 Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, the mean of
-``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit 50 + 50 iterations; ``--one-sample`` adds the single-sample row;
+``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit 50 + 50 iterations; ``--one-sample`` adds session 5's one-sample row;
 synthesis: DDIM, 50 steps, one sample per candidate, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
@@ -65,7 +65,7 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -
 NO_CHECK = "choir in the wild without the shift check"
 ABLATION = "choir, unanchored (no x0 clip, no input prior, no shift check)"
 PAPER = "choir in the wild, DDIM 50 steps, one sample, fit 300 + 100 iterations"
-ONE_SAMPLE = "choir in the wild, one sample (no mean)"
+ONE_SAMPLE = "choir in the wild, one sample, DPM-Solver++ 10, w_in 10 (session 5 defaults)"
 
 
 class Clock:
@@ -105,10 +105,11 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
         clock = Clock()
         other = refine_in_the_wild(noisy, alt, hand=hand, seed=seed, **fit)
         runs[f"choir in the wild, weights {other_weights.name}"] = (other, clock())
-    if one_sample:
-        single = load_choir_predictor(hand, weights=weights, seed=seed, **{**sampling, "samples": 1})
+    if one_sample:  # session 5's defaults: one sample, DPM-Solver++ in 10 steps, input prior 10
+        single = load_choir_predictor(hand, weights=weights, seed=seed, sampler="dpm", steps=10, samples=1)
         clock = Clock()
-        runs[ONE_SAMPLE] = (refine_in_the_wild(noisy, single, hand=hand, seed=seed, **fit), clock())
+        runs[ONE_SAMPLE] = (refine_in_the_wild(noisy, single, hand=hand, seed=seed, input_weight=10.0, **fit),
+                            clock())
     if paper:
         slow = load_choir_predictor(hand, weights=weights, seed=seed, sampler="ddim", steps=50, samples=1)
         clock = Clock()
@@ -234,7 +235,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=None,
                     help="refinement: samples averaged per grasp (default: the library's)")
     ap.add_argument("--one-sample", action="store_true",
-                    help="also run choir in the wild from one sample per grasp (no mean), same weights")
+                    help="also run choir in the wild with session 5's defaults (one sample, DPM-Solver++ 10 steps, "
+                    "input prior 10), same weights")
     ap.add_argument("--fit-iterations", type=int, default=None,
                     help="refinement fit iterations per stage (default: the library's)")
     ap.add_argument("--paper-settings", action="store_true",
