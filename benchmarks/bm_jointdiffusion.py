@@ -5,10 +5,11 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
     python benchmarks/bm_jointdiffusion.py --data DIR --noisy-weights N.pt --object-weights O.pt \
         [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
         [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle] [--paper-settings]
-        [--sampler dpm|ddim] [--steps N] [--fit-iterations N]
+        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--fit-iterations N]
 
-Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, fit 50 + 50 iterations; synthesis:
-DDIM, 50 steps, as ``contactkit synth --method diffusion``);
+Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, the mean of
+``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit 50 + 50 iterations; ``--one-sample`` adds session 5's one-sample row;
+synthesis: DDIM, 50 steps, one sample per candidate, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
 
@@ -63,7 +64,8 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -
 
 NO_CHECK = "choir in the wild without the shift check"
 ABLATION = "choir, unanchored (no x0 clip, no input prior, no shift check)"
-PAPER = "choir in the wild, DDIM 50 steps, fit 300 + 100 iterations"
+PAPER = "choir in the wild, DDIM 50 steps, one sample, fit 300 + 100 iterations"
+ONE_SAMPLE = "choir in the wild, one sample, DPM-Solver++ 10, w_in 10 (session 5 defaults)"
 
 
 class Clock:
@@ -78,7 +80,7 @@ class Clock:
 
 def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], iterations: int | None, seed: int,
                  ablation: bool = False, other_weights: Path | None = None, oracle_fit: bool = False,
-                 paper: bool = False) -> dict[str, Any]:
+                 paper: bool = False, one_sample: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -103,12 +105,17 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
         clock = Clock()
         other = refine_in_the_wild(noisy, alt, hand=hand, seed=seed, **fit)
         runs[f"choir in the wild, weights {other_weights.name}"] = (other, clock())
+    if one_sample:  # session 5's defaults: one sample, DPM-Solver++ in 10 steps, input prior 10
+        single = load_choir_predictor(hand, weights=weights, seed=seed, sampler="dpm", steps=10, samples=1)
+        clock = Clock()
+        runs[ONE_SAMPLE] = (refine_in_the_wild(noisy, single, hand=hand, seed=seed, input_weight=10.0, **fit),
+                            clock())
     if paper:
-        slow = load_choir_predictor(hand, weights=weights, seed=seed, sampler="ddim", steps=50)
+        slow = load_choir_predictor(hand, weights=weights, seed=seed, sampler="ddim", steps=50, samples=1)
         clock = Clock()
         runs[PAPER] = (refine_in_the_wild(noisy, slow, hand=hand, seed=seed, iterations=None), clock())
     if ablation:
-        raw = load_choir_predictor(hand, weights=weights, seed=seed, clip=None, **sampling)
+        raw = load_choir_predictor(hand, weights=weights, seed=seed, clip=None, **{**sampling, "samples": 1})
         clock = Clock()
         runs[ABLATION] = (refine_in_the_wild(noisy, raw, hand=hand, seed=seed, input_weight=0.0, max_shift_m=None,
                                              **fit), clock())
@@ -174,7 +181,7 @@ def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, sampling:
     gt = load_grasps(data / "gt_test.npz")
     objs = list(dict.fromkeys(gt.object_ids))[:n_objects]
     hand = load_hand(gt.hand_model, gt.side)
-    sampling = {**SYNTH_SAMPLING, **sampling}  # as `contactkit synth --method diffusion`
+    sampling = {**SYNTH_SAMPLING, **{k: v for k, v in sampling.items() if k != "samples"}}  # as `contactkit synth`
     samplers = {"diffusion": DiffusionCandidates(load_choir_predictor(hand, weights=weights, context="object",
                                                                    seed=seed, **sampling))}
     if other_weights is not None:
@@ -225,6 +232,11 @@ def main() -> None:
     ap.add_argument("--synth-batch", type=int, default=8)
     ap.add_argument("--sampler", choices=("dpm", "ddim"), default=None, help="sampler (default: the library's)")
     ap.add_argument("--steps", type=int, default=None, help="sampling steps (default: the library's)")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="refinement: samples averaged per grasp (default: the library's)")
+    ap.add_argument("--one-sample", action="store_true",
+                    help="also run choir in the wild with session 5's defaults (one sample, DPM-Solver++ 10 steps, "
+                    "input prior 10), same weights")
     ap.add_argument("--fit-iterations", type=int, default=None,
                     help="refinement fit iterations per stage (default: the library's)")
     ap.add_argument("--paper-settings", action="store_true",
@@ -243,10 +255,11 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     result: dict[str, Any] = {}
-    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps)) if v is not None}
+    sampling = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("samples", args.samples))
+                if v is not None}
     if args.skip != "refine":
         r = bench_refine(args.data, args.noisy_weights, args.n_refine, sampling, args.fit_iterations, args.seed,
-                         args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings)
+                         args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings, args.one_sample)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp | CPU s / grasp |\n"
@@ -254,7 +267,7 @@ def main() -> None:
         names = ["input (noisy)", "choir in the wild (JointDiffusion)", NO_CHECK, PAPER, ABLATION,
                  "contactopt + DeepContact",
                  "ORACLE: same fit on the ground-truth CHOIR"]
-        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights")]
+        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights") or k == ONE_SAMPLE]
         for name in names:
             if name not in r:
                 continue

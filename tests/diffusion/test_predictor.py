@@ -110,6 +110,27 @@ def test_predict_is_seeded_and_refinement_reads_no_ground_truth(openhand, gt_gra
     assert "JointDiffusion" in out.attrs["refine"]["targets"]
 
 
+def test_mean_of_k_samples_is_the_mean_of_the_same_draws(openhand, gt_grasps, noisy_weights):
+    """samples=k averages k draws per grasp: the same k draws as samples=1 on the inputs repeated k times
+    (sample-major, one network batch, so the same initial noise); refinement models default to
+    DEFAULT_REFINE_SAMPLES, object models to 1."""
+    from contactkit.diffusion.predictor import DEFAULT_REFINE_SAMPLES, load_choir_predictor
+
+    geo = grasp_geometry(gt_grasps, openhand, num_points=512)
+    pts, anc = geo["obj_points"][:2], geo["anchors"][:2]
+    k = 3
+    mean = load_choir_predictor(openhand, weights=noisy_weights, steps=2, samples=k).sample_fields(pts, anc)
+    one = load_choir_predictor(openhand, weights=noisy_weights, steps=2, samples=1)
+    each = one.sample_fields(pts.repeat(k, 1, 1), anc.repeat(k, 1, 1), batch_size=64)
+    root = each.anchor_sq_dist.sqrt().view(k, 2, -1)  # (clamp(volume, 0) * half) per draw
+    ok = (root > 0).all(0)  # where no draw was clamped at 0, the mean of the roots is the root of the mean's field
+    assert ok.sum() > 100  # an untrained tiny model: many draws are negative there
+    assert torch.allclose(mean.anchor_sq_dist.sqrt()[ok], root.mean(0)[ok], atol=1e-6)
+    assert load_choir_predictor(openhand, weights=noisy_weights).samples == DEFAULT_REFINE_SAMPLES
+    with pytest.raises(ContactkitError, match="samples must be >= 1"):
+        load_choir_predictor(openhand, weights=noisy_weights, samples=0)
+
+
 def test_openhand_trained_model_serves_a_mano_format_hand_through_its_anchors(noisy_weights):
     import hand_fixtures as hf
 

@@ -116,6 +116,11 @@ def test_cli_trains_with_an_object_split(tmp_path, gt_grasps, capsys):
                  "--out", str(tmp_path / "run"), "--steps", "2", "--val-every", "1", "--batch-size", "2",
                  "--num-points", "256", "--quiet"])
     assert code == 0
+    assert (tmp_path / "run" / "train_object.npz").is_file()  # examples cached by default
+    assert main(["train", "jointdiffusion", "--data", str(tmp_path / "gt.npz"), "--context", "object",
+                 "--out", str(tmp_path / "nc"), "--steps", "1", "--val-every", "1", "--batch-size", "2",
+                 "--num-points", "256", "--quiet", "--no-cache"]) == 0
+    assert (tmp_path / "nc" / "best.pt").is_file() and not list((tmp_path / "nc").glob("*_object.npz"))
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["spec"]["context"] == "object" and cfg["spec"]["model"]["context_channels"] == 1
     from contactkit.diffusion.checkpoint import load_diffusion

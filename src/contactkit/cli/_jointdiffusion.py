@@ -30,6 +30,10 @@ def add_jointdiffusion_arguments(p: argparse.ArgumentParser) -> None:
                    help="jointdiffusion: steps between validation and checkpoints (default 100)")
     g.add_argument("--base-channels", type=int, default=16,
                    help="jointdiffusion: channels of the U-Net's first level (default 16; 8 for a small CPU model)")
+    g.add_argument("--no-cache", action="store_true",
+                   help="jointdiffusion: build the training examples in memory only (no RUN/{train,val}_*.npz; a "
+                   "resumed run rebuilds the same seeded examples): for large data, where the compressed cache "
+                   "costs minutes and gigabytes")
     g.add_argument("--attn-resolutions", type=int, nargs="+", default=[8, 4],
                    help="jointdiffusion: U-Net resolutions (voxels per axis) with self- and cross-attention "
                    "(default 8 4; 4 alone halves a CPU step)")
@@ -52,10 +56,13 @@ def _split_objects(grasps: Any, seed: int) -> tuple[Any, Any, dict[str, list[str
             {"train": names(set(ids) - set(val_ids)), "val": names(val_ids)})
 
 
-def _examples(path: Path, grasps: Any, hand: Any, context: str, copies: int, seed: int, num_points: int) -> Any:
+def _examples(path: Path, grasps: Any, hand: Any, context: str, copies: int, seed: int, num_points: int,
+              cache: bool = True) -> Any:
     from contactkit.diffusion.representation import ChoirExamples, build_examples
 
     expected = len(grasps) * (copies if context == "noisy" else 1)
+    if not cache:
+        return build_examples(grasps, hand, context, copies=copies, seed=seed, num_points=num_points)
     if path.is_file():
         cached = ChoirExamples.load(path)
         if len(cached) == expected and cached.context.shape[1] == (2 if context == "noisy" else 1):
@@ -98,11 +105,12 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
     else:
         train_set, val_set, split = _split_objects(data, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"building CHOIR examples (cached in {args.out}) ...", flush=True)
+    cache = not getattr(args, "no_cache", False)
+    print(f"building CHOIR examples ({f'cached in {args.out}' if cache else 'not cached'}) ...", flush=True)
     tr = _examples(args.out / f"train_{args.context}.npz", train_set, hand, args.context, args.copies, args.seed,
-                   args.num_points)
+                   args.num_points, cache)
     va = _examples(args.out / f"val_{args.context}.npz", val_set, hand, args.context, 4, args.seed + 1,
-                   args.num_points)
+                   args.num_points, cache)
     config = DiffusionTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                   ema_decay=args.ema_decay, val_every=args.val_every, seed=args.seed,
                                   device=args.device)

@@ -109,9 +109,10 @@ def initial_params_from_field(hand: Any, field: ChoirField) -> HandParamsInit:
 
 
 #: Stage-1 weight of :class:`InputAnchorPriorTerm` in refinement in the wild (chosen on validation objects; see
-#: docs/jointdiffusion.md). The stage-1 data term is ~50 e^2 for a mean anchor error of e mm, so 10 trusts the
-#: input hand's anchors about a fifth as much as the sampled CHOIR's.
-INPUT_WEIGHT = 10.0
+#: docs/jointdiffusion.md). The stage-1 data term is ~50 e^2 for a mean anchor error of e mm, so 3 trusts the input
+#: hand's anchors about a sixteenth as much as the sampled CHOIR's. With the mean of 16 samples (session 6) 3 gave a
+#: lower MPJPE than 0 or 10 (44 vs 48 and 49 mm); for a single sample 10 had been best.
+INPUT_WEIGHT = 3.0
 #: Largest mean anchor displacement (metres) from the input that a refinement may make: beyond it the sampled CHOIR
 #: is rejected and the input kept. The ContactOpt protocol the refinement model is trained on (5 cm per axis, 15
 #: degrees, 0.5 PCA units) displaces OpenHand's anchors by 91 mm on average, and 99 % of perturbations by less than

@@ -303,7 +303,9 @@ def _with_noisy_context(gt: ChoirExamples, ground_truth: Any, hand: Any, grid: T
     noisy = perturb(ground_truth, "contactopt", copies=copies, seed=seed + 1, hand=hand)
     anchors = hand.anchors(hand_vertices_object_frame(noisy, hand))
     ref = torch.as_tensor(np.array(noisy.reference_index), dtype=torch.long)
-    hand_ctx = noisy_hand_channel(grid[ref], anchors)
+    # In chunks: the grids of all copies at once would take N x M x 3 floats (3.5 GB for 72k examples).
+    hand_ctx = torch.cat([noisy_hand_channel(grid[ref[s:s + 1024]], anchors[s:s + 1024])
+                          for s in range(0, len(ref), 1024)])
     return ChoirExamples(gt.volume[ref], gt.contact[ref], torch.cat([gt.context[ref], hand_ctx], 1),
                          [gt.object_ids[int(i)] for i in ref])
 

@@ -22,7 +22,7 @@ from contactkit.refine.refiner import HandParamsInit, ObjectBatch
 
 __all__ = ["SYNTH_SAMPLING", "DiffusionCandidates", "diffusion_candidates"]
 
-#: Sampler of ``contactkit synth --method diffusion``: DDIM in 50 steps, not the refinement default (DPM-Solver++ in
+#: Sampler of ``contactkit synth --method diffusion``: DDIM in 50 steps, not the refinement default (DPM-Solver++, then
 #: 10). On held-out objects the only accepted diffusion grasp so far came from DDIM 50 (1 of 20; DPM-Solver++ 10:
 #: 0 of 12), and the fit from a flat hand, not the sampler, dominates the time (2.25 vs 2.1 CPU s per candidate).
 SYNTH_SAMPLING: dict[str, Any] = {"sampler": "ddim", "steps": 50}
