@@ -247,7 +247,7 @@ def train(
     net = build_network(kind, net_config)
     if use_prior and isinstance(net, DeepContactNet):
         centre = scale = pose_mean = pose_basis = None
-        if net.pose_mean is not None:
+        if net.pose_mean is not None and net.pose_basis is not None:  # the descriptor below needs the axes
             pose_mean, pose_basis = pose_axes(train_data.xyz[:, :train_data.n_hand], config.pose_components)
             net.pose_mean.copy_(pose_mean)
             net.pose_basis.copy_(pose_basis)
