@@ -46,6 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pose-components", type=int, default=0,
                    help="DeepContact: K > 0 principal axes of the noisy hand's wrist-frame posture join the object's "
                    "extents in the learnt dependence of the contact prior (default 0: object only)")
+    p.add_argument("--class-weight-power", type=float, default=0.5,
+                   help="DeepContact: exponent of the inverse-frequency contact-bin weights (default 0.5; 0: plain "
+                   "cross-entropy, calibrated expected contact)")
     p.add_argument("--num-points", type=positive_int, default=2048, help="object samples per grasp (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     from contactkit.cli._jointdiffusion import add_jointdiffusion_arguments
@@ -69,7 +72,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        device=args.device, small=args.backbone == "small",
                        contact_prior=not args.no_contact_prior,
                        shape_prior=not (args.no_contact_prior or args.no_shape_prior),
-                       pose_components=args.pose_components)
+                       pose_components=args.pose_components, class_weight_power=args.class_weight_power)
 
 
 def run(args: argparse.Namespace) -> int:
