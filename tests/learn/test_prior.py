@@ -13,7 +13,7 @@ from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkp
 from contactkit.learn.estimators import DeepContactEstimator, build_network, network_config
 from contactkit.learn.losses import bins_to_contact
 from contactkit.learn.networks import object_descriptor, object_extents
-from contactkit.learn.prior import contact_bin_prior
+from contactkit.learn.prior import contact_bin_prior, pose_axes
 from contactkit.learn.train import TrainConfig, train
 
 from .conftest import posed_scene, toy_tensors
@@ -182,3 +182,66 @@ def test_shape_prior_starts_at_zero_and_round_trips(tmp_path, hand, toy):
     net_loaded = est.network
     assert torch.equal(net_loaded.shape_centre, centre) and torch.equal(net_loaded.shape_scale, scale)
     assert torch.equal(net_loaded.shape_weight, net.shape_weight)
+
+
+def test_pose_axes_recover_a_known_posture_direction():
+    # Hands of 3 vertices whose postures vary along one direction (weight 3) and a weaker one (weight 1).
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    d1 = torch.nn.functional.normalize(torch.randn(9, generator=gen, dtype=torch.float64), dim=0)
+    d2 = torch.randn(9, generator=gen, dtype=torch.float64)
+    d2 = torch.nn.functional.normalize(d2 - (d2 @ d1) * d1, dim=0)
+    a, b = torch.randn(200, generator=gen, dtype=torch.float64), torch.randn(200, generator=gen, dtype=torch.float64)
+    a, b = a - a.mean(), b - b.mean()
+    b = b - (b @ a) / (a @ a) * a  # uncorrelated coefficients: the principal axes are exactly d1, d2
+    hands = (base.reshape(-1) + 3 * a[:, None] * d1 + b[:, None] * d2).reshape(200, 3, 3)
+    mean, axes = pose_axes(hands, 2)
+    assert mean.shape == (9,) and axes.shape == (9, 2) and axes.dtype == torch.float32
+    torch.testing.assert_close(mean.double(), base.reshape(-1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(axes.T.double() @ axes.double(), torch.eye(2, dtype=torch.float64), rtol=0, atol=1e-6)
+    assert abs(float(axes[:, 0].double() @ d1)) > 1 - 1e-6 and abs(float(axes[:, 1].double() @ d2)) > 1 - 1e-6
+    with pytest.raises(ContactkitError, match="n_axes"):
+        pose_axes(hands, 10)
+
+
+def test_pose_prior_moves_logits_by_the_posture_and_round_trips(tmp_path, hand, toy):
+    config = network_config("deepcontact", prior_hand_vertices=hand.num_verts, prior_shape=True, prior_pose=2)
+    assert config["prior_pose"] == 2
+    net = build_network("deepcontact", config).eval()
+    assert net.descriptor_width == 8
+    hand_prior, obj_prior = contact_bin_prior(toy.contact, toy.n_hand, 10)
+    mean, axes = pose_axes(toy.xyz[:, : toy.n_hand], 2)
+    centre, scale = torch.zeros(8), torch.ones(8)
+    with pytest.raises(ContactkitError, match="depends on the hand's posture"):
+        net.set_prior(hand_prior, obj_prior, centre, scale)
+    net.set_prior(hand_prior, obj_prior, centre, scale, mean, axes)
+    desc = net.descriptor(toy.xyz)
+    assert desc.shape == (len(toy), 8)
+    torch.testing.assert_close(desc[:, :6], object_descriptor(toy.xyz[:, toy.n_hand:]))
+    # Naive reference of the posture coordinates: a loop over grasps and vertices.
+    for g in range(len(toy)):
+        ref = sum((toy.xyz[g, v] - mean.reshape(-1, 3)[v]) @ axes.reshape(-1, 3, 2)[v] for v in range(toy.n_hand))
+        torch.testing.assert_close(desc[g, 6:], ref, rtol=0, atol=1e-4)
+    with torch.no_grad():
+        logits = net(toy.xyz, toy.features)
+        net.shape_weight[5, 2, 7] = 1.5  # vertex 5, bin 2 depends on the second posture axis only
+        moved = net(toy.xyz, toy.features)
+    torch.testing.assert_close(moved[:, 5, 2] - logits[:, 5, 2], 1.5 * desc[:, 7], rtol=0, atol=1e-5)
+    torch.testing.assert_close(moved[:, 6:], logits[:, 6:])
+    path = tmp_path / "pose.pt"
+    save_checkpoint(path, Checkpoint(kind="deepcontact", config=config, state_dict=net.state_dict(), training={}))
+    loaded = DeepContactEstimator(hand, load_checkpoint(path, expected_kind="deepcontact")).network
+    assert torch.equal(loaded.pose_basis, axes) and torch.equal(loaded.pose_mean, mean)
+    with pytest.raises(ContactkitError, match="needs prior_shape"):
+        build_network("deepcontact", {**config, "prior_shape": False})
+
+
+def test_train_sets_the_posture_axes_from_the_training_set(tmp_path, toy):
+    config = TrainConfig(epochs=1, batch_size=2, seed=0, small=True, pose_components=3)
+    train("deepcontact", toy, toy, tmp_path / "run", config, progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt", expected_kind="deepcontact")
+    mean, axes = pose_axes(toy.xyz[:, : toy.n_hand], 3)
+    assert ckpt.config["prior_pose"] == 3
+    torch.testing.assert_close(ckpt.state_dict["pose_mean"], mean)
+    torch.testing.assert_close(ckpt.state_dict["pose_basis"], axes)
+    assert ckpt.state_dict["shape_weight"].shape[-1] == 9 and ckpt.state_dict["shape_weight"][..., 6:].any()

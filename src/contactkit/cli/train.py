@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from contactkit.cli._args import device, output_dir, positive_float, positive_int, seed
+from contactkit.cli._args import bounded_int, device, finite_float, output_dir, positive_float, positive_int, seed
 
 if TYPE_CHECKING:
     from contactkit.learn.train import TrainConfig
@@ -43,6 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-shape-prior", action="store_true",
                    help="DeepContact: keep the contact prior but not its learnt dependence on the object's extents "
                    "and wrist-frame centroid (on by default; implied by --no-contact-prior)")
+    p.add_argument("--pose-components", type=bounded_int(0, 256), default=0,
+                   help="DeepContact: K > 0 principal axes of the noisy hand's wrist-frame posture join the object's "
+                   "extents in the learnt dependence of the contact prior (default 0: object only)")
+    p.add_argument("--class-weight-power", type=finite_float, default=0.5,
+                   help="DeepContact: exponent of the inverse-frequency contact-bin weights (default 0.5; 0: plain "
+                   "cross-entropy, calibrated expected contact)")
     p.add_argument("--num-points", type=positive_int, default=2048, help="object samples per grasp (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     from contactkit.cli._jointdiffusion import add_jointdiffusion_arguments
@@ -65,7 +71,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        device=args.device, small=args.backbone == "small",
                        contact_prior=not args.no_contact_prior,
-                       shape_prior=not (args.no_contact_prior or args.no_shape_prior))
+                       shape_prior=not (args.no_contact_prior or args.no_shape_prior),
+                       pose_components=args.pose_components, class_weight_power=args.class_weight_power)
 
 
 def run(args: argparse.Namespace) -> int:

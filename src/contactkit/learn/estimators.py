@@ -50,7 +50,7 @@ _SMALL_BACKBONE: dict[str, Any] = {
 
 
 def network_config(
-    kind: Kind, *, small: bool = True, prior_hand_vertices: int = 0, prior_shape: bool = False
+    kind: Kind, *, small: bool = True, prior_hand_vertices: int = 0, prior_shape: bool = False, prior_pose: int = 0
 ) -> dict[str, Any]:
     """Default constructor config of a network, as plain JSON data (saved in checkpoints).
 
@@ -64,6 +64,8 @@ def network_config(
             learns a residual over the training set's mean contact map (it then only runs on that hand model).
         prior_shape: with ``prior_hand_vertices``: the hand prior also depends linearly on the object's extents
             (:class:`~contactkit.learn.networks.DeepContactConfig`).
+        prior_pose: with ``prior_shape``: K > 0 principal axes of the hand's wrist-frame posture join the object's
+            extents in that dependence.
     """
     backbone = BackboneConfig(in_channels=N_FEATURES, **(_SMALL_BACKBONE if small else {}))
     config: dict[str, Any] = {"backbone": backbone.to_dict()}
@@ -73,6 +75,8 @@ def network_config(
             config["prior_hand_vertices"] = int(prior_hand_vertices)
             if prior_shape:
                 config["prior_shape"] = True
+                if prior_pose > 0:
+                    config["prior_pose"] = int(prior_pose)
     elif kind == "picr":
         config["n_regions"] = 17
     else:
@@ -87,7 +91,8 @@ def build_network(kind: Kind, config: dict[str, Any]) -> DeepContactNet | PiCRNe
     if kind == "deepcontact":
         return DeepContactNet(DeepContactConfig(backbone=backbone, n_bins=int(config["n_bins"]),
                                                 prior_hand_vertices=int(config.get("prior_hand_vertices", 0)),
-                                                prior_shape=bool(config.get("prior_shape", False))))
+                                                prior_shape=bool(config.get("prior_shape", False)),
+                                                prior_pose=int(config.get("prior_pose", 0))))
     if kind == "picr":
         return PiCRNet(PiCRConfig(backbone=backbone, n_regions=int(config["n_regions"])))
     raise ContactkitError(f"unknown network kind {kind!r}; expected 'deepcontact' or 'picr'")

@@ -148,12 +148,18 @@ class DeepContactConfig:
     :func:`object_descriptor` of the object points (extents and centroid in the wrist frame, so invariant to moving
     hand and object together), ``shape_centre`` / ``shape_scale`` (6,) the training set's mean and standard
     deviation of it (buffers) and ``shape_weight`` (V, n_bins, 6) learnt, starting at zero.
+
+    With ``prior_pose = K > 0`` as well, the descriptor also holds the noisy hand's own posture: the coordinates of
+    its vertices in the wrist frame (the first V points of ``xyz``, flattened) on K fixed principal axes of the
+    training set (buffers ``pose_mean`` (3V,) and ``pose_basis`` (3V, K)), so ``d`` is (B, 6 + K) and
+    ``shape_weight`` (V, n_bins, 6 + K): which fingers are closed says which vertices are likely to touch.
     """
 
     backbone: BackboneConfig
     n_bins: int = 10
     prior_hand_vertices: int = 0
     prior_shape: bool = False
+    prior_pose: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,6 +202,8 @@ class DeepContactNet(nn.Module):
     object_prior: Tensor | None
     shape_centre: Tensor | None
     shape_scale: Tensor | None
+    pose_mean: Tensor | None
+    pose_basis: Tensor | None
 
     def __init__(self, config: DeepContactConfig) -> None:
         super().__init__()
@@ -217,27 +225,65 @@ class DeepContactNet(nn.Module):
             self.hand_prior = None
             self.object_prior = None
         self.shape_weight: nn.Parameter | None = None
+        if config.prior_pose < 0 or (config.prior_pose > 0 and not config.prior_shape):
+            raise ContactkitError(f"prior_pose must be >= 0 and needs prior_shape, got {config.prior_pose}")
         if config.prior_shape:
             if config.prior_hand_vertices < 1:
                 raise ContactkitError("prior_shape needs a hand prior (prior_hand_vertices >= 1)")
-            self.register_buffer("shape_centre", torch.zeros(OBJECT_DESCRIPTOR_WIDTH))
-            self.register_buffer("shape_scale", torch.ones(OBJECT_DESCRIPTOR_WIDTH))
-            self.shape_weight = nn.Parameter(
-                torch.zeros(config.prior_hand_vertices, config.n_bins, OBJECT_DESCRIPTOR_WIDTH)
-            )
+            width = self.descriptor_width
+            self.register_buffer("shape_centre", torch.zeros(width))
+            self.register_buffer("shape_scale", torch.ones(width))
+            self.shape_weight = nn.Parameter(torch.zeros(config.prior_hand_vertices, config.n_bins, width))
         else:
             self.shape_centre = None
             self.shape_scale = None
+        if config.prior_pose > 0:
+            self.register_buffer("pose_mean", torch.zeros(3 * config.prior_hand_vertices))
+            self.register_buffer("pose_basis", torch.zeros(3 * config.prior_hand_vertices, config.prior_pose))
+        else:
+            self.pose_mean = None
+            self.pose_basis = None
+
+    @property
+    def descriptor_width(self) -> int:
+        """Width of the descriptor the conditioned prior reads: 6 object numbers + ``prior_pose`` hand numbers."""
+        return OBJECT_DESCRIPTOR_WIDTH + self.config.prior_pose
+
+    def descriptor(self, xyz: Tensor) -> Tensor:
+        """The conditioned prior's descriptor of a cloud (hand vertices first), before centring and scaling.
+
+        Args:
+            xyz: (B, V + P, 3) normalised positions.
+
+        Returns:
+            (B, descriptor_width): :func:`object_descriptor` of the object points, then (with ``prior_pose``) the
+            hand vertices' wrist-frame coordinates projected on the principal axes ``pose_basis``.
+        """
+        n_hand = self.config.prior_hand_vertices
+        desc = object_descriptor(xyz[:, n_hand:])
+        if self.pose_mean is None or self.pose_basis is None:
+            return desc
+        flat = xyz[:, :n_hand].reshape(xyz.shape[0], -1) - self.pose_mean.to(xyz.dtype)
+        return torch.cat([desc, flat @ self.pose_basis.to(xyz.dtype)], dim=-1)
 
     def set_prior(
-        self, hand: Tensor, obj: Tensor, shape_centre: Tensor | None = None, shape_scale: Tensor | None = None
+        self,
+        hand: Tensor,
+        obj: Tensor,
+        shape_centre: Tensor | None = None,
+        shape_scale: Tensor | None = None,
+        pose_mean: Tensor | None = None,
+        pose_basis: Tensor | None = None,
     ) -> None:
         """Set the fixed priors (``contactkit.learn.prior.contact_bin_prior``).
 
         Args:
             hand: (V, n_bins) log-probabilities per hand vertex; obj: (n_bins,) log-probabilities of object points.
-            shape_centre, shape_scale: (6,) mean and standard deviation (> 0) of :func:`object_descriptor` over the
-                training grasps (normalised units); required when the config has ``prior_shape``.
+            shape_centre, shape_scale: (D,) mean and standard deviation (> 0) of :meth:`descriptor` over the
+                training grasps (D = :attr:`descriptor_width`); required when the config has ``prior_shape``.
+            pose_mean, pose_basis: (3V,) and (3V, K) mean and principal axes of the training grasps' flattened
+                wrist-frame hand vertices (``contactkit.learn.prior.pose_axes``); set them first (the descriptor
+                depends on them); required when the config has ``prior_pose = K``.
         """
         if self.hand_prior is None or self.object_prior is None:
             raise ContactkitError("this DeepContact network has no prior (config prior_hand_vertices = 0)")
@@ -248,8 +294,17 @@ class DeepContactNet(nn.Module):
             )
         self.hand_prior.copy_(hand)
         self.object_prior.copy_(obj)
+        if self.pose_mean is not None and self.pose_basis is not None:
+            if pose_mean is None or pose_basis is None or pose_mean.shape != self.pose_mean.shape \
+                    or pose_basis.shape != self.pose_basis.shape:
+                raise ContactkitError(
+                    f"this network's prior depends on the hand's posture: pass pose_mean "
+                    f"{tuple(self.pose_mean.shape)} and pose_basis {tuple(self.pose_basis.shape)}"
+                )
+            self.pose_mean.copy_(pose_mean)
+            self.pose_basis.copy_(pose_basis)
         if self.shape_centre is not None and self.shape_scale is not None:
-            width = OBJECT_DESCRIPTOR_WIDTH
+            width = self.descriptor_width
             if shape_centre is None or shape_scale is None or shape_centre.shape != (width,) \
                     or shape_scale.shape != (width,) or not bool((shape_scale > 0).all()):
                 raise ContactkitError(
@@ -273,8 +328,8 @@ class DeepContactNet(nn.Module):
             )
         hand = logits[:, :n_hand] + self.hand_prior.to(logits.dtype)
         if self.shape_weight is not None and self.shape_centre is not None and self.shape_scale is not None:
-            desc = (object_descriptor(xyz[:, n_hand:]) - self.shape_centre.to(xyz.dtype)) / self.shape_scale.to(
-                xyz.dtype)  # (B, 6)
+            desc = (self.descriptor(xyz) - self.shape_centre.to(xyz.dtype)) / self.shape_scale.to(
+                xyz.dtype)  # (B, D)
             hand = hand + torch.einsum("bk,vnk->bvn", desc.to(logits.dtype), self.shape_weight.to(logits.dtype))
         obj = logits[:, n_hand:] + self.object_prior.to(logits.dtype)
         return torch.cat([hand, obj], dim=1)

@@ -48,3 +48,24 @@ def contact_bin_prior(
     obj = obj_counts.log() - obj_counts.sum().log()
     return hand.float(), obj.float()
 
+
+
+def pose_axes(hand_xyz: Tensor, n_axes: int) -> tuple[Tensor, Tensor]:
+    """Mean and principal axes of training hands' postures (for DeepContact's ``prior_pose``).
+
+    Args:
+        hand_xyz: (N, V, 3) hand vertices of N training grasps in the network's wrist frame (normalised units).
+        n_axes: K, the number of principal axes kept (1 <= K <= min(N, 3V)).
+
+    Returns:
+        ``(mean (3V,), axes (3V, K))`` float32: the mean flattened posture and its K leading principal directions
+        (orthonormal columns, by decreasing variance).
+    """
+    if hand_xyz.ndim != 3 or hand_xyz.shape[-1] != 3:
+        raise ContactkitError(f"hand_xyz must have shape (N, V, 3), got {tuple(hand_xyz.shape)}")
+    flat = hand_xyz.reshape(hand_xyz.shape[0], -1).to(torch.float64)
+    if not 1 <= n_axes <= min(flat.shape):
+        raise ContactkitError(f"n_axes must be in [1, {min(flat.shape)}], got {n_axes}")
+    mean = flat.mean(0)
+    _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    return mean.float(), vh[:n_axes].T.contiguous().float()

@@ -35,8 +35,8 @@ from contactkit.learn.losses import (
     multiclass_focal_loss,
     weighted_bin_cross_entropy,
 )
-from contactkit.learn.networks import DeepContactNet, PiCRNet, object_descriptor
-from contactkit.learn.prior import contact_bin_prior
+from contactkit.learn.networks import DeepContactNet, PiCRNet
+from contactkit.learn.prior import contact_bin_prior, pose_axes
 
 Kind = Literal["deepcontact", "picr"]
 
@@ -58,6 +58,9 @@ class TrainConfig:
             the training set's mean contact map. Ignored for PiCR.
         shape_prior: with ``contact_prior``: the hand prior also depends linearly (learnt) on the object's extents and
             centroid in the wrist frame (:func:`~contactkit.learn.networks.object_descriptor`).
+        pose_components: with ``shape_prior``: K > 0 adds the noisy hand's posture (its wrist-frame vertices on the
+            training set's K principal axes, :func:`~contactkit.learn.prior.pose_axes`) to the descriptor the hand
+            prior depends on (``DeepContactConfig.prior_pose``); 0: the object only.
         class_weight_power: exponent of DeepContact's inverse-frequency bin weights
             (:func:`~contactkit.learn.losses.inverse_frequency_weights`; 0: unweighted cross-entropy).
     """
@@ -71,6 +74,7 @@ class TrainConfig:
     small: bool = True
     contact_prior: bool = True
     shape_prior: bool = True
+    pose_components: int = 0
     class_weight_power: float = 0.5
 
 
@@ -238,15 +242,22 @@ def train(
     use_prior = kind == "deepcontact" and config.contact_prior
     net_config = network_config(kind, small=config.small,
                                 prior_hand_vertices=train_data.n_hand if use_prior else 0,
-                                prior_shape=use_prior and config.shape_prior)
+                                prior_shape=use_prior and config.shape_prior,
+                                prior_pose=config.pose_components if use_prior and config.shape_prior else 0)
     net = build_network(kind, net_config)
     if use_prior and isinstance(net, DeepContactNet):
-        centre = scale = None
+        centre = scale = pose_mean = pose_basis = None
+        if net.pose_mean is not None and net.pose_basis is not None:  # the descriptor below needs the axes
+            pose_mean, pose_basis = pose_axes(train_data.xyz[:, :train_data.n_hand], config.pose_components)
+            net.pose_mean.copy_(pose_mean)
+            net.pose_basis.copy_(pose_basis)
         if config.shape_prior:
-            desc = object_descriptor(train_data.xyz[:, train_data.n_hand:])
+            with torch.no_grad():
+                desc = torch.cat([net.descriptor(train_data.xyz[start:start + 256])
+                                  for start in range(0, len(train_data), 256)])
             centre, scale = desc.mean(0), desc.std(0).clamp_min(1e-6)
         net.set_prior(*contact_bin_prior(train_data.contact, train_data.n_hand, int(net_config["n_bins"])),
-                      centre, scale)
+                      centre, scale, pose_mean, pose_basis)
     net = net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch = 0
