@@ -202,25 +202,3 @@ def test_state_anchors_computed_on_first_use_only():
     with pytest.raises(ShapeError, match="anchors"):
         HandObjectState(hand_verts=verts, keypoints=verts[:, :21], obj_points=verts,
                         obj_normals=verts).require_anchors("t")
-
-
-def test_cached_nearest_searches_in_spatial_order_with_the_naive_indices():
-    """The neighbour cache's search (object samples in their Morton order, computed once per cache and dropped by
-    ``clear``) gives the plain search's indices, which are the brute-force nearest vertices."""
-    from contactkit.contact.diffcontact import _cached_nearest, nearest_index
-    from contactkit.contact.terms import NeighbourCache
-
-    g = torch.Generator().manual_seed(8)
-    pts = torch.randn(3, 400, 3, generator=g) * 0.05
-    verts = torch.randn(3, 300, 3, generator=g) * 0.05
-    cache = NeighbourCache(refresh_every=1)
-    idx = _cached_nearest(cache, "object_to_hand", pts, verts)
-    assert torch.equal(idx, nearest_index(pts, verts))
-    assert torch.equal(idx, torch.cdist(pts.double(), verts.double()).argmin(-1))
-    order = cache.constant("object_to_hand/order", lambda: torch.zeros(0))
-    assert order.shape == (3, 400)
-    cache.step()
-    assert torch.equal(_cached_nearest(cache, "object_to_hand", pts, verts + 0.001), nearest_index(pts, verts + 0.001))
-    assert cache.constant("object_to_hand/order", lambda: torch.zeros(0)) is order  # computed once
-    cache.clear()
-    assert cache.constant("object_to_hand/order", lambda: torch.zeros(0)).numel() == 0

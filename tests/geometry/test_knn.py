@@ -168,23 +168,3 @@ def test_nearest_indices_equal_nearest_points_and_naive(backend: str) -> None:
         assert torch.equal(idx, nearest_points_naive(q, p).idx)
     with pytest.raises(ShapeError):
         nearest_indices(q, p[:2])
-
-
-def test_spatial_order_is_a_permutation_and_keeps_the_indices() -> None:
-    """Searching the queries in Morton order (or any order) gives the indices of the plain search and of the
-    naive twin; the order is a permutation of each element's queries, and local (consecutive points close)."""
-    from contactkit.geometry.knn import nearest_indices, spatial_order
-
-    for dtype in (torch.float32, torch.float64):
-        q, p = _clouds(3, 2000, 500, seed=12, dtype=dtype)
-        order = spatial_order(q)
-        assert torch.equal(order.sort(1).values, torch.arange(2000).expand(3, -1))
-        step = (q.gather(1, order[..., None].expand(-1, -1, 3)).diff(dim=1)).norm(dim=-1).median()
-        assert step < 0.25 * q.diff(dim=1).norm(dim=-1).median()  # consecutive points much closer than random
-        plain = nearest_indices(q, p, backend="kdtree")
-        assert torch.equal(nearest_indices(q, p, backend="kdtree", query_order=order), plain)
-        shuffled = torch.stack([torch.randperm(2000, generator=torch.Generator().manual_seed(i)) for i in range(3)])
-        assert torch.equal(nearest_indices(q, p, backend="kdtree", query_order=shuffled), plain)
-        assert torch.equal(plain, nearest_points_naive(q, p).idx)
-    with pytest.raises(ShapeError):
-        nearest_indices(q, p, query_order=order[:, :10])

@@ -58,16 +58,15 @@ MISSING_WEIGHT = 3.0
 _EPS = 1e-12
 
 
-def nearest_index(query: Tensor, points: Tensor, query_order: Tensor | None = None) -> Tensor:
+def nearest_index(query: Tensor, points: Tensor) -> Tensor:
     """(B, N) int64 index of the Euclidean-nearest row of ``points (B, M, 3)`` for each ``query (B, N, 3)``.
 
-    No gradient (index search only), delegated to :func:`contactkit.geometry.knn.nearest_indices`
-    (``query_order``: its search order, time only).
+    No gradient (index search only), delegated to :func:`contactkit.geometry.knn.nearest_indices`.
     """
     from contactkit.geometry.knn import nearest_indices
 
     with torch.no_grad():
-        return nearest_indices(query.detach(), points.detach(), query_order=query_order)
+        return nearest_indices(query.detach(), points.detach())
 
 
 def _gather(points: Tensor, idx: Tensor) -> Tensor:
@@ -319,16 +318,8 @@ class SDFPenetrationTerm:
 
 
 def _cached_nearest(cache: NeighbourCache, key: str, query: Tensor, points: Tensor) -> Tensor:
-    """The cached nearest indices; the queries (an object's surface samples, fixed through a refinement) are
-    searched in their spatial order, computed once per cache (same indices, less time)."""
-    from contactkit.geometry.knn import spatial_order
-
-    def search() -> Tensor:
-        order = cache.constant(key + "/order", lambda: spatial_order(query))
-        return nearest_index(query, points, order if order.shape == query.shape[:2] else None)
-
-    idx = cache.get(key, search)
+    idx = cache.get(key, lambda: nearest_index(query, points))
     if idx.shape != query.shape[:2]:
         cache.clear()
-        idx = cache.get(key, search)
+        idx = cache.get(key, lambda: nearest_index(query, points))
     return idx

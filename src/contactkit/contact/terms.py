@@ -59,7 +59,6 @@ class NeighbourCache:
         self.refresh_every = int(refresh_every)
         self.iteration = 0
         self._store: dict[str, tuple[int, Tensor]] = {}
-        self._constant: dict[str, Tensor] = {}
 
     def get(self, key: str, compute: Callable[[], Tensor]) -> Tensor:
         """Cached long index tensor for ``key``; recomputed when stale or when its shape no longer fits."""
@@ -70,20 +69,12 @@ class NeighbourCache:
         self._store[key] = (self.iteration, value)
         return value
 
-    def constant(self, key: str, compute: Callable[[], Tensor]) -> Tensor:
-        """``compute()`` on first use, then kept until :meth:`clear` (never refreshed): for derived data that
-        only affects speed, e.g. the search order of fixed query points."""
-        if key not in self._constant:
-            self._constant[key] = compute()
-        return self._constant[key]
-
     def step(self) -> None:
         """Advance the iteration counter (called once per optimiser step)."""
         self.iteration += 1
 
     def clear(self) -> None:
         self._store.clear()
-        self._constant.clear()
 
 
 @dataclass

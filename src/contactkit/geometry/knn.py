@@ -29,9 +29,7 @@ try:  # optional: pykdtree is 1.3-2x faster than cKDTree for single-nearest quer
 except ImportError:  # pragma: no cover - depends on the environment
     _PyKDTree = None
 
-__all__ = [
-    "NearestPoints", "PointIndex", "nearest_indices", "nearest_points", "nearest_points_naive", "spatial_order",
-]
+__all__ = ["NearestPoints", "PointIndex", "nearest_indices", "nearest_points", "nearest_points_naive"]
 
 #: Below this many query-target pairs the CPU uses brute force instead of building a tree.
 _BRUTE_FORCE_PAIRS = 1 << 16
@@ -165,51 +163,18 @@ def _separated_batch_query(q_np: np.ndarray, p_np: np.ndarray, workers: int) -> 
     return flat.reshape(b, n) - (np.arange(b) * m)[:, None]
 
 
-def _per_element_query(
-    q_np: np.ndarray, p_np: np.ndarray, workers: int, order: np.ndarray | None = None
-) -> np.ndarray:
+def _per_element_query(q_np: np.ndarray, p_np: np.ndarray, workers: int) -> np.ndarray:
     """Per-element nearest indices (B, N): one small tree per batch element.
 
     With pykdtree (float32 search) this is about 1.8x faster than :func:`_separated_batch_query` for a
     refinement batch (64 x 2048 queries against 64 x 1159 points); without it the single separated cKDTree
-    is faster, so this path is only used when pykdtree is installed. ``order`` (B, N), a permutation of each
-    element's queries (:func:`spatial_order`), sets the order they are searched in: same indices, and
-    consecutive queries that are close in space reuse the tree nodes in cache (10 % less time on a refinement
-    batch).
+    is faster, so this path is only used when pykdtree is installed.
     """
     b, n, _ = q_np.shape
     out = np.empty((b, n), dtype=np.int64)
     for i in range(b):
-        tree = PointIndex(p_np[i])
-        if order is None:
-            out[i] = tree.query(q_np[i], workers)
-        else:
-            out[i, order[i]] = tree.query(q_np[i][order[i]], workers)
+        out[i] = PointIndex(p_np[i]).query(q_np[i], workers)
     return out
-
-
-def _spread_bits(x: torch.Tensor) -> torch.Tensor:
-    """Integers < 1024 with bit ``k`` moved to bit ``3k`` (the Morton interleave of one coordinate)."""
-    x = (x | (x << 16)) & 0x030000FF
-    x = (x | (x << 8)) & 0x0300F00F
-    x = (x | (x << 4)) & 0x030C30C3
-    return (x | (x << 2)) & 0x09249249
-
-
-def spatial_order(points: torch.Tensor) -> torch.Tensor:
-    """(B, N) int64: per batch element, the points of ``points (B, N, 3)`` sorted along a Morton (Z-order) curve
-    over a 1024^3 grid of the element's bounding box, so that consecutive points are mostly close in space.
-
-    Pass it as ``query_order`` to :func:`nearest_indices` for queries that are searched again and again (an
-    object's fixed surface samples in a refinement): it changes the time only, never the indices.
-    """
-    with torch.no_grad():
-        p = points.detach()
-        lo = p.amin(1, keepdim=True)
-        span = (p.amax(1, keepdim=True) - lo).amax(-1, keepdim=True).clamp_min(1e-12)
-        k = ((p - lo) / span * 1023.0).long().clamp_(0, 1023)
-        code = _spread_bits(k[..., 0]) | (_spread_bits(k[..., 1]) << 1) | (_spread_bits(k[..., 2]) << 2)
-        return torch.argsort(code, dim=1, stable=True)
 
 
 def _brute_force_idx(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -233,19 +198,14 @@ def nearest_indices(
     index: PointIndex | None = None,
     backend: Literal["auto", "kdtree", "brute"] = "auto",
     workers: int = -1,
-    query_order: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, N) int64 index of the nearest of ``points`` for each query point (same batch element), no gradient.
 
     The index search of :func:`nearest_points` alone (same arguments, same indices), for callers that gather
-    the pairs themselves, e.g. a neighbour cache reused across iterations. ``query_order`` (B, N), a
-    permutation of each element's queries (e.g. :func:`spatial_order`, computed once for queries searched
-    repeatedly), is the order the per-element k-d trees search them in: it changes the time only.
+    the pairs themselves, e.g. a neighbour cache reused across iterations.
     """
     points = _check_nearest_args(query, points, index, backend)
     b, n, _ = query.shape
-    if query_order is not None and tuple(query_order.shape) != (b, n):
-        raise ShapeError(f"query_order must have shape ({b}, {n}), got {shape_str(query_order)}")
     with torch.no_grad():
         use_brute = backend == "brute" or (
             backend == "auto" and index is None and (query.is_cuda or b * n * points.shape[1] <= _BRUTE_FORCE_PAIRS)
@@ -260,12 +220,8 @@ def nearest_indices(
             tree = index if index is not None else PointIndex(points[0])
             idx_np = tree.query(q_np.reshape(-1, 3), workers).reshape(b, n)
         else:
-            p_np = points.detach().cpu().numpy()
-            if _PyKDTree is None:
-                idx_np = _separated_batch_query(q_np, p_np, workers)
-            else:
-                order = None if query_order is None else query_order.detach().cpu().numpy()
-                idx_np = _per_element_query(q_np, p_np, workers, order)
+            batch_query = _per_element_query if _PyKDTree is not None else _separated_batch_query
+            idx_np = batch_query(q_np, points.detach().cpu().numpy(), workers)
         return torch.from_numpy(idx_np).to(query.device)
 
 
