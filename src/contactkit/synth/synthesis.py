@@ -165,7 +165,7 @@ class SynthesisConfig:
     contact_threshold_m: float = 0.002
     min_fingers: int = 2
     require_opposition: bool = True
-    min_coverage: float = 0.03
+    min_coverage: float = 0.035
     simulate: bool = True
     stop_after_accepted: int = 0
     simulation_protocol: str = "default"
