@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="synthesise grasps of an object (resumable, parallel)",
         description="Sample approaches around the object, close the hand by optimisation, keep grasps "
         "passing the thresholds (penetration <= 2 mm, intersection <= 2 cm^3, simulation displacement "
-        "<= 1 cm, thumb and another finger in contact, thumb opposed to two fingers or the palm, >= 3 % of "
+        "<= 1 cm, thumb and another finger in contact, thumb opposed to two fingers or the palm, >= 3.5 % of "
         "the hand within 2 mm), rank them by the Ferrari-Canny epsilon. Re-running "
         "the same command resumes from OUT.parts/.",
     )

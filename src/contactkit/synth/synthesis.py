@@ -22,7 +22,7 @@ batched gradient-based closing of the hand, using the same contact terms the ref
    normals; zero when they press from opposing sides, so that the closed hand squeezes instead of pushing).
 4. **Re-measure and filter** with the metrics code on the exact meshes: penetration depth ``<= 2 mm``,
    the thumb and at least one other finger within ``contact_threshold_m`` (2 mm) of the surface, opposition
-   (the thumb against at least two other fingers or the palm), contact coverage (``>= 3 %`` of hand vertices
+   (the thumb against at least two other fingers or the palm), contact coverage (``>= 3.5 %`` of hand vertices
    within 2 mm), intersection volume ``<= 2 cm^3`` and (for those) simulation displacement ``<= 1 cm``
    (MuJoCo, :mod:`contactkit.metrics.simulation`).
 5. **Rank** accepted grasps by the Ferrari–Canny epsilon of their contacts (:mod:`contactkit.synth.quality`).
