@@ -57,12 +57,12 @@ def test_changed_training_file_under_the_same_run_folder(tmp_path, hand):
 
 def test_half_written_last_log_line_does_not_crash_resume(tmp_path):
     # regression: a run killed while appending to log.jsonl left half a line, and resuming crashed on it
-    from contactkit.learn.train import _truncate_log
+    from contactkit.io.runlog import truncate_log
 
     log = tmp_path / "log.jsonl"
     log.write_text(json.dumps({"epoch": 0, "loss": 1.0}) + "\n" + json.dumps({"epoch": 1, "loss": 0.5}) + "\n"
                    + '{"epoch": 2, "lo')
-    _truncate_log(log, 2)
+    truncate_log(log, "epoch", 2)
     assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [0, 1]
 
 

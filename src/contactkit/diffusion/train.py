@@ -32,6 +32,7 @@ from contactkit.diffusion.model import JointDiffusion, JointDiffusionConfig
 from contactkit.diffusion.representation import ChoirExamples, ChoirScaler, context_channels
 from contactkit.diffusion.schedule import DEFAULT_SCHEDULE, add_noise, training_scheduler
 from contactkit.errors import ContactkitError
+from contactkit.io.runlog import truncate_log
 
 __all__ = ["DiffusionTrainConfig", "NormalisedBatch", "diffusion_loss", "global_batch", "normalise", "step_loss",
            "train_jointdiffusion", "validation_loss"]
@@ -173,14 +174,6 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    kept = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    from contactkit.io.atomic import atomic_write_text
-
-    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
-
 
 def train_jointdiffusion(
     train_data: ChoirExamples,
@@ -253,7 +246,7 @@ def train_jointdiffusion(
         optimiser.load_state_dict(ckpt.extra["optimizer"])
         start, best = int(ckpt.training["step"]), float(ckpt.training["best_val_loss"])
     if rank == 0:
-        _truncate_log(run_dir / "log.jsonl", start)
+        truncate_log(run_dir / "log.jsonl", "step", start + 1)
         from contactkit.io.atomic import atomic_write_json
 
         atomic_write_json(run_dir / "config.json", {"spec": spec.to_dict(), "train": asdict(config)})

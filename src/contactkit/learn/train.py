@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
 from contactkit.io.atomic import atomic_write_bytes
+from contactkit.io.runlog import truncate_log
 from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from contactkit.learn.data import ContactTensors
 from contactkit.learn.estimators import build_network, network_config
@@ -190,21 +191,6 @@ def evaluate_contact_f1(kind: Kind, net: torch.nn.Module, data: ContactTensors, 
     return result
 
 
-def _truncate_log(path: Path, n_epochs: int) -> None:
-    """Keep only the log lines of epochs before ``n_epochs`` (the ones a checkpoint confirms)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:  # a half-written last line (a run killed mid-write) is dropped, not fatal
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int) and record["epoch"] < n_epochs:
-            kept.append(line)
-    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
-
-
 def _lr_at(config: TrainConfig, epoch: int) -> float:
     progress = epoch / max(config.epochs, 1)
     return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
@@ -277,7 +263,7 @@ def train(
         start_epoch = int(ckpt.training["epoch"]) + 1
         best_f1 = float(ckpt.training.get("best_f1", -1.0))
         record = dict(ckpt.training.get("last", {}))
-    _truncate_log(run_dir / "log.jsonl", start_epoch)
+    truncate_log(run_dir / "log.jsonl", "epoch", start_epoch)
     atomic_write_bytes(
         run_dir / "config.json",
         json.dumps({"kind": kind, "network": net_config, "train": asdict(config)}, indent=2).encode(),
@@ -324,7 +310,7 @@ def train(
             "lr": _lr_at(config, epoch),
         }
         # The log line goes first: a kill before the checkpoint reruns this epoch and the resumed run drops
-        # the orphan line (``_truncate_log``), so the log never loses or repeats an epoch.
+        # the orphan line (``truncate_log``), so the log never loses or repeats an epoch.
         with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
         training = {**(metadata or {}), "kind": kind, "epoch": epoch, "best_f1": best_f1,

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from contactkit.errors import ContactkitError
 from contactkit.io.atomic import atomic_write_bytes
+from contactkit.io.runlog import truncate_log
 from contactkit.learn.checkpoint import Checkpoint, NetworkKind, load_checkpoint, save_checkpoint
 
 __all__ = ["epoch_batches", "rank_world", "save_epoch", "start_run"]
@@ -57,7 +58,7 @@ def start_run(run_dir: Path, kind: NetworkKind, net: torch.nn.Module, optimiser:
         record = dict(ckpt.training.get("last", {}))
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run_dir / "log.jsonl", start_epoch)
+        truncate_log(run_dir / "log.jsonl", "epoch", start_epoch)
         atomic_write_bytes(run_dir / "config.json", json.dumps(
             {"kind": kind, "network": net_config, "train": train_config}, indent=2).encode())
     return start_epoch, best, record
@@ -94,14 +95,3 @@ def save_epoch(run_dir: Path, kind: NetworkKind, net_config: dict[str, Any], net
     if improved:
         save_checkpoint(run_dir / "best.pt", Checkpoint(kind=kind, config=net_config, state_dict=state,
                                                          training=training))
-
-
-def _truncate_log(path: Path, n_epochs: int) -> None:
-    """Keep only the log lines of epochs before ``n_epochs`` (the ones a checkpoint confirms)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["epoch"] < n_epochs]
-    atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
-
-
