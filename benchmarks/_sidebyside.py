@@ -29,7 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_naive(relpath: str) -> ModuleType:
     """Import a test module holding the naive reference functions (``tests/...py``) by path."""
     path = ROOT / relpath
-    spec = importlib.util.spec_from_file_location(f"_naive_{path.stem}", path)
+    return load_module(path, f"_naive_{path.stem}")
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """Import the Python file ``path`` as module ``name`` (registered in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     mod = importlib.util.module_from_spec(spec)

@@ -17,9 +17,7 @@ adds that tree's ``hands/lbs.py`` as a third column, in the same interleaved rou
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pickle
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -33,7 +31,7 @@ import scipy.sparse
 import torch
 
 import contactkit.hands.base as hand_base
-from _sidebyside import header, interleaved
+from _sidebyside import header, interleaved, load_module
 from contactkit.hands import HandModel, load_hand
 from contactkit.hands.base import MANO_PARENTS
 
@@ -79,13 +77,7 @@ def step_contactkit(model: HandModel, x: list[torch.Tensor], backward: bool) -> 
 
 def load_prev_lbs(src: str) -> ModuleType:
     """An earlier tree's ``contactkit/hands/lbs.py`` as a standalone module (it imports only ``contactkit.errors``)."""
-    spec = importlib.util.spec_from_file_location("_prev_lbs", Path(src) / "contactkit" / "hands" / "lbs.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"no hands/lbs.py under {src}")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(Path(src) / "contactkit" / "hands" / "lbs.py", "_prev_lbs")
 
 
 def prev_step(model: HandModel, prev: ModuleType) -> Callable[[list[torch.Tensor], bool], Any]:
