@@ -46,12 +46,21 @@ def test_oracle_refinement_lowers_mpjpe(openhand, gt_and_noisy, method):
     assert out.attrs["refine"]["method"] == method
 
 
-def test_choir_encode_decode_recovers_hand(openhand):
-    gt = make_sphere_grasps(openhand, n=1)
+def _one_sphere_grasp(openhand, **grasp_kwargs):
+    """One sphere grasp (``make_sphere_grasps`` settings), its objects, hand parameters, oracle targets and
+    vertices (no gradient)."""
+    gt = make_sphere_grasps(openhand, n=1, **grasp_kwargs)
     objects = objects_from_grasps(gt)
     t = gt.hand_tensors()
     ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
     targets = oracle_targets(openhand, ref, objects)
+    with torch.no_grad():
+        verts = openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).vertices
+    return gt, objects, ref, targets, verts
+
+
+def test_choir_encode_decode_recovers_hand(openhand):
+    _, objects, ref, targets, _ = _one_sphere_grasp(openhand)
     g = torch.Generator().manual_seed(0)
     init = HandParamsInit(
         ref.global_orient + 0.1 * torch.randn(1, 3, generator=g),
@@ -309,13 +318,7 @@ def test_cpf_penetration_is_not_negligible_against_the_springs(openhand):
     from contactkit.refine.methods import MethodContext
     from contactkit.refine.refiner import build_state
 
-    gt = make_sphere_grasps(openhand, n=1)
-    objects = objects_from_grasps(gt)
-    t = gt.hand_tensors()
-    ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
-    targets = oracle_targets(openhand, ref, objects)
-    with torch.no_grad():
-        verts = openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).vertices
+    _, objects, ref, targets, verts = _one_sphere_grasp(openhand)
     ctx = MethodContext(openhand, ref, verts, objects, targets, ref)
     terms = {term.name: term for term in get_method("cpf").stages[0].build(ctx)}
     assert isinstance(terms["penetration"], SDFPenetrationTerm)
@@ -338,13 +341,8 @@ def test_cpf_settle_stage_removes_the_penetration_geo_tolerates(openhand):
     from contactkit.refine.methods import CPF_SETTLE_DEPTH_M, MethodContext
     from contactkit.refine.refiner import build_state
 
-    gt = make_sphere_grasps(openhand, n=1, bend=0.0)  # a flat hand, the sphere (at the origin) against the palm
-    objects = objects_from_grasps(gt)
-    t = gt.hand_tensors()
-    ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
-    targets = oracle_targets(openhand, ref, objects)
-    with torch.no_grad():
-        verts = openhand(ref.global_orient, ref.hand_pose, ref.betas, ref.transl).vertices
+    # a flat hand, the sphere (at the origin) against the palm
+    gt, objects, ref, targets, verts = _one_sphere_grasp(openhand, bend=0.0)
     sphere = gt.object_of(0)
 
     def deepest_mm(v: torch.Tensor) -> float:
@@ -365,7 +363,7 @@ def test_cpf_settle_stage_removes_the_penetration_geo_tolerates(openhand):
     for stage, tolerated in ((geo, True), (settle, False)):
         terms = {term.name: term for term in stage.build(ctx)}
         assert (float(terms["penetration"](state).sum()) == 0.0) is tolerated, stage.name
-    assert settle.build(ctx)[4].depth == CPF_SETTLE_DEPTH_M
+    assert {term.name: term for term in settle.build(ctx)}["penetration"].depth == CPF_SETTLE_DEPTH_M
     res = run_method(openhand, pushed, objects, MethodSpec("settle", "", [settle]), targets)
     after = res.hand_params()
     with torch.no_grad():
