@@ -419,3 +419,54 @@ def test_ddp_two_ranks_with_the_contact_stage(tmp_path):
     log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["stage"] for x in log] == ["base", "contact"]  # one writer, one line per epoch
     assert load_checkpoint(tmp_path / "run" / "last.pt", expected_kind="obman-net").training["epoch"] == 1
+
+
+
+def _picr_ddp_worker(rank: int, world: int, port: int, run_dir: str, out: str) -> None:
+    import torch.distributed as dist
+    from tests.vision.test_ddp import torchrun_environment
+
+    from contactkit.vision import train_picr_image
+    from contactkit.vision.picr_image import ImagePiCRConfig
+
+    torch.set_num_threads(1)
+    torchrun_environment(rank, world, port)
+    opened = []
+
+    def spy(*args, **kwargs):
+        opened.append(open_run(*args, **kwargs))
+        return opened[-1]
+
+    open_run = train_picr_image.open_run
+    train_picr_image.open_run = spy
+    try:
+        hand = load_hand("openhand")
+        samples, grasps = grasp_samples(hand, 4)
+        config = ImagePiCRConfig(backbone={"name": "resnet", "width": 8, "blocks": [1, 1]}, image_size=32,
+                                 image_channels=4)
+        train_picr_image.train_image_picr(samples, grasps, samples[:2], grasps, run_dir, config,
+                                          train_picr_image.ImagePiCRTrainConfig(epochs=1, batch_size=2,
+                                                                                num_points=64), progress=False)
+        if rank == 1:  # writes no checkpoint; keep its weights for the comparison
+            torch.save({name: p.detach() for name, p in opened[0].net.named_parameters()}, out)
+        dist.barrier()
+    finally:
+        train_picr_image.open_run = open_run
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_image_picr_ddp_keeps_the_ranks_in_step(tmp_path):
+    """Each rank trains on its own half of the samples; DDP averages the gradients, so both ranks end with the
+    same parameters (batch-norm statistics stay per rank)."""
+    import torch.multiprocessing as mp
+    from tests.vision.test_ddp import free_port
+
+    mp.spawn(_picr_ddp_worker, args=(2, free_port(), str(tmp_path / "run"), str(tmp_path / "rank1.pt")), nprocs=2,
+             join=True)
+    rank0 = load_checkpoint(tmp_path / "run" / "last.pt", expected_kind="picr-image").state_dict
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    moved = load_checkpoint(tmp_path / "run" / "last.pt").training["last"]["train"]["total"] > 0
+    assert moved and len(rank1) > 0 and set(rank1) <= set(rank0)
+    for name in rank1:
+        torch.testing.assert_close(rank0[name], rank1[name], msg=name)

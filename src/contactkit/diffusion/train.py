@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from contactkit.diffusion.representation import ChoirExamples, ChoirScaler, cont
 from contactkit.diffusion.schedule import DEFAULT_SCHEDULE, add_noise, training_scheduler
 from contactkit.errors import ContactkitError
 from contactkit.io.runlog import truncate_log
+from contactkit.learn.distributed import join_process_group
 
 __all__ = ["DiffusionTrainConfig", "NormalisedBatch", "diffusion_loss", "global_batch", "normalise", "step_loss",
            "train_jointdiffusion", "validation_loss"]
@@ -169,10 +169,6 @@ def _lr_at(config: DiffusionTrainConfig, step: int) -> float:
     return config.lr * warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def _dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
 
 
 def train_jointdiffusion(
@@ -211,13 +207,10 @@ def train_jointdiffusion(
     if init is not None and init.spec.context != context:
         raise ContactkitError(f"--init weights were trained with context {init.spec.context!r}, not {context!r}")
     model = init.spec.model if init is not None else model or JointDiffusionConfig(context_channels=nctx)
-    rank, world, local = _dist_info()
+    rank, world, device = join_process_group(config.device)
     distributed = world > 1
     if config.batch_size % world:
         raise ContactkitError(f"batch_size {config.batch_size} must be divisible by the {world} processes")
-    device = torch.device(f"cuda:{local}" if config.device.startswith("cuda") and distributed else config.device)
-    if distributed and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     run_dir = Path(run_dir)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +247,8 @@ def train_jointdiffusion(
     val_n = normalise(val_data, spec.scaler)
     model_for_step: nn.Module = net
     if distributed:
-        model_for_step = nn.parallel.DistributedDataParallel(net, device_ids=[local] if device.type == "cuda" else None)
+        model_for_step = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
     record: dict[str, Any] = {}
     losses: list[float] = []
     t0 = time.perf_counter()

@@ -7,9 +7,9 @@ steps). Every epoch writes ``RUN/last.pt`` atomically and one JSON line to ``RUN
 validation error goes to ``RUN/best.pt``. Rerunning the same command resumes: the order and noise of epoch
 ``e`` depend only on ``(seed, e)``.
 
-DDP: when ``torch.distributed`` is initialised (``torchrun``; gloo on CPU), the network is wrapped in
-``DistributedDataParallel``, each rank takes every ``world_size``-th sample of the epoch's order, and only rank
-0 writes files.
+DDP: under ``torchrun`` (gloo on CPU; :func:`contactkit.learn.distributed.join_process_group`) the network is
+wrapped in ``DistributedDataParallel``, each rank takes every ``world_size``-th sample of the epoch's order, and
+only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from contactkit.vision.data import KeypointViews
 from contactkit.vision.lifter import ContextAwareLifter, LifterConfig
 from contactkit.vision.losses import lifter_losses, root_relative_targets
 from contactkit.vision.metrics import keypoint_errors_mm
-from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
+from contactkit.vision.run import EpochMeans, epoch_batches, open_run, save_epoch
 
 __all__ = ["LifterTrainConfig", "evaluate_lifter", "lifter_from_checkpoint", "predict_lifter", "train_lifter"]
 
@@ -162,58 +162,44 @@ def train_lifter(
         raise ContactkitError(f"the affinity fine-tuning needs mode 'full' (hand and object), got {net_config.mode!r}"
                               "; pass affinity_weight 0")
     run_dir = Path(run_dir)
-    rank, world = rank_world()
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    net = ContextAwareLifter(net_config)
-    if init_state is not None:
-        net.load_state_dict(init_state)
-    net = net.to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start_epoch, best, record = start_run(run_dir, "lifter", net, optimiser, asdict(net_config), asdict(config),
-                                          rank=rank)
-    model: torch.nn.Module = net
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net)
+    run = open_run(run_dir, "lifter", lambda: ContextAwareLifter(net_config), asdict(net_config),
+                   asdict(config), seed=config.seed, lr=config.lr, device=config.device, init_state=init_state)
+    net, best, record = run.net, run.best, run.record
     total_epochs = config.epochs + config.finetune_epochs
-    for epoch in range(start_epoch, total_epochs):
+    for epoch in range(run.start_epoch, total_epochs):
         net.train()
         finetune = epoch >= config.epochs
         affinity_weight = config.affinity_weight if finetune else 0.0
-        for group in optimiser.param_groups:
+        for group in run.optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        gen, batches = epoch_batches(len(train_views), config.batch_size, config.seed, epoch, rank, world,
+        gen, batches = epoch_batches(len(train_views), config.batch_size, config.seed, epoch, run.rank, run.world,
                                      desc=f"lifter epoch {epoch + 1}/{total_epochs}", progress=progress, min_batch=1)
         noise = config.noise_px * torch.randn(train_views.keypoints_2d.shape, generator=gen)
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        n_seen = 0
+        losses = EpochMeans()
         for idx in batches:
             sub = train_views.subset(torch.tensor(idx))
-            kp2 = (sub.keypoints_2d + noise[idx]).to(device)
-            norm = pixels_to_normalized(kp2, sub.k.to(device))
-            out = model(norm)
-            terms = lifter_losses(net, out, sub.keypoints_3d.to(device), norm, affinity_weight)
-            optimiser.zero_grad(set_to_none=True)
+            kp2 = (sub.keypoints_2d + noise[idx]).to(run.device)
+            norm = pixels_to_normalized(kp2, sub.k.to(run.device))
+            terms = lifter_losses(net, run.model(norm), sub.keypoints_3d.to(run.device), norm, affinity_weight)
+            run.optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
-            optimiser.step()
-            n_seen += len(idx)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+            run.optimiser.step()
+            losses.add(terms, len(idx))
         seconds = time.perf_counter() - t0
-        if rank != 0:
+        if run.rank != 0:
             continue
         val = evaluate_lifter(net, val_views)
         val.pop("per_view")
         err = _selection_error(val)
         improved = err < best
         best = min(best, err)
-        record = {"epoch": epoch, "stage": "finetune" if finetune else "mse",
-                  "train": {k: v / max(n_seen, 1) for k, v in sums.items()}, "val": val,
-                  "seconds": seconds, "views_per_second": n_seen / max(seconds, 1e-9), "lr": _lr_at(config, epoch)}
+        record = {"epoch": epoch, "stage": "finetune" if finetune else "mse", "train": losses.means(), "val": val,
+                  "seconds": seconds, "views_per_second": losses.count / max(seconds, 1e-9),
+                  "lr": _lr_at(config, epoch)}
         training = {**(metadata or {}), "kind": "lifter", "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_epoch(run_dir, "lifter", asdict(net_config), net, optimiser, record, training, improved)
+        save_epoch(run_dir, "lifter", asdict(net_config), net, run.optimiser, record, training, improved)
         if on_record is not None:
             on_record(record)
         if on_epoch_end is not None:

@@ -23,7 +23,7 @@ from contactkit.vision.backbone import normalize_images
 from contactkit.vision.camera import pixels_to_normalized
 from contactkit.vision.heads import KeypointNet, KeypointNetConfig, resize_to_square
 from contactkit.vision.losses import lifter_losses, root_relative_targets
-from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
+from contactkit.vision.run import EpochMeans, epoch_batches, open_run, save_epoch
 
 __all__ = ["KeypointTrainConfig", "augment_batch", "evaluate_keypoints", "sample_batch", "train_keypoints"]
 
@@ -166,54 +166,40 @@ def train_keypoints(
 ) -> dict[str, Any]:
     """Train (or resume) a keypoint network; returns the last epoch's log record (see the module docstring)."""
     run_dir = Path(run_dir)
-    rank, world = rank_world()
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    net = KeypointNet(net_config)
-    if init_state is not None:
-        net.load_state_dict(init_state)
-    net = net.to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start_epoch, best, record = start_run(run_dir, "keypoints", net, optimiser, asdict(net_config), asdict(config),
-                                          rank=rank)
-    model: torch.nn.Module = net
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net)
+    run = open_run(run_dir, "keypoints", lambda: KeypointNet(net_config), asdict(net_config), asdict(config),
+                   seed=config.seed, lr=config.lr, device=config.device, init_state=init_state)
+    net, best, record = run.net, run.best, run.record
     total = config.epochs + config.finetune_epochs
-    for epoch in range(start_epoch, total):
+    for epoch in range(run.start_epoch, total):
         net.train()
         finetune = epoch >= config.epochs
-        for group in optimiser.param_groups:
+        for group in run.optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, run.rank, run.world,
                                      desc=f"keypoints epoch {epoch + 1}/{total}", progress=progress)
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        n_seen = 0
+        losses = EpochMeans()
         for idx in batches:
-            batch = sample_batch([train_samples[i] for i in idx], net_config.image_size, device)
+            batch = sample_batch([train_samples[i] for i in idx], net_config.image_size, run.device)
             if config.augment:
                 batch = augment_batch(batch, gen)
-            terms = _losses(model, net, batch, config, config.affinity_weight if finetune else 0.0)
-            optimiser.zero_grad(set_to_none=True)
+            terms = _losses(run.model, net, batch, config, config.affinity_weight if finetune else 0.0)
+            run.optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
-            optimiser.step()
-            n_seen += len(idx)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
-        if rank != 0:
+            run.optimiser.step()
+            losses.add(terms, len(idx))
+        if run.rank != 0:
             continue
         val = evaluate_keypoints(net, val_samples)
         keys = [k for k in ("hand_mm", "object_mm") if k in val]
         err = sum(val[k] for k in keys) / len(keys)
         improved = err < best
         best = min(best, err)
-        record = {"epoch": epoch, "stage": "finetune" if finetune else "mse",
-                  "train": {k: v / max(n_seen, 1) for k, v in sums.items()}, "val": val,
+        record = {"epoch": epoch, "stage": "finetune" if finetune else "mse", "train": losses.means(), "val": val,
                   "seconds": time.perf_counter() - t0, "lr": _lr_at(config, epoch)}
         training = {**(metadata or {}), "kind": "keypoints", "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_epoch(run_dir, "keypoints", asdict(net_config), net, optimiser, record, training, improved)
+        save_epoch(run_dir, "keypoints", asdict(net_config), net, run.optimiser, record, training, improved)
         if on_record is not None:
             on_record(record)
     return record

@@ -8,7 +8,7 @@ to the camera frame with each view's ``cam_from_world``. Stages share one epoch 
 L_Contact`` added (paper: 10; 0 gives the no-contact control with the same number of steps; HoNet has no
 contact stage). Checkpoints (``kind="obman-net"`` or ``"honet"``, from the type of the network config),
 ``log.jsonl``, ``config.json``, resume and DDP behave as in :mod:`contactkit.vision.train`
-(:func:`~contactkit.vision.run.start_run`). Model selection (``best.pt``) uses the validation split only.
+(:func:`~contactkit.vision.run.open_run`). Model selection (``best.pt``) uses the validation split only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.honet import HoNet, HoNetConfig, honet_losses, posed_object_points
 from contactkit.vision.obman_net import ObManLossWeights, ObManNet, ObManNetConfig, ObManTargets, obman_losses
-from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
+from contactkit.vision.run import EpochMeans, epoch_batches, open_run, save_epoch
 from contactkit.vision.train_keypoints import SampleSource
 
 __all__ = ["ObManTrainConfig", "ObjectSamples", "evaluate_obman", "honet_from_checkpoint",
@@ -203,63 +203,50 @@ def train_obman(
         init_state: starting weights (the state dict of a trained network, e.g. to
             fine-tune it with ``epochs=0``); ignored when resuming from ``RUN/last.pt``.
     """
-    run_dir = Path(run_dir)
-    rank, world = rank_world()
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
     honet = isinstance(net_config, HoNetConfig)
     if honet and config.finetune_epochs:
         raise ContactkitError("HoNet has no contact fine-tuning stage: finetune_epochs must be 0")
     kind: Literal["obman-net", "honet"] = "honet" if honet else "obman-net"
-    net: ObManNet | HoNet = HoNet(net_config) if isinstance(net_config, HoNetConfig) else ObManNet(net_config)
-    if init_state is not None:
-        net.load_state_dict(init_state)
-    net = net.to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
-    start_epoch, best, record = start_run(run_dir, kind, net, optimiser, asdict(net_config), asdict(config),
-                                          rank=rank)
-    model: torch.nn.Module = net
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net)
+    run_dir = Path(run_dir)
+    run = open_run(run_dir, kind, lambda: HoNet(net_config) if isinstance(net_config, HoNetConfig)
+                   else ObManNet(net_config), asdict(net_config), asdict(config), seed=config.seed, lr=config.lr,
+                   device=config.device, init_state=init_state)
+    net, best, record = run.net, run.best, run.record
     objects = ObjectSamples(train_grasps)
     total = config.epochs + config.finetune_epochs
-    for epoch in range(start_epoch, total):
+    for epoch in range(run.start_epoch, total):
         net.train()
         finetune = epoch >= config.epochs
         weights = ObManLossWeights(contact=config.contact_weight if finetune else 0.0, lambda_r=config.lambda_r)
-        for group in optimiser.param_groups:
+        for group in run.optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        _, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+        _, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, run.rank, run.world,
                                    desc=f"obman-net epoch {epoch + 1}/{total}", progress=progress)
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        seen = 0
+        losses = EpochMeans()
         for idx in batches:
             images, k, target = obman_batch([train_samples[i] for i in idx], train_grasps, net.hand, objects,
-                                            net_config.image_size, device)
+                                            net_config.image_size, run.device)
             if isinstance(net, HoNet):
-                terms = honet_losses(net, model(images, k), target)
+                terms = honet_losses(net, run.model(images, k), target)
             else:
-                terms = obman_losses(net, model(images, k), target, weights)
-            optimiser.zero_grad(set_to_none=True)
+                terms = obman_losses(net, run.model(images, k), target, weights)
+            run.optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
-            optimiser.step()
-            for name, v in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(idx)
-            seen += len(idx)
-        if rank != 0:
+            run.optimiser.step()
+            losses.add(terms, len(idx))
+        if run.rank != 0:
             continue
         val = evaluate_obman(net, val_samples, val_grasps)
         err = val["hand_mm"] + val["chamfer_mm"]
         improved = err < best
         best = min(best, err)
         record = {"epoch": epoch, "stage": "contact" if finetune and config.contact_weight > 0 else
-                  ("finetune" if finetune else "base"),
-                  "train": {k: v / max(seen, 1) for k, v in sums.items()}, "val": val,
+                  ("finetune" if finetune else "base"), "train": losses.means(), "val": val,
                   "seconds": time.perf_counter() - t0, "lr": _lr_at(config, epoch)}
         training = {**(metadata or {}), "kind": kind, "epoch": epoch, "best_error_mm": best,
                     "config": asdict(config), "last": record}
-        save_epoch(run_dir, kind, asdict(net_config), net, optimiser, record, training, improved)
+        save_epoch(run_dir, kind, asdict(net_config), net, run.optimiser, record, training, improved)
         if on_record is not None:
             on_record(record)
     return record

@@ -1,4 +1,4 @@
-"""Seeded, resumable training of CPF's image PiCR (paper 004 §4) on rendered samples.
+"""Seeded, resumable, DDP-ready training of CPF's image PiCR (paper 004 §4) on rendered samples.
 
 Inputs per view: the image, the hand posed from the ground-truth parameters plus Gaussian noise (``noise_pose``
 radians on every axis-angle coordinate, ``noise_transl`` metres on the translation; the noise of epoch ``e``
@@ -7,7 +7,7 @@ normals at the true pose. Targets: :func:`contactkit.learn.data.picr_targets` of
 contact within 5 mm, the touching subregion, the anchor elasticity). Loss: the geometric PiCR's
 (:func:`~contactkit.vision.picr_image.image_picr_loss`). Validation: vertex-contact F1 (%) at 0.5 on the val split
 (model selection) and the threshold t_vc maximising it, recorded in the checkpoint (``training["vc_threshold"]``)
-for MIHO's springs. Checkpoints (kind ``picr-image``), log and resume as :mod:`contactkit.vision.train`.
+for MIHO's springs. Checkpoints (kind ``picr-image``), log, resume and DDP as :mod:`contactkit.vision.train`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from contactkit.errors import ContactkitError
 from contactkit.io.grasps import GraspSet
@@ -31,7 +31,7 @@ from contactkit.learn.train import f1_score
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.picr_image import ImagePiCR, ImagePiCRConfig, image_picr_loss
-from contactkit.vision.run import epoch_batches, rank_world, save_epoch, start_run
+from contactkit.vision.run import EpochMeans, epoch_batches, open_run, save_epoch
 from contactkit.vision.train_keypoints import SampleSource
 
 __all__ = ["VC_THRESHOLDS", "ImagePiCRTrainConfig", "image_picr_from_checkpoint", "picr_batch", "train_image_picr",
@@ -133,44 +133,52 @@ def image_picr_from_checkpoint(path: str | Path) -> tuple[ImagePiCR, dict[str, A
     return picr.eval(), ckpt.training
 
 
+class _PiCRLoss(nn.Module):
+    """The training step's module: :func:`~contactkit.vision.picr_image.image_picr_loss` of a batch
+    (:func:`picr_batch`) as a ``forward``, so that DDP sees the call and averages the gradients."""
+
+    def __init__(self, picr: ImagePiCR) -> None:
+        super().__init__()
+        self.picr = picr
+
+    def forward(self, bt: dict[str, Tensor]) -> Tensor:
+        return image_picr_loss(self.picr, bt["images"], bt["k"], bt["hand_verts"], bt["obj_points"],
+                               bt["obj_normals"], bt["vc"], bt["region"], bt["elasticity"])
+
+
 def train_image_picr(train_samples: SampleSource, train_grasps: GraspSet, val_samples: SampleSource,
                      val_grasps: GraspSet, run_dir: str | Path, net_config: ImagePiCRConfig,
                      config: ImagePiCRTrainConfig, *, progress: bool = True,
                      metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or resume) an image PiCR; returns the last epoch's log record (``best.pt``: best validation F1)."""
     run_dir = Path(run_dir)
-    rank, world = rank_world()
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    picr = ImagePiCR(net_config).to(device)
-    optimiser = torch.optim.Adam(picr.parameters(), lr=config.lr)
-    start_epoch, _, record = start_run(run_dir, "picr-image", picr, optimiser, asdict(net_config), asdict(config),
-                                       rank=rank)
+    run = open_run(run_dir, "picr-image", lambda: ImagePiCR(net_config), asdict(net_config), asdict(config),
+                   seed=config.seed, lr=config.lr, device=config.device, wrap=_PiCRLoss)
+    picr, record = run.net, run.record
     best_f1 = float(record.get("best_vc_f1_pct", -1.0))
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(run.start_epoch, config.epochs):
         picr.train()
-        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, rank, world,
+        gen, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, run.rank, run.world,
                                      desc=f"picr-image epoch {epoch + 1}/{config.epochs}", progress=progress)
         t0 = time.perf_counter()
-        total, count = 0.0, 0
+        losses = EpochMeans()
         for idx in batches:
             bt = picr_batch([train_samples[i] for i in idx], train_grasps, picr, config.num_points, gen,
-                            config.noise_pose, config.noise_transl, device)
-            loss = image_picr_loss(picr, bt["images"], bt["k"], bt["hand_verts"], bt["obj_points"],
-                                   bt["obj_normals"], bt["vc"], bt["region"], bt["elasticity"])
-            optimiser.zero_grad(set_to_none=True)
+                            config.noise_pose, config.noise_transl, run.device)
+            loss = run.model(bt)
+            run.optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            optimiser.step()
-            total, count = total + float(loss.detach()) * len(idx), count + len(idx)
-        if rank != 0:
+            run.optimiser.step()
+            losses.add({"total": loss}, len(idx))
+        if run.rank != 0:
             continue
         val = validation_scores(picr, val_samples, val_grasps, config)
         f1 = val["vc_f1_pct"]
         improved = f1 > best_f1
         best_f1 = max(best_f1, f1)
-        record = {"epoch": epoch, "train": {"total": total / max(count, 1)}, "val": val,
+        record = {"epoch": epoch, "train": losses.means(), "val": val,
                   "best_vc_f1_pct": best_f1, "seconds": time.perf_counter() - t0}
         training = {**(metadata or {}), "kind": "picr-image", "epoch": epoch, "config": asdict(config), "last": record,
                     "vc_threshold": val["vc_threshold"]}
-        save_epoch(run_dir, "picr-image", asdict(net_config), picr, optimiser, record, training, improved)
+        save_epoch(run_dir, "picr-image", asdict(net_config), picr, run.optimiser, record, training, improved)
     return record
