@@ -1,4 +1,5 @@
-"""Shared fixtures: OpenHand, a synthetic ground-truth grasp (a curled hand against a sphere) and a toy hand."""
+"""Shared fixtures: OpenHand, perturbation and keypoints of the ground-truth sphere grasps
+(:func:`tests.grasp_fixtures.posed_sphere_grasps`), and a toy hand."""
 
 from __future__ import annotations
 
@@ -17,33 +18,6 @@ def openhand():
     from contactkit.hands import load_hand
 
     return load_hand("openhand")
-
-
-def make_sphere_grasps(hand, n: int = 2, radius: float = 0.035, bend: float = 0.5):
-    """A ground-truth grasp made by posing the hand: fingers flexed by ``bend`` rad per joint (A-MANO bend
-    axes) and a sphere pressed 1 mm into the palm; the object sits at the origin."""
-    from contactkit.geometry.normals import vertex_normals
-    from contactkit.hands.anatomy import joint_frames, twist_splay_bend_to_pose
-    from contactkit.io.grasps import GraspSet
-    from contactkit.objects.primitives import make_primitive
-
-    frames = joint_frames(hand.rest_joints.double(), hand.side)
-    comp = torch.zeros(1, 15, 3, dtype=torch.float64)
-    comp[..., 2] = bend
-    pose = twist_splay_bend_to_pose(comp, frames).float()
-    z = hand.zero_params(1)
-    with torch.no_grad():
-        out = hand(z.global_orient, pose, z.betas, z.transl)
-    palm = torch.as_tensor(hand.annotations.contact_zones["palm"])
-    nrm = vertex_normals(out.vertices[0], hand.faces)
-    n_palm = torch.nn.functional.normalize(nrm[palm].mean(0), dim=0)
-    centre = out.vertices[0, palm].mean(0) + n_palm * (radius - 0.001)
-    obj = make_primitive("sphere", radius=radius)
-    return GraspSet.from_arrays(
-        hand_model="openhand", side="right", global_orient=np.zeros((n, 3)),
-        hand_pose=pose.double().repeat(n, 1).numpy(), betas=np.zeros((n, hand.num_betas)),
-        transl=(-centre).double().repeat(n, 1).numpy(), objects=obj, num_betas=hand.num_betas,
-    )
 
 
 def perturb(grasps, seed: int = 0, transl: float = 0.01, rot_deg: float = 5.0, pose: float = 0.1):

@@ -4,20 +4,21 @@ CHOIR encode -> decode recovers the hand, and the GraspSet API / CLI round trip 
 import numpy as np
 import pytest
 import torch
+from tests.grasp_fixtures import posed_sphere_grasps
 
 from contactkit.errors import ContactkitError
 from contactkit.refine.api import refine, run_method
 from contactkit.refine.methods import MethodSpec, get_method, list_methods
 from contactkit.targets import HandParamsInit, method_label, objects_from_grasps, oracle_targets
 
-from .conftest import make_sphere_grasps, mpjpe_mm, perturb
+from .conftest import mpjpe_mm, perturb
 
 ITERATIONS = {"contactopt": 60, "obman": 60, "cpf": 100, "cpf_object": 80, "choir": 80, "affinity": 40}
 
 
 @pytest.fixture(scope="module")
 def gt_and_noisy(openhand):
-    gt = make_sphere_grasps(openhand, n=2)
+    gt = posed_sphere_grasps(openhand, copies=2)
     return gt, perturb(gt, seed=0)
 
 
@@ -47,9 +48,9 @@ def test_oracle_refinement_lowers_mpjpe(openhand, gt_and_noisy, method):
 
 
 def _one_sphere_grasp(openhand, **grasp_kwargs):
-    """One sphere grasp (``make_sphere_grasps`` settings), its objects, hand parameters, oracle targets and
+    """One sphere grasp (``posed_sphere_grasps`` settings), its objects, hand parameters, oracle targets and
     vertices (no gradient)."""
-    gt = make_sphere_grasps(openhand, n=1, **grasp_kwargs)
+    gt = posed_sphere_grasps(openhand, copies=1, **grasp_kwargs)
     objects = objects_from_grasps(gt)
     t = gt.hand_tensors()
     ref = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
@@ -159,7 +160,7 @@ def test_oracle_pairs_rows_through_reference_index_after_reorder(openhand):
     from contactkit.objects.primitives import make_primitive
     from contactkit.targets import reference_targets
 
-    sphere = make_sphere_grasps(openhand, n=3)
+    sphere = posed_sphere_grasps(openhand, copies=3)
     box = GraspSet.from_arrays(
         hand_model="openhand", side="right", global_orient=sphere.global_orient, hand_pose=sphere.hand_pose,
         betas=sphere.betas, transl=sphere.transl, objects=make_primitive("box"), num_betas=openhand.num_betas,
@@ -189,7 +190,7 @@ _CPF_SHORTFALL = pytest.mark.xfail(
 @pytest.fixture(scope="module")
 def wild_fixture(openhand):
     """Four sphere grasps perturbed by 1 cm / 5 degrees / 0.1 rad; the refiner never sees the ground truth."""
-    gt = make_sphere_grasps(openhand, n=4)
+    gt = posed_sphere_grasps(openhand, copies=4)
     return gt, perturb(gt, seed=0)
 
 
@@ -302,7 +303,7 @@ def test_cli_in_the_wild_on_a_mano_hand(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_ray_batches_give_the_serial_result(openhand, ray_local):
     """``refine(..., ray="")``: the batches run as tasks of a 2-CPU Ray and the result is the serial one."""
-    noisy = perturb(make_sphere_grasps(openhand, n=4), seed=3)
+    noisy = perturb(posed_sphere_grasps(openhand, copies=4), seed=3)
     kw = dict(hand=openhand, seed=5, batch_size=2, iterations=6)
     serial = refine(noisy, "affinity", **kw)
     on_ray = refine(noisy, "affinity", ray="", **kw)
