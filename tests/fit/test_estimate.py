@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.fit.fake_dataset import install_fake_dataset
 
 from contactkit.cli.main import main
 from contactkit.hands import load_hand
@@ -95,19 +94,7 @@ def test_estimate_from_a_rendered_dataset(tmp_path, gt, monkeypatch):
                         "grasp_index": int(views.grasp_index[i]), "object_id": views.object_ids[i],
                         "view_index": 0})
 
-    class FakeRenderedDataset:  # the shape of contract A's RenderedDataset
-        def __init__(self, root, split):
-            self.grasps = grasps
-
-        def __len__(self):
-            return len(samples)
-
-        def __getitem__(self, i):
-            return samples[i]
-
-    monkeypatch.setitem(sys.modules, "contactkit.dataset", types.SimpleNamespace(RenderedDataset=FakeRenderedDataset))
-    root = tmp_path / "ds"
-    root.mkdir()
+    root = install_fake_dataset(monkeypatch, tmp_path, samples, grasps)
     out = tmp_path / "est.npz"
     lifter = _lifter_ckpt(tmp_path)
     assert main(["estimate", str(root), "--model", "lifter", "--weights", lifter, "--out", str(out)]) == 2

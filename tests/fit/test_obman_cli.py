@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 import warnings
 
 import numpy as np
 import pytest
+from tests.fit.fake_dataset import install_fake_dataset
 from tests.vision.test_obman_net import grasp_samples
 
 from contactkit.cli.main import main
@@ -24,20 +23,7 @@ def dataset(tmp_path, monkeypatch):
     hand = load_hand("openhand")
     samples, grasps = grasp_samples(hand, 3)
 
-    class FakeRenderedDataset:  # the shape of contract A's RenderedDataset
-        def __init__(self, root, split):
-            self.grasps = grasps
-
-        def __len__(self):
-            return len(samples)
-
-        def __getitem__(self, i):
-            return samples[i]
-
-    monkeypatch.setitem(sys.modules, "contactkit.dataset", types.SimpleNamespace(RenderedDataset=FakeRenderedDataset))
-    root = tmp_path / "ds"
-    root.mkdir()
-    return root, grasps
+    return install_fake_dataset(monkeypatch, tmp_path, samples, grasps), grasps
 
 
 def test_train_and_estimate_obman_net(tmp_path, dataset):
