@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DatasetFormatError",
-    "assemble_grasp_set",
+    "GraspRecords",
     "load_restricted_pickle",
     "mano_pca_to_axis_angle",
     "mano_root_joint",
@@ -147,53 +147,82 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def assemble_grasp_set(
-    *,
-    side: str,
-    global_orient: Sequence[np.ndarray],
-    hand_pose: Sequence[np.ndarray],
-    betas: Sequence[np.ndarray],
-    transl: Sequence[np.ndarray],
-    objects: Sequence[ObjectMesh],
-    object_rotation: Sequence[np.ndarray],
-    object_translation: Sequence[np.ndarray],
-    metadata: Sequence[dict[str, Any]],
-    attrs: dict[str, Any],
-    object_points: Sequence[np.ndarray] | None = None,
-    object_contact: Sequence[np.ndarray] | None = None,
-) -> GraspSet:
-    """Stack per-grasp records into a MANO :class:`~contactkit.io.grasps.GraspSet` (float64 arrays)."""
-    from contactkit.io.grasps import GraspSet
+@dataclass
+class GraspRecords:
+    """A dataset reader's grasps, one :meth:`add` each, stacked into a MANO grasp set by :meth:`grasp_set`.
 
-    if len(global_orient) == 0:
-        raise DatasetFormatError("no grasp found in the given dataset path")
-    meshes: dict[str, ObjectMesh] = {}
-    ids = []
-    for mesh in objects:
-        meshes.setdefault(mesh.content_hash, mesh)
-        ids.append(mesh.content_hash)
-    n_shape = max(len(b) for b in betas)
-    betas_arr = np.zeros((len(betas), n_shape))
-    for i, b in enumerate(betas):
-        betas_arr[i, : len(b)] = b
-    kwargs: dict[str, Any] = dict(
-        hand_model="mano",
-        side=side,
-        global_orient=np.stack(global_orient).astype(np.float64).reshape(-1, 3),
-        hand_pose=np.stack(hand_pose).astype(np.float64).reshape(-1, 45),
-        betas=betas_arr,
-        transl=np.stack(transl).astype(np.float64).reshape(-1, 3),
-        object_ids=ids,
-        objects=meshes,
-        object_rotation=np.stack(object_rotation).astype(np.float64).reshape(-1, 3, 3),
-        object_translation=np.stack(object_translation).astype(np.float64).reshape(-1, 3),
-        metadata=list(metadata),
-        attrs=dict(attrs),
-    )
-    if object_points is not None and object_contact is not None:
-        kwargs["object_points"] = np.stack(object_points).astype(np.float64)
-        kwargs["object_contact"] = np.stack(object_contact).astype(np.float64)
-    return GraspSet(**kwargs)
+    Attributes (one entry per grasp): global_orient (3,), hand_pose (45,) axis-angle, betas (any length; zero-padded
+    to the longest), transl (3,) m, objects (the mesh; identical meshes are stored once), object_rotation (3, 3),
+    object_translation (3,) m, metadata; object_points (P, 3) m and object_contact (P,) when the dataset has
+    per-point contact (every grasp or none).
+    """
+
+    global_orient: list[np.ndarray] = field(default_factory=list)
+    hand_pose: list[np.ndarray] = field(default_factory=list)
+    betas: list[np.ndarray] = field(default_factory=list)
+    transl: list[np.ndarray] = field(default_factory=list)
+    objects: list[ObjectMesh] = field(default_factory=list)
+    object_rotation: list[np.ndarray] = field(default_factory=list)
+    object_translation: list[np.ndarray] = field(default_factory=list)
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    object_points: list[np.ndarray] = field(default_factory=list)
+    object_contact: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.global_orient)
+
+    def add(self, *, global_orient: np.ndarray, hand_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray,
+            mesh: ObjectMesh, metadata: dict[str, Any], object_rotation: np.ndarray | None = None,
+            object_translation: np.ndarray | None = None, object_points: np.ndarray | None = None,
+            object_contact: np.ndarray | None = None) -> None:
+        """Add one grasp; the object pose defaults to the identity (object in the world frame)."""
+        self.global_orient.append(global_orient)
+        self.hand_pose.append(hand_pose)
+        self.betas.append(betas)
+        self.transl.append(transl)
+        self.objects.append(mesh)
+        self.object_rotation.append(np.eye(3) if object_rotation is None else object_rotation)
+        self.object_translation.append(np.zeros(3) if object_translation is None else object_translation)
+        self.metadata.append(metadata)
+        if object_points is not None and object_contact is not None:
+            self.object_points.append(object_points)
+            self.object_contact.append(object_contact)
+
+    def grasp_set(self, side: str, attrs: dict[str, Any]) -> GraspSet:
+        """Stack the records into a MANO :class:`~contactkit.io.grasps.GraspSet` (float64 arrays)."""
+        from contactkit.io.grasps import GraspSet
+
+        if len(self) == 0:
+            raise DatasetFormatError("no grasp found in the given dataset path")
+        if len(self.object_points) not in (0, len(self)):
+            raise DatasetFormatError("object contact given for some grasps only")
+        meshes: dict[str, ObjectMesh] = {}
+        ids = []
+        for mesh in self.objects:
+            meshes.setdefault(mesh.content_hash, mesh)
+            ids.append(mesh.content_hash)
+        n_shape = max(len(b) for b in self.betas)
+        betas_arr = np.zeros((len(self), n_shape))
+        for i, b in enumerate(self.betas):
+            betas_arr[i, : len(b)] = b
+        kwargs: dict[str, Any] = dict(
+            hand_model="mano",
+            side=side,
+            global_orient=np.stack(self.global_orient).astype(np.float64).reshape(-1, 3),
+            hand_pose=np.stack(self.hand_pose).astype(np.float64).reshape(-1, 45),
+            betas=betas_arr,
+            transl=np.stack(self.transl).astype(np.float64).reshape(-1, 3),
+            object_ids=ids,
+            objects=meshes,
+            object_rotation=np.stack(self.object_rotation).astype(np.float64).reshape(-1, 3, 3),
+            object_translation=np.stack(self.object_translation).astype(np.float64).reshape(-1, 3),
+            metadata=list(self.metadata),
+            attrs=dict(attrs),
+        )
+        if self.object_points:
+            kwargs["object_points"] = np.stack(self.object_points).astype(np.float64)
+            kwargs["object_contact"] = np.stack(self.object_contact).astype(np.float64)
+        return GraspSet(**kwargs)
 
 
 def load_mesh_keep_order(path: Path | str, name: str) -> tuple[ObjectMesh, np.ndarray, np.ndarray | None]:

@@ -40,7 +40,7 @@ import numpy as np
 
 from contactkit.io.datasets._common import (
     DatasetFormatError,
-    assemble_grasp_set,
+    GraspRecords,
     load_mesh_keep_order,
     mano_pca_to_axis_angle,
     subsample_indices,
@@ -135,8 +135,7 @@ def read_contactpose(
 
         hand = load_hand("mano", side, mano_dir=mano_dir)
     hand_idx = _HAND_INDEX[side]
-    recs: dict[str, list[Any]] = {k: [] for k in (
-        "go", "hp", "betas", "transl", "obj", "orot", "otr", "meta", "pts", "con")}
+    recs = GraspRecords()
     for gdir in find_contactpose_grasps(path):
         object_name = gdir.name
         fits = _load_json(gdir / f"mano_fits_{ncomps}.json")
@@ -161,38 +160,16 @@ def read_contactpose(
         mesh, raw, contact = _load_contact_mesh(gdir / f"{object_name}.ply", object_name)
         idx = subsample_indices(len(raw), n_object_points, seed)
         finger_pose = mano_pca_to_axis_angle(hand, pose[None, 3:], add_mean=True)[0]
-        recs["go"].append(pose[:3])
-        recs["hp"].append(finger_pose)
-        recs["betas"].append(np.asarray(fit["betas"], dtype=np.float64))
-        recs["transl"].append(np.zeros(3))
-        recs["obj"].append(mesh)
-        recs["orot"].append(m_t_o[:3, :3])
-        recs["otr"].append(m_t_o[:3, 3])
-        recs["pts"].append(raw[idx])
-        recs["con"].append(contact[idx])
         parts = gdir.parent.name.split("_", 1)
-        recs["meta"].append(
-            {
-                "dataset": "contactpose",
-                "source": str(gdir),
-                "object": object_name,
-                "participant": parts[0].removeprefix("full") if parts else "",
-                "intent": parts[1] if len(parts) > 1 else "",
-            }
-        )
-    if not recs["go"]:
+        recs.add(global_orient=pose[:3], hand_pose=finger_pose, betas=np.asarray(fit["betas"], dtype=np.float64),
+                 transl=np.zeros(3), mesh=mesh, object_rotation=m_t_o[:3, :3], object_translation=m_t_o[:3, 3],
+                 object_points=raw[idx], object_contact=contact[idx], metadata={
+                     "dataset": "contactpose",
+                     "source": str(gdir),
+                     "object": object_name,
+                     "participant": parts[0].removeprefix("full") if parts else "",
+                     "intent": parts[1] if len(parts) > 1 else "",
+                 })
+    if not len(recs):
         warnings.warn(f"no valid {side}-hand ContactPose grasp under {path}", stacklevel=2)
-    return assemble_grasp_set(
-        side=side,
-        global_orient=recs["go"],
-        hand_pose=recs["hp"],
-        betas=recs["betas"],
-        transl=recs["transl"],
-        objects=recs["obj"],
-        object_rotation=recs["orot"],
-        object_translation=recs["otr"],
-        metadata=recs["meta"],
-        attrs={"source": "contactpose", "mano_fits": f"mano_fits_{ncomps}.json"},
-        object_points=recs["pts"],
-        object_contact=recs["con"],
-    )
+    return recs.grasp_set(side, {"source": "contactpose", "mano_fits": f"mano_fits_{ncomps}.json"})

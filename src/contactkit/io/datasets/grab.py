@@ -37,7 +37,7 @@ import numpy as np
 
 from contactkit.io.datasets._common import (
     DatasetFormatError,
-    assemble_grasp_set,
+    GraspRecords,
     load_mesh_keep_order,
     mano_pca_to_axis_angle,
     read_npz_safely,
@@ -119,8 +119,7 @@ def read_grab(
     key = "rhand" if side == "right" else "lhand"
     root = Path(grab_root) if grab_root is not None else None
     meshes: dict[str, tuple[ObjectMesh, np.ndarray, np.ndarray]] = {}
-    keys = ("go", "hp", "b", "t", "obj", "orot", "otr", "meta", "pts", "con")
-    recs: dict[str, list[Any]] = {k: [] for k in keys}
+    recs = GraspRecords()
     for seq in find_grab_sequences(path):
         data = read_npz_safely(seq)
         if "n_frames" not in data:
@@ -164,33 +163,13 @@ def read_grab(
         if contact_only and contact is not None:
             frames = frames[contact[frames].any(axis=1)]
         for f in frames:
-            recs["go"].append(go[f])
-            recs["hp"].append(pose[f])
-            recs["b"].append(np.zeros(10))
-            recs["t"].append(tr[f])
-            recs["obj"].append(mesh)
-            recs["orot"].append(rodrigues(ogo[f]))
-            recs["otr"].append(otr[f])
-            recs["pts"].append(raw[idx])
-            recs["con"].append(contact[f, idx].astype(np.float64) if contact is not None
-                               else np.zeros(len(idx)))
-            recs["meta"].append({
-                "dataset": "grab", "source": str(seq), "frame": int(f), "object": obj_name,
-                "subject": str(np.asarray(data.get("sbj_id", "")).reshape(())),
-                "intent": str(np.asarray(data.get("motion_intent", "")).reshape(())),
-                "vtemp": str(hand_d.get("vtemp", "")),
-            })
-    return assemble_grasp_set(
-        side=side,
-        global_orient=recs["go"],
-        hand_pose=recs["hp"],
-        betas=recs["b"],
-        transl=recs["t"],
-        objects=recs["obj"],
-        object_rotation=recs["orot"],
-        object_translation=recs["otr"],
-        metadata=recs["meta"],
-        attrs={"source": "grab", "stride": stride, "contact_only": contact_only},
-        object_points=recs["pts"],
-        object_contact=recs["con"],
-    )
+            recs.add(global_orient=go[f], hand_pose=pose[f], betas=np.zeros(10), transl=tr[f], mesh=mesh,
+                     object_rotation=rodrigues(ogo[f]), object_translation=otr[f], object_points=raw[idx],
+                     object_contact=contact[f, idx].astype(np.float64) if contact is not None
+                     else np.zeros(len(idx)), metadata={
+                         "dataset": "grab", "source": str(seq), "frame": int(f), "object": obj_name,
+                         "subject": str(np.asarray(data.get("sbj_id", "")).reshape(())),
+                         "intent": str(np.asarray(data.get("motion_intent", "")).reshape(())),
+                         "vtemp": str(hand_d.get("vtemp", "")),
+                     })
+    return recs.grasp_set(side, {"source": "grab", "stride": stride, "contact_only": contact_only})

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from contactkit.io.datasets._common import DatasetFormatError, assemble_grasp_set, load_restricted_pickle
+from contactkit.io.datasets._common import DatasetFormatError, GraspRecords, load_restricted_pickle
 
 if TYPE_CHECKING:
     from contactkit.io.grasps import GraspSet
@@ -108,7 +108,7 @@ def read_ho3d(
         raise DatasetFormatError(f"stride must be >= 1, got {stride}")
     mdir = Path(models_dir) if models_dir is not None else None
     meshes: dict[str, ObjectMesh] = {}
-    recs: dict[str, list[Any]] = {k: [] for k in ("go", "hp", "b", "t", "obj", "orot", "otr", "meta")}
+    recs = GraspRecords()
     skipped = 0
     frames = find_ho3d_frames(path)
     by_seq: dict[Path, list[Path]] = {}
@@ -128,28 +128,12 @@ def read_ho3d(
                 raise DatasetFormatError(f"{f}: field 'objName' must be a string")
             if name not in meshes:
                 meshes[name] = ObjectMesh.from_file(_find_model(mdir, name), name=name)
-            recs["go"].append(hand_pose[:3])
-            recs["hp"].append(hand_pose[3:])
-            recs["b"].append(_field(meta, "handBeta", 10, f))
-            recs["t"].append(_field(meta, "handTrans", 3, f))
-            recs["obj"].append(meshes[name])
-            recs["orot"].append(rodrigues(_field(meta, "objRot", 3, f)))
-            recs["otr"].append(_field(meta, "objTrans", 3, f))
-            recs["meta"].append(
-                {"dataset": "ho3d", "source": str(f), "sequence": seq_meta.parent.name, "frame": f.stem,
-                 "object": name}
-            )
+            recs.add(global_orient=hand_pose[:3], hand_pose=hand_pose[3:], betas=_field(meta, "handBeta", 10, f),
+                     transl=_field(meta, "handTrans", 3, f), mesh=meshes[name],
+                     object_rotation=rodrigues(_field(meta, "objRot", 3, f)),
+                     object_translation=_field(meta, "objTrans", 3, f),
+                     metadata={"dataset": "ho3d", "source": str(f), "sequence": seq_meta.parent.name,
+                               "frame": f.stem, "object": name})
     if skipped:
         warnings.warn(f"skipped {skipped} HO-3D frames without a hand pose", stacklevel=2)
-    return assemble_grasp_set(
-        side="right",
-        global_orient=recs["go"],
-        hand_pose=recs["hp"],
-        betas=recs["b"],
-        transl=recs["t"],
-        objects=recs["obj"],
-        object_rotation=recs["orot"],
-        object_translation=recs["otr"],
-        metadata=recs["meta"],
-        attrs={"source": "ho3d", "stride": stride},
-    )
+    return recs.grasp_set("right", {"source": "ho3d", "stride": stride})

@@ -36,7 +36,7 @@ import numpy as np
 
 from contactkit.io.datasets._common import (
     DatasetFormatError,
-    assemble_grasp_set,
+    GraspRecords,
     load_mesh_keep_order,
     load_restricted_pickle,
     mano_root_joint,
@@ -142,7 +142,7 @@ def read_oakink_shape(
     shape_dir = root / "oakink_shape_v2"
     cats = categories if categories is not None else sorted(p.name for p in shape_dir.iterdir() if p.is_dir())
     meshes: dict[str, ObjectMesh] = {}
-    recs: dict[str, list[Any]] = {k: [] for k in ("go", "hp", "b", "tsl", "obj", "meta")}
+    recs = GraspRecords()
     for cat in cats:
         cdir = shape_dir / cat
         if not cdir.is_dir():
@@ -173,33 +173,16 @@ def read_oakink_shape(
                 mesh, raw, _ = load_mesh_keep_order(_object_path(root, oid, real, virt), oid)
                 center = (raw.min(0) + raw.max(0)) / 2.0
                 meshes[oid] = mesh.transformed(np.eye(3), -center)
-            recs["go"].append(pose[:3])
-            recs["hp"].append(pose[3:])
-            recs["b"].append(np.asarray(params["shape"], dtype=np.float64).reshape(-1))
-            recs["tsl"].append(np.asarray(params["tsl"], dtype=np.float64).reshape(3))
-            recs["obj"].append(meshes[oid])
-            recs["meta"].append({
-                "dataset": "oakink_shape", "source": str(f), "category": cat, "object": oid,
-                "virtual": virtual, "intent": intent, "split": oakink_split(oid), "grasp_id": parts[1],
-            })
-    n = len(recs["go"])
-    transl: list[np.ndarray] = []
-    if n:
+            recs.add(global_orient=pose[:3], hand_pose=pose[3:],
+                     betas=np.asarray(params["shape"], dtype=np.float64).reshape(-1),
+                     transl=np.asarray(params["tsl"], dtype=np.float64).reshape(3), mesh=meshes[oid], metadata={
+                         "dataset": "oakink_shape", "source": str(f), "category": cat, "object": oid,
+                         "virtual": virtual, "intent": intent, "split": oakink_split(oid), "grasp_id": parts[1],
+                     })
+    if len(recs):  # OakInk's ``tsl`` is the root joint's position; MANO's translation excludes the rest root
         if hand is None:
             from contactkit.hands import load_hand
 
             hand = load_hand("mano", "right", mano_dir=mano_dir)
-        root_joint = mano_root_joint(hand, np.stack(recs["b"]))
-        transl = list(np.stack(recs["tsl"]) - root_joint)
-    return assemble_grasp_set(
-        side="right",
-        global_orient=recs["go"],
-        hand_pose=recs["hp"],
-        betas=recs["b"],
-        transl=transl,
-        objects=recs["obj"],
-        object_rotation=[np.eye(3)] * n,
-        object_translation=[np.zeros(3)] * n,
-        metadata=recs["meta"],
-        attrs={"source": "oakink_shape_v2", "split": split},
-    )
+        recs.transl = list(np.stack(recs.transl) - mano_root_joint(hand, np.stack(recs.betas)))
+    return recs.grasp_set("right", {"source": "oakink_shape_v2", "split": split})
