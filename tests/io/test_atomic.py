@@ -132,3 +132,13 @@ def test_orphaned_temp_files_of_dead_writers_are_removed(tmp_path):
     alive.write_bytes(b"y")
     atomic_write_bytes(dest, b"data")
     assert _listing(tmp_path) == [alive.name, "f.npz"]
+
+
+def test_json_safe_makes_strict_json_of_numpy_and_non_finite_values():
+    from contactkit.io.atomic import json_safe
+
+    obj = {1: (np.float32(0.5), np.int64(3)), "x": [float("nan"), np.float64("inf"), {"y": np.nan}], "z": "s"}
+    safe = json_safe(obj)
+    assert safe == {"1": [0.5, 3], "x": [None, None, {"y": None}], "z": "s"}
+    assert type(safe["1"][1]) is int and type(safe["1"][0]) is float
+    json.dumps(safe, allow_nan=False)  # strict JSON accepts it

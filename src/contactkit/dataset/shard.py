@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from contactkit.errors import ContactkitError
+from contactkit.io.atomic import json_safe
 
 __all__ = ["ShardTask", "make_shard", "object_seed", "shard_dir", "write_shard"]
 
@@ -212,7 +213,7 @@ def write_shard(root: Path, index: int, result: dict[str, Any]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
     with open(tmp / "shard.json", "w") as fh:
-        json.dump(_json_safe(result["meta"]), fh, indent=1, sort_keys=True)
+        json.dump(json_safe(result["meta"]), fh, indent=1, sort_keys=True)
         fh.flush()
         os.fsync(fh.fileno())
     if final.exists():  # a finished shard is never replaced
@@ -227,15 +228,3 @@ def write_shard(root: Path, index: int, result: dict[str, Any]) -> Path:
     return final
 
 
-def _json_safe(obj: Any) -> Any:
-    import math
-
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj

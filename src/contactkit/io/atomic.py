@@ -35,6 +35,7 @@ __all__ = [
     "atomic_write_text",
     "check_output_path",
     "json_number",
+    "json_safe",
 ]
 
 
@@ -203,6 +204,20 @@ def json_number(x: float | None) -> float | None:
         return None
     value = float(x)
     return value if math.isfinite(value) else None
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every float made a :func:`json_number` (NaN and inf become ``None``), numpy integers made
+    ``int`` and dict keys made ``str``, recursively through dicts, lists and tuples (tuples become lists)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return json_number(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from contactkit.errors import ContactkitError
-from contactkit.synth.synthesis import SynthesisConfig, _json_safe, synthesize
+from contactkit.io.atomic import json_safe
+from contactkit.synth.synthesis import SynthesisConfig, synthesize
 
 __all__ = ["DEFAULT_GRASPS_PER_OBJECT", "QUICK_GRASPS_PER_OBJECT", "benchmark_objects", "build_benchmark_set",
            "object_seed", "split_by_grasp", "split_by_object"]
@@ -194,6 +195,6 @@ def build_benchmark_set(
         "stats": stats,
         "rebuild": f"contactkit benchmark-set --out DIR --seed {seed}" + (" --quick" if quick else ""),
     }
-    manifest = _json_safe(json.loads(json.dumps(_json_safe(manifest), default=float)))
+    manifest = json_safe(json.loads(json.dumps(json_safe(manifest), default=float)))
     atomic_write_json(root / "manifest.json", manifest)
     return manifest

@@ -53,6 +53,7 @@ import torch
 
 from contactkit.errors import ContactkitError, MeshError
 from contactkit.geometry.rotations import axis_angle_to_rotmat
+from contactkit.io.atomic import atomic_write_json, json_safe
 from contactkit.settings import updated
 from contactkit.synth.closing import close_hand
 from contactkit.synth.quality import ferrari_canny_epsilon, select_contacts
@@ -411,20 +412,6 @@ def diversity(grasps: GraspSet) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ driver
-def _json_safe(obj: Any) -> Any:
-    """Replace non-finite floats by ``None`` (JSON has no NaN) recursively."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-
 def _quantiles(vals: list[float]) -> dict[str, float | None]:
     """10/50/90 % quantiles of a list (``None`` when empty)."""
     if not vals:
@@ -461,13 +448,12 @@ def _batch_paths(parts: Path, batch: int) -> tuple[Path, Path]:
 
 def _write_batch(parts: Path, batch: int, grasps: GraspSet | None, stats: dict[str, Any]) -> None:
     """Atomically record a finished batch: its grasps (if any) first, then the stats marker."""
-    from contactkit.io.atomic import atomic_write_json
     from contactkit.io.grasps import save_grasps
 
     npz, js = _batch_paths(parts, batch)
     if grasps is not None:
         save_grasps(npz, grasps)
-    atomic_write_json(js, _json_safe(stats))
+    atomic_write_json(js, json_safe(stats))
 
 
 def _read_done(parts: Path) -> dict[int, dict[str, Any]]:
@@ -586,7 +572,6 @@ def synthesize(
     parts: Path | None = None
     done: dict[int, dict[str, Any]] = {}
     if out is not None:
-        from contactkit.io.atomic import atomic_write_json
 
         parts = Path(str(out) + ".parts")
         parts.mkdir(parents=True, exist_ok=True)
@@ -732,7 +717,7 @@ def synthesize(
         "palm_in_contact_fraction": _mean("palm_in_contact"),
         "diversity": diversity(final),
     }
-    final = final.replace(attrs={**dict(final.attrs), "synthesis": {**run_info, "stats": _json_safe(stats)}})
+    final = final.replace(attrs={**dict(final.attrs), "synthesis": {**run_info, "stats": json_safe(stats)}})
     if out is not None and len(final) >= n:
         save_grasps(out, final)
     return SynthesisResult(grasps=final, stats=stats)
