@@ -9,10 +9,11 @@ held out for the validation loss, so validation never sees a training object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from contactkit.cli._outputs import print_run
 
 
 def add_jointdiffusion_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,5 +136,5 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
     record = train_jointdiffusion(tr, va, args.context, args.out, config, model=model, metadata=metadata,
                                   hand_model=hand.name, num_points=args.num_points, on_record=show, init=init)
     if int(os.environ.get("RANK", 0)) == 0:  # torchrun: one summary line
-        print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_step": record.get("step")}))
+        print_run(args.out, record, counter="step")
     return 0

@@ -1,8 +1,10 @@
-"""Shared output summary of the commands that write several files."""
+"""Shared output summaries: of the commands that write several files, and of the training commands."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 
 def print_outputs(files: dict[str, Path], seconds: float, cpu_seconds: float | None = None) -> None:
@@ -17,3 +19,17 @@ def print_outputs(files: dict[str, Path], seconds: float, cpu_seconds: float | N
         report = files["report"].resolve()
         print(f"\nThe report: {report}\nOpen it in any browser (it works offline), e.g. `xdg-open {report}` on "
               f"Linux, `open {report}` on macOS, or paste {report.as_uri()} into the address bar.")
+
+
+def print_epoch(record: dict[str, Any]) -> None:
+    """One line per finished epoch of the image and keypoint trainers: stage, mean training loss, validation."""
+    val = ", ".join(f"{k} {v:.1f}" for k, v in record["val"].items())
+    print(f"epoch {record['epoch'] + 1} ({record['stage']}): loss {record['train'].get('total', 0.0):.1f}, "
+          f"val {val}, {record['seconds']:.1f} s", flush=True)
+
+
+def print_run(out: Path, record: dict[str, Any], counter: str = "epoch", **extra: Any) -> None:
+    """A training command's closing JSON line: the run folder, its best checkpoint, the last finished ``counter``
+    (epoch or step) and ``extra`` facts."""
+    print(json.dumps({"run": str(out), "best": str(out / "best.pt"), f"last_{counter}": record.get(counter),
+                      **extra}))

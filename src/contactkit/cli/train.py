@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contactkit.cli._args import bounded_int, device, finite_float, output_dir, positive_float, positive_int, seed
+from contactkit.cli._outputs import print_run
 
 if TYPE_CHECKING:
     from contactkit.learn.train import TrainConfig
@@ -125,5 +125,5 @@ def run(args: argparse.Namespace) -> int:
 
     record = train(args.kind, train_data, val_data, args.out, config, progress=not args.quiet,
                    metadata=metadata, on_record=show)
-    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
+    print_run(args.out, record)
     return 0

@@ -10,10 +10,10 @@ older box definition train the same targets).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from contactkit.cli._outputs import print_epoch, print_run
 from contactkit.errors import ContactkitError
 
 KINDS = ("lifter", "keypoints")
@@ -93,14 +93,9 @@ def run(args: argparse.Namespace) -> int:
         "init": None if args.init is None else str(args.init),
     }
 
-    def show(record: dict[str, Any]) -> None:
-        val = ", ".join(f"{k} {v:.1f}" for k, v in record["val"].items())
-        print(f"epoch {record['epoch'] + 1} ({record['stage']}): loss {record['train']['total']:.1f}, val {val}, "
-              f"{record['seconds']:.1f} s", flush=True)
-
     record = train_lifter(train_views, val_views, args.out, net_config, config, progress=not args.quiet,
-                          metadata=metadata, on_record=show, init_state=init_state)
-    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
+                          metadata=metadata, on_record=print_epoch, init_state=init_state)
+    print_run(args.out, record)
     return 0
 
 
@@ -146,12 +141,7 @@ def _run_keypoints(args: argparse.Namespace) -> int:
                 "val_objects": sorted({o.name for o in val_ds.dataset.grasps.objects.values()}),
                 "init": None if args.init is None else str(args.init)}
 
-    def show(record: dict[str, Any]) -> None:
-        val = ", ".join(f"{k} {v:.1f}" for k, v in record["val"].items())
-        print(f"epoch {record['epoch'] + 1} ({record['stage']}): loss {record['train'].get('total', 0.0):.1f}, "
-              f"val {val}, {record['seconds']:.1f} s", flush=True)
-
     record = train_keypoints(train_ds, val_ds, args.out, net_config, config, progress=not args.quiet,
-                             metadata=metadata, on_record=show, init_state=init_state)
-    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
+                             metadata=metadata, on_record=print_epoch, init_state=init_state)
+    print_run(args.out, record)
     return 0

@@ -10,9 +10,8 @@ network (then ``--epochs`` is ignored: only the fine-tuning runs).
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
 
+from contactkit.cli._outputs import print_epoch, print_run
 from contactkit.errors import ContactkitError
 
 
@@ -71,14 +70,9 @@ def run(args: argparse.Namespace) -> int:
                 "train_objects": len(train_ds.grasps.objects), "val_objects": len(val_ds.grasps.objects),
                 "init": None if args.init is None else str(args.init)}
 
-    def show(record: dict[str, Any]) -> None:
-        val = ", ".join(f"{k} {v:.1f}" for k, v in record["val"].items())
-        print(f"epoch {record['epoch'] + 1} ({record['stage']}): loss {record['train'].get('total', 0.0):.1f}, "
-              f"val {val}, {record['seconds']:.1f} s", flush=True)
-
     record = train_obman(train_ds, train_ds.grasps, val_ds, val_ds.grasps, args.out, net_config, config,
-                         progress=not args.quiet, metadata=metadata, on_record=show, init_state=init_state)
-    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch")}))
+                         progress=not args.quiet, metadata=metadata, on_record=print_epoch, init_state=init_state)
+    print_run(args.out, record)
     return 0
 
 
@@ -103,6 +97,5 @@ def _run_picr_image(args: argparse.Namespace) -> int:
                                   num_points=min(args.num_points, 2048), seed=args.seed, device=args.device)
     record = train_image_picr(train_ds, train_ds.grasps, val_ds, val_ds.grasps, args.out, net_config, config,
                               progress=not args.quiet, metadata={"dataset": str(args.data)})
-    print(json.dumps({"run": str(args.out), "best": str(args.out / "best.pt"), "last_epoch": record.get("epoch"),
-                      "val": record.get("val")}))
+    print_run(args.out, record, val=record.get("val"))
     return 0

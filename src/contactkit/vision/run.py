@@ -104,8 +104,8 @@ class EpochMeans:
 
 
 def _start_run(run_dir: Path, kind: NetworkKind, net: torch.nn.Module, optimiser: torch.optim.Optimizer,
-              net_config: dict[str, Any], train_config: dict[str, Any], *, rank: int
-              ) -> tuple[int, float, dict[str, Any]]:
+               net_config: dict[str, Any], train_config: dict[str, Any], *, rank: int
+               ) -> tuple[int, float, dict[str, Any]]:
     """Resume a keypoint-model run from ``RUN/last.pt`` when it exists (same settings only), and on rank 0 create
     the run folder, cut the log back to the resumed epoch and write ``config.json``.
 
