@@ -49,6 +49,14 @@ def test_train_and_estimate_obman_net(tmp_path, dataset):
     assert np.isfinite(ev["mpjpe_mm"].mean) and np.isfinite(ev["chamfer_mm"].mean)
 
 
+def test_train_refuses_malformed_blocks_before_reading_data(tmp_path, capsys):
+    for blocks in ("2,x", "2,0", ""):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "obman-net", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run"),
+                  "--blocks", blocks])
+        assert exit_info.value.code == 2 and "comma-separated positive integers" in capsys.readouterr().err
+
+
 def test_train_honet_and_estimate_miho(tmp_path, dataset):
     root, grasps = dataset
     run = tmp_path / "honet"

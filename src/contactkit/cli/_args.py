@@ -84,6 +84,14 @@ def positive_int(text: str) -> int:
     return bounded_int(1, MAX_COUNT)(text)
 
 
+def int_list(text: str) -> list[int]:
+    """Comma-separated integers in ``[1, MAX_COUNT]``, e.g. ``2,2,2`` (blocks per ResNet stage)."""
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+
+
 def workers(text: str) -> int:
     """A number of worker processes in ``[1, MAX_WORKERS]``."""
     return bounded_int(1, MAX_WORKERS)(text)

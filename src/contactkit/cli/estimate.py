@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contactkit.cli._images import not_images, read_images
 from contactkit.errors import ContactkitError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -72,8 +71,6 @@ def _keypoint_net(path: Path | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
 
     from contactkit.fit.estimate import estimate_from_images, estimate_from_views
     from contactkit.fit.hand_ik import IKSettings
@@ -112,28 +109,21 @@ def run(args: argparse.Namespace) -> int:
                  "keypoints_2d": "ground truth (oracle input)", "camera_seed": args.seed}
         grasps = estimate_from_views(_lifter(args.weights), views, hand, meshes, ik=ik, attrs=attrs)
     else:
-        bad = [str(p) for p in inputs if p.suffix.lower() not in IMAGE_SUFFIXES]
+        bad = not_images(inputs)
         if bad:
             raise ContactkitError(f"INPUT must be one dataset folder, one grasp file or image files; not {bad}")
         if args.model != "keypoints":
             raise ContactkitError("image files need --model keypoints (the image network)")
         if args.object is None:
             raise ContactkitError("image files need --object MESH (the held object's mesh)")
-        from PIL import Image
-
         from contactkit.objects import load_object
 
         mesh = load_object(args.object)
         net = _keypoint_net(args.weights)
-        images = [np.asarray(Image.open(p).convert("RGB")) for p in inputs]
-        if len({im.shape for im in images}) != 1:
-            raise ContactkitError("all images must have the same size")
-        h, w = images[0].shape[:2]
-        f = args.focal if args.focal is not None else float(w)
-        k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]]).expand(len(images), 3, 3)
+        rgb, k, f = read_images(inputs, args.focal)
         hand = load_hand("openhand", "right")
         meta = [{"image": str(p)} for p in inputs]
-        grasps = estimate_from_images(net, torch.as_tensor(np.stack(images)), k, hand, [mesh] * len(images), ik=ik,
+        grasps = estimate_from_images(net, rgb, k, hand, [mesh] * len(inputs), ik=ik,
                                       metadata=meta, attrs={"estimated_by": "keypoints", "frame": "camera",
                                                             "focal_px": f})
     save_grasps(out, grasps)
@@ -146,16 +136,11 @@ def _from_dataset(args: argparse.Namespace, root: Path, ik: Any) -> Any:
     import numpy as np
     import torch
 
+    from contactkit.dataset import RenderedDataset
     from contactkit.fit.estimate import estimate_from_images, estimate_from_views
     from contactkit.hands import load_hand
     from contactkit.io.grasps import save_grasps
     from contactkit.vision.data import OneBoxSamples, views_from_samples
-
-    try:
-        from contactkit.dataset import RenderedDataset  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        raise ContactkitError("a dataset folder needs contactkit.dataset.RenderedDataset (the data engine), which "
-                              "is not installed in this contactkit") from None
     ds = OneBoxSamples(RenderedDataset(root, args.split))  # corners of the one object box, whatever the build's
     gt = ds.dataset.grasps
     reference = args.out.with_name(args.out.stem + ".reference.npz")

@@ -7,16 +7,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from contactkit.cli._images import not_images, read_images
 from contactkit.errors import ContactkitError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def _inputs(args: argparse.Namespace, inputs: list[Path]) -> dict[str, Any]:
     """Images, intrinsics, extrinsics, metadata and (for a dataset) the ground truth of ``INPUT``."""
     import numpy as np
     import torch
-    from PIL import Image
 
     from contactkit.io.grasps import save_grasps
 
@@ -34,16 +32,11 @@ def _inputs(args: argparse.Namespace, inputs: list[Path]) -> dict[str, Any]:
                 "meshes": [ds.grasps.objects[ds.grasps.object_ids[m["grasp_index"]]] for m in meta],
                 "attrs": {"reference": str(reference.resolve()), "dataset": str(inputs[0]), "split": args.split},
                 "reference_index": np.array([m["grasp_index"] for m in meta], dtype=np.int64)}
-    bad = [str(p) for p in inputs if p.suffix.lower() not in IMAGE_SUFFIXES]
+    bad = not_images(inputs)
     if bad:
         raise ContactkitError(f"INPUT must be one dataset folder or image files; not {bad}")
-    images = [np.asarray(Image.open(p).convert("RGB")) for p in inputs]
-    if len({im.shape for im in images}) != 1:
-        raise ContactkitError("all images must have the same size")
-    h, w = images[0].shape[:2]
-    f = args.focal if args.focal is not None else float(w)
-    k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]]).expand(len(images), 3, 3)
-    return {"rgb": torch.as_tensor(np.stack(images)), "k": k, "ext": torch.eye(4).expand(len(images), 4, 4),
+    rgb, k, f = read_images(inputs, args.focal)
+    return {"rgb": rgb, "k": k, "ext": torch.eye(4).expand(len(inputs), 4, 4),
             "metadata": [{"image": str(p)} for p in inputs], "meshes": None,
             "attrs": {"frame": "camera", "focal_px": f}, "reference_index": None}
 

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from contactkit.cli._args import int_list
 from contactkit.cli._outputs import print_epoch, print_run
 from contactkit.errors import ContactkitError
 
@@ -43,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hidden", type=int, default=128, help="features per graph node (default 128)")
     g.add_argument("--image-size", type=int, default=128, help="keypoints: square input size, pixels (default 128)")
     g.add_argument("--width", type=int, default=32, help="keypoints: channels of the ResNet's first stage (default 32)")
-    g.add_argument("--blocks", default="2,2,2", help="keypoints: basic blocks per ResNet stage (default 2,2,2)")
+    g.add_argument("--blocks", type=int_list, default="2,2,2",
+                   help="keypoints: basic blocks per ResNet stage (default 2,2,2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,27 +105,15 @@ def _run_keypoints(args: argparse.Namespace) -> int:
     """``train keypoints --data DATASET``: the image network on the rendered dataset's train / val splits."""
     import dataclasses
 
+    from contactkit.dataset import RenderedDataset
     from contactkit.learn.checkpoint import load_checkpoint
     from contactkit.vision.data import OneBoxSamples
     from contactkit.vision.heads import KeypointNetConfig
     from contactkit.vision.train_keypoints import KeypointTrainConfig, train_keypoints
-
-    try:
-        from contactkit.dataset import RenderedDataset  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        raise ContactkitError("train keypoints needs a rendered dataset (contactkit.dataset.RenderedDataset, the "
-                              "data engine) and it is not installed in this contactkit; train the graph network "
-                              "from 2D alone with `contactkit train lifter`") from None
-    if not args.data.is_dir():
-        raise ContactkitError(f"--data {args.data} is not a rendered dataset folder")
-    try:
-        blocks = [int(b) for b in args.blocks.split(",")]
-    except ValueError:
-        raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
     # every shard stays in memory: a shuffled epoch touches all of them (a few MB per 100 views at 128 px)
     train_ds = OneBoxSamples(RenderedDataset(args.data, "train", cache_shards=1_000_000))
     val_ds = OneBoxSamples(RenderedDataset(args.data, "val", cache_shards=1_000_000))
-    net_config = KeypointNetConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
+    net_config = KeypointNetConfig(backbone={"name": "resnet", "width": args.width, "blocks": args.blocks},
                                    image_size=args.image_size, lifter={"mode": args.mode, "hidden": args.hidden})
     config = KeypointTrainConfig(epochs=0 if args.init is not None else args.epochs,
                                  finetune_epochs=args.finetune_epochs, batch_size=args.views_per_step, lr=args.lr,

@@ -39,18 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from contactkit.vision.obman_net import ObManNetConfig
     from contactkit.vision.train_obman import ObManTrainConfig, train_obman
 
-    if not args.data.is_dir():
-        raise ContactkitError(f"--data {args.data} is not a rendered dataset folder")
-    try:
-        blocks = [int(b) for b in args.blocks.split(",")]
-    except ValueError:
-        raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
     train_ds, val_ds = RenderedDataset(args.data, "train"), RenderedDataset(args.data, "val")
     if train_ds.grasps.hand_model != args.hand:
         raise ContactkitError(f"the dataset's grasps use hand {train_ds.grasps.hand_model!r}; pass --hand "
                               f"{train_ds.grasps.hand_model}")
-    settings = {"backbone": {"name": "resnet", "width": args.width, "blocks": blocks}, "image_size": args.image_size,
-                "hand": args.hand, "side": train_ds.grasps.side}
+    settings = {"backbone": {"name": "resnet", "width": args.width, "blocks": args.blocks},
+                "image_size": args.image_size, "hand": args.hand, "side": train_ds.grasps.side}
     honet = args.kind == "honet"
     if honet and args.finetune_epochs:
         raise ContactkitError("honet has no contact fine-tuning: --finetune-epochs applies to obman-net")
@@ -82,16 +76,10 @@ def _run_picr_image(args: argparse.Namespace) -> int:
     from contactkit.vision.picr_image import ImagePiCRConfig
     from contactkit.vision.train_picr_image import ImagePiCRTrainConfig, train_image_picr
 
-    if not args.data.is_dir():
-        raise ContactkitError(f"--data {args.data} is not a rendered dataset folder")
     if args.init is not None or args.finetune_epochs:
         raise ContactkitError("picr-image has no --init or fine-tuning stage")
-    try:
-        blocks = [int(b) for b in args.blocks.split(",")]
-    except ValueError:
-        raise ContactkitError(f"--blocks must be comma-separated integers, got {args.blocks!r}") from None
     train_ds, val_ds = RenderedDataset(args.data, "train"), RenderedDataset(args.data, "val")
-    net_config = ImagePiCRConfig(backbone={"name": "resnet", "width": args.width, "blocks": blocks},
+    net_config = ImagePiCRConfig(backbone={"name": "resnet", "width": args.width, "blocks": args.blocks},
                                  image_size=args.image_size, hand=train_ds.grasps.hand_model, side=train_ds.grasps.side)
     config = ImagePiCRTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                   num_points=min(args.num_points, 2048), seed=args.seed, device=args.device)
