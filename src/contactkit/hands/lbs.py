@@ -285,17 +285,22 @@ def rodrigues(aa: torch.Tensor) -> torch.Tensor:
 
 
 def _skin_forward(
-    world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor
+    world: torch.Tensor,
+    rest_joints: torch.Tensor,
+    weights_t: torch.Tensor,
+    vt: torch.Tensor,
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Skinned vertices (B, 3, V) and the blended transforms ``M`` (B, 3, 4, V) (see :class:`_Skin`)."""
+    """Skinned vertices (B, 3, V) (written into ``out`` when given) and the blended transforms ``M``
+    (B, 3, 4, V) (see :class:`_Skin`)."""
     b, n_j = world.shape[0], world.shape[1]
     n_v = weights_t.shape[1]
     a = world.clone()
     a[..., 3].sub_((world[..., :3] @ rest_joints[..., None]).squeeze(-1))
     m = (a.view(b, n_j, 12).transpose(1, 2).reshape(b * 12, n_j) @ weights_t).view(b, 3, 4, n_v)
-    out = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0])
-    out.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
-    return out, m
+    res = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0], out=out)
+    res.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
+    return res, m
 
 
 def _skin_backward(
@@ -530,14 +535,14 @@ class _LBS(torch.autograd.Function):
         for (s, e), pp in zip(lv.spans[1:], lv.parent_pos[1:], strict=True):
             parts.append((parts[-1] if pp is None else parts[-1][:, pp]) @ local[:, s:e])
         world = torch.cat(parts, 1)
-        verts_t, m = _skin_forward(world, j_rest, p.weights_t, vt)
-        verts = pose.new_empty(b, n_v, 3)
+        # vertices (B, V, 3) stored coordinate-major (strides (3V, 1, V)): skinning writes them without a
+        # transposing copy, and the gradients that come back have the same layout
+        verts = torch.empty_strided((b, n_v, 3), (3 * n_v, 1, n_v), dtype=pose.dtype, device=pose.device)
+        _, m = _skin_forward(world, j_rest, p.weights_t, vt, out=verts.transpose(1, 2))
         world_m = world.index_select(1, lv.inverse)
         if transl is not None:
-            torch.add(verts_t.transpose(1, 2), transl[:, None], out=verts)
+            verts.transpose(1, 2).add_(transl[:, :, None])
             world_m[..., 3] += transl[:, None]
-        else:
-            verts.copy_(verts_t.transpose(1, 2))
         transforms = torch.cat([world_m, bottom], -2)
         joints = world_m[..., 3].clone()
         ctx.packed = p
