@@ -15,8 +15,12 @@ Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose,
   coordinate-major basis (rows of the pose correctives permuted to level order), whose ``(B, 3, V)`` result is
   the layout skinning reads, so no transposes or copies sit between them;
 - rest joints and parent offsets are one product ``beta @ J_basis`` (they are linear in ``beta``);
-- skinning blends the 3x4 joint transforms with one matrix product and has a hand-written backward (the
-  transposed product), so forward + backward costs a few matrix products plus element-wise work linear in V.
+- skinning blends the 3x4 joint transforms with one matrix product; the vertices are returned in that
+  coordinate-major storage (strides ``(3V, 1, V)``), so neither pass transposes them;
+- :func:`lbs_packed` is ONE autograd node (:class:`_LBS`) whose backward is written by hand: skinning (the
+  transposed products), the chain level by level from the deepest, the blend and joint products transposed,
+  Rodrigues in closed form. Forward + backward is a few matrix products plus a few dozen small operations,
+  with no autograd graph between the stages (first-order gradients only: no ``create_graph`` through it).
 """
 
 from __future__ import annotations
@@ -224,16 +228,15 @@ def _rodrigues_forward(w: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tenso
     coef = torch.addcmul(series[1], s1, series[0])  # (N, 4): a, b, da/ds, db/ds
     for k in range(2, 5):
         coef = torch.addcmul(series[k], s1, coef)
-    if not bool(ser.all()):
-        safe = torch.where(ser, 1.0, s)
-        t = safe.sqrt()
-        inv = safe.reciprocal()
-        cos_t = t.cos()
-        a = t.sin().div_(t)
-        b = (1.0 - cos_t).mul_(inv)
-        da = (cos_t - a).mul_(inv).mul_(0.5)
-        db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
-        coef = torch.where(ser[:, None], coef, torch.stack([a, b, da, db], 1))
+    safe = torch.where(ser, 1.0, s)
+    t = safe.sqrt()
+    inv = safe.reciprocal()
+    cos_t = t.cos()
+    a = t.sin().div_(t)
+    b = (1.0 - cos_t).mul_(inv)
+    da = (cos_t - a).mul_(inv).mul_(0.5)
+    db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
+    coef = torch.where(ser[:, None], coef, torch.stack([a, b, da, db], 1))
     a, b = coef[:, 0:1], coef[:, 1:2]
     r = (w @ skew).mul_(a).view(-1, 3, 3)
     r.addcmul_((w * b)[:, :, None], w[:, None, :])
@@ -359,13 +362,6 @@ class _Skin(torch.autograd.Function):
         return grad_w, grad_j, None, grad_v
 
 
-def _skin_t(world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor) -> torch.Tensor:
-    """Skinning in the coordinate-major layout: vt (B, 3, V) -> (B, 3, V); world/rest_joints (B, J, 3, 4) /
-    (B, J, 3); weights_t (J, V)."""
-    out: torch.Tensor = _Skin.apply(world, rest_joints, weights_t, vt)
-    return out
-
-
 def skin_vertices(
     vertices: torch.Tensor,
     weights: torch.Tensor,
@@ -390,7 +386,8 @@ def skin_vertices(
     """
     world = torch.cat([rot_w, pos_w[..., None]], dim=-1)
     vt = vertices.transpose(1, 2).contiguous()
-    return _skin_t(world, rest_joints, weights.transpose(0, 1).contiguous(), vt).transpose(1, 2)
+    out: torch.Tensor = _Skin.apply(world, rest_joints, weights.transpose(0, 1).contiguous(), vt)
+    return out.transpose(1, 2)
 
 
 @dataclass(frozen=True)
@@ -573,19 +570,18 @@ class _LBS(torch.autograd.Function):
             if g_joints is not None:
                 g_world[..., 3] = g_joints.index_select(1, lv.order)
         g_transl = g_world[..., 3].sum(1) if need_transl else None
+        if g_verts is not None and g_transl is not None:
+            g_transl += g_verts.sum(1)
+        if not (need_pose or need_betas):
+            return None, None, g_transl, None
         g_rest: torch.Tensor | None = None
         g_vt: torch.Tensor | None = None
         if g_verts is not None:
-            if need_transl:
-                assert g_transl is not None
-                g_transl += g_verts.sum(1)
-            gt = g_verts.transpose(1, 2).contiguous()
-            need_vt = need_betas or (need_pose and p.has_pose_blend)
-            gw_skin, g_rest, g_vt = _skin_backward(gt, world, j_rest, m, p.weights_t, vt, (True, True, need_vt))
+            gt = g_verts.transpose(1, 2).contiguous()  # a no-op for gradients in the vertices' own layout
+            need = (True, need_betas, need_betas or (need_pose and p.has_pose_blend))
+            gw_skin, g_rest, g_vt = _skin_backward(gt, world, j_rest, m, p.weights_t, vt, need)
             assert gw_skin is not None
             g_world += gw_skin
-        if not (need_pose or need_betas):
-            return None, None, g_transl, None
         # chain backward, deepest level first: W_l = W_p @ L_l
         g_local = torch.empty_like(local[..., :3, :])
         spans = lv.spans
