@@ -232,3 +232,16 @@ def test_fused_layer_gradients_equal_autograd_through_the_naive_chain(dtype):
     tol = 1e-10 if dtype == torch.float64 else 2e-5
     for fast, ref in ((p.grad, p_ref.grad), (b.grad, b_ref.grad)):
         assert (fast.double() - ref).abs().max() <= tol * (1.0 + ref.abs().max())
+
+
+def test_layer_first_called_in_inference_mode_still_gives_gradients():
+    """The packed model built inside torch.inference_mode holds plain tensors: a later call with gradients can
+    save them (the layer's one autograd node saves packed tensors when there are no blend shapes)."""
+    from contactkit.hands import load_hand
+
+    hand = load_hand("openhand")
+    with torch.inference_mode():
+        hand(torch.zeros(2, 3), torch.zeros(2, 45))
+    go = torch.zeros(2, 3, requires_grad=True)
+    hand(go, torch.zeros(2, 45)).vertices.square().sum().backward()
+    assert go.grad is not None and torch.isfinite(go.grad).all()
