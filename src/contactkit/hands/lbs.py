@@ -54,7 +54,8 @@ class LBSOutput:
     """Result of :func:`lbs` / :func:`lbs_packed`.
 
     Attributes:
-        vertices: (B, V, 3) posed vertices (plus ``transl`` when given).
+        vertices: (B, V, 3) posed vertices (plus ``transl`` when given), stored coordinate-major (strides
+            ``(3V, 1, V)``; ``reshape`` rather than ``view`` them).
         joints: (B, J, 3) posed joint locations (plus ``transl`` when given).
         joint_transforms: (B, J, 4, 4) world transform of each joint frame: rotation = accumulated joint
             rotation, translation = posed joint location; ``x_world = G[:3,:3] @ x_local + G[:3,3]`` where the
