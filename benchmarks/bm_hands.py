@@ -128,7 +128,7 @@ def main() -> None:
             tag = str(dtype).removeprefix("torch.")
             prev_fn = prev_step(ours, prev) if prev is not None else None
             for batch in (1, 64, 1024):
-                reps = args.repeats if batch < 1024 else max(3, args.repeats // 4)
+                reps = args.repeats if batch < 1024 else max(5, args.repeats // 3)
                 for backward in (False, True):
                     x = inputs(batch, dtype, backward)
                     fns = {"ours": lambda x=x, b=backward, m=ours: step_contactkit(m, x, b)}

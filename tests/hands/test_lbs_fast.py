@@ -23,9 +23,10 @@ def naive_lbs(pose, betas, vt, sd, pd, jreg, w):
             local[:3, :3] = rot[j]
             local[:3, 3] = jr[j] - (jr[p] if p >= 0 else 0.0)
             world.append(local if p < 0 else world[p] @ local)
-        a = torch.stack(world).clone()
-        a[:, :3, 3] -= (a[:, :3, :3] @ jr[..., None])[..., 0]
-        t = torch.einsum("vj,jrc->vrc", w, a)
+        a = torch.stack(world)
+        shift = torch.zeros_like(a)  # out of place, so that autograd can run through this twin
+        shift[:, :3, 3] = (a[:, :3, :3] @ jr[..., None])[..., 0]
+        t = torch.einsum("vj,jrc->vrc", w, a - shift)
         out.append((t[:, :3, :3] @ vp[..., None])[..., 0] + t[:, :3, 3])
     return torch.stack(out)
 
@@ -176,3 +177,71 @@ def test_packed_model_follows_buffer_changes():
     hand64.load_state_dict(state)
     flat = hand64(go.double(), torch.zeros(2, 45, dtype=torch.float64)).vertices  # flat pose: the template
     torch.testing.assert_close(flat, state["v_template"].expand(2, -1, -1))
+
+
+def _packings(dtype=torch.float64, v=20):
+    """The layer's three model kinds: blend shapes and pose correctives, neither (OpenHand-like), shape only."""
+    _, (vt, sd, pd, jt, jsd), w = _model(dtype, v=v)
+    par = torch.tensor(MANO_PARENTS)
+    return {
+        "full": pack_lbs(vt, sd, pd, jt, jsd, par, w),
+        "plain": pack_lbs(vt, None, None, jt, None, par, w),
+        "shape_only": pack_lbs(vt, sd, None, jt, jsd, par, w),
+    }
+
+
+@pytest.mark.parametrize("kind", ["full", "plain", "shape_only"])
+def test_fused_layer_gradcheck_every_input_and_output(kind):
+    """The one-node layer's hand-written backward (chain by level in reverse, blend and joint products
+    transposed, skinning, Rodrigues) against finite differences: pose, betas and translation into vertices,
+    joints and joint transforms; also only some inputs needing a gradient, and rotation-matrix poses."""
+    packed = _packings()[kind]
+    g = torch.Generator().manual_seed(7)
+    pose = (torch.randn(2, 16, 3, generator=g, dtype=torch.float64) * 0.5).requires_grad_(True)
+    pose.data[0, 3] = 0.0  # one joint at exactly the flat pose (the Taylor branch)
+    betas = torch.randn(2, 10, generator=g, dtype=torch.float64).requires_grad_(True)
+    transl = (torch.randn(2, 3, generator=g, dtype=torch.float64) * 0.1).requires_grad_(True)
+
+    def layer(p, b, t):
+        out = lbs_packed(p, b, t, packed)
+        return out.vertices, out.joints, out.joint_transforms
+
+    assert torch.autograd.gradcheck(layer, (pose, betas, transl))
+    assert torch.autograd.gradcheck(lambda p: layer(p, betas.detach(), None)[0], (pose,))
+    assert torch.autograd.gradcheck(lambda b: layer(pose.detach(), b, transl.detach())[1], (betas,))
+    assert torch.autograd.gradcheck(lambda t: layer(pose.detach(), None, t)[2], (transl,))
+    rot = axis_angle_to_rotmat(pose.detach()).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda r: layer(r, betas, None), (rot,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_layer_gradients_equal_autograd_through_the_naive_chain(dtype):
+    """Gradients of a loss on the vertices, pose and betas, against autograd through the naive per-joint chain
+    (float64); float32 within float32 rounding."""
+    f64, (vt, sd, pd, jt, jsd), w = _model(dtype, v=40)
+    packed = pack_lbs(vt, sd, pd, jt, jsd, torch.tensor(MANO_PARENTS), w)
+    g = torch.Generator().manual_seed(8)
+    pose = torch.randn(3, 16, 3, generator=g, dtype=torch.float64) * 0.6
+    pose[1, 5] = 1e-4  # near the flat pose
+    betas = torch.randn(3, 10, generator=g, dtype=torch.float64)
+    gout = torch.randn(3, 40, 3, generator=g, dtype=torch.float64)
+    p_ref, b_ref = pose.clone().requires_grad_(True), betas.clone().requires_grad_(True)
+    (naive_lbs(p_ref, b_ref, *f64) * gout).sum().backward()
+    p, b = pose.to(dtype).requires_grad_(True), betas.to(dtype).requires_grad_(True)
+    (lbs_packed(p, b, None, packed).vertices * gout.to(dtype)).sum().backward()
+    tol = 1e-10 if dtype == torch.float64 else 2e-5
+    for fast, ref in ((p.grad, p_ref.grad), (b.grad, b_ref.grad)):
+        assert (fast.double() - ref).abs().max() <= tol * (1.0 + ref.abs().max())
+
+
+def test_layer_first_called_in_inference_mode_still_gives_gradients():
+    """The packed model built inside torch.inference_mode holds plain tensors: a later call with gradients can
+    save them (the layer's one autograd node saves packed tensors when there are no blend shapes)."""
+    from contactkit.hands import load_hand
+
+    hand = load_hand("openhand")
+    with torch.inference_mode():
+        hand(torch.zeros(2, 3), torch.zeros(2, 45))
+    go = torch.zeros(2, 3, requires_grad=True)
+    hand(go, torch.zeros(2, 45)).vertices.square().sum().backward()
+    assert go.grad is not None and torch.isfinite(go.grad).all()

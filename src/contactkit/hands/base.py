@@ -290,18 +290,21 @@ class HandModel(nn.Module):
         return self.v_template.device
 
     def _get_packed(self) -> PackedLBS:
-        """The model in :func:`~contactkit.hands.lbs.pack_lbs` form, rebuilt from the buffers after a move or cast."""
+        """The model in :func:`~contactkit.hands.lbs.pack_lbs` form, rebuilt from the buffers after a move or cast
+        (packed as plain tensors even when first asked for inside ``torch.inference_mode``, so that later calls
+        with gradients can save them)."""
         pk = self._packed
         if pk is None or pk.template.device != self.device or pk.template.dtype != self.dtype:
-            pk = pack_lbs(
-                self.v_template,
-                self.shapedirs_flat if self.num_betas > 0 else None,
-                self.posedirs_flat if self.has_posedirs else None,
-                self.j_template,
-                self.j_shapedirs if self.num_betas > 0 else None,
-                self.parents,
-                self.lbs_weights,
-            )
+            with torch.inference_mode(False):
+                pk = pack_lbs(
+                    self.v_template,
+                    self.shapedirs_flat if self.num_betas > 0 else None,
+                    self.posedirs_flat if self.has_posedirs else None,
+                    self.j_template,
+                    self.j_shapedirs if self.num_betas > 0 else None,
+                    self.parents,
+                    self.lbs_weights,
+                )
             self._packed = pk
         return pk
 

@@ -15,12 +15,17 @@ Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose,
   coordinate-major basis (rows of the pose correctives permuted to level order), whose ``(B, 3, V)`` result is
   the layout skinning reads, so no transposes or copies sit between them;
 - rest joints and parent offsets are one product ``beta @ J_basis`` (they are linear in ``beta``);
-- skinning blends the 3x4 joint transforms with one matrix product and has a hand-written backward (the
-  transposed product), so forward + backward costs a few matrix products plus element-wise work linear in V.
+- skinning blends the 3x4 joint transforms with one matrix product; the vertices are returned in that
+  coordinate-major storage (strides ``(3V, 1, V)``), so neither pass transposes them;
+- :func:`lbs_packed` is ONE autograd node (:class:`_LBS`) whose backward is written by hand: skinning (the
+  transposed products), the chain level by level from the deepest, the blend and joint products transposed,
+  Rodrigues in closed form. Forward + backward is a few matrix products plus a few dozen small operations,
+  with no autograd graph between the stages (first-order gradients only: no ``create_graph`` through it).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +54,8 @@ class LBSOutput:
     """Result of :func:`lbs` / :func:`lbs_packed`.
 
     Attributes:
-        vertices: (B, V, 3) posed vertices (plus ``transl`` when given).
+        vertices: (B, V, 3) posed vertices (plus ``transl`` when given), stored coordinate-major (strides
+            ``(3V, 1, V)``; ``reshape`` rather than ``view`` them).
         joints: (B, J, 3) posed joint locations (plus ``transl`` when given).
         joint_transforms: (B, J, 4, 4) world transform of each joint frame: rotation = accumulated joint
             rotation, translation = posed joint location; ``x_world = G[:3,:3] @ x_local + G[:3,3]`` where the
@@ -194,6 +200,67 @@ _SKEW = ((0, 0, 0, 0, 0, -1, 0, 1, 0), (0, 0, 1, 0, 0, 0, -1, 0, 0), (0, -1, 0, 
 _SERIES_SQ = 0.1
 
 
+# Taylor series in s = t^2 of a, b and their derivatives da/ds, db/ds (columns), highest degree first (rows).
+_SERIES = (
+    (1 / 362880, 1 / 3628800, 0.0, 0.0),
+    (-1 / 5040, -1 / 40320, 1 / 90720, 1 / 907200),
+    (1 / 120, 1 / 720, -1 / 1680, -1 / 13440),
+    (-1 / 6, -1 / 24, 1 / 60, 1 / 360),
+    (1.0, 0.5, -1 / 6, -1 / 24),
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _constants(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_SKEW`` (3, 9), ``_SERIES`` (5, 4) and the homogeneous bottom row (1, 1, 1, 4) as tensors."""
+    with torch.inference_mode(False):  # plain tensors even when first asked for in inference mode
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).view(1, 1, 1, 4)
+        skew = torch.tensor(_SKEW, dtype=dtype, device=device)
+        return skew, torch.tensor(_SERIES, dtype=dtype, device=device), bottom
+
+
+def _rodrigues_forward(w: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Rotation matrices (N, 3, 3) of axis-angle ``w`` (N, 3) and what :func:`_rodrigues_backward` needs
+    (``a``, ``b`` and their derivatives in ``t^2`` are formed here, four at a time)."""
+    skew, series, _ = _constants(w.dtype, w.device)
+    s = (w * w).sum(-1)
+    s1 = s[:, None]
+    ser = s < _SERIES_SQ
+    coef = torch.addcmul(series[1], s1, series[0])  # (N, 4): a, b, da/ds, db/ds
+    for k in range(2, 5):
+        coef = torch.addcmul(series[k], s1, coef)
+    safe = torch.where(ser, 1.0, s)
+    t = safe.sqrt()
+    inv = safe.reciprocal()
+    cos_t = t.cos()
+    a = t.sin().div_(t)
+    b = (1.0 - cos_t).mul_(inv)
+    da = (cos_t - a).mul_(inv).mul_(0.5)
+    db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
+    coef = torch.where(ser[:, None], coef, torch.stack([a, b, da, db], 1))
+    a, b = coef[:, 0:1], coef[:, 1:2]
+    r = (w @ skew).mul_(a).view(-1, 3, 3)
+    r.addcmul_((w * b)[:, :, None], w[:, None, :])
+    r.diagonal(dim1=1, dim2=2).add_(torch.addcmul(torch.ones_like(b), b, s1, value=-1.0))
+    return r, (w, s, coef)
+
+
+def _rodrigues_backward(g: torch.Tensor, saved: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Gradient (N, 3) of the axis-angle vectors from the gradient ``g`` (N, 3, 3) of their matrices."""
+    w, s, coef = saved
+    skew = _constants(w.dtype, w.device)[0]
+    a, b, da, db = coef.unbind(1)
+    dc = -b - s * db
+    gw = (g @ w[:, :, None]).squeeze(-1)  # G w
+    sym = gw + (w[:, None, :] @ g).squeeze(1)  # (G + G^T) w
+    vee = g.reshape(-1, 9) @ skew.transpose(0, 1)
+    tr = g.diagonal(dim1=1, dim2=2).sum(-1)
+    scal = 2.0 * (dc * tr + da * (w * vee).sum(-1) + db * (w * gw).sum(-1))
+    grad = w * scal[:, None]
+    grad.addcmul_(vee, a[:, None]).addcmul_(sym, b[:, None])
+    return grad
+
+
 class _Rodrigues(torch.autograd.Function):
     """Axis-angle (N, 3) to rotation matrices (N, 3, 3), ``R = c I + a [w]_x + b w w^T`` with
     ``a = sin t / t``, ``b = (1 - cos t) / t^2``, ``c = 1 - b t^2`` (the values of
@@ -202,49 +269,72 @@ class _Rodrigues(torch.autograd.Function):
     a handful of batched operations instead of the ~90 autograd nodes of the entry-wise formula."""
 
     @staticmethod
-    def forward(ctx: Any, w: torch.Tensor, skew: torch.Tensor) -> torch.Tensor:
-        s = (w * w).sum(-1)
-        ser = s < _SERIES_SQ
-        safe = torch.where(ser, torch.ones_like(s), s)
-        t = safe.sqrt()
-        cos_t = torch.cos(t)
-        a_ser = 1.0 - s * (1 / 6 - s * (1 / 120 - s * (1 / 5040 - s / 362880)))
-        b_ser = 0.5 - s * (1 / 24 - s * (1 / 720 - s * (1 / 40320 - s / 3628800)))
-        a = torch.where(ser, a_ser, torch.sin(t) / t)
-        b = torch.where(ser, b_ser, (1.0 - cos_t) / safe)
-        c = 1.0 - b * s
-        r = (w @ skew).mul_(a[:, None]).view(-1, 3, 3)
-        r.addcmul_(w[:, :, None] * b[:, None, None], w[:, None, :])
-        r.diagonal(dim1=1, dim2=2).add_(c[:, None])
-        ctx.save_for_backward(w, skew, s, a, b, cos_t)
+    def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
+        r, saved = _rodrigues_forward(w)
+        ctx.save_for_backward(*saved)
         return r
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
-        w, skew, s, a, b, cos_t = ctx.saved_tensors
-        ser = s < _SERIES_SQ
-        safe = torch.where(ser, torch.ones_like(s), s)
-        da = torch.where(ser, -1 / 6 + s * (1 / 60 - s * (1 / 1680 - s / 90720)), (cos_t - a) / (2 * safe))
-        db = torch.where(ser, -1 / 24 + s * (1 / 360 - s * (1 / 13440 - s / 907200)), (0.5 * a - b) / safe)
-        dc = -b - s * db
-        gw = (g @ w[:, :, None]).squeeze(-1)  # G w
-        sym = gw + (w[:, None, :] @ g).squeeze(1)  # (G + G^T) w
-        vee = g.reshape(-1, 9) @ skew.transpose(0, 1)
-        tr = g.diagonal(dim1=1, dim2=2).sum(-1)
-        scal = 2.0 * (dc * tr + da * (w * vee).sum(-1) + db * (w * gw).sum(-1))
-        grad = w * scal[:, None]
-        grad.addcmul_(vee, a[:, None]).addcmul_(sym, b[:, None])
-        return grad, None
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return _rodrigues_backward(g, ctx.saved_tensors)
 
 
 def rodrigues(aa: torch.Tensor) -> torch.Tensor:
     """Axis-angle (..., 3) to rotation matrices (..., 3, 3): the values of
     :func:`~contactkit.geometry.rotations.axis_angle_to_rotmat` (to rounding) with a closed-form backward
     (first-order only), for the hand layer's hot path."""
-    skew = torch.tensor(_SKEW, dtype=aa.dtype, device=aa.device)
-    out: torch.Tensor = _Rodrigues.apply(aa.reshape(-1, 3), skew)
+    out: torch.Tensor = _Rodrigues.apply(aa.reshape(-1, 3))
     return out.view(*aa.shape[:-1], 3, 3)
+
+
+def _skin_forward(
+    world: torch.Tensor,
+    rest_joints: torch.Tensor,
+    weights_t: torch.Tensor,
+    vt: torch.Tensor,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Skinned vertices (B, 3, V) (written into ``out`` when given) and the blended transforms ``M``
+    (B, 3, 4, V) (see :class:`_Skin`)."""
+    b, n_j = world.shape[0], world.shape[1]
+    n_v = weights_t.shape[1]
+    a = world.clone()
+    a[..., 3].sub_((world[..., :3] @ rest_joints[..., None]).squeeze(-1))
+    m = (a.view(b, n_j, 12).transpose(1, 2).reshape(b * 12, n_j) @ weights_t).view(b, 3, 4, n_v)
+    res = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0], out=out)
+    res.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
+    return res, m
+
+
+def _skin_backward(
+    gt: torch.Tensor,
+    world: torch.Tensor,
+    rest_joints: torch.Tensor,
+    m: torch.Tensor,
+    weights_t: torch.Tensor,
+    vt: torch.Tensor,
+    need: tuple[bool, bool, bool],
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of the world transforms (B, J, 3, 4), rest joints (B, J, 3) and vertices (B, 3, V) from the
+    gradient ``gt`` (B, 3, V, contiguous) of :func:`_skin_forward`'s output; ``need`` says which to form."""
+    b, _, _, n_v = m.shape
+    grad_w = grad_j = grad_v = None
+    if need[0] or need[1]:
+        # d/dA = sum_v w_vj g_v [x_v; 1]^T as two products (J, V) @ (V, 9B) and (J, V) @ (V, 3B): faster than
+        # one (B, 3, 4, V) buffer (no copy of g into it), and this orientation is the fast one in float64
+        g_t = (weights_t @ gt.view(b * 3, n_v).transpose(0, 1)).view(-1, b, 3).transpose(0, 1)  # (B, J, 3)
+        if need[0]:
+            outer = (gt[:, :, None] * vt[:, None]).view(b * 9, n_v)
+            g_r = (weights_t @ outer.transpose(0, 1)).view(-1, b, 3, 3).transpose(0, 1)
+            g_r = g_r - g_t[..., None] * rest_joints[:, :, None, :]
+            grad_w = torch.cat([g_r, g_t[..., None]], -1)
+        if need[1]:
+            grad_j = -(g_t[..., None, :] @ world[..., :3]).squeeze(-2)
+    if need[2]:
+        grad_v = m[:, 0, :3] * gt[:, 0:1]
+        grad_v.addcmul_(m[:, 1, :3], gt[:, 1:2]).addcmul_(m[:, 2, :3], gt[:, 2:3])
+    return grad_w, grad_j, grad_v
 
 
 class _Skin(torch.autograd.Function):
@@ -258,14 +348,7 @@ class _Skin(torch.autograd.Function):
     def forward(
         ctx: Any, world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor
     ) -> torch.Tensor:
-        b, n_j = world.shape[0], world.shape[1]
-        n_v = weights_t.shape[1]
-        rot = world[..., :3]
-        a = world.clone()
-        a[..., 3].sub_((rot @ rest_joints[..., None]).squeeze(-1))
-        m = (a.view(b, n_j, 12).transpose(1, 2).reshape(b * 12, n_j) @ weights_t).view(b, 3, 4, n_v)
-        out = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0])
-        out.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
+        out, m = _skin_forward(world, rest_joints, weights_t, vt)
         ctx.save_for_backward(world, rest_joints, m, weights_t, vt)
         return out
 
@@ -275,31 +358,9 @@ class _Skin(torch.autograd.Function):
         ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, torch.Tensor | None]:
         world, rest_joints, m, weights_t, vt = ctx.saved_tensors
-        b, _, _, n_v = m.shape
-        gt = grad.contiguous()  # (B, 3, V)
-        grad_w = grad_j = grad_v = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            gm = torch.empty_like(m)
-            torch.mul(gt[:, :, None], vt[:, None], out=gm[:, :, :3])
-            gm[:, :, 3] = gt
-            g_a = (gm.view(b * 12, n_v) @ weights_t.transpose(0, 1)).view(b, 3, 4, -1).permute(0, 3, 1, 2)
-            g_t = g_a[..., 3]  # (B, J, 3)
-            if ctx.needs_input_grad[0]:
-                grad_w = g_a.contiguous()
-                grad_w[..., :3].sub_(g_t[..., None] * rest_joints[:, :, None, :])
-            if ctx.needs_input_grad[1]:
-                grad_j = -(g_t[..., None, :] @ world[..., :3]).squeeze(-2)
-        if ctx.needs_input_grad[3]:
-            grad_v = m[:, 0, :3] * gt[:, 0:1]
-            grad_v.addcmul_(m[:, 1, :3], gt[:, 1:2]).addcmul_(m[:, 2, :3], gt[:, 2:3])
+        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[3])
+        grad_w, grad_j, grad_v = _skin_backward(grad.contiguous(), world, rest_joints, m, weights_t, vt, need)
         return grad_w, grad_j, None, grad_v
-
-
-def _skin_t(world: torch.Tensor, rest_joints: torch.Tensor, weights_t: torch.Tensor, vt: torch.Tensor) -> torch.Tensor:
-    """Skinning in the coordinate-major layout: vt (B, 3, V) -> (B, 3, V); world/rest_joints (B, J, 3, 4) /
-    (B, J, 3); weights_t (J, V)."""
-    out: torch.Tensor = _Skin.apply(world, rest_joints, weights_t, vt)
-    return out
 
 
 def skin_vertices(
@@ -326,7 +387,8 @@ def skin_vertices(
     """
     world = torch.cat([rot_w, pos_w[..., None]], dim=-1)
     vt = vertices.transpose(1, 2).contiguous()
-    return _skin_t(world, rest_joints, weights.transpose(0, 1).contiguous(), vt).transpose(1, 2)
+    out: torch.Tensor = _Skin.apply(world, rest_joints, weights.transpose(0, 1).contiguous(), vt)
+    return out.transpose(1, 2)
 
 
 @dataclass(frozen=True)
@@ -414,10 +476,162 @@ def pack_lbs(
     )
 
 
+class _LBS(torch.autograd.Function):
+    """The whole layer as one autograd node: Rodrigues -> blend shapes -> rest joints -> chain -> skinning.
+
+    Forward is :func:`lbs_packed`'s computation; backward runs the same stages in reverse with hand-written
+    gradients (no autograd graph in between): skinning (:func:`_skin_backward`), the chain level by level
+    from the deepest (``W_l = W_p L_l``: ``dL_l = R_p^T dW_l``, ``dW_p += dW_l L_l^T``, one batched product each
+    per depth, summed into the parents), the blend-shape and joint products transposed, then Rodrigues
+    (:func:`_rodrigues_backward`). First-order only (``once_differentiable``).
+
+    Inputs: pose (B, J, 3) axis-angle or (B, J, 3, 3) matrices (model joint order), betas (B, n) or None,
+    transl (B, 3) or None, the :class:`PackedLBS`. Outputs: vertices (B, V, 3), joints (B, J, 3) and joint
+    transforms (B, J, 4, 4), translated, model joint order.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, pose: torch.Tensor, betas: torch.Tensor | None, transl: torch.Tensor | None, p: PackedLBS
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lv = p.levels
+        b, n_j = pose.shape[0], lv.order.shape[0]
+        n_v, n_s = p.weights_t.shape[1], p.n_shape
+        shape = betas if betas is not None and n_s > 0 else None
+        rod: tuple[torch.Tensor, ...] = ()
+        if pose.dim() == 4:
+            rot = pose.index_select(1, lv.order)
+        else:
+            r, rod = _rodrigues_forward(pose.index_select(1, lv.order).view(-1, 3))
+            rot = r.view(b, n_j, 3, 3)
+        # blend shapes: [beta, vec(R_1..)] @ basis (coordinate-major (B, 3V))
+        if p.has_pose_blend or shape is not None:
+            k0 = 0 if shape is not None else n_s
+            k1 = p.basis.shape[0] if p.has_pose_blend else n_s
+            coef = pose.new_empty(b, k1 - k0)
+            if shape is not None:
+                coef[:, :n_s] = shape
+            if p.has_pose_blend:
+                coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).copy_(rot[:, 1:])
+            template = p.template_posed if p.has_pose_blend else p.template
+            vt = torch.addmm(template, coef, p.basis[k0:k1]).view(b, 3, n_v)
+        else:
+            vt = p.template.view(1, 3, n_v).expand(b, 3, n_v)
+        # rest joints and parent offsets, linear in beta
+        if shape is not None:
+            jj = torch.addmm(p.j_template, shape, p.j_basis).view(b, 2, n_j, 3)
+        else:
+            jj = p.j_template.view(1, 2, n_j, 3).expand(b, 2, n_j, 3)
+        j_rest = jj[:, 0]
+        # chain, one (3x4) @ (4x4) product per depth, level order
+        bottom = _constants(pose.dtype, pose.device)[2].expand(b, n_j, 1, 4)
+        local34 = torch.cat([rot, jj[:, 1, :, :, None]], -1)
+        local = torch.cat([local34, bottom], -2)
+        s0, e0 = lv.spans[0]
+        parts = [local34[:, s0:e0]]
+        for (s, e), pp in zip(lv.spans[1:], lv.parent_pos[1:], strict=True):
+            parts.append((parts[-1] if pp is None else parts[-1][:, pp]) @ local[:, s:e])
+        world = torch.cat(parts, 1)
+        # vertices (B, V, 3) stored coordinate-major (strides (3V, 1, V)): skinning writes them without a
+        # transposing copy, and the gradients that come back have the same layout
+        verts = torch.empty_strided((b, n_v, 3), (3 * n_v, 1, n_v), dtype=pose.dtype, device=pose.device)
+        _, m = _skin_forward(world, j_rest, p.weights_t, vt, out=verts.transpose(1, 2))
+        world_m = world.index_select(1, lv.inverse)
+        if transl is not None:
+            verts.transpose(1, 2).add_(transl[:, :, None])
+            world_m[..., 3] += transl[:, None]
+        transforms = torch.cat([world_m, bottom], -2)
+        joints = world_m[..., 3].clone()
+        ctx.packed = p
+        ctx.rot_input = pose.dim() == 4
+        ctx.has_shape = shape is not None
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(local, world, j_rest, m, vt, *rod)
+        return verts, joints, transforms
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, g_verts: torch.Tensor | None, g_joints: torch.Tensor | None, g_transforms: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None]:
+        p: PackedLBS = ctx.packed
+        lv = p.levels
+        local, world, j_rest, m, vt, *rod = ctx.saved_tensors
+        need_pose, need_betas, need_transl = ctx.needs_input_grad[:3]
+        need_betas = need_betas and ctx.has_shape
+        b, n_j = world.shape[0], world.shape[1]
+        n_v, n_s = p.weights_t.shape[1], p.n_shape
+        # gradient of the world transforms (B, J, 3, 4), level order, from the joint outputs
+        if g_transforms is not None:
+            g_world = g_transforms[..., :3, :].index_select(1, lv.order)
+            if g_joints is not None:
+                g_world[..., 3] += g_joints.index_select(1, lv.order)
+        else:
+            g_world = world.new_zeros(b, n_j, 3, 4)
+            if g_joints is not None:
+                g_world[..., 3] = g_joints.index_select(1, lv.order)
+        g_transl = g_world[..., 3].sum(1) if need_transl else None
+        if g_verts is not None and g_transl is not None:
+            g_transl += g_verts.sum(1)
+        if not (need_pose or need_betas):
+            return None, None, g_transl, None
+        g_rest: torch.Tensor | None = None
+        g_vt: torch.Tensor | None = None
+        if g_verts is not None:
+            gt = g_verts.transpose(1, 2).contiguous()  # a no-op for gradients in the vertices' own layout
+            need = (True, need_betas, need_betas or (need_pose and p.has_pose_blend))
+            gw_skin, g_rest, g_vt = _skin_backward(gt, world, j_rest, m, p.weights_t, vt, need)
+            assert gw_skin is not None
+            g_world += gw_skin
+        # chain backward, deepest level first: W_l = W_p @ L_l
+        g_local = torch.empty_like(local[..., :3, :])
+        spans = lv.spans
+        for d in range(len(spans) - 1, 0, -1):
+            (s, e), (ps, pe), pp = spans[d], spans[d - 1], lv.parent_pos[d]
+            g_l = g_world[:, s:e]
+            par = world[:, ps:pe, :, :3]
+            par_rot = par if pp is None else par[:, pp]
+            g_local[:, s:e] = par_rot.transpose(-1, -2) @ g_l
+            to_par = g_l @ local[:, s:e].transpose(-1, -2)
+            if pp is not None:
+                g_world[:, ps:pe].index_add_(1, pp, to_par)
+            elif pe - ps == 1 and e - s > 1:
+                g_world[:, ps:pe] += to_par.sum(1, keepdim=True)
+            else:
+                g_world[:, ps:pe] += to_par
+        s0, e0 = spans[0]
+        g_local[:, s0:e0] = g_world[:, s0:e0]
+        # rest joints and parent offsets
+        g_rot = g_local[..., :3]
+        g_betas: torch.Tensor | None = None
+        if need_betas:
+            g_jj = torch.stack([torch.zeros_like(j_rest) if g_rest is None else g_rest, g_local[..., 3]], 1)
+            g_betas = g_jj.view(b, 6 * n_j) @ p.j_basis.transpose(0, 1)
+        # blend shapes
+        if g_vt is not None:
+            k0 = 0 if need_betas else n_s
+            k1 = p.basis.shape[0] if need_pose and p.has_pose_blend else n_s
+            g_coef = g_vt.view(b, 3 * n_v) @ p.basis[k0:k1].transpose(0, 1)
+            if need_betas:
+                assert g_betas is not None
+                g_betas += g_coef[:, :n_s]
+            if need_pose and p.has_pose_blend:
+                g_rot[:, 1:] += g_coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3)
+        g_pose: torch.Tensor | None = None
+        if need_pose:
+            if ctx.rot_input:
+                g_pose = g_rot.index_select(1, lv.inverse)
+            else:
+                g_aa = _rodrigues_backward(g_rot.reshape(-1, 3, 3), tuple(rod))
+                g_pose = g_aa.view(b, n_j, 3).index_select(1, lv.inverse)
+        return g_pose, g_betas, g_transl, None
+
+
 def lbs_packed(
     pose: torch.Tensor, betas: torch.Tensor | None, transl: torch.Tensor | None, packed: PackedLBS
 ) -> LBSOutput:
-    """Full linear blend skinning from axis-angle pose and shape coefficients, on a :class:`PackedLBS`.
+    """Full linear blend skinning from axis-angle pose and shape coefficients, on a :class:`PackedLBS`, as one
+    autograd node with a hand-written backward (first-order only; :class:`_LBS`).
 
     Args:
         pose: (B, J, 3) axis-angle per joint (root first, model joint order), radians; or (B, J, 3, 3)
@@ -429,40 +643,8 @@ def lbs_packed(
     Returns:
         :class:`LBSOutput`.
     """
-    p = packed
-    lv = p.levels
-    b = pose.shape[0]
-    n_j = lv.order.shape[0]
-    n_v = p.weights_t.shape[1]
-    rot = pose[:, lv.order] if pose.dim() == 4 else rodrigues(pose[:, lv.order])
-    shape = betas if betas is not None and p.n_shape > 0 else None
-    coeffs: list[torch.Tensor] = []
-    rows = slice(0, 0)
-    if shape is not None:
-        coeffs.append(shape)
-        rows = slice(0, p.n_shape)
-    if p.has_pose_blend:
-        coeffs.append(rot[:, 1:].reshape(b, -1))
-        rows = slice(0 if shape is not None else p.n_shape, p.basis.shape[0])
-    if coeffs:
-        c = coeffs[0] if len(coeffs) == 1 else torch.cat(coeffs, dim=1)
-        template = p.template_posed if p.has_pose_blend else p.template
-        v_t = torch.addmm(template, c, p.basis[rows]).view(b, 3, n_v)
-    else:
-        v_t = p.template.view(1, 3, n_v).expand(b, 3, n_v)
-    if shape is not None:
-        jj = torch.addmm(p.j_template, shape, p.j_basis).view(b, 2, n_j, 3)
-    else:
-        jj = p.j_template.view(1, 2, n_j, 3).expand(b, 2, n_j, 3)
-    j_rest, rel = jj[:, 0], jj[:, 1]
-    world = _chain(torch.cat([rot, rel[..., None]], dim=-1), lv)  # (B, J, 3, 4) level order
-    verts = _skin_t(world, j_rest, p.weights_t, v_t).transpose(1, 2)
-    world = world[:, lv.inverse]
-    if transl is not None:
-        verts = verts + transl[:, None]
-        world = world + torch.nn.functional.pad(transl[:, None, :, None], (3, 0))
-    bottom = world.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(b, n_j, 1, 4)
-    return LBSOutput(vertices=verts, joints=world[..., 3], joint_transforms=torch.cat([world, bottom], dim=-2))
+    verts, joints, transforms = _LBS.apply(pose, betas, transl, packed)
+    return LBSOutput(vertices=verts, joints=joints, joint_transforms=transforms)
 
 
 def lbs(
