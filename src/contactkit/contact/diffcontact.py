@@ -23,6 +23,7 @@ Implementation notes (documented departures):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,6 +46,7 @@ __all__ = [
     "hand_contact_from_sdf",
     "hand_contact_map",
     "nearest_index",
+    "object_contact_loss",
     "object_contact_map",
     "penetration_along_normals",
     "penetration_from_sdf",
@@ -77,6 +79,124 @@ def _gather(points: Tensor, idx: Tensor) -> Tensor:
     offsets = torch.arange(0, b * m, m, device=idx.device).unsqueeze(-1)
     return points.reshape(b * m, d).index_select(0, (idx + offsets).reshape(-1)).view(b, idx.shape[1], d)
 
+
+
+def _sum3(p: Tensor) -> Tensor:
+    """``p.sum(-1)`` of a (..., 3) tensor as ``p[..., 0] + p[..., 1] + p[..., 2]``: the same sequential
+    additions (bitwise equal, checked in the tests) without the reduction kernel, which is several times
+    slower on a last dimension of 3 (CPU)."""
+    return p[..., 0] + p[..., 1] + p[..., 2]
+
+
+class _ObjectContactLoss(torch.autograd.Function):
+    """:func:`object_contact_map` followed by :func:`asymmetric_contact_loss`, as one autograd node.
+
+    Works coordinate-major: the pairs are gathered into (3, B, P) planes, so every step runs on contiguous
+    (B, P) rows (a 3-element reduction or a (B, P, 1) x (B, P, 3) broadcast is 5-10x slower than the same
+    arithmetic on planes, CPU). Forward and backward repeat autograd's own floating-point operations on the
+    composition (every product, quotient and mask in the same order; the backward formulas of ``index_select``,
+    ``mean``, ``where``, ``clamp``, ``reciprocal``, ``sqrt``, ``mul`` and ``sub``), so values and gradients are
+    bitwise those of the composed functions (``tests/contact/test_diffcontact.py``). Gradient w.r.t. the hand
+    vertices only: :func:`object_contact_loss` uses the composition when anything else needs one.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hand_verts: Tensor, idx: Tensor, centres: Tensor, normals: Tensor, target: Tensor,
+        c_top: float, c_bot: float, c_rad: float, missing_weight: float,
+    ) -> Tensor:
+        b, v, _ = hand_verts.shape
+        p = idx.shape[1]
+        rows = (idx + torch.arange(0, b * v, v, device=idx.device).unsqueeze(-1)).reshape(1, b * p)
+        flat = (rows + torch.arange(0, 3 * b * v, b * v, device=idx.device).unsqueeze(-1)).reshape(-1)
+        x = hand_verts.permute(2, 0, 1).reshape(-1).index_select(0, flat).view(3, b, p)
+        rel = x - centres
+        m = rel * normals
+        s1 = m[0] + m[1] + m[2]  # = (rel * normals).sum(-1): the same additions in the same order
+        alpha = s1.clamp(min=-c_bot, max=c_top)
+        perp = rel - alpha * normals
+        m = perp * perp
+        s2 = m[0] + m[1] + m[2]
+        phi = torch.sqrt(s2.clamp(min=_EPS * _EPS))
+        r = phi.clamp(min=c_rad * 1e-6).reciprocal()  # c_rad / t is t.reciprocal() * c_rad in torch
+        q = r * c_rad
+        diff = q.clamp(max=1.0) - target
+        out = torch.maximum(diff, diff * -missing_weight).mean(-1)  # = where(diff < 0, -w * diff, diff), w > 0
+        # the backward's masks as 0/1 planes: a multiplication by one is 20x faster than torch.where on CPU and
+        # gives the same values (a masked entry becomes -0 instead of +0, which no later sum can tell apart)
+        in_range = _mask(torch.ge, s1, -c_bot).mul_(_mask(torch.le, s1, c_top))
+        masks = (_mask(torch.lt, diff, 0.0), _mask(torch.le, q, 1.0), _mask(torch.ge, phi, c_rad * 1e-6),
+                 _mask(torch.ge, s2, _EPS * _EPS), in_range)
+        ctx.save_for_backward(flat, normals, perp, phi, r, *masks)
+        ctx.consts = (c_rad, missing_weight, hand_verts.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        flat, normals, perp, phi, r, lt, q_ok, phi_ok, s2_ok, in_range = ctx.saved_tensors
+        c_rad, missing_weight, (b, v, _) = ctx.consts
+        g = grad_out.unsqueeze(-1).expand(lt.shape) / lt.shape[-1]  # mean
+        g = g * (lt * -missing_weight + (1.0 - lt))  # where(diff < 0, ...): g * -w or g
+        g = g * q_ok * c_rad  # clamp(max=1), then * c_rad
+        g = -g * (r * r) * phi_ok  # reciprocal, then clamp(min)
+        g = g / (phi * 2) * s2_ok  # sqrt, then clamp(min)
+        t = g * perp
+        g_perp = t + t  # perp * perp: the same product reaches perp twice
+        t = -g_perp * normals
+        g_x = g_perp + (t[0] + t[1] + t[2]) * in_range * normals
+        grad = g_x.new_zeros(3 * b * v).index_add_(0, flat, g_x.reshape(-1))  # index_select's backward
+        # contiguous like index_select's own gradient: the hand layer's backward products round by memory layout
+        return grad.view(3, b, v).permute(1, 2, 0).contiguous(), None, None, None, None, None, None, None, None
+
+
+def _mask(compare: Any, x: Tensor, value: float) -> Tensor:
+    """``compare(x, value)`` as a 0/1 tensor of ``x``'s dtype (written straight into it: no bool tensor)."""
+    out: Tensor = compare(x, value, out=torch.empty_like(x))
+    return out
+
+
+def object_contact_loss(
+    hand_verts: Tensor,
+    obj_points: Tensor,
+    obj_normals: Tensor,
+    target: Tensor,
+    nearest_idx: Tensor,
+    *,
+    c_top: float = C_TOP,
+    c_bot: float = C_BOT,
+    c_rad: float = C_RAD,
+    missing_weight: float = MISSING_WEIGHT,
+) -> Tensor:
+    """``asymmetric_contact_loss(object_contact_map(...), target)`` with the pairs ``nearest_idx`` given.
+
+    Args:
+        hand_verts: (B, V, 3) float, metres; obj_points, obj_normals: (B, P, 3) float (unit normals).
+        target: (B, P) float in [0, 1]; nearest_idx: (B, P) int64 hand vertex paired with each object point.
+
+    Returns:
+        (B,) float; bitwise equal to the composition (values and gradients). One autograd node when only
+        ``hand_verts`` needs a gradient (the refiner's case), the composition otherwise.
+    """
+    check_points("hand_verts", hand_verts)
+    check_points("obj_points", obj_points, batch=hand_verts.shape[0])
+    check_points("obj_normals", obj_normals, batch=hand_verts.shape[0], count=obj_points.shape[1])
+    if target.shape != obj_points.shape[:2] or nearest_idx.shape != obj_points.shape[:2]:
+        raise ShapeError(f"target and nearest_idx must have shape (B, P) = {tuple(obj_points.shape[:2])}, got "
+                         f"{tuple(target.shape)} and {tuple(nearest_idx.shape)}")
+    if obj_points.requires_grad or obj_normals.requires_grad or target.requires_grad or missing_weight <= 0:
+        pred = object_contact_map(hand_verts, obj_points, obj_normals, c_top=c_top, c_bot=c_bot, c_rad=c_rad,
+                                  nearest_idx=nearest_idx)
+        return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
+    out: Tensor = _ObjectContactLoss.apply(
+        hand_verts, nearest_idx, _planes(obj_points), _planes(obj_normals), target, c_top, c_bot, c_rad,
+        missing_weight,
+    )
+    return out
+
+
+def _planes(points: Tensor) -> Tensor:
+    """(B, P, 3) -> contiguous (3, B, P) coordinate planes."""
+    return points.permute(2, 0, 1).contiguous()
 
 
 def capsule_distance(
@@ -274,11 +394,10 @@ class ObjectContactTerm:
                 f"got {tuple(target.shape)}"
             )
         idx = _cached_nearest(state.cache, "object_to_hand", state.obj_points, state.hand_verts)
-        pred = object_contact_map(
-            state.hand_verts, state.obj_points, state.obj_normals,
-            c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad, nearest_idx=idx,
+        return object_contact_loss(
+            state.hand_verts, state.obj_points, state.obj_normals, target.to(state.hand_verts.dtype), idx,
+            c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad, missing_weight=self.missing_weight,
         )
-        return asymmetric_contact_loss(pred, target.to(pred.dtype), missing_weight=self.missing_weight)
 
 
 @dataclass
