@@ -44,6 +44,7 @@ __all__ = [
     "capsule_contact",
     "capsule_distance",
     "hand_contact_from_sdf",
+    "hand_contact_loss",
     "hand_contact_map",
     "nearest_index",
     "object_contact_loss",
@@ -81,23 +82,48 @@ def _gather(points: Tensor, idx: Tensor) -> Tensor:
 
 
 
-def _sum3(p: Tensor) -> Tensor:
-    """``p.sum(-1)`` of a (..., 3) tensor as ``p[..., 0] + p[..., 1] + p[..., 2]``: the same sequential
-    additions (bitwise equal, checked in the tests) without the reduction kernel, which is several times
-    slower on a last dimension of 3 (CPU)."""
-    return p[..., 0] + p[..., 1] + p[..., 2]
+# ----------------------------------------------------------------------------------------------------------
+# Fused losses of the refiner's terms (bitwise equal to the composed functions, one autograd node each)
+#
+# Each repeats autograd's own floating-point operations on the composition: every product, quotient and mask in
+# the same order, and the backward formulas of ``index_select``, ``mean``, ``where``, ``clamp``, ``reciprocal``,
+# ``sqrt``, ``mul``, ``neg`` and ``sub``; a sum of two gradients of which one is zero is written as one product.
+# Masks are 0/1 tensors multiplied in: ``torch.where`` is about 20x slower than a product on CPU and gives the same
+# values (a masked entry is -0 instead of +0, which no later sum can tell apart). Tests:
+# ``tests/contact/test_diffcontact.py::test_fused_*`` (values and gradients ``torch.equal`` to the composition).
+
+
+def _mask(compare: Any, x: Tensor, value: float) -> Tensor:
+    """``compare(x, value)`` as a 0/1 tensor of ``x``'s dtype (written straight into it: no bool tensor)."""
+    out: Tensor = compare(x, value, out=torch.empty_like(x))
+    return out
+
+
+def _contact_loss_forward(phi: Tensor, target: Tensor, c_rad: float, missing_weight: float) -> tuple[Tensor, ...]:
+    """``asymmetric_contact_loss(capsule_contact(phi), target)`` (B,) and what its backward needs."""
+    r = phi.clamp(min=c_rad * 1e-6).reciprocal()  # c_rad / t is t.reciprocal() * c_rad in torch
+    q = r * c_rad
+    diff = q.clamp(max=1.0) - target
+    out = torch.maximum(diff, diff * -missing_weight).mean(-1)  # = where(diff < 0, -w * diff, diff) for w > 0
+    return out, r, _mask(torch.lt, diff, 0.0), _mask(torch.le, q, 1.0), _mask(torch.ge, phi, c_rad * 1e-6)
+
+
+def _contact_loss_backward(
+    grad_out: Tensor, r: Tensor, lt: Tensor, q_ok: Tensor, phi_ok: Tensor, c_rad: float, missing_weight: float
+) -> Tensor:
+    """Gradient w.r.t. ``phi`` of :func:`_contact_loss_forward`'s loss, given ``grad_out (B,)``."""
+    g = grad_out.unsqueeze(-1).expand(lt.shape) / lt.shape[-1]  # mean
+    g = g * (lt * -missing_weight + (1.0 - lt))  # where(diff < 0, -w * diff, diff): g * -w or g
+    g = g * q_ok * c_rad  # clamp(max=1), then * c_rad
+    return -g * (r * r) * phi_ok  # reciprocal, then clamp(min)
 
 
 class _ObjectContactLoss(torch.autograd.Function):
-    """:func:`object_contact_map` followed by :func:`asymmetric_contact_loss`, as one autograd node.
+    """:func:`object_contact_map` followed by :func:`asymmetric_contact_loss` (gradient w.r.t. the hand only).
 
     Works coordinate-major: the pairs are gathered into (3, B, P) planes, so every step runs on contiguous
     (B, P) rows (a 3-element reduction or a (B, P, 1) x (B, P, 3) broadcast is 5-10x slower than the same
-    arithmetic on planes, CPU). Forward and backward repeat autograd's own floating-point operations on the
-    composition (every product, quotient and mask in the same order; the backward formulas of ``index_select``,
-    ``mean``, ``where``, ``clamp``, ``reciprocal``, ``sqrt``, ``mul`` and ``sub``), so values and gradients are
-    bitwise those of the composed functions (``tests/contact/test_diffcontact.py``). Gradient w.r.t. the hand
-    vertices only: :func:`object_contact_loss` uses the composition when anything else needs one.
+    arithmetic on planes, CPU); ``p.sum(-1)`` of 3 elements is ``p[0] + p[1] + p[2]``, the same additions.
     """
 
     @staticmethod
@@ -112,33 +138,23 @@ class _ObjectContactLoss(torch.autograd.Function):
         x = hand_verts.permute(2, 0, 1).reshape(-1).index_select(0, flat).view(3, b, p)
         rel = x - centres
         m = rel * normals
-        s1 = m[0] + m[1] + m[2]  # = (rel * normals).sum(-1): the same additions in the same order
+        s1 = m[0] + m[1] + m[2]
         alpha = s1.clamp(min=-c_bot, max=c_top)
         perp = rel - alpha * normals
         m = perp * perp
         s2 = m[0] + m[1] + m[2]
         phi = torch.sqrt(s2.clamp(min=_EPS * _EPS))
-        r = phi.clamp(min=c_rad * 1e-6).reciprocal()  # c_rad / t is t.reciprocal() * c_rad in torch
-        q = r * c_rad
-        diff = q.clamp(max=1.0) - target
-        out = torch.maximum(diff, diff * -missing_weight).mean(-1)  # = where(diff < 0, -w * diff, diff), w > 0
-        # the backward's masks as 0/1 planes: a multiplication by one is 20x faster than torch.where on CPU and
-        # gives the same values (a masked entry becomes -0 instead of +0, which no later sum can tell apart)
+        out, *tail = _contact_loss_forward(phi, target, c_rad, missing_weight)
         in_range = _mask(torch.ge, s1, -c_bot).mul_(_mask(torch.le, s1, c_top))
-        masks = (_mask(torch.lt, diff, 0.0), _mask(torch.le, q, 1.0), _mask(torch.ge, phi, c_rad * 1e-6),
-                 _mask(torch.ge, s2, _EPS * _EPS), in_range)
-        ctx.save_for_backward(flat, normals, perp, phi, r, *masks)
+        ctx.save_for_backward(flat, normals, perp, phi, _mask(torch.ge, s2, _EPS * _EPS), in_range, *tail)
         ctx.consts = (c_rad, missing_weight, hand_verts.shape)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        flat, normals, perp, phi, r, lt, q_ok, phi_ok, s2_ok, in_range = ctx.saved_tensors
+        flat, normals, perp, phi, s2_ok, in_range, *tail = ctx.saved_tensors
         c_rad, missing_weight, (b, v, _) = ctx.consts
-        g = grad_out.unsqueeze(-1).expand(lt.shape) / lt.shape[-1]  # mean
-        g = g * (lt * -missing_weight + (1.0 - lt))  # where(diff < 0, ...): g * -w or g
-        g = g * q_ok * c_rad  # clamp(max=1), then * c_rad
-        g = -g * (r * r) * phi_ok  # reciprocal, then clamp(min)
+        g = _contact_loss_backward(grad_out, *tail, c_rad, missing_weight)
         g = g / (phi * 2) * s2_ok  # sqrt, then clamp(min)
         t = g * perp
         g_perp = t + t  # perp * perp: the same product reaches perp twice
@@ -149,10 +165,26 @@ class _ObjectContactLoss(torch.autograd.Function):
         return grad.view(3, b, v).permute(1, 2, 0).contiguous(), None, None, None, None, None, None, None, None
 
 
-def _mask(compare: Any, x: Tensor, value: float) -> Tensor:
-    """``compare(x, value)`` as a 0/1 tensor of ``x``'s dtype (written straight into it: no bool tensor)."""
-    out: Tensor = compare(x, value, out=torch.empty_like(x))
-    return out
+class _HandContactLoss(torch.autograd.Function):
+    """:func:`hand_contact_from_sdf` followed by :func:`asymmetric_contact_loss` (gradient w.r.t. ``sdf``)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, sdf: Tensor, target: Tensor, c_top: float, c_bot: float, c_rad: float, missing_weight: float
+    ) -> Tensor:
+        above = _mask(torch.gt, sdf, 0.0)
+        w = (sdf - c_top) * above + (-sdf - c_bot) * (1.0 - above)  # where(sdf > 0, ...): one product is 0
+        out, *tail = _contact_loss_forward(w.clamp(min=0.0), target, c_rad, missing_weight)
+        ctx.save_for_backward(above * 2.0 - 1.0, _mask(torch.ge, w, 0.0), *tail)
+        ctx.consts = (c_rad, missing_weight)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        sign, w_ok, *tail = ctx.saved_tensors
+        c_rad, missing_weight = ctx.consts
+        g = _contact_loss_backward(grad_out, *tail, c_rad, missing_weight) * w_ok  # clamp(min=0)
+        return g * sign, None, None, None, None, None  # sdf - c_top above the surface, -sdf - c_bot below
 
 
 def object_contact_loss(
@@ -187,16 +219,38 @@ def object_contact_loss(
         pred = object_contact_map(hand_verts, obj_points, obj_normals, c_top=c_top, c_bot=c_bot, c_rad=c_rad,
                                   nearest_idx=nearest_idx)
         return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
-    out: Tensor = _ObjectContactLoss.apply(
-        hand_verts, nearest_idx, _planes(obj_points), _planes(obj_normals), target, c_top, c_bot, c_rad,
-        missing_weight,
-    )
+    planes = (t.permute(2, 0, 1).contiguous() for t in (obj_points, obj_normals))
+    out: Tensor = _ObjectContactLoss.apply(hand_verts, nearest_idx, *planes, target, c_top, c_bot, c_rad,
+                                           missing_weight)
     return out
 
 
-def _planes(points: Tensor) -> Tensor:
-    """(B, P, 3) -> contiguous (3, B, P) coordinate planes."""
-    return points.permute(2, 0, 1).contiguous()
+def hand_contact_loss(
+    sdf: Tensor,
+    target: Tensor,
+    *,
+    c_top: float = C_TOP,
+    c_bot: float = C_BOT,
+    c_rad: float = C_RAD,
+    missing_weight: float = MISSING_WEIGHT,
+) -> Tensor:
+    """``asymmetric_contact_loss(hand_contact_from_sdf(sdf), target)``.
+
+    Args:
+        sdf: (B, V) float, metres, negative inside; target: (B, V) float in [0, 1].
+
+    Returns:
+        (B,) float; bitwise equal to the composition (values and gradients), one autograd node when only ``sdf``
+        needs a gradient.
+    """
+    if sdf.shape != target.shape or sdf.ndim != 2:
+        raise ShapeError(f"sdf and target must both have shape (B, V), got {tuple(sdf.shape)} and "
+                         f"{tuple(target.shape)}")
+    if target.requires_grad or missing_weight <= 0:
+        pred = hand_contact_from_sdf(sdf, c_top=c_top, c_bot=c_bot, c_rad=c_rad)
+        return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
+    out: Tensor = _HandContactLoss.apply(sdf, target, c_top, c_bot, c_rad, missing_weight)
+    return out
 
 
 def capsule_distance(
@@ -419,8 +473,8 @@ class HandContactTerm:
             raise ShapeError(
                 f"hand contact target must have shape (B, V) = {tuple(sdf.shape)}, got {tuple(target.shape)}"
             )
-        pred = hand_contact_from_sdf(sdf, c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad)
-        return asymmetric_contact_loss(pred, target.to(pred.dtype), missing_weight=self.missing_weight)
+        return hand_contact_loss(sdf, target.to(sdf.dtype), c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad,
+                                 missing_weight=self.missing_weight)
 
 
 @dataclass
