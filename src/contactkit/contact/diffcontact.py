@@ -22,7 +22,8 @@ Implementation notes (documented departures):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -43,6 +44,7 @@ __all__ = [
     "asymmetric_contact_loss",
     "capsule_contact",
     "capsule_distance",
+    "coordinate_planes",
     "hand_contact_from_sdf",
     "hand_contact_loss",
     "hand_contact_map",
@@ -108,10 +110,10 @@ def _contact_loss_forward(phi: Tensor, target: Tensor, c_rad: float, missing_wei
     return out, r, _mask(torch.lt, diff, 0.0), _mask(torch.le, q, 1.0), _mask(torch.ge, phi, c_rad * 1e-6)
 
 
-def _contact_loss_backward(
-    grad_out: Tensor, r: Tensor, lt: Tensor, q_ok: Tensor, phi_ok: Tensor, c_rad: float, missing_weight: float
-) -> Tensor:
-    """Gradient w.r.t. ``phi`` of :func:`_contact_loss_forward`'s loss, given ``grad_out (B,)``."""
+def _contact_loss_backward(grad_out: Tensor, saved: Sequence[Tensor], c_rad: float, missing_weight: float) -> Tensor:
+    """Gradient w.r.t. ``phi`` of :func:`_contact_loss_forward`'s loss, given ``grad_out (B,)`` and the
+    ``(r, lt, q_ok, phi_ok)`` it returned after the loss."""
+    r, lt, q_ok, phi_ok = saved
     g = grad_out.unsqueeze(-1).expand(lt.shape) / lt.shape[-1]  # mean
     g = g * (lt * -missing_weight + (1.0 - lt))  # where(diff < 0, -w * diff, diff): g * -w or g
     g = g * q_ok * c_rad  # clamp(max=1), then * c_rad
@@ -127,7 +129,7 @@ class _ObjectContactLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, hand_verts: Tensor, idx: Tensor, centres: Tensor, normals: Tensor, target: Tensor,
         c_top: float, c_bot: float, c_rad: float, missing_weight: float,
     ) -> Tensor:
@@ -151,10 +153,10 @@ class _ObjectContactLoss(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         flat, normals, perp, phi, s2_ok, in_range, *tail = ctx.saved_tensors
         c_rad, missing_weight, (b, v, _) = ctx.consts
-        g = _contact_loss_backward(grad_out, *tail, c_rad, missing_weight)
+        g = _contact_loss_backward(grad_out, tail, c_rad, missing_weight)
         g = g / (phi * 2) * s2_ok  # sqrt, then clamp(min)
         t = g * perp
         g_perp = t + t  # perp * perp: the same product reaches perp twice
@@ -169,7 +171,7 @@ class _HandContactLoss(torch.autograd.Function):
     """:func:`hand_contact_from_sdf` followed by :func:`asymmetric_contact_loss` (gradient w.r.t. ``sdf``)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, sdf: Tensor, target: Tensor, c_top: float, c_bot: float, c_rad: float, missing_weight: float
     ) -> Tensor:
         above = _mask(torch.gt, sdf, 0.0)
@@ -180,10 +182,10 @@ class _HandContactLoss(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         sign, w_ok, *tail = ctx.saved_tensors
         c_rad, missing_weight = ctx.consts
-        g = _contact_loss_backward(grad_out, *tail, c_rad, missing_weight) * w_ok  # clamp(min=0)
+        g = _contact_loss_backward(grad_out, tail, c_rad, missing_weight) * w_ok  # clamp(min=0)
         return g * sign, None, None, None, None, None  # sdf - c_top above the surface, -sdf - c_bot below
 
 
@@ -198,12 +200,15 @@ def object_contact_loss(
     c_bot: float = C_BOT,
     c_rad: float = C_RAD,
     missing_weight: float = MISSING_WEIGHT,
+    planes: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """``asymmetric_contact_loss(object_contact_map(...), target)`` with the pairs ``nearest_idx`` given.
 
     Args:
         hand_verts: (B, V, 3) float, metres; obj_points, obj_normals: (B, P, 3) float (unit normals).
         target: (B, P) float in [0, 1]; nearest_idx: (B, P) int64 hand vertex paired with each object point.
+        planes: optional ``(obj_points, obj_normals)`` as contiguous (3, B, P) coordinate planes (see
+            :func:`coordinate_planes`), for a caller that reuses them across calls.
 
     Returns:
         (B,) float; bitwise equal to the composition (values and gradients). One autograd node when only
@@ -219,10 +224,16 @@ def object_contact_loss(
         pred = object_contact_map(hand_verts, obj_points, obj_normals, c_top=c_top, c_bot=c_bot, c_rad=c_rad,
                                   nearest_idx=nearest_idx)
         return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
-    planes = (t.permute(2, 0, 1).contiguous() for t in (obj_points, obj_normals))
+    if planes is None:
+        planes = (coordinate_planes(obj_points), coordinate_planes(obj_normals))
     out: Tensor = _ObjectContactLoss.apply(hand_verts, nearest_idx, *planes, target, c_top, c_bot, c_rad,
                                            missing_weight)
     return out
+
+
+def coordinate_planes(points: Tensor) -> Tensor:
+    """(B, N, 3) -> contiguous (3, B, N): one plane per coordinate."""
+    return points.detach().permute(2, 0, 1).contiguous()
 
 
 def hand_contact_loss(
@@ -439,6 +450,9 @@ class ObjectContactTerm:
     c_top: float = C_TOP
     c_bot: float = C_BOT
     c_rad: float = C_RAD
+    _planes: tuple[list[tuple[Tensor, int]], tuple[Tensor, Tensor]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __call__(self, state: HandObjectState) -> Tensor:
         target = self.target[state.rows]
@@ -448,10 +462,22 @@ class ObjectContactTerm:
                 f"got {tuple(target.shape)}"
             )
         idx = _cached_nearest(state.cache, "object_to_hand", state.obj_points, state.hand_verts)
+        moving = state.obj_points.requires_grad or state.obj_normals.requires_grad  # then the composition runs
         return object_contact_loss(
             state.hand_verts, state.obj_points, state.obj_normals, target.to(state.hand_verts.dtype), idx,
             c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad, missing_weight=self.missing_weight,
+            planes=None if moving else self._object_planes(state),
         )
+
+    def _object_planes(self, state: HandObjectState) -> tuple[Tensor, Tensor]:
+        """Coordinate planes of the object points and normals, kept while the state holds the same tensors
+        (the refiner poses a fixed object once and passes the same tensors at every iteration)."""
+        key = [(t, t._version) for t in (state.obj_points, state.obj_normals)]
+        kept = self._planes
+        if kept is None or any(a is not t or v != t._version for (a, v), (t, _) in zip(kept[0], key, strict=True)):
+            kept = (key, (coordinate_planes(state.obj_points), coordinate_planes(state.obj_normals)))
+            self._planes = kept
+        return kept[1]
 
 
 @dataclass
