@@ -202,3 +202,73 @@ def test_state_anchors_computed_on_first_use_only():
     with pytest.raises(ShapeError, match="anchors"):
         HandObjectState(hand_verts=verts, keypoints=verts[:, :21], obj_points=verts,
                         obj_normals=verts).require_anchors("t")
+
+
+def _contact_case(seed: int, dtype, b: int = 6, v: int = 200, p: int = 300):
+    """Hand vertices, object samples and normals, pairs and targets covering every branch of the contact loss:
+    pairs inside the capsules (contact 1), on both sides of the segment, far away, and exactly on the surface."""
+    g = torch.Generator().manual_seed(seed)
+    pts = (torch.randn(b, p, 3, generator=g, dtype=torch.float64) * 0.03).to(dtype)
+    nrm = torch.nn.functional.normalize(torch.randn(b, p, 3, generator=g, dtype=torch.float64), dim=-1).to(dtype)
+    verts = (torch.randn(b, v, 3, generator=g, dtype=torch.float64) * 0.03).to(dtype)
+    near = torch.rand(b, 60, 1, generator=g, dtype=torch.float64).to(dtype) * 4e-3 - 2e-3
+    verts[:, :60] = pts[:, :60] + near * nrm[:, :60]
+    verts[:, 60] = pts[:, 60]  # exactly on the surface
+    idx = torch.randint(0, v, (b, p), generator=g)
+    idx[:, :61] = torch.arange(61)
+    target = (torch.rand(b, p, generator=g, dtype=torch.float64) > 0.6).to(dtype)
+    target = target * torch.rand(b, p, generator=g, dtype=torch.float64).to(dtype)
+    weights = torch.randn(b, generator=g, dtype=torch.float64).to(dtype)
+    return verts, pts, nrm, idx, target, weights
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_object_contact_loss_equals_the_composition(dtype):
+    """Values and gradients bitwise equal to object_contact_map + asymmetric_contact_loss (their naive twin)."""
+    from contactkit.contact.diffcontact import object_contact_loss
+
+    for seed in range(4):
+        verts, pts, nrm, idx, target, w = _contact_case(seed, dtype)
+        fast_in, ref_in = verts.clone().requires_grad_(), verts.clone().requires_grad_()
+        fast = object_contact_loss(fast_in, pts, nrm, target, idx, missing_weight=2.5)
+        ref = asymmetric_contact_loss(object_contact_map(ref_in, pts, nrm, nearest_idx=idx), target,
+                                      missing_weight=2.5)
+        assert torch.equal(fast, ref)
+        (fast * w).sum().backward()
+        (ref * w).sum().backward()
+        assert torch.equal(fast_in.grad, ref_in.grad)
+        assert fast_in.grad.is_contiguous()
+
+
+def test_fused_object_contact_loss_composes_when_the_object_needs_a_gradient():
+    from contactkit.contact.diffcontact import object_contact_loss
+
+    verts, pts, nrm, idx, target, _ = _contact_case(7, torch.float64)
+    pts.requires_grad_()
+    object_contact_loss(verts, pts, nrm, target, idx).sum().backward()
+    ref = torch.autograd.grad(asymmetric_contact_loss(object_contact_map(verts, pts, nrm, nearest_idx=idx),
+                                                      target).sum(), pts)[0]
+    assert torch.equal(pts.grad, ref)
+    with pytest.raises(ShapeError, match="nearest_idx"):
+        object_contact_loss(verts, pts, nrm, target, idx[:, :5])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_hand_contact_loss_equals_the_composition(dtype):
+    """Values and gradients bitwise equal to hand_contact_from_sdf + asymmetric_contact_loss, also at the
+    branch points (sdf = 0, c_top, -c_bot, c_top + c_rad)."""
+    from contactkit.contact.diffcontact import C_BOT, C_TOP, hand_contact_loss
+
+    g = torch.Generator().manual_seed(3)
+    sdf = (torch.randn(5, 400, generator=g, dtype=torch.float64) * 3e-3).to(dtype)
+    sdf[0, :6] = torch.tensor([0.0, C_TOP, -C_BOT, C_TOP + C_RAD, -C_BOT - C_RAD, -0.0], dtype=dtype)
+    target = (torch.rand(5, 400, generator=g, dtype=torch.float64) > 0.5).to(dtype)
+    target = target * torch.rand(5, 400, generator=g, dtype=torch.float64).to(dtype)
+    w = torch.randn(5, generator=g, dtype=torch.float64).to(dtype)
+    fast_in, ref_in = sdf.clone().requires_grad_(), sdf.clone().requires_grad_()
+    fast = hand_contact_loss(fast_in, target)
+    ref = asymmetric_contact_loss(hand_contact_from_sdf(ref_in), target)
+    assert torch.equal(fast, ref)
+    (fast * w).sum().backward()
+    (ref * w).sum().backward()
+    assert torch.equal(fast_in.grad, ref_in.grad)

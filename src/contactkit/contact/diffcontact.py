@@ -22,7 +22,9 @@ Implementation notes (documented departures):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,9 +44,12 @@ __all__ = [
     "asymmetric_contact_loss",
     "capsule_contact",
     "capsule_distance",
+    "coordinate_planes",
     "hand_contact_from_sdf",
+    "hand_contact_loss",
     "hand_contact_map",
     "nearest_index",
+    "object_contact_loss",
     "object_contact_map",
     "penetration_along_normals",
     "penetration_from_sdf",
@@ -77,6 +82,186 @@ def _gather(points: Tensor, idx: Tensor) -> Tensor:
     offsets = torch.arange(0, b * m, m, device=idx.device).unsqueeze(-1)
     return points.reshape(b * m, d).index_select(0, (idx + offsets).reshape(-1)).view(b, idx.shape[1], d)
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fused losses of the refiner's terms (bitwise equal to the composed functions, one autograd node each)
+#
+# Each repeats autograd's own floating-point operations on the composition: every product, quotient and mask in
+# the same order, and the backward formulas of ``index_select``, ``mean``, ``where``, ``clamp``, ``reciprocal``,
+# ``sqrt``, ``mul``, ``neg`` and ``sub``; a sum of two gradients of which one is zero is written as one product.
+# Masks are 0/1 tensors multiplied in: ``torch.where`` is about 20x slower than a product on CPU and gives the same
+# values (a masked entry is -0 instead of +0, which no later sum can tell apart). Tests:
+# ``tests/contact/test_diffcontact.py::test_fused_*`` (values and gradients ``torch.equal`` to the composition).
+
+
+def _mask(compare: Any, x: Tensor, value: float) -> Tensor:
+    """``compare(x, value)`` as a 0/1 tensor of ``x``'s dtype (written straight into it: no bool tensor)."""
+    out: Tensor = compare(x, value, out=torch.empty_like(x))
+    return out
+
+
+def _contact_loss_forward(phi: Tensor, target: Tensor, c_rad: float, missing_weight: float) -> tuple[Tensor, ...]:
+    """``asymmetric_contact_loss(capsule_contact(phi), target)`` (B,) and what its backward needs."""
+    r = phi.clamp(min=c_rad * 1e-6).reciprocal()  # c_rad / t is t.reciprocal() * c_rad in torch
+    q = r * c_rad
+    diff = q.clamp(max=1.0) - target
+    out = torch.maximum(diff, diff * -missing_weight).mean(-1)  # = where(diff < 0, -w * diff, diff) for w > 0
+    return out, r, _mask(torch.lt, diff, 0.0), _mask(torch.le, q, 1.0), _mask(torch.ge, phi, c_rad * 1e-6)
+
+
+def _contact_loss_backward(grad_out: Tensor, saved: Sequence[Tensor], c_rad: float, missing_weight: float) -> Tensor:
+    """Gradient w.r.t. ``phi`` of :func:`_contact_loss_forward`'s loss, given ``grad_out (B,)`` and the
+    ``(r, lt, q_ok, phi_ok)`` it returned after the loss."""
+    r, lt, q_ok, phi_ok = saved
+    g = grad_out.unsqueeze(-1).expand(lt.shape) / lt.shape[-1]  # mean
+    g = g * (lt * -missing_weight + (1.0 - lt))  # where(diff < 0, -w * diff, diff): g * -w or g
+    g = g * q_ok * c_rad  # clamp(max=1), then * c_rad
+    return -g * (r * r) * phi_ok  # reciprocal, then clamp(min)
+
+
+class _ObjectContactLoss(torch.autograd.Function):
+    """:func:`object_contact_map` followed by :func:`asymmetric_contact_loss` (gradient w.r.t. the hand only).
+
+    Works coordinate-major: the pairs are gathered into (3, B, P) planes, so every step runs on contiguous
+    (B, P) rows (a 3-element reduction or a (B, P, 1) x (B, P, 3) broadcast is 5-10x slower than the same
+    arithmetic on planes, CPU); ``p.sum(-1)`` of 3 elements is ``p[0] + p[1] + p[2]``, the same additions.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, hand_verts: Tensor, idx: Tensor, centres: Tensor, normals: Tensor, target: Tensor,
+        c_top: float, c_bot: float, c_rad: float, missing_weight: float,
+    ) -> Tensor:
+        b, v, _ = hand_verts.shape
+        p = idx.shape[1]
+        rows = (idx + torch.arange(0, b * v, v, device=idx.device).unsqueeze(-1)).reshape(1, b * p)
+        flat = (rows + torch.arange(0, 3 * b * v, b * v, device=idx.device).unsqueeze(-1)).reshape(-1)
+        x = hand_verts.permute(2, 0, 1).reshape(-1).index_select(0, flat).view(3, b, p)
+        rel = x - centres
+        m = rel * normals
+        s1 = m[0] + m[1] + m[2]
+        alpha = s1.clamp(min=-c_bot, max=c_top)
+        perp = rel - alpha * normals
+        m = perp * perp
+        s2 = m[0] + m[1] + m[2]
+        phi = torch.sqrt(s2.clamp(min=_EPS * _EPS))
+        out, *tail = _contact_loss_forward(phi, target, c_rad, missing_weight)
+        in_range = _mask(torch.ge, s1, -c_bot).mul_(_mask(torch.le, s1, c_top))
+        ctx.save_for_backward(flat, normals, perp, phi, _mask(torch.ge, s2, _EPS * _EPS), in_range, *tail)
+        ctx.consts = (c_rad, missing_weight, hand_verts.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        flat, normals, perp, phi, s2_ok, in_range, *tail = ctx.saved_tensors
+        c_rad, missing_weight, (b, v, _) = ctx.consts
+        g = _contact_loss_backward(grad_out, tail, c_rad, missing_weight)
+        g = g / (phi * 2) * s2_ok  # sqrt, then clamp(min)
+        t = g * perp
+        g_perp = t + t  # perp * perp: the same product reaches perp twice
+        t = -g_perp * normals
+        g_x = g_perp + (t[0] + t[1] + t[2]) * in_range * normals
+        grad = g_x.new_zeros(3 * b * v).index_add_(0, flat, g_x.reshape(-1))  # index_select's backward
+        # contiguous like index_select's own gradient: the hand layer's backward products round by memory layout
+        return grad.view(3, b, v).permute(1, 2, 0).contiguous(), None, None, None, None, None, None, None, None
+
+
+class _HandContactLoss(torch.autograd.Function):
+    """:func:`hand_contact_from_sdf` followed by :func:`asymmetric_contact_loss` (gradient w.r.t. ``sdf``)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, sdf: Tensor, target: Tensor, c_top: float, c_bot: float, c_rad: float, missing_weight: float
+    ) -> Tensor:
+        above = _mask(torch.gt, sdf, 0.0)
+        w = (sdf - c_top) * above + (-sdf - c_bot) * (1.0 - above)  # where(sdf > 0, ...): one product is 0
+        out, *tail = _contact_loss_forward(w.clamp(min=0.0), target, c_rad, missing_weight)
+        ctx.save_for_backward(above * 2.0 - 1.0, _mask(torch.ge, w, 0.0), *tail)
+        ctx.consts = (c_rad, missing_weight)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        sign, w_ok, *tail = ctx.saved_tensors
+        c_rad, missing_weight = ctx.consts
+        g = _contact_loss_backward(grad_out, tail, c_rad, missing_weight) * w_ok  # clamp(min=0)
+        return g * sign, None, None, None, None, None  # sdf - c_top above the surface, -sdf - c_bot below
+
+
+def object_contact_loss(
+    hand_verts: Tensor,
+    obj_points: Tensor,
+    obj_normals: Tensor,
+    target: Tensor,
+    nearest_idx: Tensor,
+    *,
+    c_top: float = C_TOP,
+    c_bot: float = C_BOT,
+    c_rad: float = C_RAD,
+    missing_weight: float = MISSING_WEIGHT,
+    planes: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """``asymmetric_contact_loss(object_contact_map(...), target)`` with the pairs ``nearest_idx`` given.
+
+    Args:
+        hand_verts: (B, V, 3) float, metres; obj_points, obj_normals: (B, P, 3) float (unit normals).
+        target: (B, P) float in [0, 1]; nearest_idx: (B, P) int64 hand vertex paired with each object point.
+        planes: optional ``(obj_points, obj_normals)`` as contiguous (3, B, P) coordinate planes (see
+            :func:`coordinate_planes`), for a caller that reuses them across calls.
+
+    Returns:
+        (B,) float; bitwise equal to the composition (values and gradients). One autograd node when only
+        ``hand_verts`` needs a gradient (the refiner's case), the composition otherwise.
+    """
+    check_points("hand_verts", hand_verts)
+    check_points("obj_points", obj_points, batch=hand_verts.shape[0])
+    check_points("obj_normals", obj_normals, batch=hand_verts.shape[0], count=obj_points.shape[1])
+    if target.shape != obj_points.shape[:2] or nearest_idx.shape != obj_points.shape[:2]:
+        raise ShapeError(f"target and nearest_idx must have shape (B, P) = {tuple(obj_points.shape[:2])}, got "
+                         f"{tuple(target.shape)} and {tuple(nearest_idx.shape)}")
+    if obj_points.requires_grad or obj_normals.requires_grad or target.requires_grad or missing_weight <= 0:
+        pred = object_contact_map(hand_verts, obj_points, obj_normals, c_top=c_top, c_bot=c_bot, c_rad=c_rad,
+                                  nearest_idx=nearest_idx)
+        return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
+    if planes is None:
+        planes = (coordinate_planes(obj_points), coordinate_planes(obj_normals))
+    out: Tensor = _ObjectContactLoss.apply(hand_verts, nearest_idx, *planes, target, c_top, c_bot, c_rad,
+                                           missing_weight)
+    return out
+
+
+def coordinate_planes(points: Tensor) -> Tensor:
+    """(B, N, 3) -> contiguous (3, B, N): one plane per coordinate."""
+    return points.detach().permute(2, 0, 1).contiguous()
+
+
+def hand_contact_loss(
+    sdf: Tensor,
+    target: Tensor,
+    *,
+    c_top: float = C_TOP,
+    c_bot: float = C_BOT,
+    c_rad: float = C_RAD,
+    missing_weight: float = MISSING_WEIGHT,
+) -> Tensor:
+    """``asymmetric_contact_loss(hand_contact_from_sdf(sdf), target)``.
+
+    Args:
+        sdf: (B, V) float, metres, negative inside; target: (B, V) float in [0, 1].
+
+    Returns:
+        (B,) float; bitwise equal to the composition (values and gradients), one autograd node when only ``sdf``
+        needs a gradient.
+    """
+    if sdf.shape != target.shape or sdf.ndim != 2:
+        raise ShapeError(f"sdf and target must both have shape (B, V), got {tuple(sdf.shape)} and "
+                         f"{tuple(target.shape)}")
+    if target.requires_grad or missing_weight <= 0:
+        pred = hand_contact_from_sdf(sdf, c_top=c_top, c_bot=c_bot, c_rad=c_rad)
+        return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
+    out: Tensor = _HandContactLoss.apply(sdf, target, c_top, c_bot, c_rad, missing_weight)
+    return out
 
 
 def capsule_distance(
@@ -265,6 +450,9 @@ class ObjectContactTerm:
     c_top: float = C_TOP
     c_bot: float = C_BOT
     c_rad: float = C_RAD
+    _planes: tuple[list[tuple[Tensor, int]], tuple[Tensor, Tensor]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __call__(self, state: HandObjectState) -> Tensor:
         target = self.target[state.rows]
@@ -274,11 +462,22 @@ class ObjectContactTerm:
                 f"got {tuple(target.shape)}"
             )
         idx = _cached_nearest(state.cache, "object_to_hand", state.obj_points, state.hand_verts)
-        pred = object_contact_map(
-            state.hand_verts, state.obj_points, state.obj_normals,
-            c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad, nearest_idx=idx,
+        moving = state.obj_points.requires_grad or state.obj_normals.requires_grad  # then the composition runs
+        return object_contact_loss(
+            state.hand_verts, state.obj_points, state.obj_normals, target.to(state.hand_verts.dtype), idx,
+            c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad, missing_weight=self.missing_weight,
+            planes=None if moving else self._object_planes(state),
         )
-        return asymmetric_contact_loss(pred, target.to(pred.dtype), missing_weight=self.missing_weight)
+
+    def _object_planes(self, state: HandObjectState) -> tuple[Tensor, Tensor]:
+        """Coordinate planes of the object points and normals, kept while the state holds the same tensors
+        (the refiner poses a fixed object once and passes the same tensors at every iteration)."""
+        key = [(t, t._version) for t in (state.obj_points, state.obj_normals)]
+        kept = self._planes
+        if kept is None or any(a is not t or v != t._version for (a, v), (t, _) in zip(kept[0], key, strict=True)):
+            kept = (key, (coordinate_planes(state.obj_points), coordinate_planes(state.obj_normals)))
+            self._planes = kept
+        return kept[1]
 
 
 @dataclass
@@ -300,8 +499,8 @@ class HandContactTerm:
             raise ShapeError(
                 f"hand contact target must have shape (B, V) = {tuple(sdf.shape)}, got {tuple(target.shape)}"
             )
-        pred = hand_contact_from_sdf(sdf, c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad)
-        return asymmetric_contact_loss(pred, target.to(pred.dtype), missing_weight=self.missing_weight)
+        return hand_contact_loss(sdf, target.to(sdf.dtype), c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad,
+                                 missing_weight=self.missing_weight)
 
 
 @dataclass

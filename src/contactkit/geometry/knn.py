@@ -82,7 +82,7 @@ class PointIndex:
         """Indices (K,) int64 of the nearest indexed point for each row of ``query (K, 3)`` float."""
         query = np.ascontiguousarray(query, dtype=self.dtype)
         if self._pyk is not None:
-            _, idx = self._pyk.query(query, k=1)
+            _, idx = self._pyk.query(query, k=1, sqr_dists=True)  # squared: no square roots of unused distances
         elif self._ckd is not None:
             _, idx = self._ckd.query(query, k=1, workers=workers)
         return np.asarray(idx, dtype=np.int64)

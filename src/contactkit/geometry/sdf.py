@@ -85,9 +85,10 @@ class _Trilinear(torch.autograd.Function):
         dzy = dz[0::2] + fy * (dz[1::2] - dz[0::2])  # (2, M) rows dx
         grad_f = torch.stack((dx, dy[0] + fx * (dy[1] - dy[0]), dzy[0] + fx * (dzy[1] - dzy[0])), -1).view(f.shape)
         out = out.view(f.shape[:-1])
-        inside = u == uc  # clamped axes carry no interpolation gradient
-        grad_points = torch.where(inside, grad_f / spacing, torch.zeros_like(grad_f))
-        if not bool(inside.all()):
+        # clamped axes carry no interpolation gradient: a product by the 0/1 mask (torch.where's values up to the
+        # sign of a zero, several times faster on CPU)
+        grad_points = grad_f / spacing * torch.eq(u, uc, out=torch.empty_like(u))
+        if not torch.equal(u, uc):
             # outside the box: + distance to the box, whose gradient is the unit offset (0 inside the box)
             offset = (u - uc) * spacing
             dist = offset.norm(dim=-1)

@@ -215,7 +215,7 @@ def build_state(
         pts_w, nrm_w = posed_object
     sdf = None
     if objects.sdf is not None:
-        local = (verts - tr.unsqueeze(1)) @ rot
+        local = _Contiguous.apply(verts) if _identity_pose(rot, tr) else (verts - tr.unsqueeze(1)) @ rot
         sdf = objects.sdf(local, rows)
     return HandObjectState(
         hand_verts=verts,
@@ -231,6 +231,30 @@ def build_state(
         sample_index=rows,
         cache=cache or NeighbourCache(),
     )
+
+
+def _identity_pose(rot: Tensor, tr: Tensor) -> bool:
+    """True when the object pose is exactly ``R = I, t = 0`` and carries no gradient (grasps given in the object
+    frame, the usual case): then ``(verts - t) @ R`` is ``verts`` itself, bitwise (every product by 0 or 1 is
+    exact), values and gradients, and the refiner skips the two (B, V, 3) x (B, 3, 3) products per iteration
+    (through :class:`_Contiguous`, which keeps the memory layout those products give)."""
+    if rot.requires_grad or tr.requires_grad:
+        return False
+    eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+    return bool((rot == eye).all()) and not bool(tr.any())
+
+
+class _Contiguous(torch.autograd.Function):
+    """``x.contiguous()`` whose gradient is made contiguous too, as a product's output and gradient are: the hand
+    layer's backward products round according to the memory layout of the gradient they receive."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.contiguous() if not x.is_contiguous() else x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad.contiguous()
 
 
 class _Plateau:
