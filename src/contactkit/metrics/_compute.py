@@ -181,7 +181,9 @@ def intersection_volume(run: MetricRun) -> Computed:
     vol, fb = np.zeros(n), np.zeros(n, dtype=bool)
     for key, idx in run.ctx.groups.items():
         ov, of = run.grasps.objects[key]
-        res = _inter.intersection_volume(run.ctx.hv_obj[idx], run.grasps.hand_faces, ov, of)
+        res = _inter.intersection_volume(
+            run.ctx.hv_obj[idx], run.grasps.hand_faces, ov, of, object_key=run.grasps.object_key(key)
+        )
         vol[idx], fb[idx] = res.volume_m3, res.fallback
     return Computed(vol, fallback=fb)
 
@@ -343,4 +345,8 @@ def simulation_six(run: MetricRun) -> Computed:
 
 
 def affinity_diversity(run: MetricRun) -> Computed:
-    return Computed(_per_group(run, lambda idx, ov, of: _quality.affinity_diversity(run.ctx.kp_obj[idx], ov, of)))
+    out = np.full(len(run), np.nan)
+    for key, idx in run.ctx.groups.items():
+        ov, of = run.grasps.objects[key]
+        out[idx] = _quality.affinity_diversity(run.ctx.kp_obj[idx], ov, of, object_key=run.grasps.object_key(key))
+    return Computed(out)

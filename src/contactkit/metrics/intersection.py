@@ -97,8 +97,9 @@ class _SharedObject:
 _OBJECTS: LRUCache[_SharedObject] = LRUCache()
 
 
-def _shared_object(verts: np.ndarray, faces: np.ndarray) -> _SharedObject:
-    return _OBJECTS.get_or_make(mesh_key(verts, faces), lambda: _SharedObject(verts, faces))
+def _shared_object(verts: np.ndarray, faces: np.ndarray, key: bytes | None = None) -> _SharedObject:
+    """The cached :class:`_SharedObject` of a mesh; ``key``: its :func:`~contactkit.cache.mesh_key` if known."""
+    return _OBJECTS.get_or_make(mesh_key(verts, faces) if key is None else key, lambda: _SharedObject(verts, faces))
 
 
 def object_solid(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | None:
@@ -169,6 +170,7 @@ def intersection_volume(
     obj_faces: Any,
     *,
     fallback_pitch: float = FALLBACK_PITCH_M,
+    object_key: bytes | None = None,
 ) -> VolumeResult:
     """Exact hand-object intersection volume per sample (cubic metres).
 
@@ -178,6 +180,8 @@ def intersection_volume(
         obj_verts: (V_o, 3) or (B, V_o, 3) float, metres, world frame.
         obj_faces: (F_o, 3) int.
         fallback_pitch: pitch (m) of the solid grid used when a mesh is not a closed manifold (warned, flagged).
+        object_key: the shared object mesh's :func:`~contactkit.cache.mesh_key` when the caller has it (skips
+            hashing the mesh again).
     """
     hv = points_batch(hand_verts, "hand_verts")
     hv, hf = mesh_batch(hv, hand_faces, hv.shape[0], "hand_verts", "hand_faces")
@@ -185,7 +189,7 @@ def intersection_volume(
     ov, of = mesh_batch(obj_verts, obj_faces, hv.shape[0], "obj_verts", "obj_faces")
     vol = np.zeros(hv.shape[0])
     flag = np.zeros(hv.shape[0], dtype=bool)
-    obj = _shared_object(ov[0], of) if shared else None
+    obj = _shared_object(ov[0], of, object_key) if shared else None
     hand_chain: tuple[np.ndarray, np.ndarray] | None = None  # the fallback's, shared by the batch
     for b in range(hv.shape[0]):
         obj_solid = obj.solid() if obj is not None else _LazySolid(ov[b], of)
