@@ -59,6 +59,7 @@ def test_posed_grasps_object_keys_are_the_content_keys():
     a, b, moved = posed(v), posed(v.copy()), posed(v + 1e-9)
     assert a.object_key("o") == mesh_key(v, f)
     assert not a.objects["o"][0].flags.writeable and not a.objects["o"][1].flags.writeable  # frozen copies
+    assert v.flags.writeable and f.flags.writeable  # the caller's arrays are left alone
     b.share_object_keys(a)
     moved.share_object_keys(a)  # different content: not shared
     assert b.object_key("o") == mesh_key(v, f) and moved.object_key("o") == mesh_key(v + 1e-9, f) != b.object_key("o")

@@ -97,7 +97,7 @@ class PosedGrasps:
         self.objects = {
             k: (
                 np.array(points_batch(v, f"objects[{k!r}] vertices", allow_unbatched=True)[0]),
-                faces_array(f, f"objects[{k!r}] faces", np.asarray(to_numpy(v)).shape[0]),
+                np.array(faces_array(f, f"objects[{k!r}] faces", np.asarray(to_numpy(v)).shape[0])),
             )
             for k, (v, f) in self.objects.items()
         }
