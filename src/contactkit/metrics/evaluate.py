@@ -250,13 +250,14 @@ class Evaluation:
 
 
 def _region_min(values: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
-    """For ``values`` laid out as the concatenated ``regions``, each entry's region minimum (same layout)."""
+    """For ``values (..., R)`` laid out as the concatenated ``regions`` along the last axis, each entry's region
+    minimum (same layout)."""
     out = np.empty_like(values)
     start = 0
     for r in regions:
         stop = start + r.size
         if r.size:
-            out[start:stop] = values[start:stop].min()
+            out[..., start:stop] = values[..., start:stop].min(axis=-1, keepdims=True)
         start = stop
     return out
 
@@ -331,41 +332,38 @@ class _Context:
         if self._sd is None:
             sd = np.zeros(self.hv_obj.shape[:2])
             regions = [np.asarray(r, dtype=np.int64) for r in self.g.fingertip_regions or []]
-            needs: list[np.ndarray] = []
             for key, idx in self.groups.items():
                 ov, of = self.g.objects[key]
                 bounds = self.bounds(ov, of)
-                for i in idx:
-                    pts = self.hv_obj[i]
-                    bound = bounds.outside_bound(pts)  # -inf: perhaps inside
-                    need = bound <= _SD_BAND
-                    # a fingertip-region vertex is needed exactly unless it is certainly farther than the
-                    # region's nearest point can be (disjointedness reads the region's smallest distance)
-                    if regions:
-                        every = np.concatenate(regions)
-                        known_out = bound[every] > 0.0
-                        # approximate nearest object vertices first (fast for far points), then tighter ones for
-                        # the vertices that bound could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
-                        d_nv = bounds.nearest_vertex(pts[every], eps=_NV_EPS)
-                        lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
-                        todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
-                        if todo.any():
-                            d_ex = bounds.nearest_vertex(pts[every[todo]], eps=_NV_EPS2)
-                            d_nv[todo] = np.minimum(d_nv[todo], d_ex)
-                            tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
-                            lower[todo] = np.maximum(lower[todo], tighter)
-                        lower = np.maximum(bound[every], lower)
-                        # a vertex in several regions is needed when any of them needs it
-                        np.logical_or.at(need, every, ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions))))
-                        bound[every] = lower
-                    sd[i] = bound
-                    needs.append(need)
+                # all grasps of the object at once (every query is per point: the values of a grasp-by-grasp loop)
+                pts = self.hv_obj[idx]  # (n, V, 3)
+                bound = bounds.outside_bound(pts.reshape(-1, 3)).reshape(pts.shape[:2])  # -inf: perhaps inside
+                need = bound <= _SD_BAND
+                # a fingertip-region vertex is needed exactly unless it is certainly farther than the region's
+                # nearest point can be (disjointedness reads the region's smallest distance)
+                if regions:
+                    every = np.concatenate(regions)
+                    known_out = bound[:, every] > 0.0
+                    # approximate nearest object vertices first (fast for far points), then tighter ones for the
+                    # vertices that bound could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
+                    sel = pts[:, every]
+                    d_nv = bounds.nearest_vertex(sel.reshape(-1, 3), eps=_NV_EPS).reshape(known_out.shape)
+                    lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
+                    todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                    if todo.any():
+                        d_ex = bounds.nearest_vertex(sel[todo], eps=_NV_EPS2)
+                        d_nv[todo] = np.minimum(d_nv[todo], d_ex)
+                        tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
+                        lower[todo] = np.maximum(lower[todo], tighter)
+                    lower = np.maximum(bound[:, every], lower)
+                    # a vertex in several regions is needed when any of them needs it
+                    flag = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                    rows = np.broadcast_to(np.arange(len(idx))[:, None], flag.shape)
+                    np.logical_or.at(need, (rows, np.broadcast_to(every, flag.shape)), flag)
+                    bound[:, every] = lower
                 # one exact query for the whole group (a call has a fixed cost of about 2 ms)
-                mask = np.stack(needs)
-                needs.clear()
-                sub = sd[idx]
-                sub[mask] = _geom.signed_distance(self.hv_obj[idx][mask], ov, of, index=self.index(ov, of))
-                sd[idx] = sub
+                bound[need] = _geom.signed_distance(pts[need], ov, of, index=self.index(ov, of))
+                sd[idx] = bound
             self._sd = sd
         return self._sd
 
