@@ -22,6 +22,7 @@ from contactkit.metrics import intersection as _inter
 from contactkit.metrics import penetration as _pen
 from contactkit.metrics import pose as _pose
 from contactkit.metrics import quality as _quality
+from contactkit.metrics._arrays import points_batch
 
 
 @dataclass
@@ -265,7 +266,7 @@ def _object_prf(run: MetricRun) -> dict[str, np.ndarray]:
             if reference.object_ids[i] != key:
                 continue
             if reference.object_points is not None and reference.object_contact is not None:
-                pts = reference.object_points[i]
+                pts = points_batch(reference.object_points[i], "object_points", allow_unbatched=True)[0]
                 m_r = _contact.binarize_contact_map(reference.object_contact[i])
             else:
                 pts = rctx.samples(key)  # the reference's samples, so its cached masks are reused

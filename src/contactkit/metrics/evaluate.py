@@ -392,9 +392,8 @@ class _Context:
         """(P,) bool: which ``points`` (object frame) lie within 2 mm of sample ``i``'s closed hand surface."""
         key = (i, id(points))
         if key not in self._object_masks:
-            self._object_masks[key] = _contact.object_contact_mask(
-                points[None], self.hv_obj[i : i + 1], self.g.hand_faces
-            )[0]
+            # PosedGrasps validated the hand; the points are its own samples or object points
+            self._object_masks[key] = _contact.object_contact_mask_one(points, self.hv_obj[i], self.g.hand_faces)
         return self._object_masks[key]
 
     def samples(self, key: str) -> np.ndarray:
