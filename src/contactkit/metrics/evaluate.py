@@ -57,7 +57,8 @@ class PosedGrasps:
         keypoints: (N, K, 3) float64 hand keypoints (21, contactkit order).
         hand_faces: (F, 3) int64 closed (watertight) hand faces.
         object_ids: N keys into ``objects``.
-        objects: id -> (vertices (V_o, 3) float64 in the object frame, faces (F_o, 3) int64).
+        objects: id -> (vertices (V_o, 3) float64 in the object frame, faces (F_o, 3) int64); stored as
+            read-only copies (their content keys, :meth:`object_key`, are computed once).
         object_rotation: (N, 3, 3) float64, ``x_world = R x_object + t``.
         object_translation: (N, 3) float64.
         fingertip_regions: five vertex-index arrays (thumb..little) for the disjointedness, or None.
