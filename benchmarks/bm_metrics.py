@@ -14,10 +14,10 @@ interleaved over the same samples, and the volumes are compared (they must be eq
 covered by a 778-vertex hand against a 16k-face ellipsoid, closed and with a hole cut into it.
 
 ``--prev DIR`` (the ``src`` folder of an earlier tree, e.g. ``git archive 58975f8 src | tar -x -C /tmp/ck_prev``)
-runs only the regression comparison at the issue's size: all non-simulation defaults together on the closed
-16k-face ellipsoid (778-vertex hand), cold reference, in alternating worker processes (this tree, the earlier
-tree, ...; ``--repeats`` each), printing both medians of the CPU ms per grasp, their ratio, and whether every
-per-sample value of every metric is identical (NaN-aware, bitwise).
+runs only the regression comparison at the issue's size: all non-simulation defaults together on the 16k-face
+ellipsoid (778-vertex hand), closed and with its 2 cm hole (``--cases``), cold reference, in alternating worker
+processes (this tree, the earlier tree, ...; ``--repeats`` each), printing both medians of the CPU ms per grasp,
+their ratio, and whether every per-sample value of every metric is identical (NaN-aware, bitwise).
 """
 
 from __future__ import annotations
@@ -136,12 +136,14 @@ def _open_fallback_side_by_side(g: PosedGrasps, ov: np.ndarray, of: np.ndarray, 
     from _sidebyside import interleaved, row
 
     pitch = inter.FALLBACK_PITCH_M
-    samples = [(g.hand_verts[i], ov + g.object_translation[i]) for i in range(len(g.hand_verts))]
+    # object frame, as in evaluate (the object's arrays are shared by the samples)
+    samples = [(g.hand_verts[i] - g.object_translation[i], ov) for i in range(len(g.hand_verts))]
 
     def fast() -> list[float]:
         eye, zero = np.eye(3), np.zeros(3)
-        return [inter._solid_grid_volume(hv, g.hand_faces, o, of, pitch, eye, zero, try_exact=False)
-                for hv, o in samples]
+        obj, chain = inter._GridMesh(ov, of), inter.boundary_chain(g.hand_faces)
+        return [inter._solid_grid_volume(hv, g.hand_faces, o, of, pitch, eye, zero, try_exact=False,
+                                         hand_chain=chain, obj=obj) for hv, o in samples]
 
     def naive() -> list[float]:
         out = []
@@ -213,20 +215,34 @@ def _bench_case(h: HandMesh, name, ov, of, n, simulate=True):
         print(f"{'simulation (default, hand_shape=regions)':40s} {dt / n * 1e3:10.2f}")
 
 
-def _closed_case(hand, n: int):  # type: ignore[no-untyped-def]
-    """The issue's size: (evaluated grasps, reference) of a 778-vertex hand against the closed 16k-face ellipsoid."""
+def _ellipsoid_16k() -> tuple[np.ndarray, np.ndarray]:
+    """The issue's object: the 4 x 3 x 6 cm ellipsoid decimated to 16k faces (closed)."""
     ell = trimesh.creation.icosphere(subdivisions=5)
     ell.apply_scale([0.04, 0.03, 0.06])
     v16, f16, _, _ = igl.decimate(np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64), 16384)
+    return np.asarray(v16), np.asarray(f16, dtype=np.int64)
+
+
+def _with_hole(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """The faces of ``f`` less those at the ellipsoid's far end (z < -5 cm): a hole of about 2 cm (an open scan)."""
+    return f[~(v[f].mean(1)[:, 2] < -0.05)]
+
+
+def _issue_case(hand, n: int, case: str):  # type: ignore[no-untyped-def]
+    """The issue's size: (evaluated grasps, reference) of a 778-vertex hand against the 16k-face ellipsoid,
+    ``case`` ``"closed"`` or ``"open"`` (with the hole of :func:`_with_hole`)."""
+    v16, f16 = _ellipsoid_16k()
+    if case == "open":
+        f16 = _with_hole(v16, f16)
     h = hand_mesh(hand, 778)
-    ref = _posed(h, np.asarray(v16), np.asarray(f16, dtype=np.int64), n, "ellipsoid-16k")
+    ref = _posed(h, v16, f16, n, f"ellipsoid-16k-{case}")
     shift = 0.001 * h.palm_normal
     return replace(ref, hand_verts=ref.hand_verts + shift, keypoints=ref.keypoints + shift), ref
 
 
 def _worker(args: argparse.Namespace) -> None:
     """Time all non-simulation defaults (cold reference) with the contactkit first on ``sys.path``; write JSON."""
-    g, ref = _closed_case(load_hand(args.hand), args.grasps)
+    g, ref = _issue_case(load_hand(args.hand), args.grasps, args.case)
     together = [m for m in DEFAULT_METRICS if not m.startswith("simulation")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -237,29 +253,30 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _regression(args: argparse.Namespace) -> None:
-    """This tree against ``args.prev`` in alternating worker processes: medians, ratio, identical values."""
+    """This tree against ``args.prev`` in alternating worker processes, per case: medians, ratio, identical values."""
     from _sidebyside import header
 
-    header(f"metrics regression: all non-simulation defaults, closed 16k-face ellipsoid, 778-vertex hand, "
-           f"{args.grasps} grasps; this tree vs {args.prev}")
     versions = {"contactkit": str(Path(__file__).resolve().parents[1] / "src"), "previous": args.prev}
-    runs: dict[str, list[dict]] = {k: [] for k in versions}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):
-            for name, src in versions.items():
-                out = str(Path(tmp) / f"{name}_{r}.json")
-                cmd = [sys.executable, __file__, "--worker", src, "--out", out, "--grasps", str(args.grasps),
-                       "--hand", args.hand, "--inner", str(args.inner)]
-                subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=src))
-                runs[name].append(json.loads(Path(out).read_text()))
-    med = {k: statistics.median(x["ms"] for x in v) for k, v in runs.items()}
-    a, b = runs["contactkit"][0]["values"], runs["previous"][0]["values"]
-    differ = [m for m in a if a[m] != b.get(m)]
-    print(f"contactkit {med['contactkit']:8.2f} ms/grasp   previous {med['previous']:8.2f} ms/grasp   "
-          f"ratio {med['previous'] / med['contactkit']:5.2f}x   (CPU, median over {args.repeats} processes of "
-          f"the median of {args.inner} cold runs each)")
-    print(f"values identical for all {len(a)} metrics x {args.grasps} samples: {not differ}"
-          + (f" (differ: {', '.join(differ)})" if differ else ""))
+    for case in args.cases.split(","):
+        header(f"metrics regression: all non-simulation defaults, {case} 16k-face ellipsoid, 778-vertex hand, "
+               f"{args.grasps} grasps; this tree vs {args.prev}")
+        runs: dict[str, list[dict]] = {k: [] for k in versions}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.repeats):
+                for name, src in versions.items():
+                    out = str(Path(tmp) / f"{name}_{r}.json")
+                    cmd = [sys.executable, __file__, "--worker", src, "--out", out, "--grasps", str(args.grasps),
+                           "--hand", args.hand, "--inner", str(args.inner), "--case", case]
+                    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=src))
+                    runs[name].append(json.loads(Path(out).read_text()))
+        med = {k: statistics.median(x["ms"] for x in v) for k, v in runs.items()}
+        a, b = runs["contactkit"][0]["values"], runs["previous"][0]["values"]
+        differ = [m for m in a if a[m] != b.get(m)]
+        print(f"{case:6s} contactkit {med['contactkit']:8.2f} ms/grasp   previous {med['previous']:8.2f} ms/grasp   "
+              f"ratio {med['previous'] / med['contactkit']:5.2f}x   (CPU, median over {args.repeats} processes of "
+              f"the median of {args.inner} cold runs each)")
+        print(f"{case:6s} values identical for all {len(a)} metrics x {args.grasps} samples: {not differ}"
+              + (f" (differ: {', '.join(differ)})" if differ else ""))
 
 
 def main() -> None:
@@ -270,6 +287,8 @@ def main() -> None:
     parser.add_argument("--no-simulation", action="store_true", help="skip the simulation metrics")
     parser.add_argument("--prev", default=None, help="src folder of an earlier tree: regression comparison only")
     parser.add_argument("--repeats", type=int, default=3, help="worker processes per tree (with --prev)")
+    parser.add_argument("--cases", default="closed,open", help="with --prev: closed and/or open (comma-separated)")
+    parser.add_argument("--case", default="closed", help=argparse.SUPPRESS)
     parser.add_argument("--inner", type=int, default=3, help=argparse.SUPPRESS)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -286,17 +305,15 @@ def main() -> None:
     ell = trimesh.creation.icosphere(subdivisions=5)
     ell.apply_scale([0.04, 0.03, 0.06])
     ell_v, ell_f = np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64)
-    v16, f16, _, _ = igl.decimate(ell_v, ell_f, 16384)
+    v16, f16 = _ellipsoid_16k()
     bottle = load_object("mustard_bottle")
     full = hand_mesh(hand)
     print(f"hand {args.hand}; {n} grasps per object; CPU ms per grasp (process time, one thread; best of 2 for "
           f"non-simulation metrics)")
     if hand.num_verts > 778:  # the issue's size: a 778-vertex hand (MANO's count) and a 16k-face object
         h778 = hand_mesh(hand, 778)
-        v16, f16 = np.asarray(v16), np.asarray(f16, dtype=np.int64)
         _bench_case(h778, "ellipsoid-16k", v16, f16, n, simulate=False)
-        cut = v16[f16].mean(1)[:, 2] < -0.05  # a hole at the far end (an open scan)
-        _bench_case(h778, "ellipsoid-16k-open", v16, f16[~cut], n, simulate=False)
+        _bench_case(h778, "ellipsoid-16k-open", v16, _with_hole(v16, f16), n, simulate=False)
     sim_on = not args.no_simulation
     _bench_case(full, "ellipsoid-20k", ell_v, ell_f, n, simulate=sim_on)
     _bench_case(full, "mustard_bottle", np.array(bottle.vertices), np.array(bottle.faces), n, simulate=sim_on)

@@ -70,3 +70,49 @@ def test_open_mesh_bound_certifies_the_crossing_count():
     quick = ray_winding_error_bound(nodes, v, edges, mult, exact_above=0.25)
     finite = np.isfinite(bound)
     assert (quick[finite] >= bound[finite] - 1e-12).all() and (quick != bound).sum() > 1000
+
+
+def _holed_sphere():
+    s = trimesh.creation.icosphere(subdivisions=3, radius=0.04)
+    v, f = np.asarray(s.vertices), np.asarray(s.faces)
+    return v, f[~(v[f].mean(1)[:, 2] > 0.03)]  # a hole in the upper cap
+
+
+def test_ribbon_winding_equals_its_naive_twin_bitwise():
+    from contactkit.geometry.inside import _ribbon_winding, _ribbon_winding_naive
+
+    v, f = _holed_sphere()
+    edges, mult = boundary_chain(f)
+    va, vb = v[edges[:, 0]], v[edges[:, 1]]
+    pts = np.random.default_rng(0).uniform(-0.06, 0.06, (700, 3))
+    pts[:3, :2] = va[:3, :2]  # on the ribbon: grazing, inf
+    fast, naive = _ribbon_winding(pts, va, vb, mult), _ribbon_winding_naive(pts, va, vb, mult)
+    assert np.isinf(fast[:3]).all()
+    np.testing.assert_array_equal(fast, naive)
+
+
+def test_ball_bound_holds_at_every_point_of_each_ball():
+    from contactkit.geometry.inside import ray_winding_ball_bound
+
+    v, f = _holed_sphere()
+    edges, mult = boundary_chain(f)
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(-0.08, 0.08, (400, 3))
+    radius = rng.uniform(0.0, 0.01, 400)
+    for exact_above in (0.0, 0.25):
+        bound = ray_winding_ball_bound(centres, radius, v, edges, mult, exact_above=exact_above)
+        finite = np.isfinite(bound)
+        assert finite.sum() > 100 and (~finite).sum() > 10  # balls below the hole or at its rim: no bound
+        # points all over each ball (its surface included) never exceed the ball's bound
+        d = rng.normal(size=(finite.sum(), 20, 3))
+        d *= (radius[finite, None] * rng.uniform(0.0, 1.0, (finite.sum(), 20)) ** (1 / 3))[..., None] / np.linalg.norm(
+            d, axis=-1, keepdims=True
+        )
+        d[:, 0] *= radius[finite, None] / np.maximum(np.linalg.norm(d[:, 0], axis=-1, keepdims=True), 1e-300)
+        pts = (centres[finite, None] + d).reshape(-1, 3)
+        exact = ray_winding_error_bound(pts, v, edges, mult).reshape(-1, 20)
+        assert (exact <= bound[finite, None] + 1e-12).all()
+    # the bound of a ball of radius 0 is the exact value at its centre (clear of the ribbon)
+    zero = ray_winding_ball_bound(centres, np.zeros(400), v, edges, mult)
+    ok = np.isfinite(zero)
+    np.testing.assert_allclose(zero[ok], ray_winding_error_bound(centres[ok], v, edges, mult), rtol=0, atol=1e-15)

@@ -40,8 +40,28 @@ def test_clear_caches_empties_every_cache():
     ev = importlib.import_module("contactkit.metrics.evaluate")  # the package attribute is the function
     v, f = sphere(0.03, subdivisions=2)
     mesh_distance.mesh_index(v, f)
-    ev._surface_samples(v, f, 64)
+    ev._surface_samples(v, f, 64, mesh_key(v, f))
     object_cache.MEMORY_CACHE.put(("probe",), 1)
     assert len(mesh_distance._INDEX_CACHE) and len(ev._SAMPLES) and len(object_cache.MEMORY_CACHE)
     contactkit.clear_caches()
     assert len(mesh_distance._INDEX_CACHE) == len(ev._SAMPLES) == len(object_cache.MEMORY_CACHE) == 0
+
+
+def test_posed_grasps_object_keys_are_the_content_keys():
+    from contactkit.metrics.evaluate import PosedGrasps
+
+    v, f = sphere(0.03, subdivisions=2)
+
+    def posed(verts):
+        return PosedGrasps(np.zeros((2, 4, 3)), np.zeros((2, 21, 3)), np.array([[0, 1, 2], [0, 2, 3]]), ["o", "o"],
+                           {"o": (verts, f)}, np.repeat(np.eye(3)[None], 2, 0), np.zeros((2, 3)))  # fmt: skip
+
+    a, b, moved = posed(v), posed(v.copy()), posed(v + 1e-9)
+    assert a.object_key("o") == mesh_key(v, f)
+    assert not a.objects["o"][0].flags.writeable and not a.objects["o"][1].flags.writeable  # frozen copies
+    assert v.flags.writeable and f.flags.writeable  # the caller's arrays are left alone
+    b.share_object_keys(a)
+    moved.share_object_keys(a)  # different content: not shared
+    assert b.object_key("o") == mesh_key(v, f) and moved.object_key("o") == mesh_key(v + 1e-9, f) != b.object_key("o")
+    a.objects["o"] = (v + 1e-9, f)  # a replaced mesh gets its own key
+    assert a.object_key("o") == mesh_key(v + 1e-9, f)

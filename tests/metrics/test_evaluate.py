@@ -318,3 +318,66 @@ def test_empty_sets_and_foreign_hand_vertices_are_named(grasps, hand):
     wrong = grasps.replace(hand_vertices=np.zeros((len(grasps), 778, 3)))
     with pytest.raises(ContactkitError, match="hand_vertices stores 778 vertices per grasp but the right openhand"):
         evaluate(wrong, None, ["penetration_depth_mm"], hand=hand)
+
+
+def _hand_sd_per_grasp(ctx):
+    """The naive twin of ``_Context.hand_sd``: the same bounds and exact queries, one grasp at a time."""
+    from contactkit.metrics import _geom
+    from contactkit.metrics.evaluate import _NV_EPS, _NV_EPS2, _SD_BAND, _region_min
+
+    sd = np.zeros(ctx.hv_obj.shape[:2])
+    regions = [np.asarray(r, dtype=np.int64) for r in ctx.g.fingertip_regions or []]
+    for key, idx in ctx.groups.items():
+        ov, of = ctx.g.objects[key]
+        bounds = ctx.bounds(ov, of)
+        for i in idx:
+            pts = ctx.hv_obj[i]
+            bound = bounds.outside_bound(pts)
+            need = bound <= _SD_BAND
+            if regions:
+                every = np.concatenate(regions)
+                known_out = bound[every] > 0.0
+                d_nv = bounds.nearest_vertex(pts[every], eps=_NV_EPS)
+                lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
+                todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                if todo.any():
+                    d_ex = bounds.nearest_vertex(pts[every[todo]], eps=_NV_EPS2)
+                    d_nv[todo] = np.minimum(d_nv[todo], d_ex)
+                    tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
+                    lower[todo] = np.maximum(lower[todo], tighter)
+                lower = np.maximum(bound[every], lower)
+                np.logical_or.at(need, every, ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions))))
+                bound[every] = lower
+            bound[need] = _geom.signed_distance(pts[need], ov, of, index=ctx.index(ov, of))
+            sd[i] = bound
+    return sd
+
+
+def test_batched_hand_distances_equal_the_per_grasp_twin_bitwise(hand):
+    import trimesh
+
+    from contactkit.metrics.evaluate import _Context
+
+    ell = trimesh.creation.icosphere(subdivisions=3)
+    ell.apply_scale([0.04, 0.03, 0.06])
+    ov, of = np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64)
+    with torch.no_grad():
+        out = hand(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 45, dtype=torch.float64))
+    hv, kp = out.vertices[0].numpy(), out.keypoints[0].numpy()
+    palm = np.asarray(hand.annotations.palm_normal)
+    regions = [np.nonzero(hand.annotations.region_of_vertex == r)[0] for r in hand.annotations.fingertip_regions]
+    regions[1] = np.concatenate([regions[1], regions[0][:3]])  # a vertex in two regions
+    n = 7
+    rng = np.random.default_rng(5)
+    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
+    centre = hv.mean(0) + palm * rng.uniform(0.0, 0.04, (n, 1)) + rng.normal(0, 0.01, (n, 3))
+    g = PosedGrasps(
+        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
+        hand_faces=hand.closed_faces.numpy(), object_ids=["e", "f", "e", "e", "f", "e", "f"],
+        objects={"e": (ov, of), "f": (ov[:, [1, 0, 2]] * 1.2, of[:, [0, 2, 1]])},
+        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
+    )  # fmt: skip
+    fast = _Context(g, 64).hand_sd
+    naive = _hand_sd_per_grasp(_Context(g, 64))
+    assert (fast < 0).any() and (np.abs(fast) <= 0.002).any()
+    np.testing.assert_array_equal(fast, naive)

@@ -40,3 +40,50 @@ def test_grid_volume_equals_naive_winding_numbers(hand_mesh, hole):
         assert fast == _naive(hv, hf, o, of, 0.002)
         vols.append(fast)
     assert max(vols) > 1e-6  # the hand and the object overlap (cubic metres)
+
+
+def test_block_certificates_leave_every_decision_unchanged(hand_mesh):
+    """The blockwise certificates decide the same centres as one exact bound per centre (the previous path)."""
+    from contactkit.geometry.inside import grid_ray_winding, ray_winding_error_bound
+
+    hv, hf = hand_mesh
+    s = trimesh.creation.icosphere(subdivisions=4, radius=0.04)
+    ov, of = np.asarray(s.vertices) + hv.mean(0) + np.array([0.0, 0.0, 0.03]), np.asarray(s.faces)
+    of = of[~(ov[of].mean(1)[:, 1] > hv.mean(0)[1] + 0.03)]  # a hole facing the hand
+    mesh = inter._GridMesh(ov, of)
+    lo, hi = np.maximum(hv.min(0), ov.min(0)), np.minimum(hv.max(0), ov.max(0))
+    axes = inter._grid_axes(lo, hi, 0.002)
+    wind, amb = grid_ray_winding(ov, of, *axes)
+    todo = ~amb
+    sure = inter._certified_blocks(todo, axes, ov, mesh)
+    assert sure.sum() > 0.6 * todo.sum() and (todo & ~sure).sum() > 0  # most, not all, centres certified
+    idx = np.nonzero(sure)
+    pts = np.stack([axes[k][idx[k]] for k in range(3)], -1)
+    assert (ray_winding_error_bound(pts, ov, mesh.edges, mesh.mult) < inter._RAY_BOUND).all()
+
+
+def test_fast_winding_tree_equals_the_winding_number_bitwise(hand_mesh):
+    from contactkit.metrics import _geom
+
+    hv, hf = hand_mesh
+    pts = hv.mean(0) + np.random.default_rng(0).uniform(-0.08, 0.08, (3000, 3))
+    tree = _geom.FastWinding(hv, hf)
+    np.testing.assert_array_equal(tree.winding_number(pts), _geom.winding_number(pts, hv, hf))
+    np.testing.assert_array_equal(tree.winding_number(pts[:7]), _geom.winding_number(pts[:7], hv, hf))
+    assert tree.winding_number(np.zeros((0, 3))).shape == (0,)
+
+
+def test_open_mesh_signed_distance_equals_the_geometry_module_bitwise():
+    from contactkit.geometry.inside import signed_distance
+    from contactkit.geometry.mesh_distance import mesh_index
+    from contactkit.metrics import _geom
+
+    s = trimesh.creation.icosphere(subdivisions=4, radius=0.04)
+    v, f = np.asarray(s.vertices), np.asarray(s.faces)
+    f = f[~(v[f].mean(1)[:, 2] > 0.03)]
+    pts = np.random.default_rng(0).uniform(-0.05, 0.05, (2000, 3))
+    ref = signed_distance(torch.from_numpy(pts)[None], torch.from_numpy(v), f)[0].numpy()
+    for _ in range(2):  # the second call reuses the index's winding-number tree
+        got = _geom.signed_distance(pts, v, f, index=mesh_index(v, f))
+        np.testing.assert_array_equal(got, ref)
+    assert (ref < 0).sum() > 100

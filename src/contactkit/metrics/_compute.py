@@ -22,6 +22,7 @@ from contactkit.metrics import intersection as _inter
 from contactkit.metrics import penetration as _pen
 from contactkit.metrics import pose as _pose
 from contactkit.metrics import quality as _quality
+from contactkit.metrics._arrays import points_batch
 
 
 @dataclass
@@ -181,7 +182,9 @@ def intersection_volume(run: MetricRun) -> Computed:
     vol, fb = np.zeros(n), np.zeros(n, dtype=bool)
     for key, idx in run.ctx.groups.items():
         ov, of = run.grasps.objects[key]
-        res = _inter.intersection_volume(run.ctx.hv_obj[idx], run.grasps.hand_faces, ov, of)
+        res = _inter.intersection_volume(
+            run.ctx.hv_obj[idx], run.grasps.hand_faces, ov, of, object_key=run.grasps.object_key(key)
+        )
         vol[idx], fb[idx] = res.volume_m3, res.fallback
     return Computed(vol, fallback=fb)
 
@@ -263,7 +266,7 @@ def _object_prf(run: MetricRun) -> dict[str, np.ndarray]:
             if reference.object_ids[i] != key:
                 continue
             if reference.object_points is not None and reference.object_contact is not None:
-                pts = reference.object_points[i]
+                pts = points_batch(reference.object_points[i], "object_points", allow_unbatched=True)[0]
                 m_r = _contact.binarize_contact_map(reference.object_contact[i])
             else:
                 pts = rctx.samples(key)  # the reference's samples, so its cached masks are reused
@@ -343,4 +346,8 @@ def simulation_six(run: MetricRun) -> Computed:
 
 
 def affinity_diversity(run: MetricRun) -> Computed:
-    return Computed(_per_group(run, lambda idx, ov, of: _quality.affinity_diversity(run.ctx.kp_obj[idx], ov, of)))
+    out = np.full(len(run), np.nan)
+    for key, idx in run.ctx.groups.items():
+        ov, of = run.grasps.objects[key]
+        out[idx] = _quality.affinity_diversity(run.ctx.kp_obj[idx], ov, of, object_key=run.grasps.object_key(key))
+    return Computed(out)

@@ -61,12 +61,22 @@ def object_contact_mask(
         raise ShapeError(f"threshold must be >= 0, got {threshold}")
     mask = np.zeros(op.shape[:2], dtype=bool)
     for b in range(op.shape[0]):
-        # |signed distance| <= t is |unsigned distance| <= t: no inside test; and only points within t of the
-        # hand's bounding box can be that close, so only those are queried
-        lo, hi = hv[b].min(0) - threshold, hv[b].max(0) + threshold
-        near = np.nonzero(np.all((op[b] >= lo) & (op[b] <= hi), axis=1))[0]
-        if near.size:
-            mask[b, near] = _near_surface(op[b, near], hv[b], hf, threshold)
+        mask[b] = object_contact_mask_one(op[b], hv[b], hf, threshold)
+    return mask
+
+
+def object_contact_mask_one(
+    points: np.ndarray, verts: np.ndarray, faces: np.ndarray, threshold: float = CONTACT_THRESHOLD_M
+) -> np.ndarray:
+    """:func:`object_contact_mask` of one sample on validated arrays (no checks): ``points (P, 3)``, ``verts
+    (V, 3)`` float64, ``faces (F, 3)`` int64, ``threshold >= 0``; ``(P,)`` bool."""
+    # |signed distance| <= t is |unsigned distance| <= t: no inside test; and only points within t of the
+    # hand's bounding box can be that close, so only those are queried
+    mask = np.zeros(points.shape[0], dtype=bool)
+    lo, hi = verts.min(0) - threshold, verts.max(0) + threshold
+    near = np.nonzero(np.all((points >= lo) & (points <= hi), axis=1))[0]
+    if near.size:
+        mask[near] = _near_surface(points[near], verts, faces, threshold)
     return mask
 
 

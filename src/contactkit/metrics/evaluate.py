@@ -29,7 +29,7 @@ import torch
 from contactkit.cache import LRUCache, array_key, mesh_key
 from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import is_closed
-from contactkit.geometry.mesh_distance import MeshIndex, mesh_index
+from contactkit.geometry.mesh_distance import MeshIndex
 from contactkit.io.atomic import json_number
 from contactkit.metrics import _compute, _geom
 from contactkit.metrics import contact as _contact
@@ -57,7 +57,8 @@ class PosedGrasps:
         keypoints: (N, K, 3) float64 hand keypoints (21, contactkit order).
         hand_faces: (F, 3) int64 closed (watertight) hand faces.
         object_ids: N keys into ``objects``.
-        objects: id -> (vertices (V_o, 3) float64 in the object frame, faces (F_o, 3) int64).
+        objects: id -> (vertices (V_o, 3) float64 in the object frame, faces (F_o, 3) int64); stored as
+            read-only copies (their content keys, :meth:`object_key`, are computed once).
         object_rotation: (N, 3, 3) float64, ``x_world = R x_object + t``.
         object_translation: (N, 3) float64.
         fingertip_regions: five vertex-index arrays (thumb..little) for the disjointedness, or None.
@@ -79,6 +80,8 @@ class PosedGrasps:
     hand_contact: np.ndarray | None = None
     object_points: np.ndarray | None = None
     object_contact: np.ndarray | None = None
+    #: object id -> (vertices, faces, their mesh_key): content keys computed once (the arrays are read-only)
+    _keys: dict[str, tuple[np.ndarray, np.ndarray, bytes]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.hand_verts = points_batch(self.hand_verts, "hand_verts")
@@ -95,10 +98,13 @@ class PosedGrasps:
         self.objects = {
             k: (
                 np.array(points_batch(v, f"objects[{k!r}] vertices", allow_unbatched=True)[0]),
-                faces_array(f, f"objects[{k!r}] faces", np.asarray(to_numpy(v)).shape[0]),
+                np.array(faces_array(f, f"objects[{k!r}] faces", np.asarray(to_numpy(v)).shape[0])),
             )
             for k, (v, f) in self.objects.items()
         }
+        for v, f in self.objects.values():  # private copies, frozen: their content keys stay valid
+            v.setflags(write=False)
+            f.setflags(write=False)
         self.object_rotation = np.asarray(to_numpy(self.object_rotation), dtype=np.float64)
         self.object_translation = np.asarray(to_numpy(self.object_translation), dtype=np.float64)
         if self.object_rotation.shape != (n, 3, 3):
@@ -110,6 +116,22 @@ class PosedGrasps:
 
     def __len__(self) -> int:
         return int(self.hand_verts.shape[0])
+
+    def object_key(self, key: str) -> bytes:
+        """The :func:`~contactkit.cache.mesh_key` of object ``key``'s mesh, computed once per mesh arrays."""
+        v, f = self.objects[key]
+        hit = self._keys.get(key)
+        if hit is None or hit[0] is not v or hit[1] is not f:
+            hit = (v, f, mesh_key(v, f))
+            self._keys[key] = hit
+        return hit[2]
+
+    def share_object_keys(self, other: PosedGrasps) -> None:
+        """Take ``other``'s content keys for the objects whose meshes equal this set's (no hashing: a comparison)."""
+        for key in set(self.objects) & set(other.objects):
+            (v, f), (ov, of) = self.objects[key], other.objects[key]
+            if v.shape == ov.shape and f.shape == of.shape and np.array_equal(v, ov) and np.array_equal(f, of):
+                self._keys[key] = (v, f, other.object_key(key))
 
     def to_object_frame(self, points: np.ndarray) -> np.ndarray:
         """Map world points ``(N, M, 3)`` to each sample's object frame: ``R^T (x - t)``."""
@@ -229,13 +251,14 @@ class Evaluation:
 
 
 def _region_min(values: np.ndarray, regions: list[np.ndarray]) -> np.ndarray:
-    """For ``values`` laid out as the concatenated ``regions``, each entry's region minimum (same layout)."""
+    """For ``values (..., R)`` laid out as the concatenated ``regions`` along the last axis, each entry's region
+    minimum (same layout)."""
     out = np.empty_like(values)
     start = 0
     for r in regions:
         stop = start + r.size
         if r.size:
-            out[start:stop] = values[start:stop].min()
+            out[..., start:stop] = values[..., start:stop].min(axis=-1, keepdims=True)
         start = stop
     return out
 
@@ -250,8 +273,9 @@ def _groups(ids: Sequence[str]) -> dict[str, np.ndarray]:
 _SAMPLES: LRUCache[np.ndarray] = LRUCache()
 
 
-def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray:
-    """``n`` area-weighted surface samples (object frame), deterministic (seed 0), cached by mesh content."""
+def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int, key: bytes) -> np.ndarray:
+    """``n`` area-weighted surface samples (object frame), deterministic (seed 0), cached by mesh content
+    (``key``: the mesh's :func:`~contactkit.cache.mesh_key`)."""
     from contactkit.geometry.sampling import sample_surface
 
     def make() -> np.ndarray:
@@ -260,10 +284,11 @@ def _surface_samples(verts: np.ndarray, faces: np.ndarray, n: int) -> np.ndarray
         out.setflags(write=False)
         return out
 
-    return _SAMPLES.get_or_make(mesh_key(verts, faces, n), make)
+    return _SAMPLES.get_or_make((key, n), make)
 
 
 _BOUNDS: LRUCache[_geom.ObjectBounds] = LRUCache()
+_INDICES: LRUCache[MeshIndex] = LRUCache()
 
 
 V = TypeVar("V")
@@ -308,43 +333,47 @@ class _Context:
         if self._sd is None:
             sd = np.zeros(self.hv_obj.shape[:2])
             regions = [np.asarray(r, dtype=np.int64) for r in self.g.fingertip_regions or []]
-            needs: list[np.ndarray] = []
             for key, idx in self.groups.items():
                 ov, of = self.g.objects[key]
                 bounds = self.bounds(ov, of)
-                for i in idx:
-                    pts = self.hv_obj[i]
-                    bound = bounds.outside_bound(pts)  # -inf: perhaps inside
-                    need = bound <= _SD_BAND
-                    # a fingertip-region vertex is needed exactly unless it is certainly farther than the
-                    # region's nearest point can be (disjointedness reads the region's smallest distance)
-                    if regions:
-                        every = np.concatenate(regions)
-                        known_out = bound[every] > 0.0
-                        # approximate nearest object vertices first (fast for far points), then tighter ones for
-                        # the vertices that bound could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
-                        d_nv = bounds.nearest_vertex(pts[every], eps=_NV_EPS)
-                        lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
-                        todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
-                        if todo.any():
-                            d_ex = bounds.nearest_vertex(pts[every[todo]], eps=_NV_EPS2)
-                            d_nv[todo] = np.minimum(d_nv[todo], d_ex)
-                            tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
-                            lower[todo] = np.maximum(lower[todo], tighter)
-                        lower = np.maximum(bound[every], lower)
-                        # a vertex in several regions is needed when any of them needs it
-                        np.logical_or.at(need, every, ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions))))
-                        bound[every] = lower
-                    sd[i] = bound
-                    needs.append(need)
+                # all grasps of the object at once (every query is per point: the values of a grasp-by-grasp loop)
+                pts = self.hv_obj[idx]  # (n, V, 3)
+                bound = bounds.outside_bound(pts.reshape(-1, 3)).reshape(pts.shape[:2])  # -inf: perhaps inside
+                need = bound <= _SD_BAND
+                # a fingertip-region vertex is needed exactly unless it is certainly farther than the region's
+                # nearest point can be (disjointedness reads the region's smallest distance)
+                if regions:
+                    every = np.concatenate(regions)
+                    known_out = bound[:, every] > 0.0
+                    # approximate nearest object vertices first (fast for far points), then tighter ones for the
+                    # vertices that bound could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
+                    sel = pts[:, every]
+                    d_nv = bounds.nearest_vertex(sel.reshape(-1, 3), eps=_NV_EPS).reshape(known_out.shape)
+                    lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
+                    todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                    if todo.any():
+                        d_ex = bounds.nearest_vertex(sel[todo], eps=_NV_EPS2)
+                        d_nv[todo] = np.minimum(d_nv[todo], d_ex)
+                        tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
+                        lower[todo] = np.maximum(lower[todo], tighter)
+                    lower = np.maximum(bound[:, every], lower)
+                    # a vertex in several regions is needed when any of them needs it
+                    flag = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                    rows = np.broadcast_to(np.arange(len(idx))[:, None], flag.shape)
+                    np.logical_or.at(need, (rows, np.broadcast_to(every, flag.shape)), flag)
+                    bound[:, every] = lower
                 # one exact query for the whole group (a call has a fixed cost of about 2 ms)
-                mask = np.stack(needs)
-                needs.clear()
-                sub = sd[idx]
-                sub[mask] = _geom.signed_distance(self.hv_obj[idx][mask], ov, of, index=self.index(ov, of))
-                sd[idx] = sub
+                bound[need] = _geom.signed_distance(pts[need], ov, of, index=self.index(ov, of))
+                sd[idx] = bound
             self._sd = sd
         return self._sd
+
+    def _key(self, verts: np.ndarray, faces: np.ndarray) -> bytes:
+        """The content key of the mesh ``verts``, ``faces`` (the set's key when it is one of the set's objects)."""
+        for k, (v, f) in self.g.objects.items():
+            if v is verts and f is faces:
+                return self.g.object_key(k)
+        return mesh_key(verts, faces)
 
     def bounds(self, verts: np.ndarray, faces: np.ndarray) -> _geom.ObjectBounds:
         """The object's cached distance bounds, looked up once per object."""
@@ -353,25 +382,25 @@ class _Context:
             closed = is_closed(faces, verts.shape[0])
             return _geom.ObjectBounds(verts, faces, self.index(verts, faces), closed=closed, margin=_SD_BAND)
 
-        return _by_array(self._bounds, verts, lambda: _BOUNDS.get_or_make(mesh_key(verts, faces), make))
+        return _by_array(self._bounds, verts, lambda: _BOUNDS.get_or_make(self._key(verts, faces), make))
 
     def index(self, verts: np.ndarray, faces: np.ndarray) -> MeshIndex:
-        """The object's AABB tree, looked up once per object (no per-grasp content hashing)."""
-        return _by_array(self.indices, verts, lambda: mesh_index(verts, faces))
+        """The object's AABB tree, looked up once per object (by the set's content key: no extra hashing)."""
+        key = self._key(verts, faces)
+        return _by_array(self.indices, verts, lambda: _INDICES.get_or_make(key, lambda: MeshIndex(verts, faces)))
 
     def object_mask(self, i: int, points: np.ndarray) -> np.ndarray:
         """(P,) bool: which ``points`` (object frame) lie within 2 mm of sample ``i``'s closed hand surface."""
         key = (i, id(points))
         if key not in self._object_masks:
-            self._object_masks[key] = _contact.object_contact_mask(
-                points[None], self.hv_obj[i : i + 1], self.g.hand_faces
-            )[0]
+            # PosedGrasps validated the hand; the points are its own samples or object points
+            self._object_masks[key] = _contact.object_contact_mask_one(points, self.hv_obj[i], self.g.hand_faces)
         return self._object_masks[key]
 
     def samples(self, key: str) -> np.ndarray:
         if key not in self._samples:
             ov, of = self.g.objects[key]
-            self._samples[key] = _surface_samples(ov, of, self.n_samples)
+            self._samples[key] = _surface_samples(ov, of, self.n_samples, self.g.object_key(key))
         return self._samples[key]
 
 
@@ -384,9 +413,8 @@ def _content_key(g: PosedGrasps, n_samples: int) -> bytes:
     """The content key of everything a :class:`_Context` derives its values from."""
     arrays = [g.hand_verts, g.hand_faces, g.object_rotation, g.object_translation]
     arrays += [np.asarray(r, dtype=np.int64) for r in g.fingertip_regions or []]
-    for key in sorted(set(g.object_ids)):
-        arrays += list(g.objects[key])
-    return array_key(*arrays, extra=(n_samples, tuple(g.object_ids), len(g.fingertip_regions or [])))
+    meshes = tuple(g.object_key(key) for key in sorted(set(g.object_ids)))
+    return array_key(*arrays, extra=(n_samples, tuple(g.object_ids), len(g.fingertip_regions or []), meshes))
 
 
 def clear_reference_cache() -> None:
@@ -433,6 +461,8 @@ def evaluate_posed(
         raise ShapeError(
             f"keypoints {grasps.keypoints.shape} and reference keypoints {reference.keypoints.shape} differ"
         )
+    if reference is not None:
+        grasps.share_object_keys(reference)  # usually the same meshes: hashed once
     ctx = _Context(grasps, object_samples)
     rctx = _reference_context(reference, object_samples) if reference is not None else None
     run = _compute.MetricRun(grasps, ctx, reference, rctx, workers, ray)

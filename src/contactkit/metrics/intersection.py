@@ -26,7 +26,12 @@ import trimesh
 
 from contactkit.cache import LRUCache, mesh_key
 from contactkit.errors import ShapeError
-from contactkit.geometry.inside import boundary_chain, grid_ray_winding, ray_winding_error_bound
+from contactkit.geometry.inside import (
+    boundary_chain,
+    grid_ray_winding,
+    ray_winding_ball_bound,
+    ray_winding_error_bound,
+)
 from contactkit.metrics import _geom
 from contactkit.metrics._arrays import mesh_batch, points_batch, to_numpy
 
@@ -66,14 +71,40 @@ def _manifold(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | Non
     return solid
 
 
-#: Object solids by mesh content: building a 16k-face solid costs about as much as a dozen hand booleans, and
-#: the same objects are evaluated again and again.
-_SOLIDS: LRUCache[manifold3d.Manifold | None] = LRUCache()
+class _SharedObject:
+    """An object mesh shared by the samples of a batch, and by content by later batches: its manifold3d solid
+    (None: not a closed manifold) and, for the grid fallback, its :class:`_GridMesh`, each built on first use
+    (building a 16k-face solid costs about as much as a dozen hand booleans, its winding-number tree about as
+    much as a dozen grid samples, and the same objects are evaluated again and again)."""
+
+    def __init__(self, verts: np.ndarray, faces: np.ndarray) -> None:
+        self.verts, self.faces = np.array(verts, dtype=np.float64), np.array(faces, dtype=np.int64)  # own copies
+        self._solid: manifold3d.Manifold | None = None
+        self._built = False
+        self._grid: _GridMesh | None = None
+
+    def solid(self) -> manifold3d.Manifold | None:
+        if not self._built:
+            self._solid, self._built = _manifold(self.verts, self.faces), True
+        return self._solid
+
+    def grid(self) -> _GridMesh:
+        if self._grid is None:
+            self._grid = _GridMesh(self.verts, self.faces)
+        return self._grid
+
+
+_OBJECTS: LRUCache[_SharedObject] = LRUCache()
+
+
+def _shared_object(verts: np.ndarray, faces: np.ndarray, key: bytes | None = None) -> _SharedObject:
+    """The cached :class:`_SharedObject` of a mesh; ``key``: its :func:`~contactkit.cache.mesh_key` if known."""
+    return _OBJECTS.get_or_make(mesh_key(verts, faces) if key is None else key, lambda: _SharedObject(verts, faces))
 
 
 def object_solid(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | None:
     """:func:`_manifold` of an object mesh, cached by content (None: not a closed manifold)."""
-    return _SOLIDS.get_or_make(mesh_key(verts, faces), lambda: _manifold(verts, faces))
+    return _shared_object(verts, faces).solid()
 
 
 class _LazySolid:
@@ -102,6 +133,8 @@ def exact_volume_pair(
     hi = np.minimum(hand_verts.max(0), obj_verts.max(0))
     if np.any(lo > hi):
         return 0.0
+    if obj_solid is None:  # known not to be a manifold: no need to build the hand's solid
+        return None
     hand = _manifold(hand_verts, hand_faces)
     if hand is None:
         return None
@@ -137,6 +170,7 @@ def intersection_volume(
     obj_faces: Any,
     *,
     fallback_pitch: float = FALLBACK_PITCH_M,
+    object_key: bytes | None = None,
 ) -> VolumeResult:
     """Exact hand-object intersection volume per sample (cubic metres).
 
@@ -146,6 +180,8 @@ def intersection_volume(
         obj_verts: (V_o, 3) or (B, V_o, 3) float, metres, world frame.
         obj_faces: (F_o, 3) int.
         fallback_pitch: pitch (m) of the solid grid used when a mesh is not a closed manifold (warned, flagged).
+        object_key: the shared object mesh's :func:`~contactkit.cache.mesh_key` when the caller has it (skips
+            hashing the mesh again).
     """
     hv = points_batch(hand_verts, "hand_verts")
     hv, hf = mesh_batch(hv, hand_faces, hv.shape[0], "hand_verts", "hand_faces")
@@ -153,14 +189,17 @@ def intersection_volume(
     ov, of = mesh_batch(obj_verts, obj_faces, hv.shape[0], "obj_verts", "obj_faces")
     vol = np.zeros(hv.shape[0])
     flag = np.zeros(hv.shape[0], dtype=bool)
-    obj_solid: manifold3d.Manifold | None | bool = False  # False: not built yet (built once if shared)
+    obj = _shared_object(ov[0], of, object_key) if shared else None
+    hand_chain: tuple[np.ndarray, np.ndarray] | None = None  # the fallback's, shared by the batch
     for b in range(hv.shape[0]):
-        if not shared or obj_solid is False:
-            obj_solid = _LazySolid(ov[b], of) if not shared else object_solid(ov[b], of)
+        obj_solid = obj.solid() if obj is not None else _LazySolid(ov[b], of)
         v = exact_volume_pair(hv[b], hf, ov[b], of, obj_solid=obj_solid)
         if v is None:
             flag[b] = True
-            vol[b] = _solid_grid_volume(hv[b], hf, ov[b], of, fallback_pitch, np.eye(3), np.zeros(3), try_exact=False)
+            hand_chain = boundary_chain(hf) if hand_chain is None else hand_chain
+            grid = obj.grid() if obj is not None else _GridMesh(ov[b], of)
+            vol[b] = _solid_grid_volume(hv[b], hf, ov[b], of, fallback_pitch, np.eye(3), np.zeros(3), try_exact=False,
+                                        hand_chain=hand_chain, obj=grid)  # fmt: skip
         else:
             vol[b] = v
     if flag.any():
@@ -205,53 +244,101 @@ def _grid_centres(lo: np.ndarray, hi: np.ndarray, pitch: float) -> np.ndarray:
 
 #: Largest ``|w - X|`` (winding number against ray crossings) at which the crossings decide occupancy.
 _RAY_BOUND = 0.25
+#: Block edges (grid centres per axis) tried, largest first, to certify ``|w - X| < _RAY_BOUND`` blockwise.
+_BLOCKS = (16, 8, 4, 2)
+
+
+class _GridMesh:
+    """One mesh of the grid fallback: its vertices and faces (any frame), its :func:`boundary_chain` and its
+    fast winding number (:class:`~contactkit.metrics._geom.FastWinding`, built on first use). One per object and
+    batch, so the chain and the winding-number tree are built once for all samples of an object."""
+
+    def __init__(self, verts: np.ndarray, faces: np.ndarray, chain: tuple[np.ndarray, np.ndarray] | None = None):
+        self.verts, self.faces = verts, faces
+        self.edges, self.mult = boundary_chain(faces) if chain is None else chain
+        self._winding: _geom.FastWinding | None = None
+
+    def inside(self, points: np.ndarray) -> np.ndarray:
+        """``(N,)`` bool: winding number above 0.5 at ``points (N, 3)`` (same frame as :attr:`verts`)."""
+        if self._winding is None:
+            self._winding = _geom.FastWinding(self.verts, self.faces)
+        return self._winding.inside(points)
+
+
+def _certified_blocks(todo: np.ndarray, axes: list[np.ndarray], local: np.ndarray, mesh: _GridMesh) -> np.ndarray:
+    """(nx, ny, nz) bool: the ``todo`` centres where ``|w - X| < _RAY_BOUND`` holds for their whole block.
+
+    The grid is cut into blocks of ``size^3`` centres for each size of ``_BLOCKS`` in turn; a block is certified
+    when :func:`~contactkit.geometry.inside.ray_winding_ball_bound` of its bounding ball (one ribbon value at its
+    centre plus a gradient bound) is below ``_RAY_BOUND``, and the centres it certifies leave ``todo``. The rest
+    get a bound each (:func:`~contactkit.geometry.inside.ray_winding_error_bound`), as before: the same decision
+    at every centre (``X`` wherever ``|w - X| < _RAY_BOUND``), a fraction of the ribbon evaluations.
+    """
+    left = todo.copy()
+    shape = np.asarray(todo.shape)
+    for size in _BLOCKS:
+        nb = -(-shape // size)
+        pad = np.zeros(tuple(nb * size), dtype=bool)
+        pad[: shape[0], : shape[1], : shape[2]] = left
+        has = pad.reshape(nb[0], size, -1).any(1)  # any centre left per block, one axis at a time (fast)
+        has = has.reshape(nb[0], nb[1], size, -1).any(2)
+        block = np.argwhere(has.reshape(nb[0], nb[1], nb[2], size).any(3))
+        if not len(block):
+            break
+        first, last = block * size, np.minimum(block * size + size, shape) - 1
+        lo = np.stack([axes[k][first[:, k]] for k in range(3)], 1)
+        hi = np.stack([axes[k][last[:, k]] for k in range(3)], 1)
+        centre, radius = 0.5 * (lo + hi), 0.5 * np.linalg.norm(hi - lo, axis=1)
+        bound = ray_winding_ball_bound(centre, radius, local, mesh.edges, mesh.mult, exact_above=_RAY_BOUND)
+        ok = np.zeros(tuple(nb), dtype=bool)
+        ok[tuple(block[bound < _RAY_BOUND].T)] = True
+        left &= ~ok.repeat(size, 0).repeat(size, 1).repeat(size, 2)[: shape[0], : shape[1], : shape[2]]
+    return todo & ~left
 
 
 def _grid_occupancy(
-    axes: list[np.ndarray], verts: np.ndarray, faces: np.ndarray, rot: np.ndarray, origin: np.ndarray,
-    only: np.ndarray | None = None,
+    axes: list[np.ndarray], mesh: _GridMesh, rot: np.ndarray, origin: np.ndarray, only: np.ndarray | None = None
 ) -> np.ndarray:
     """``winding number > 0.5`` of a mesh at the grid centres ``axes`` (grid frame), (nx, ny, nz) bool.
 
     The integer ray-crossing count ``X`` along the grid's columns
     (:func:`contactkit.geometry.inside.grid_ray_winding`) decides every centre where it provably agrees with the
-    generalised winding number ``w`` (:func:`~contactkit.geometry.inside.ray_winding_error_bound` below
-    ``_RAY_BOUND``: ``w`` is then within 0.25 of the integer ``X``): all centres of a closed mesh, all but those
-    whose column passes near a hole of an open one. The others (and the centres on the surface) get ``w`` itself,
-    as before. ``only``: (nx, ny, nz) bool, the centres that matter (the others are returned False).
+    generalised winding number ``w`` (``|w - X|`` below ``_RAY_BOUND``, certified blockwise by
+    :func:`_certified_blocks`, else by :func:`~contactkit.geometry.inside.ray_winding_error_bound` per centre:
+    ``w`` is then within 0.25 of the integer ``X``): all centres of a closed mesh, all but those whose column
+    passes near a hole of an open one. The others (and the centres on the surface) get ``w`` itself, as before.
+    ``only``: (nx, ny, nz) bool, the centres that matter (the others are returned False).
     """
-    local = (verts - origin) @ rot
-    wind, amb = grid_ray_winding(local, faces, *axes)
+    local = (mesh.verts - origin) @ rot
+    wind, amb = grid_ray_winding(local, mesh.faces, *axes)
     occ = wind >= 1
     need = np.ones_like(occ) if only is None else only
     occ &= need
-    edges, mult = boundary_chain(faces)
     unsure = amb & need
-    if len(edges):
-        idx = np.nonzero(need & ~amb)
+    if len(mesh.edges):
+        todo = need & ~amb
+        todo &= ~_certified_blocks(todo, axes, local, mesh)
+        idx = np.nonzero(todo)
         pts = np.stack([axes[k][idx[k]] for k in range(3)], -1)
-        far = ray_winding_error_bound(pts, local, edges, mult, exact_above=_RAY_BOUND) >= _RAY_BOUND
+        far = ray_winding_error_bound(pts, local, mesh.edges, mesh.mult, exact_above=_RAY_BOUND) >= _RAY_BOUND
         unsure[tuple(i[far] for i in idx)] = True
     if unsure.any():
         idx = np.nonzero(unsure)
         centres = np.stack([axes[k][idx[k]] for k in range(3)], -1) @ rot.T + origin
-        occ[idx] = np.concatenate(
-            [_geom.inside(centres[s : s + _CHUNK], verts, faces) for s in range(0, len(centres), _CHUNK)]
-        )
+        occ[idx] = mesh.inside(centres)
     return occ
 
 
 def _count_inside_both_grid(
-    axes: list[np.ndarray], hv: np.ndarray, hf: np.ndarray, ov: np.ndarray, of: np.ndarray, rot: np.ndarray,
-    origin: np.ndarray,
+    axes: list[np.ndarray], hand: _GridMesh, obj: _GridMesh, rot: np.ndarray, origin: np.ndarray
 ) -> int:
     """:func:`_count_inside_both` of the grid centres ``axes`` (grid frame), through :func:`_grid_occupancy`:
     the same centres are counted (winding number above 0.5 for both meshes), most of them decided by ray
     crossings along the grid's columns instead of a winding number each."""
-    in_hand = _grid_occupancy(axes, hv, hf, rot, origin)
+    in_hand = _grid_occupancy(axes, hand, rot, origin)
     if not in_hand.any():
         return 0
-    return int(_grid_occupancy(axes, ov, of, rot, origin, only=in_hand).sum())
+    return int(_grid_occupancy(axes, obj, rot, origin, only=in_hand).sum())
 
 
 def _count_inside_both(
@@ -268,11 +355,13 @@ def _count_inside_both(
 
 def _solid_grid_volume(
     hv: np.ndarray, hf: np.ndarray, ov: np.ndarray, of: np.ndarray, pitch: float, rot: np.ndarray, origin: np.ndarray,
-    *, try_exact: bool = True,
+    *, try_exact: bool = True, hand_chain: tuple[np.ndarray, np.ndarray] | None = None, obj: _GridMesh | None = None,
 ) -> float:
     """Solid voxel volume: ``pitch^3`` times the number of grid centres inside both meshes.
 
-    ``try_exact=False`` skips the exact intersection solid (the caller knows a mesh is not a closed manifold).
+    ``try_exact=False`` skips the exact intersection solid (the caller knows a mesh is not a closed manifold);
+    ``hand_chain`` (the hand faces' :func:`boundary_chain`) and ``obj`` (the object's :class:`_GridMesh` of
+    ``ov``, ``of``) may be shared by the samples of a batch.
     """
     hg = (hv - origin) @ rot  # grid-frame coordinates: R^T (x - o)
     og = (ov - origin) @ rot
@@ -290,7 +379,10 @@ def _solid_grid_volume(
         count = sum(int(_geom.inside(centres[s : s + _CHUNK], iv, i_f).sum()) for s in range(0, len(centres), _CHUNK))
         return count * pitch**3
     axes = _grid_axes(lo, hi, pitch)
-    return 0.0 if axes is None else _count_inside_both_grid(axes, hv, hf, ov, of, rot, origin) * pitch**3
+    if axes is None:
+        return 0.0
+    obj = _GridMesh(ov, of) if obj is None else obj
+    return _count_inside_both_grid(axes, _GridMesh(hv, hf, hand_chain), obj, rot, origin) * pitch**3
 
 
 def _surface_voxel_volume(

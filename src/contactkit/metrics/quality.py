@@ -127,6 +127,7 @@ def affinity_diversity(
     n_candidates: int = N_CANDIDATES,
     eta: float = ETA,
     face_samples: int = FACE_SAMPLES,
+    object_key: bytes | None = None,
 ) -> np.ndarray:
     """Physical-affinity diversity score ``(B,)`` (unitless, in [0, 2]; see the module docstring).
 
@@ -137,6 +138,8 @@ def affinity_diversity(
         n_candidates: ``N_c`` (10).
         eta: contact filter ratio (0.2).
         face_samples: samples per box-face side (10).
+        object_key: the shared object mesh's :func:`~contactkit.cache.mesh_key` when the caller has it (skips
+            hashing the mesh again).
     """
     if n_candidates < 2 or face_samples < 2 or not eta > 0:
         raise ShapeError(
@@ -146,7 +149,8 @@ def affinity_diversity(
     ov, of = mesh_batch(obj_verts, obj_faces, kp.shape[0], "obj_verts", "obj_faces")
     out = np.zeros(kp.shape[0])
     if ov.strides[0] == 0:  # one object for the batch: its box and face samples once, all supports at once
-        box = _BOXES.get_or_make(mesh_key(ov[0], of), partial(object_box, ov[0], of))
+        key = mesh_key(ov[0], of) if object_key is None else object_key
+        box = _BOXES.get_or_make(key, partial(object_box, ov[0], of))
         d, supp = _supports(kp, _face_points(box, face_samples))
         for b in range(kp.shape[0]):
             out[b] = _score(d[b], supp[b], box, n_candidates, eta)[0]
