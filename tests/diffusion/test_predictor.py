@@ -351,9 +351,10 @@ def _deepest_mm(grasps, hand):
 
 
 def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
-    """Hands pressed 15 mm into their spheres, fitted to their own (deep) CHOIR with the refinement defaults: stage 1
-    keeps them deep, stage 2's penetration term must bring them out. Before session 7 stage 2 ran 17 Adam steps at
-    lr 2e-3 (the wrist moved at most 3.4 mm) whatever the penetration weight, and the hands stayed deep."""
+    """Hands pressed 15 mm into their spheres, fitted to their own (deep) CHOIR with the refinement defaults but the
+    paper's stage 1 (no penetration term there): stage 1 keeps them deep, stage 2's penetration term must bring them
+    out. Before session 7 stage 2 ran 17 Adam steps at lr 2e-3 (the wrist moved at most 3.4 mm) whatever the
+    penetration weight, and the hands stayed 10-12 mm deep."""
     from contactkit.diffusion.fitting import refine_in_the_wild
     from contactkit.geometry.normals import vertex_normals
 
@@ -366,6 +367,21 @@ def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
     deep = gt_grasps.replace(transl=gt_grasps.transl + 0.015 * inward.double().numpy(), hand_vertices=None)
     before = _deepest_mm(deep, openhand)
     assert (before > 12.0).all()
-    out_g = refine_in_the_wild(deep, _StubPredictor(_gt_field(deep, openhand)), hand=openhand, max_shift_m=None)
+    out_g = refine_in_the_wild(deep, _StubPredictor(_gt_field(deep, openhand)), hand=openhand, max_shift_m=None,
+                               stage1_penetration=0.0)
     after = _deepest_mm(out_g, openhand)
     assert (after < 4.0).all(), (before, after)
+
+
+def test_stage_one_penetration_term_is_added_only_when_asked(openhand, gt_grasps):
+    """``stage1_penetration`` adds stage 2's penetration term, with that weight, to stage 1 (contactkit's addition
+    in the wild); 0 leaves the paper's stage 1."""
+    from contactkit.diffusion.fitting import choir_field_method
+
+    field = _gt_field(gt_grasps, openhand)
+    paper = [t.name for t in choir_field_method(field).stages[0].build(None)]
+    assert "penetration" not in paper
+    terms = {t.name: t for t in choir_field_method(field, stage1_penetration=5.0).stages[0].build(None)}
+    assert terms["penetration"].weight == 5.0
+    stage2 = {t.name: t for t in choir_field_method(field).stages[1].build(None)}
+    assert stage2["penetration"].weight == 1000.0

@@ -38,21 +38,18 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
-                       iterations: tuple[int, int] | None = None, contact_lr: float | None = None) -> MethodSpec:
+                       iterations: tuple[int, int] | None = None) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
     penetration term (:class:`~contactkit.contact.diffcontact.SDFPenetrationTerm`) with that weight. ``iterations``
-    sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100) and ``contact_lr`` stage 2's base
-    learning rate (None: the preset's 2e-3)."""
+    sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100)."""
     preset = get_method("choir")
     s1, s2 = preset.stages[0].settings, preset.stages[1].settings
     if iterations is not None:
         if len(iterations) != 2 or min(iterations) < 0:
             raise ContactkitError(f"iterations must be two counts >= 0 (stage 1, stage 2), got {iterations}")
         s1, s2 = s1.replace(iterations=int(iterations[0])), s2.replace(iterations=int(iterations[1]))
-    if contact_lr is not None:
-        s2 = s2.replace(lr=float(contact_lr))
 
     def stage1(ctx: MethodContext) -> list[Any]:
         terms = [ChoirAnchorTerm(field, weight=1000.0),
@@ -86,11 +83,9 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
-               iterations: int | tuple[int, int] | None = None, contact_lr: float | None = None,
-               **settings: Any) -> RefineResult:
-    """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``contact_lr`` as in
-    :func:`choir_field_method`; ``iterations``: Adam steps of each stage (one count for both, or a (stage 1,
+               iterations: int | tuple[int, int] | None = None, **settings: Any) -> RefineResult:
+    """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight`` and ``stage1_penetration`` as
+    in :func:`choir_field_method`; ``iterations``: Adam steps of each stage (one count for both, or a (stage 1,
     stage 2) pair; None: the preset's 300 + 100); ``settings`` override both stages' other
     :class:`~contactkit.refine.refiner.RefinerSettings`."""
     from contactkit.refine.api import run_method
@@ -98,7 +93,7 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
 
     pair = (iterations, iterations) if isinstance(iterations, int) else iterations
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
-                              iterations=pair, contact_lr=contact_lr)
+                              iterations=pair)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
