@@ -38,7 +38,7 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
-                       iterations: tuple[int, int] | None = None) -> MethodSpec:
+                       iterations: tuple[int, ...] | None = None) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -91,7 +91,8 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
     from contactkit.refine.api import run_method
     from contactkit.refine.targets import ContactTargets
 
-    pair = (iterations, iterations) if isinstance(iterations, int) else iterations
+    pair = (None if iterations is None else tuple(int(i) for i in iterations)
+            if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
