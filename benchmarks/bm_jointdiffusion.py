@@ -5,10 +5,11 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
     python benchmarks/bm_jointdiffusion.py --data DIR --noisy-weights N.pt --object-weights O.pt \
         [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
         [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle] [--paper-settings]
-        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--fit-iterations N]
+        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--fit-iterations N]
 
 Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, the mean of
-``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit 50 + 50 iterations; ``--one-sample`` adds session 5's one-sample row;
+``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit ``FIT_ITERATIONS`` with the penetration term in stage 1;
+``--one-sample`` adds session 5's one-sample row, ``--session6`` session 6's fit of the same sampled fields;
 synthesis: DDIM, 50 steps, one sample per candidate, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
@@ -62,10 +63,24 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def bootstrap_ratio(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of mean(a) / mean(b) by resampling paired rows."""
+    rng = np.random.default_rng(seed)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    idx = [rng.integers(0, len(a), len(a)) for _ in range(n)]
+    ratios = [a[i].mean() / b[i].mean() for i in idx]
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
 NO_CHECK = "choir in the wild without the shift check"
 ABLATION = "choir, unanchored (no x0 clip, no input prior, no shift check)"
 PAPER = "choir in the wild, DDIM 50 steps, one sample, fit 300 + 100 iterations"
 ONE_SAMPLE = "choir in the wild, one sample, DPM-Solver++ 10, w_in 10 (session 5 defaults)"
+SESSION6 = "choir in the wild, session 6's fit (no stage-1 penetration, 50 + 17 iterations)"
+#: The fit of sessions 5 and 6: no penetration term in stage 1, and stage 2 ran 17 iterations (a single count of 50
+#: was scaled by the preset's 300 : 100 until session 7).
+PREVIOUS_FIT: dict[str, Any] = {"stage1_penetration": 0.0, "iterations": (50, 17)}
 
 
 class Clock:
@@ -80,7 +95,7 @@ class Clock:
 
 def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], iterations: int | None, seed: int,
                  ablation: bool = False, other_weights: Path | None = None, oracle_fit: bool = False,
-                 paper: bool = False, one_sample: bool = False) -> dict[str, Any]:
+                 paper: bool = False, one_sample: bool = False, session6: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -91,6 +106,7 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
     runs: dict[str, Any] = {"input (noisy)": (noisy, (0.0, 0.0))}
     pred = load_choir_predictor(hand, weights=weights, seed=seed, **sampling)
     fit = {} if iterations is None else {"iterations": iterations}
+    previous = PREVIOUS_FIT if iterations is None else {**PREVIOUS_FIT, **fit}
     clock = Clock()
     # Run without the shift check and apply it afterwards (a rejected grasp keeps its input parameters, so its
     # metrics are the input's): one fit gives both rows.
@@ -108,8 +124,11 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
     if one_sample:  # session 5's defaults: one sample, DPM-Solver++ in 10 steps, input prior 10
         single = load_choir_predictor(hand, weights=weights, seed=seed, sampler="dpm", steps=10, samples=1)
         clock = Clock()
-        runs[ONE_SAMPLE] = (refine_in_the_wild(noisy, single, hand=hand, seed=seed, input_weight=10.0, **fit),
+        runs[ONE_SAMPLE] = (refine_in_the_wild(noisy, single, hand=hand, seed=seed, input_weight=10.0, **previous),
                             clock())
+    if session6:  # session 6's defaults: the same sampled fields, the previous fit
+        clock = Clock()
+        runs[SESSION6] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed, **previous), clock())
     if paper:
         slow = load_choir_predictor(hand, weights=weights, seed=seed, sampler="ddim", steps=50, samples=1)
         clock = Clock()
@@ -173,6 +192,7 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
                    "no_check_mpjpe_mm": values[NO_CHECK]["mpjpe_mm"].tolist()}
     out["choir_mpjpe_over_input"] = out["choir in the wild (JointDiffusion)"]["mpjpe_mm"] / out["input (noisy)"][
         "mpjpe_mm"]
+    out["choir_mpjpe_over_input_95ci"] = bootstrap_ratio(a["mpjpe_mm"], values["input (noisy)"]["mpjpe_mm"])
     return out
 
 
@@ -237,6 +257,9 @@ def main() -> None:
     ap.add_argument("--one-sample", action="store_true",
                     help="also run choir in the wild with session 5's defaults (one sample, DPM-Solver++ 10 steps, "
                     "input prior 10), same weights")
+    ap.add_argument("--session6", action="store_true",
+                    help="also run choir in the wild with session 6's fit (no stage-1 penetration, 50 + 17 "
+                    "iterations) on the same sampled fields")
     ap.add_argument("--fit-iterations", type=int, default=None,
                     help="refinement fit iterations per stage (default: the library's)")
     ap.add_argument("--paper-settings", action="store_true",
@@ -259,7 +282,8 @@ def main() -> None:
                 if v is not None}
     if args.skip != "refine":
         r = bench_refine(args.data, args.noisy_weights, args.n_refine, sampling, args.fit_iterations, args.seed,
-                         args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings, args.one_sample)
+                         args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings, args.one_sample,
+                         args.session6)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp | CPU s / grasp |\n"
@@ -267,7 +291,7 @@ def main() -> None:
         names = ["input (noisy)", "choir in the wild (JointDiffusion)", NO_CHECK, PAPER, ABLATION,
                  "contactopt + DeepContact",
                  "ORACLE: same fit on the ground-truth CHOIR"]
-        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights") or k == ONE_SAMPLE]
+        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights") or k in (ONE_SAMPLE, SESSION6)]
         for name in names:
             if name not in r:
                 continue
@@ -279,7 +303,8 @@ def main() -> None:
                   + ", ".join(f"{m} [{lo:+.2f}, {hi:+.2f}]" for m, (lo, hi) in r[key].items()))
         print(f"choir samples rejected (input kept): {r['choir_rejected']} / {r['n']}; median anchor shift "
               f"{r['choir_anchor_shift_mm_median']:.1f} mm")
-        print(f"choir MPJPE / input MPJPE: {r['choir_mpjpe_over_input']:.2f}")
+        lo, hi = r["choir_mpjpe_over_input_95ci"]
+        print(f"choir MPJPE / input MPJPE: {r['choir_mpjpe_over_input']:.2f} (95 % CI [{lo:.2f}, {hi:.2f}])")
         print("mean anchor error (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in r["anchor_error_mm"].items()))
     if args.skip != "synth":
         s = bench_synth(args.data, args.object_weights, args.synth_objects, args.synth_batch, sampling, args.seed,

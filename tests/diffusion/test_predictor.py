@@ -319,3 +319,69 @@ def test_grasp_geometry_has_the_requested_dtype_whatever_the_hands(gt_grasps):
     for k in ("verts", "anchors", "obj_points"):
         assert double[k].dtype == torch.float32, k
         assert torch.allclose(single[k], double[k], atol=1e-5), k
+
+
+def test_fit_runs_exactly_the_requested_iterations_of_each_stage(openhand, gt_grasps):
+    """``iterations=(a, b)`` runs a and b Adam steps (loss traces of a + 1 and b + 1 entries); one count runs it in
+    both stages. Until session 7 a count was scaled by the preset's 300 : 100, so "50 + 50" ran 50 + 17."""
+    from contactkit.diffusion.fitting import fit_fields
+    from contactkit.refine.refiner import HandParamsInit
+    from contactkit.targets import objects_from_grasps
+
+    t = gt_grasps.hand_tensors()
+    init = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
+    objects = objects_from_grasps(gt_grasps)
+    field = _gt_field(gt_grasps, openhand)
+    assert fit_fields(openhand, init, objects, field, iterations=(3, 5)).loss_trace.shape[1] == 4 + 6
+    assert fit_fields(openhand, init, objects, field, iterations=6).loss_trace.shape[1] == 7 + 7
+    with pytest.raises(ContactkitError):
+        fit_fields(openhand, init, objects, field, iterations=(3, -1))
+
+
+def _deepest_mm(grasps, hand):
+    """Deepest hand-vertex penetration (mm, >= 0) of each grasp, from the objects' SDF grids."""
+    from contactkit.targets import objects_from_grasps
+
+    objects = objects_from_grasps(grasps)
+    t = grasps.hand_tensors()
+    with torch.no_grad():
+        verts = hand(t["global_orient"], t["hand_pose"], t["betas"], t["transl"]).vertices
+    local = (verts - objects.translation.unsqueeze(1)) @ objects.rotation
+    return (-objects.sdf(local, torch.arange(len(grasps))).min(1).values).clamp(min=0).numpy() * 1e3
+
+
+def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
+    """Hands pressed 15 mm into their spheres, fitted to their own (deep) CHOIR with the refinement defaults but the
+    paper's stage 1 (no penetration term there): stage 1 keeps them deep, stage 2's penetration term must bring them
+    out. Before session 7 stage 2 ran 17 Adam steps at lr 2e-3 (the wrist moved at most 3.4 mm) whatever the
+    penetration weight, and the hands stayed 10-12 mm deep."""
+    from contactkit.diffusion.fitting import refine_in_the_wild
+    from contactkit.geometry.normals import vertex_normals
+
+    z = openhand.zero_params(1)
+    with torch.no_grad():
+        out = openhand(z.global_orient, torch.tensor(gt_grasps.hand_pose[:1], dtype=torch.float32), z.betas,
+                       z.transl)
+    palm = torch.as_tensor(openhand.annotations.contact_zones["palm"])
+    inward = torch.nn.functional.normalize(vertex_normals(out.vertices[0], openhand.faces)[palm].mean(0), dim=0)
+    deep = gt_grasps.replace(transl=gt_grasps.transl + 0.015 * inward.double().numpy(), hand_vertices=None)
+    before = _deepest_mm(deep, openhand)
+    assert (before > 12.0).all()
+    out_g = refine_in_the_wild(deep, _StubPredictor(_gt_field(deep, openhand)), hand=openhand, max_shift_m=None,
+                               stage1_penetration=0.0)
+    after = _deepest_mm(out_g, openhand)
+    assert (after < 4.0).all(), (before, after)
+
+
+def test_stage_one_penetration_term_is_added_only_when_asked(openhand, gt_grasps):
+    """``stage1_penetration`` adds stage 2's penetration term, with that weight, to stage 1 (contactkit's addition
+    in the wild); 0 leaves the paper's stage 1."""
+    from contactkit.diffusion.fitting import choir_field_method
+
+    field = _gt_field(gt_grasps, openhand)
+    paper = [t.name for t in choir_field_method(field).stages[0].build(None)]
+    assert "penetration" not in paper
+    terms = {t.name: t for t in choir_field_method(field, stage1_penetration=5.0).stages[0].build(None)}
+    assert terms["penetration"].weight == 5.0
+    stage2 = {t.name: t for t in choir_field_method(field).stages[1].build(None)}
+    assert stage2["penetration"].weight == 1000.0
