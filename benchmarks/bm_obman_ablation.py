@@ -23,8 +23,8 @@ counted and left out), and once restricted to the views contactkit's protocol si
 most 10 mm inside), and once with gravity off (the motion the initial interpenetration causes by itself:
 an object pinned by a deeply sunk hand moves as much with gravity as without, an object ejected by the contact
 forces moves without gravity). ``--stride N`` keeps every N-th view (a fixed subset, for time). The last column
-block gives, for every run after the first ``--run``, the mean per-view change against the ``--baseline`` run with a 95 %
-paired bootstrap interval. A last line gives the baseline a network must beat on hand pose: the training split's
+block gives, for every run after the first ``--run``, the mean per-view change against the ``--baseline`` run with
+a 95 % paired bootstrap interval. A last line gives the baseline a network must beat on hand pose: the training split's
 mean root-relative hand (camera frame), predicted for every view.
 """
 
