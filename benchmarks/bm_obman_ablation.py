@@ -20,9 +20,11 @@ the inside test), and unless ``--no-sim`` the simulation displacement of the pre
 **reconstructed** mesh (ObMan's protocol, ``get_protocol("obman")``): once for every view, as paper 001 simulates
 every grasp (``max_penetration=None``; views MuJoCo refuses, e.g. a folded mesh whose inertia is not physical, are
 counted and left out), and once restricted to the views contactkit's protocol simulates (deepest hand vertex at
-most 10 mm inside). ``--stride N`` keeps every N-th view (a fixed subset, for time). The last column block gives,
-for every run after the first ``--run``, the mean per-view change against the ``--baseline`` run with a 95 %
-paired bootstrap interval. A last line gives the baseline a network must beat on hand pose: the training split's
+most 10 mm inside), and once with gravity off (the motion the initial interpenetration causes by itself:
+an object pinned by a deeply sunk hand moves as much with gravity as without, an object ejected by the contact
+forces moves without gravity). ``--stride N`` keeps every N-th view (a fixed subset, for time). The last column
+block gives, for every run after the first ``--run``, the mean per-view change against the ``--baseline`` run with
+a 95 % paired bootstrap interval. A last line gives the baseline a network must beat on hand pose: the training split's
 mean root-relative hand (camera frame), predicted for every view.
 """
 
@@ -56,34 +58,39 @@ METRICS = (
     ("folded_pct", "folded %", "{:.0f}"),
     ("sim_all_cm", "sim. displ. cm (every view)", "{:.2f}"),
     ("sim_gated_cm", "sim. displ. cm (PD ≤ 10 mm)", "{:.2f}"),
+    ("sim_nograv_cm", "displ. cm, gravity off", "{:.2f}"),
 )
 #: Metrics computed here rather than by :func:`contactkit.metrics.evaluate`.
-OWN = ("folded_pct", "sim_all_cm", "sim_gated_cm")
+OWN = ("folded_pct", "sim_all_cm", "sim_gated_cm", "sim_nograv_cm")
 
 
 def simulate_views(net: ObManNet, out: ObManOutput, cam_from_world: torch.Tensor) -> dict[str, np.ndarray]:
     """ObMan-protocol displacement (cm) of each view's predicted hand holding its reconstructed object (world
     frame, gravity -z), every view simulated; NaN where MuJoCo refuses the object. ``sim_gated_cm``: the same
-    values, NaN where the deepest hand vertex lies more than 10 mm inside (contactkit's simulable views)."""
-    protocol = get_protocol("obman", max_penetration=None)
+    values, NaN where the deepest hand vertex lies more than 10 mm inside (contactkit's simulable views).
+    ``sim_nograv_cm``: the same simulation with gravity off, i.e. the motion caused by the initial interpenetration
+    alone (a hand that does not overlap the object leaves it at rest): it tells an object that falls from one that
+    is ejected by the contact forces, and a held object from one pinned by a deeply sunk hand (equal values with
+    and without gravity)."""
+    protocols = (get_protocol("obman", max_penetration=None), get_protocol("obman", max_penetration=None, gravity=0.0))
     faces = net.object_faces.numpy()
     hand_faces = net.hand.closed_faces
     ext = cam_from_world.double()
     rot = ext[:, :3, :3].transpose(1, 2)  # world from camera
     trans = -(rot @ ext[:, :3, 3:]).squeeze(-1)
-    disp, pen = np.full(len(ext), np.nan), np.full(len(ext), np.nan)
+    disp, nograv, pen = np.full(len(ext), np.nan), np.full(len(ext), np.nan), np.full(len(ext), np.nan)
     for i in range(len(ext)):
         hand_cam = (out.hand_verts[i] + out.root[i]).double()
         hand_world = hand_cam @ rot[i].T + trans[i]
         obj_cam = (out.object_verts[i] + out.root[i]).double().numpy()
         try:
-            res = simulate(hand_world[None].numpy(), hand_faces, obj_cam, faces, rot[i].numpy(), trans[i].numpy(),
-                           protocol=protocol)
+            res, still = (simulate(hand_world[None].numpy(), hand_faces, obj_cam, faces, rot[i].numpy(),
+                                   trans[i].numpy(), protocol=p) for p in protocols)
         except MeshError:
             continue
-        disp[i], pen[i] = res.displacement[0] * 100.0, res.penetration[0]
+        disp[i], nograv[i], pen[i] = res.displacement[0] * 100.0, still.displacement[0] * 100.0, res.penetration[0]
     gated = np.where(pen <= get_protocol("obman").max_penetration, disp, np.nan)
-    return {"sim_all_cm": disp, "sim_gated_cm": gated}
+    return {"sim_all_cm": disp, "sim_gated_cm": gated, "sim_nograv_cm": nograv}
 
 
 def paired_interval(delta: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:

@@ -196,6 +196,23 @@ def test_overlap_fraction_flags_folded_meshes():
     assert doubled == pytest.approx(float((radius < 0.03).mean()), abs=0.01)  # w = 2 inside the inner sphere
 
 
+def test_reconstructions_are_flagged_watertight_only_when_embedded():
+    from contactkit.fit.obman import is_embedded_closed
+
+    v, f = icosphere(3)
+    assert is_embedded_closed(0.05 * v, f)
+    assert is_embedded_closed(0.05 * v * np.array([1.0, 0.5, 2.0]) + 0.3, f)  # any closed, outward ellipsoid
+    assert not is_embedded_closed(0.05 * v, f[:, ::-1].copy())  # inside-out: negative volume
+    assert not is_embedded_closed(0.05 * v, f[1:])  # open
+    cap = v[:, 2] > 0.5
+    dented = v.copy()
+    dented[cap, 2] = -0.9 * v[cap, 2]  # the top cap pushed in, still inside the sphere: a deep dent, embedded
+    assert is_embedded_closed(0.05 * dented, f)
+    folded = v.copy()
+    folded[cap, 2] = -1.5 * v[cap, 2]  # the top cap pushed through the inside and out of the bottom: it crosses
+    assert overlap_fraction(folded, f) > 0.0 and not is_embedded_closed(0.05 * folded, f)
+
+
 def test_contact_loss_gradient_reaches_the_encoder(hand):
     torch.manual_seed(0)
     net = ObManNet(TINY, hand)
@@ -304,6 +321,7 @@ def test_estimate_rows_reproduce_the_network_in_the_world_frame(hand):
     obj_cam = torch.as_tensor(np.stack(obj_world)) @ ext[:, :3, :3].transpose(1, 2) + ext[:, None, :3, 3]
     torch.testing.assert_close(obj_cam, (out.object_verts + out.root[:, None]).double(), atol=1e-5, rtol=0)
     assert g.attrs["objects"] == "reconstructed" and len(g.objects) == 3
+    assert all(m.is_watertight for m in g.objects.values())  # the untrained decoder's spheres are embedded
 
 
 # ------------------------------------------------------------------------------------------------ CPF image path

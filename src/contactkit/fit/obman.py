@@ -4,7 +4,8 @@ Each row holds the network's hand (parameters moved to the world frame) and, as 
 mesh (the deformed icosphere; object frame = the camera frame, posed by the camera's world-from-camera
 transform). Metrics that compare objects (Chamfer) then measure the reconstruction, and the physics metrics
 (penetration, intersection volume, simulation) are those of the predicted hand with the predicted object, as in
-ObMan's evaluation (paper 001 §5).
+ObMan's evaluation (paper 001 §5). A reconstruction is flagged watertight only when it is closed, outward and not
+folded through itself (:func:`is_embedded_closed`); otherwise inside tests on it use winding numbers.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import torch
 from torch import Tensor
 
 from contactkit.errors import ContactkitError
+from contactkit.geometry.inside import is_closed
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 from contactkit.hands.base import HandModel
 from contactkit.io.grasps import GraspSet
 from contactkit.objects.mesh import ObjectMesh
+from contactkit.vision.atlasnet import overlap_fraction
 from contactkit.vision.backbone import normalize_images
 from contactkit.vision.heads import resize_to_square
 from contactkit.vision.obman_net import ObManNet, ObManOutput
 
-__all__ = ["grasps_from_obman", "hand_to_world", "run_obman"]
+__all__ = ["grasps_from_obman", "hand_to_world", "is_embedded_closed", "run_obman"]
 
 
 @torch.no_grad()
@@ -73,6 +76,25 @@ def hand_to_world(hand: HandModel, global_orient: Tensor, hand_pca: Tensor, beta
             "world_rotation": r_wc, "world_translation": t_wc}
 
 
+def is_embedded_closed(verts: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether a reconstruction may be flagged watertight (:class:`ObjectMesh`: closed, oriented, outward).
+
+    The deformed icosphere is always closed and consistently wound, but the decoder can fold it through itself or
+    turn it inside out; then the pseudonormal sign that a watertight flag selects disagrees with the winding
+    number. True when the faces are closed and oriented (:func:`contactkit.geometry.inside.is_closed`), the
+    enclosed volume is positive and no part of the box has a winding number other than 0 or 1
+    (:func:`contactkit.vision.atlasnet.overlap_fraction`); otherwise inside tests use winding numbers.
+
+    Args:
+        verts: (V, 3) float, metres; faces: (F, 3) int.
+    """
+    if not is_closed(faces, len(verts)):
+        return False
+    tri = verts[faces]
+    volume = float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+    return volume > 0.0 and overlap_fraction(verts, faces) == 0.0
+
+
 def grasps_from_obman(net: ObManNet, out: ObManOutput, cam_from_world: Tensor | None = None, *,
                       metadata: list[dict[str, Any]] | None = None, attrs: dict[str, Any] | None = None,
                       reference_index: np.ndarray | None = None) -> GraspSet:
@@ -83,8 +105,9 @@ def grasps_from_obman(net: ObManNet, out: ObManOutput, cam_from_world: Tensor | 
     w = hand_to_world(net.hand, out.global_orient, out.hand_pca, out.betas, out.root, ext)
     root = out.root.double().cpu()
     faces = net.object_faces.cpu().numpy()
-    meshes = [ObjectMesh(f"obman-net reconstruction {i}", (out.object_verts[i].double().cpu() + root[i]).numpy(),
-                         faces, is_watertight=True, source="obman-net") for i in range(b)]
+    verts = [(out.object_verts[i].double().cpu() + root[i]).numpy() for i in range(b)]
+    meshes = [ObjectMesh(f"obman-net reconstruction {i}", v, faces, is_watertight=is_embedded_closed(v, faces),
+                         source="obman-net") for i, v in enumerate(verts)]
     meta = [dict(m) for m in metadata] if metadata is not None else [{} for _ in range(b)]
     for m in meta:
         m["object"] = "reconstructed (obman-net)"
