@@ -234,22 +234,28 @@ def test_cached_reference_gives_fresh_results_and_respects_new_contact_maps(gras
     np.testing.assert_allclose(with_maps["contact_recall_pct"].values, 100.0)  # empty reference: recall 1
 
 
-def test_evaluate_skipped_distances_never_change_a_value(hand):
-    """evaluate bounds the distances of far or fingertip vertices (object-side grid, nearest-vertex bounds) instead
-    of computing them; over random poses around a closed ellipsoid, penetration, coverage, disjointedness and the
-    object-side contact must equal the exact pure functions."""
+def _ellipsoid_and_flat_hand(hand):
+    """A closed 4 x 3 x 6 cm ellipsoid (vertices, faces) and the flat hand at the origin: vertices, keypoints, palm
+    normal and the vertices of each fingertip region."""
     import trimesh
-
-    from contactkit.metrics import contact, penetration
 
     ell = trimesh.creation.icosphere(subdivisions=3)
     ell.apply_scale([0.04, 0.03, 0.06])
     ov, of = np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64)
     with torch.no_grad():
         out = hand(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 45, dtype=torch.float64))
-    hv, kp = out.vertices[0].numpy(), out.keypoints[0].numpy()
     palm = np.asarray(hand.annotations.palm_normal)
     regions = [np.nonzero(hand.annotations.region_of_vertex == r)[0] for r in hand.annotations.fingertip_regions]
+    return ov, of, out.vertices[0].numpy(), out.keypoints[0].numpy(), palm, regions
+
+
+def test_evaluate_skipped_distances_never_change_a_value(hand):
+    """evaluate bounds the distances of far or fingertip vertices (object-side grid, nearest-vertex bounds) instead
+    of computing them; over random poses around a closed ellipsoid, penetration, coverage, disjointedness and the
+    object-side contact must equal the exact pure functions."""
+    from contactkit.metrics import contact, penetration
+
+    ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     n = 6
     rng = np.random.default_rng(11)
     rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
@@ -354,18 +360,9 @@ def _hand_sd_per_grasp(ctx):
 
 
 def test_batched_hand_distances_equal_the_per_grasp_twin_bitwise(hand):
-    import trimesh
-
     from contactkit.metrics.evaluate import _Context
 
-    ell = trimesh.creation.icosphere(subdivisions=3)
-    ell.apply_scale([0.04, 0.03, 0.06])
-    ov, of = np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64)
-    with torch.no_grad():
-        out = hand(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 45, dtype=torch.float64))
-    hv, kp = out.vertices[0].numpy(), out.keypoints[0].numpy()
-    palm = np.asarray(hand.annotations.palm_normal)
-    regions = [np.nonzero(hand.annotations.region_of_vertex == r)[0] for r in hand.annotations.fingertip_regions]
+    ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     regions[1] = np.concatenate([regions[1], regions[0][:3]])  # a vertex in two regions
     n = 7
     rng = np.random.default_rng(5)
