@@ -33,10 +33,12 @@ def read_images(paths: list[Path], focal: float | None) -> tuple[Tensor, Tensor,
     import torch
     from PIL import Image
 
+    from contactkit.render.camera import pinhole_intrinsics
+
     images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     if len({im.shape for im in images}) != 1:
         raise ContactkitError("all images must have the same size")
     h, w = images[0].shape[:2]
     f = float(w) if focal is None else float(focal)
-    k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]]).expand(len(images), 3, 3)
+    k = torch.tensor(pinhole_intrinsics(f, w, h), dtype=torch.float32).expand(len(images), 3, 3)
     return torch.as_tensor(np.stack(images)), k, f

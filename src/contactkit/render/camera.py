@@ -14,7 +14,7 @@ import numpy as np
 
 from contactkit.errors import ContactkitError
 
-__all__ = ["Camera", "intrinsics", "look_at", "project", "sample_cameras", "to_camera"]
+__all__ = ["Camera", "intrinsics", "look_at", "pinhole_intrinsics", "project", "sample_cameras", "to_camera"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,13 @@ def intrinsics(fovy_deg: float, width: int, height: int) -> np.ndarray:
     point is the image centre (``cx = (width - 1) / 2`` in pixel-centre coordinates)."""
     if not (0.0 < fovy_deg < 180.0):
         raise ContactkitError(f"fovy_deg must be in (0, 180), got {fovy_deg}")
-    f = 0.5 * height / math.tan(math.radians(fovy_deg) / 2.0)
+    return pinhole_intrinsics(0.5 * height / math.tan(math.radians(fovy_deg) / 2.0), width, height)
+
+
+def pinhole_intrinsics(focal_px: float, width: int, height: int) -> np.ndarray:
+    """``(3, 3)`` intrinsics of a square-pixel camera with focal length ``focal_px`` (pixels) whose principal point
+    is the image centre (``cx = (width - 1) / 2`` in pixel-centre coordinates)."""
+    f = float(focal_px)
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
