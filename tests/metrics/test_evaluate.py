@@ -329,7 +329,7 @@ def test_empty_sets_and_foreign_hand_vertices_are_named(grasps, hand):
 def _hand_sd_per_grasp(ctx):
     """The naive twin of ``_Context.hand_sd``: the same bounds and exact queries, one grasp at a time."""
     from contactkit.metrics import _geom
-    from contactkit.metrics.evaluate import _NV_EPS, _NV_EPS2, _SD_BAND, _region_min
+    from contactkit.metrics.evaluate import _NV_EPS, _SD_BAND, _region_min
 
     sd = np.zeros(ctx.hv_obj.shape[:2])
     regions = [np.asarray(r, dtype=np.int64) for r in ctx.g.fingertip_regions or []]
@@ -343,15 +343,14 @@ def _hand_sd_per_grasp(ctx):
             if regions:
                 every = np.concatenate(regions)
                 known_out = bound[every] > 0.0
-                d_nv = bounds.nearest_vertex(pts[every], eps=_NV_EPS)
-                lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
-                todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
-                if todo.any():
-                    d_ex = bounds.nearest_vertex(pts[every[todo]], eps=_NV_EPS2)
-                    d_nv[todo] = np.minimum(d_nv[todo], d_ex)
-                    tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
+                lower, d_nv = bound[every], np.full(len(every), np.inf)
+                todo = np.ones(len(every), dtype=bool)
+                for eps in _NV_EPS:
+                    d = bounds.nearest_vertex(pts[every[todo]], eps=eps)
+                    d_nv[todo] = np.minimum(d_nv[todo], d)
+                    tighter = np.where(known_out[todo], d / (1.0 + eps) - bounds.max_edge, -np.inf)
                     lower[todo] = np.maximum(lower[todo], tighter)
-                lower = np.maximum(bound[every], lower)
+                    todo &= known_out & ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
                 np.logical_or.at(need, every, ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions))))
                 bound[every] = lower
             bound[need] = _geom.signed_distance(pts[need], ov, of, index=ctx.index(ov, of))
@@ -378,3 +377,35 @@ def test_batched_hand_distances_equal_the_per_grasp_twin_bitwise(hand):
     naive = _hand_sd_per_grasp(_Context(g, 64))
     assert (fast < 0).any() and (np.abs(fast) <= 0.002).any()
     np.testing.assert_array_equal(fast, naive)
+
+
+def test_bounded_hand_distances_give_the_values_of_exact_distances_bitwise(hand):
+    """``_Context.hand_sd`` computes exactly only what the metrics read (near vertices, each fingertip region's
+    candidates for its nearest vertex after the nearest-object-vertex passes) and bounds the rest: penetration,
+    contact masks and disjointedness must be bitwise those of exact signed distances at every vertex."""
+    from contactkit.metrics import _geom, penetration
+    from contactkit.metrics.evaluate import _SD_BAND, _Context
+
+    ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
+    n = 12
+    rng = np.random.default_rng(19)
+    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
+    centre = hv.mean(0) + palm * rng.uniform(0.0, 0.05, (n, 1)) + rng.normal(0, 0.015, (n, 3))
+    g = PosedGrasps(
+        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
+        hand_faces=hand.closed_faces.numpy(), object_ids=["e"] * n, objects={"e": (ov, of)},
+        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
+    )  # fmt: skip
+    ctx = _Context(g, 64)
+    fast = ctx.hand_sd
+    index = ctx.index(*g.objects["e"])
+    exact = np.stack([_geom.signed_distance(ctx.hv_obj[i], *g.objects["e"], index=index) for i in range(n)])
+    bounded = fast != exact
+    every = np.concatenate(regions)
+    assert bounded[:, every].sum() > 100 and (exact < 0).any() and (np.abs(exact) <= 0.002).any()
+    assert np.all(fast[bounded] <= exact[bounded]) and np.all(fast[bounded] > _SD_BAND)  # true lower bounds
+    disj = penetration.disjointedness_from_sd
+    assert (disj(exact, regions) > 0.0).sum() > 3  # regions apart from the object, whose minima are read
+    np.testing.assert_array_equal(disj(fast, regions), disj(exact, regions))
+    np.testing.assert_array_equal(penetration.penetration_depth_from_sd(fast), penetration.penetration_depth_from_sd(exact))
+    np.testing.assert_array_equal(np.abs(fast) <= 0.002, np.abs(exact) <= 0.002)

@@ -129,3 +129,35 @@ def test_object_contact_mask_local_points_match_brute_force_at_the_threshold():
     got = contact.object_contact_mask(pts[None], hv[None], hf)[0]
     assert 100 < brute.sum() < len(pts) - 100
     np.testing.assert_array_equal(got, brute)
+
+
+def test_object_contact_mask_face_groups_match_the_whole_mesh_at_the_threshold():
+    # the posed hand (long thin faces, concave between the fingers) and points 2 mm +- 10 nm off its faces and
+    # spread through its box: the face-box and face-group prefilters must not change a single decision of the
+    # exact query against the whole mesh
+    import torch
+
+    from contactkit.geometry.mesh_distance import MeshIndex
+    from contactkit.hands import load_hand
+
+    hand = load_hand("openhand")
+    with torch.no_grad():
+        hv = hand(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 45, dtype=torch.float64)).vertices[0].numpy()
+    hf = hand.closed_faces.numpy()
+    rng = np.random.default_rng(23)
+    face = rng.integers(0, len(hf), 3000)
+    w = rng.dirichlet(np.ones(3), 3000)
+    tri = hv[hf[face]]
+    on = np.einsum("nk,nkd->nd", w, tri)
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    gap = contact.CONTACT_THRESHOLD_M + rng.choice([-1e-8, 1e-8], 3000)
+    lo, hi = hv.min(0) - 0.01, hv.max(0) + 0.01
+    pts = np.concatenate([on + normal * gap[:, None], on - normal * gap[:, None], rng.uniform(lo, hi, (3000, 3))])
+    sq, _, _ = MeshIndex(hv, hf).query(pts)
+    naive = np.sqrt(np.maximum(sq, 0.0)) <= contact.CONTACT_THRESHOLD_M
+    got = contact.object_contact_mask_one(pts, hv, hf)
+    assert 1000 < naive.sum() < len(pts) - 1000
+    np.testing.assert_array_equal(got, naive)
+    for part in (slice(0, 3000), slice(3000, 6000), slice(6000, 9000), slice(0, 40)):  # other point boxes
+        np.testing.assert_array_equal(contact.object_contact_mask_one(pts[part], hv, hf), naive[part])

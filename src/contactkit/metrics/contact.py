@@ -73,31 +73,73 @@ def object_contact_mask_one(
     # |signed distance| <= t is |unsigned distance| <= t: no inside test; and only points within t of the
     # hand's bounding box can be that close, so only those are queried
     mask = np.zeros(points.shape[0], dtype=bool)
-    lo, hi = verts.min(0) - threshold, verts.max(0) + threshold
-    near = np.nonzero(np.all((points >= lo) & (points <= hi), axis=1))[0]
+    pts_t = np.ascontiguousarray(points.T)  # (3, P): the box tests run on contiguous coordinate rows
+    near = np.nonzero(_in_box(pts_t, verts.min(0) - threshold, verts.max(0) + threshold))[0]
     if near.size:
-        mask[near] = _near_surface(points[near], verts, faces, threshold)
+        mask[near] = _near_surface(points[near], pts_t[:, near], verts, faces, threshold)
     return mask
 
 
-def _near_surface(points: np.ndarray, verts: np.ndarray, faces: np.ndarray, threshold: float) -> np.ndarray:
-    """``(P,)`` bool: unsigned distance of ``points (P, 3)`` to the mesh ``verts (V, 3)``, ``faces (F, 3)`` is
-    at most ``threshold``; exact, with the AABB tree built over the faces that can be that close only.
+def _in_box(pts_t: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(..., P)`` bool: points ``pts_t (3, P)`` inside the closed boxes ``lo``, ``hi`` (``(3,)`` or
+    ``(3, G, 1)`` for G boxes at once), one coordinate row at a time (the comparisons of
+    ``np.all((points >= lo) & (points <= hi), axis=1)``, without its slow reduction over a short axis)."""
+    x, y, z = pts_t
+    return (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
+
+
+def _face_boxes(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(3, F)`` lower and upper corners of each face's axis-aligned box, coordinate-major (the min / max of its
+    three corners: ``verts[faces].min(1).T`` / ``.max(1).T``, without the ``(F, 3, 3)`` gather and its slow
+    short reduction)."""
+    vt = np.ascontiguousarray(verts.T)
+    a, b, c = vt[:, faces[:, 0]], vt[:, faces[:, 1]], vt[:, faces[:, 2]]
+    return np.minimum(np.minimum(a, b), c), np.maximum(np.maximum(a, b), c)
+
+
+#: Number of face groups whose boxes :func:`_near_face_groups` tests each point against.
+_FACE_GROUPS = 16
+
+
+def _near_face_groups(pts_t: np.ndarray, f_lo: np.ndarray, f_hi: np.ndarray, threshold: float) -> np.ndarray:
+    """``(P,)`` bool, False only for points ``pts_t (3, P)`` certainly farther than ``threshold`` from every face
+    of the boxes ``f_lo``, ``f_hi`` ``(3, F)``: the faces, sorted along the points' longest axis, in
+    :data:`_FACE_GROUPS` groups; a point is kept when it lies in some group's box grown by a bit more than
+    ``threshold`` (a face within ``t`` of a point has its box within ``t`` of it on every axis; the extra
+    ``1e-6 t`` is far above the rounding of the box corners, so no point the exact query could find within
+    ``t`` is dropped)."""
+    grow = threshold * (1.0 + 1e-6) + 1e-12
+    axis = int(np.argmax(pts_t.max(1) - pts_t.min(1)))
+    order = np.argsort(f_lo[axis] + f_hi[axis], kind="stable")
+    starts = np.linspace(0, len(order), min(_FACE_GROUPS, len(order)) + 1).astype(np.int64)[:-1]
+    lo = np.minimum.reduceat(f_lo[:, order], starts, axis=1)[..., None] - grow  # (3, G, 1)
+    hi = np.maximum.reduceat(f_hi[:, order], starts, axis=1)[..., None] + grow
+    return _in_box(pts_t, lo, hi).any(axis=0)
+
+
+def _near_surface(
+    points: np.ndarray, pts_t: np.ndarray, verts: np.ndarray, faces: np.ndarray, threshold: float
+) -> np.ndarray:
+    """``(P,)`` bool: unsigned distance of ``points (P, 3)`` (and the same, coordinate-major, ``pts_t (3, P)``)
+    to the mesh ``verts (V, 3)``, ``faces (F, 3)`` is at most ``threshold``; exact, with the AABB tree built
+    over the faces that can be that close only.
 
     A face within ``t`` of a point meets the point's ``t``-ball, so its box overlaps the points' box grown by
     ``t``; the other faces cannot change the answer (the distance to the kept faces is never below the distance
     to the whole mesh, and equals it wherever it is at most ``t``). Then only points within ``t`` of the kept
-    faces' box are queried.
+    faces' box, and of the box of one of their groups (:func:`_near_face_groups`), are queried. The naive twin
+    (every point against the whole mesh) is in the tests.
     """
-    tri = verts[faces]
-    f_lo, f_hi = tri.min(axis=1), tri.max(axis=1)
-    lo, hi = points.min(0) - threshold, points.max(0) + threshold
-    keep = np.all((f_hi >= lo) & (f_lo <= hi), axis=1)
+    f_lo, f_hi = _face_boxes(verts, faces)
+    lo, hi = pts_t.min(1) - threshold, pts_t.max(1) + threshold
+    keep = _in_box(f_hi, lo, np.full(3, np.inf)) & _in_box(f_lo, np.full(3, -np.inf), hi)
     out = np.zeros(points.shape[0], dtype=bool)
     if not keep.any():
         return out
-    lo, hi = f_lo[keep].min(0) - threshold, f_hi[keep].max(0) + threshold
-    near = np.all((points >= lo) & (points <= hi), axis=1)
+    f_lo, f_hi = f_lo[:, keep], f_hi[:, keep]
+    near = _in_box(pts_t, f_lo.min(1) - threshold, f_hi.max(1) + threshold)
+    if near.any():
+        near[near] = _near_face_groups(pts_t[:, near], f_lo, f_hi, threshold)
     if near.any():
         out[near] = _geom.unsigned_distance(points[near], verts, faces[keep]) <= threshold
     return out

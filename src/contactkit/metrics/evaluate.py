@@ -40,10 +40,10 @@ from contactkit.metrics.registry import METRICS, resolve_metrics
 #: distance: the metrics read signed distances only through ``|sd| <= 2 mm`` and ``max(0, -sd)`` (and the exact
 #: fingertip-region values).
 _SD_BAND = 0.0025
-#: Approximation factor of the nearest-object-vertex queries that bound the fingertip regions' distances.
-_NV_EPS = 0.5
-#: ... and of the second, tighter pass over the vertices the first could not rule out.
-_NV_EPS2 = 0.1
+#: Approximation factors of the successive nearest-object-vertex passes that bound the fingertip regions'
+#: distances, each over the vertices the earlier ones could not rule out (fast for far points first, then exact:
+#: an exact query costs a fraction of the exact signed distance it can save for a vertex several cm away).
+_NV_EPS = (0.5, 0.1, 0.0)
 #: Number of object surface samples used by the object-side contact metrics and the Chamfer distance.
 OBJECT_SAMPLES = 2048
 
@@ -345,18 +345,20 @@ class _Context:
                 if regions:
                     every = np.concatenate(regions)
                     known_out = bound[:, every] > 0.0
-                    # approximate nearest object vertices first (fast for far points), then tighter ones for the
-                    # vertices that bound could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
+                    # nearest object vertices, approximate first, then tighter for the vertices the earlier
+                    # passes could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
                     sel = pts[:, every]
-                    d_nv = bounds.nearest_vertex(sel.reshape(-1, 3), eps=_NV_EPS).reshape(known_out.shape)
-                    lower = np.where(known_out, d_nv / (1.0 + _NV_EPS) - bounds.max_edge, -np.inf)
-                    todo = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
-                    if todo.any():
-                        d_ex = bounds.nearest_vertex(sel[todo], eps=_NV_EPS2)
-                        d_nv[todo] = np.minimum(d_nv[todo], d_ex)
-                        tighter = np.where(known_out[todo], d_ex / (1.0 + _NV_EPS2) - bounds.max_edge, -np.inf)
+                    lower = bound[:, every]
+                    d_nv = np.full(lower.shape, np.inf)
+                    todo = np.ones(lower.shape, dtype=bool)
+                    for eps in _NV_EPS:
+                        d = bounds.nearest_vertex(sel[todo], eps=eps)
+                        d_nv[todo] = np.minimum(d_nv[todo], d)
+                        tighter = np.where(known_out[todo], d / (1.0 + eps) - bounds.max_edge, -np.inf)
                         lower[todo] = np.maximum(lower[todo], tighter)
-                    lower = np.maximum(bound[:, every], lower)
+                        todo &= known_out & ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
+                        if not todo.any():
+                            break
                     # a vertex in several regions is needed when any of them needs it
                     flag = ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
                     rows = np.broadcast_to(np.arange(len(idx))[:, None], flag.shape)
