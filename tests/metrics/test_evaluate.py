@@ -407,5 +407,6 @@ def test_bounded_hand_distances_give_the_values_of_exact_distances_bitwise(hand)
     disj = penetration.disjointedness_from_sd
     assert (disj(exact, regions) > 0.0).sum() > 3  # regions apart from the object, whose minima are read
     np.testing.assert_array_equal(disj(fast, regions), disj(exact, regions))
-    np.testing.assert_array_equal(penetration.penetration_depth_from_sd(fast), penetration.penetration_depth_from_sd(exact))
+    depth = penetration.penetration_depth_from_sd
+    np.testing.assert_array_equal(depth(fast), depth(exact))
     np.testing.assert_array_equal(np.abs(fast) <= 0.002, np.abs(exact) <= 0.002)
