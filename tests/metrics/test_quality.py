@@ -90,3 +90,20 @@ def test_batched_supports_equal_the_per_grasp_score_exactly():
     per_grasp = quality.affinity_diversity(kp, np.repeat(OV[None], 12, 0), OF)
     assert np.array_equal(fast, naive) and np.array_equal(fast, per_grasp)
     assert (fast > 0).sum() >= 4
+
+
+def test_supports_equal_the_norm_of_the_difference_array_bitwise():
+    """``_supports`` sums the squared coordinate differences plane by plane; the naive twin forms the
+    ``(B, K, 6, n2, 3)`` difference array and takes ``np.linalg.norm`` over it: the same distances, arg-mins and
+    support points, bit for bit (keypoints on and off the box, and exactly on face samples)."""
+    rng = np.random.default_rng(8)
+    box_ = quality.object_box(OV, OF)
+    fp = quality._face_points(box_, quality.FACE_SAMPLES)
+    kp = np.concatenate([rng.normal(size=(9, 21, 3)) * 0.05, fp.reshape(-1, 3)[rng.integers(0, 600, (1, 21))]])
+    dist = np.linalg.norm(kp[:, :, None, None, :] - fp[None, None], axis=-1)
+    arg = dist.argmin(axis=3)
+    d_naive = np.take_along_axis(dist, arg[..., None], axis=3)[..., 0].reshape(len(kp), -1)
+    supp_naive = fp[np.tile(np.arange(6), kp.shape[1]), arg.reshape(len(kp), -1)]
+    d, supp = quality._supports(kp, fp)
+    assert np.array_equal(d, d_naive) and np.array_equal(supp, supp_naive)
+    assert (d[-1] == 0.0).sum() >= 21  # the keypoints placed on samples
