@@ -87,3 +87,24 @@ def test_open_mesh_signed_distance_equals_the_geometry_module_bitwise():
         got = _geom.signed_distance(pts, v, f, index=mesh_index(v, f))
         np.testing.assert_array_equal(got, ref)
     assert (ref < 0).sum() > 100
+
+
+def test_bbox_equals_the_axis_reductions_and_the_cached_box_changes_no_volume(hand_mesh):
+    """``bbox`` (one coordinate-major copy) against its naive twin ``min(0)`` / ``max(0)``; and the exact volume
+    with the object's cached box equals the one computing the box itself, bitwise."""
+    from contactkit.metrics._arrays import bbox
+
+    rng = np.random.default_rng(4)
+    for x in (rng.normal(size=(8194, 3)), rng.normal(size=(1, 3)), np.asfortranarray(rng.normal(size=(50, 3)))):
+        lo, hi = bbox(x)
+        assert np.array_equal(lo, x.min(0)) and np.array_equal(hi, x.max(0))
+    hv, hf = hand_mesh
+    ell = trimesh.creation.icosphere(subdivisions=3)
+    ell.apply_scale([0.04, 0.03, 0.06])
+    ov, of = np.asarray(ell.vertices) + hv.mean(0), np.asarray(ell.faces, dtype=np.int64)
+    assert inter.exact_volume_pair(hv, hf, ov, of) > 0.0
+    for shift in (0.0, 0.01, 0.5):
+        h = hv + shift
+        with_box = inter.exact_volume_pair(h, hf, ov, of, obj_box=bbox(ov))
+        assert with_box == inter.exact_volume_pair(h, hf, ov, of)
+    assert inter.exact_volume_pair(hv + 0.5, hf, ov, of, obj_box=bbox(ov)) == 0.0  # disjoint boxes

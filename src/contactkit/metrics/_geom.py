@@ -18,6 +18,7 @@ from contactkit.geometry.inside import _topology
 from contactkit.geometry.inside import signed_distance as _signed_distance
 from contactkit.geometry.inside import winding_number as _winding_number
 from contactkit.geometry.mesh_distance import MeshIndex, closest_points_on_mesh, mesh_index
+from contactkit.metrics._arrays import bbox
 
 T = TypeVar("T")
 
@@ -149,7 +150,7 @@ class ObjectBounds:
     ) -> None:
         from pykdtree.kdtree import KDTree
 
-        self.lo, self.hi = verts.min(0), verts.max(0)
+        self.lo, self.hi = bbox(verts)
         self.tree = KDTree(np.ascontiguousarray(verts, dtype=np.float64))  # 2-3x scipy's cKDTree for these queries
         tri = verts[faces]
         self.max_edge = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1).max()) if len(faces) else 0.0

@@ -14,7 +14,7 @@ import numpy as np
 
 from contactkit.errors import ShapeError
 from contactkit.metrics import _geom
-from contactkit.metrics._arrays import mesh_batch, points_batch, to_numpy
+from contactkit.metrics._arrays import bbox, mesh_batch, points_batch, to_numpy
 from contactkit.metrics.penetration import hand_signed_distances
 
 #: Contact threshold (metres): ContactOpt's +-2 mm.
@@ -74,7 +74,8 @@ def object_contact_mask_one(
     # hand's bounding box can be that close, so only those are queried
     mask = np.zeros(points.shape[0], dtype=bool)
     pts_t = np.ascontiguousarray(points.T)  # (3, P): the box tests run on contiguous coordinate rows
-    near = np.nonzero(_in_box(pts_t, verts.min(0) - threshold, verts.max(0) + threshold))[0]
+    lo, hi = bbox(verts)
+    near = np.nonzero(_in_box(pts_t, lo - threshold, hi + threshold))[0]
     if near.size:
         mask[near] = _near_surface(points[near], pts_t[:, near], verts, faces, threshold)
     return mask

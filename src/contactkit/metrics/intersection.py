@@ -33,7 +33,7 @@ from contactkit.geometry.inside import (
     ray_winding_error_bound,
 )
 from contactkit.metrics import _geom
-from contactkit.metrics._arrays import mesh_batch, points_batch, to_numpy
+from contactkit.metrics._arrays import bbox, mesh_batch, points_batch, to_numpy
 
 #: Pitch (metres) of the solid grid used when the exact boolean is impossible.
 FALLBACK_PITCH_M = 0.001
@@ -82,6 +82,7 @@ class _SharedObject:
         self._solid: manifold3d.Manifold | None = None
         self._built = False
         self._grid: _GridMesh | None = None
+        self.box = bbox(self.verts)
 
     def solid(self) -> manifold3d.Manifold | None:
         if not self._built:
@@ -124,13 +125,16 @@ def exact_volume_pair(
     obj_faces: np.ndarray,
     *,
     obj_solid: Any = False,
+    obj_box: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float | None:
     """Exact intersection volume (m^3) of two closed meshes ``(V, 3)``/``(F, 3)``, or None if impossible.
 
-    ``obj_solid`` may carry a pre-built object solid (or None if the object is known not to be a manifold).
+    ``obj_solid`` may carry a pre-built object solid (or None if the object is known not to be a manifold),
+    ``obj_box`` the object's :func:`~contactkit.metrics._arrays.bbox`.
     """
-    lo = np.maximum(hand_verts.min(0), obj_verts.min(0))
-    hi = np.minimum(hand_verts.max(0), obj_verts.max(0))
+    h_lo, h_hi = bbox(hand_verts)
+    o_lo, o_hi = bbox(obj_verts) if obj_box is None else obj_box
+    lo, hi = np.maximum(h_lo, o_lo), np.minimum(h_hi, o_hi)
     if np.any(lo > hi):
         return 0.0
     if obj_solid is None:  # known not to be a manifold: no need to build the hand's solid
@@ -193,7 +197,7 @@ def intersection_volume(
     hand_chain: tuple[np.ndarray, np.ndarray] | None = None  # the fallback's, shared by the batch
     for b in range(hv.shape[0]):
         obj_solid = obj.solid() if obj is not None else _LazySolid(ov[b], of)
-        v = exact_volume_pair(hv[b], hf, ov[b], of, obj_solid=obj_solid)
+        v = exact_volume_pair(hv[b], hf, ov[b], of, obj_solid=obj_solid, obj_box=obj.box if obj is not None else None)
         if v is None:
             flag[b] = True
             hand_chain = boundary_chain(hf) if hand_chain is None else hand_chain
@@ -365,8 +369,8 @@ def _solid_grid_volume(
     """
     hg = (hv - origin) @ rot  # grid-frame coordinates: R^T (x - o)
     og = (ov - origin) @ rot
-    lo = np.maximum(hg.min(0), og.min(0))
-    hi = np.minimum(hg.max(0), og.max(0))
+    (h_lo, h_hi), (o_lo, o_hi) = bbox(hg), bbox(og)
+    lo, hi = np.maximum(h_lo, o_lo), np.minimum(h_hi, o_hi)
     if np.any(lo > hi):
         return 0.0
     inter = intersection_mesh(hv, hf, ov, of) if try_exact else None
