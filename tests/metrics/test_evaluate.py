@@ -348,7 +348,7 @@ def _hand_sd_per_grasp(ctx):
                 for eps in _NV_EPS:
                     d = bounds.nearest_vertex(pts[every[todo]], eps=eps)
                     d_nv[todo] = np.minimum(d_nv[todo], d)
-                    tighter = np.where(known_out[todo], d / (1.0 + eps) - bounds.max_edge, -np.inf)
+                    tighter = np.where(known_out[todo], bounds.surface_lower_bound(d, eps), -np.inf)
                     lower[todo] = np.maximum(lower[todo], tighter)
                     todo &= known_out & ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
                 np.logical_or.at(need, every, ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions))))
@@ -410,3 +410,38 @@ def test_bounded_hand_distances_give_the_values_of_exact_distances_bitwise(hand)
     depth = penetration.penetration_depth_from_sd
     np.testing.assert_array_equal(depth(fast), depth(exact))
     np.testing.assert_array_equal(np.abs(fast) <= 0.002, np.abs(exact) <= 0.002)
+
+
+def test_surface_lower_bound_from_the_nearest_vertex_is_a_bound_and_tight_far_away(hand):
+    """``ObjectBounds.surface_lower_bound`` (``sqrt(v^2 - L^2)``) never exceeds the exact distance to the surface,
+    near (inside, on and just off the surface, above face centres: the farthest points from the corners) or far,
+    for exact and approximate nearest-vertex queries, on the ellipsoid and a regular icosahedron (equilateral
+    faces: ``L / 2`` in place of ``L`` would fail there); and it is within a fifth of the longest edge ``L`` of
+    the distance 3-10 cm from the ellipsoid (where ``v - L`` is off by about ``L``)."""
+    import trimesh
+
+    from contactkit.geometry.mesh_distance import MeshIndex
+    from contactkit.metrics import _geom
+
+    ov, of, *_ = _ellipsoid_and_flat_hand(hand)
+    ico = trimesh.creation.icosahedron()
+    rng = np.random.default_rng(2)
+    for verts, faces in ((ov, of), (np.asarray(ico.vertices) * 0.03, np.asarray(ico.faces, dtype=np.int64))):
+        index = MeshIndex(verts, faces)
+        bounds = _geom.ObjectBounds(verts, faces, index, closed=True, margin=0.0025)
+        dirs = rng.normal(size=(4000, 3))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        radius = np.concatenate([rng.uniform(0.0, 0.08, 2000), rng.uniform(0.1, 0.16, 2000)])
+        tri = verts[faces]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        above = tri.mean(1) + normal * rng.choice([0.0005, 0.05], len(faces))[:, None]
+        pts = np.concatenate([dirs * radius[:, None], above])
+        exact = np.sqrt(index.query(pts)[0])
+        for eps in (0.0, 0.1, 0.5):
+            lower = bounds.surface_lower_bound(bounds.nearest_vertex(pts, eps=eps), eps)
+            assert np.all(lower <= exact)
+        if verts is ov:  # many edges away (the icosahedron's edges are 3 cm long)
+            far = np.concatenate([radius > 0.1, np.zeros(len(faces), dtype=bool)])
+            lower = bounds.surface_lower_bound(bounds.nearest_vertex(pts), 0.0)
+            assert np.all(exact[far] - lower[far] < 0.2 * bounds.max_edge)

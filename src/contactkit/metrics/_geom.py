@@ -128,8 +128,7 @@ class ObjectBounds:
       is 1-Lipschitz and cannot change sign in a ball free of the surface, so ``s(c) - |p - c| > 0`` for the
       nearest centre means ``p`` is outside and at least that far away.
     * :meth:`nearest_vertex`: the distance to a mesh vertex, an upper bound of the distance to the surface;
-      that of the nearest vertex minus :attr:`max_edge` (every surface point lies within the longest edge of
-      each corner of its triangle) is a lower bound of the unsigned distance.
+      :meth:`surface_lower_bound` turns that of the nearest vertex into a lower bound of the unsigned distance.
 
     Args:
         verts: (V, 3) float64 vertices, metres; faces: (F, 3) int64.
@@ -185,8 +184,18 @@ class ObjectBounds:
     def nearest_vertex(self, points: np.ndarray, eps: float = 0.0) -> np.ndarray:
         """``(N,)`` distance ``d`` of ``points (N, 3)`` to a mesh vertex at most ``1 + eps`` times as far as the
         nearest one (``eps > 0`` is much faster for far points): ``d`` >= the distance to the surface >=
-        ``d / (1 + eps) - max_edge``."""
+        :meth:`surface_lower_bound` ``(d, eps)``."""
         if points.shape[0] == 0:
             return np.zeros(0)
         d, _ = self.tree.query(np.ascontiguousarray(points, dtype=np.float64), eps=eps)
         return np.asarray(d, dtype=np.float64)
+
+    def surface_lower_bound(self, d: np.ndarray, eps: float) -> np.ndarray:
+        """A lower bound ``(N,)`` of the distance to the surface from :meth:`nearest_vertex`'s ``d (N,)`` (m).
+
+        With ``x`` the nearest surface point and ``c`` the nearest corner of its triangle (of its edge when ``x``
+        lies on one), ``p - x`` is orthogonal to ``x - c`` and ``|x - c| <= L`` (:attr:`max_edge`), so the
+        nearest vertex is at most ``sqrt(|p - x|^2 + L^2)`` away: ``|p - x| >= sqrt(v^2 - L^2)`` with
+        ``v = d / (1 + eps)``, much tighter than ``v - L`` for far points; less ``1e-12`` m for rounding."""
+        v = d / (1.0 + eps)
+        return np.sqrt(np.maximum(v * v - self.max_edge * self.max_edge, 0.0)) - 1e-12

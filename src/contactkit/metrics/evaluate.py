@@ -346,7 +346,7 @@ class _Context:
                     every = np.concatenate(regions)
                     known_out = bound[:, every] > 0.0
                     # nearest object vertices, approximate first, then tighter for the vertices the earlier
-                    # passes could not rule out; d >= |sd| >= d / (1 + eps) - max_edge
+                    # passes could not rule out; d >= |sd| >= bounds.surface_lower_bound(d, eps)
                     sel = pts[:, every]
                     lower = bound[:, every]
                     d_nv = np.full(lower.shape, np.inf)
@@ -354,7 +354,7 @@ class _Context:
                     for eps in _NV_EPS:
                         d = bounds.nearest_vertex(sel[todo], eps=eps)
                         d_nv[todo] = np.minimum(d_nv[todo], d)
-                        tighter = np.where(known_out[todo], d / (1.0 + eps) - bounds.max_edge, -np.inf)
+                        tighter = np.where(known_out[todo], bounds.surface_lower_bound(d, eps), -np.inf)
                         lower[todo] = np.maximum(lower[todo], tighter)
                         todo &= known_out & ~(lower > np.maximum(_SD_BAND, _region_min(d_nv, regions)))
                         if not todo.any():
