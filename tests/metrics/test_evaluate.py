@@ -445,3 +445,32 @@ def test_surface_lower_bound_from_the_nearest_vertex_is_a_bound_and_tight_far_aw
             far = np.concatenate([radius > 0.1, np.zeros(len(faces), dtype=bool)])
             lower = bounds.surface_lower_bound(bounds.nearest_vertex(pts), 0.0)
             assert np.all(exact[far] - lower[far] < 0.2 * bounds.max_edge)
+
+
+def test_outside_bound_on_coordinate_rows_equals_the_row_wise_twin_bitwise(hand):
+    """``ObjectBounds.outside_bound`` (coordinate rows, ``norm3``) against its naive twin on ``(N, 3)`` rows with
+    ``np.linalg.norm``: the same values bit for bit, for points inside, near and far from the object (in and out
+    of its grid)."""
+    from contactkit.geometry.mesh_distance import MeshIndex
+    from contactkit.metrics import _geom
+
+    ov, of, *_ = _ellipsoid_and_flat_hand(hand)
+    b = _geom.ObjectBounds(ov, of, MeshIndex(ov, of), closed=True, margin=0.0025)
+    rng = np.random.default_rng(6)
+    pts = rng.normal(size=(5000, 3)) * [0.03, 0.025, 0.05]
+
+    def naive(points):
+        box = np.linalg.norm(np.maximum(np.maximum(b.lo - points, points - b.hi), 0.0), axis=1)
+        out = np.where(box > 0.0, box, -np.inf)
+        k = np.rint((points - b.grid_lo) / b.pitch).astype(np.int64)
+        on = np.all((k >= 0) & (k < b.shape), axis=1)
+        kk = k[on]
+        bound = b.sd[kk[:, 0], kk[:, 1], kk[:, 2]] - np.linalg.norm(points[on] - (b.grid_lo + kk * b.pitch), axis=1)
+        out[on] = np.maximum(out[on], np.where(bound > 0.0, bound, -np.inf))
+        return out
+
+    fast = b.outside_bound(pts)
+    assert np.isinf(fast).sum() > 100 and (fast > 0.01).sum() > 100 and ((fast > 0) & (fast < 0.0025)).sum() > 100
+    np.testing.assert_array_equal(fast, naive(pts))
+    v = rng.normal(size=(1000, 3))
+    np.testing.assert_array_equal(_geom.norm3(*v.T), np.linalg.norm(v, axis=1))
