@@ -474,3 +474,25 @@ def test_outside_bound_on_coordinate_rows_equals_the_row_wise_twin_bitwise(hand)
     np.testing.assert_array_equal(fast, naive(pts))
     v = rng.normal(size=(1000, 3))
     np.testing.assert_array_equal(_geom.norm3(*v.T), np.linalg.norm(v, axis=1))
+
+
+def test_object_frame_equals_the_einsum_twin_bitwise():
+    """``PosedGrasps.to_object_frame`` on coordinate planes against its einsum twin: the same values and signs of
+    zero, for random rotations, the identity and a permutation, and points at (and signed zeros around) the
+    translation."""
+    rng = np.random.default_rng(12)
+    n = 6
+    rot = np.linalg.qr(rng.normal(size=(n, 3, 3)))[0]
+    rot[0], rot[1] = np.eye(3), np.eye(3)[[1, 0, 2]]
+    transl = rng.normal(size=(n, 3)) * 0.1
+    transl[0] = 0.0
+    pts = rng.normal(size=(n, 50, 3)) * 0.05
+    pts[0, :10], pts[0, 10:20, 1], pts[1, :5] = -0.0, -0.0, transl[1]
+    g = PosedGrasps(
+        hand_verts=pts, keypoints=pts[:, :21], hand_faces=np.array([[0, 1, 2]]), object_ids=["o"] * n,
+        objects={"o": (np.eye(3), np.array([[0, 1, 2]]))}, object_rotation=rot, object_translation=transl,
+    )  # fmt: skip
+    fast = g.to_object_frame(pts)
+    naive = np.einsum("nmj,nji->nmi", pts - transl[:, None, :], rot)
+    assert np.array_equal(fast, naive) and np.array_equal(np.signbit(fast), np.signbit(naive))
+    assert np.signbit(naive).any() and (naive == 0.0).any()

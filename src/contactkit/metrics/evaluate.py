@@ -134,8 +134,15 @@ class PosedGrasps:
                 self._keys[key] = (v, f, other.object_key(key))
 
     def to_object_frame(self, points: np.ndarray) -> np.ndarray:
-        """Map world points ``(N, M, 3)`` to each sample's object frame: ``R^T (x - t)``."""
-        return np.einsum("nmj,nji->nmi", points - self.object_translation[:, None, :], self.object_rotation)
+        """Map world points ``(N, M, 3)`` to each sample's object frame: ``R^T (x - t)``.
+
+        The values of ``np.einsum("nmj,nji->nmi", x - t, R)`` (a zeroed output plus the three products in
+        order: ``((0 + d_0 R_0i) + d_1 R_1i) + d_2 R_2i``; the einsum twin is in the tests) on coordinate planes,
+        several times faster than einsum's generic loop."""
+        d = points - self.object_translation[:, None, :]
+        r = self.object_rotation[:, None, :, :]  # (N, 1, 3, 3)
+        x, y, z = d[..., 0], d[..., 1], d[..., 2]
+        return np.stack([0.0 + x * r[..., 0, i] + y * r[..., 1, i] + z * r[..., 2, i] for i in range(3)], axis=-1)
 
     def object_world_verts(self, i: int) -> np.ndarray:
         """(V_o, 3) vertices of sample ``i``'s object in the world frame."""
