@@ -108,3 +108,30 @@ def test_bbox_equals_the_axis_reductions_and_the_cached_box_changes_no_volume(ha
         with_box = inter.exact_volume_pair(h, hf, ov, of, obj_box=bbox(ov))
         assert with_box == inter.exact_volume_pair(h, hf, ov, of)
     assert inter.exact_volume_pair(hv + 0.5, hf, ov, of, obj_box=bbox(ov)) == 0.0  # disjoint boxes
+
+
+def test_closed_mesh_signed_distance_equals_the_geometry_module_bitwise(hand_mesh):
+    """``_geom.signed_distance`` on a closed mesh (its own closest-point and sign steps, without the geometry
+    module's per-call checks and copies) against ``contactkit.geometry.inside.signed_distance``: bit for bit, for
+    points inside, outside, on vertices, edges and faces, for the hand and an ellipsoid (read-only arrays)."""
+    from contactkit.geometry.inside import signed_distance
+    from contactkit.geometry.mesh_distance import MeshIndex
+    from contactkit.metrics import _geom
+
+    ell = trimesh.creation.icosphere(subdivisions=4)
+    ell.apply_scale([0.04, 0.03, 0.06])
+    rng = np.random.default_rng(9)
+    for v, f in (hand_mesh, (np.asarray(ell.vertices), np.asarray(ell.faces, dtype=np.int64))):
+        v, f = v.copy(), f.copy()
+        v.setflags(write=False)
+        f.setflags(write=False)
+        lo, hi = v.min(0) - 0.01, v.max(0) + 0.01
+        w = rng.dirichlet(np.ones(3), 300)
+        on_faces = np.einsum("nk,nkd->nd", w, v[f[rng.integers(0, len(f), 300)]])
+        edge = v[f[:200, 0]] * 0.3 + v[f[:200, 1]] * 0.7
+        pts = np.concatenate([rng.uniform(lo, hi, (3000, 3)), on_faces, edge, v[:100]])
+        ref = signed_distance(torch.from_numpy(pts)[None], torch.from_numpy(v.copy()), f)[0].numpy()
+        index = MeshIndex(v, f)
+        for _ in range(2):  # the second call reuses the index's tensors
+            np.testing.assert_array_equal(_geom.signed_distance(pts, v, f, index=index), ref)
+        assert (ref < 0).sum() > 50 and (ref > 0).sum() > 50 and (ref == 0).sum() > 50

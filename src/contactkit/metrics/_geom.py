@@ -14,10 +14,16 @@ import igl
 import numpy as np
 import torch
 
-from contactkit.geometry.inside import _topology
-from contactkit.geometry.inside import signed_distance as _signed_distance
+from contactkit.geometry._checks import faces_tensor, safe_norm
+from contactkit.geometry.inside import _signs, _topology
 from contactkit.geometry.inside import winding_number as _winding_number
-from contactkit.geometry.mesh_distance import MeshIndex, closest_points_on_mesh, mesh_index
+from contactkit.geometry.mesh_distance import (
+    MeshClosest,
+    MeshIndex,
+    closest_points_on_mesh,
+    mesh_index,
+    point_triangle_closest,
+)
 from contactkit.metrics._arrays import bbox
 
 T = TypeVar("T")
@@ -110,12 +116,30 @@ def signed_distance(
     pts = torch.from_numpy(_writable(points))[None]
     with torch.no_grad():
         if _topology(index, index.faces, v.shape[0])[0]:
-            sd = _signed_distance(pts, torch.from_numpy(v), faces, index=index)
+            sd = _closed_signed_distance(pts, index)
         else:
             dist = closest_points_on_mesh(pts, torch.from_numpy(v), faces, index=index).dist
             inside = torch.from_numpy(fast_winding(index).inside(points))[None]
             sd = torch.where(inside, -dist, dist)
     return sd[0].numpy()
+
+
+def _closed_signed_distance(pts: torch.Tensor, index: MeshIndex) -> torch.Tensor:
+    """:func:`contactkit.geometry.inside.signed_distance` ``(1, N)`` of ``pts (1, N, 3)`` float64 to the closed
+    mesh of ``index``, without its per-call checks and copies (the mesh's vertex and face tensors are kept in
+    ``index.extras``): the same closest faces (the index's tree), the same closest points, distances and
+    pseudonormal signs (the same functions on the same values), so the same bits (twin in the tests)."""
+    cached = index.extras.get("metrics_tensors")
+    if cached is None:
+        cached = (torch.from_numpy(index.verts), faces_tensor(index.faces, pts.device))
+        index.extras["metrics_tensors"] = cached
+    verts, faces = cached
+    n = pts.shape[1]
+    face_idx = torch.from_numpy(index.query(pts[0].numpy())[1].reshape(1, n))
+    tri = verts.index_select(0, faces[face_idx].reshape(-1)).reshape(1, n, 3, 3)
+    closest, bary = point_triangle_closest(pts, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
+    res = MeshClosest(dist=safe_norm(pts - closest), closest=closest, face_idx=face_idx, bary=bary)
+    return _signs(pts, verts, index.faces, True, index, res) * res.dist
 
 
 def norm3(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
