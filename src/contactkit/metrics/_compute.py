@@ -119,15 +119,17 @@ def mpvpe(run: MetricRun) -> Computed:
     return Computed(_pose.mpvpe(_tensor(run.grasps.hand_verts), _tensor(reference.hand_verts)).numpy())
 
 
-def _same_object_pose(a: Any, b: Any, i: int) -> bool:
-    """True when sample ``i`` of both sets holds the same object mesh in the same pose."""
-    av, af = a.objects[a.object_ids[i]]
-    bv, bf = b.objects[b.object_ids[i]]
-    same_mesh = (av is bv and af is bf) or (
-        av.shape == bv.shape and af.shape == bf.shape and np.array_equal(av, bv) and np.array_equal(af, bf)
-    )
+def _same_object_pose(a: Any, b: Any, i: int, same_mesh: dict[tuple[str, str], bool]) -> bool:
+    """True when sample ``i`` of both sets holds the same object mesh in the same pose; ``same_mesh`` memoises
+    the mesh comparison per pair of object ids (a few per batch, where every sample compared the arrays)."""
+    ka, kb = a.object_ids[i], b.object_ids[i]
+    if (ka, kb) not in same_mesh:
+        (av, af), (bv, bf) = a.objects[ka], b.objects[kb]
+        same_mesh[ka, kb] = (av is bv and af is bf) or (
+            av.shape == bv.shape and af.shape == bf.shape and np.array_equal(av, bv) and np.array_equal(af, bf)
+        )
     return (
-        same_mesh
+        same_mesh[ka, kb]
         and np.array_equal(a.object_rotation[i], b.object_rotation[i])
         and np.array_equal(a.object_translation[i], b.object_translation[i])
     )
@@ -137,8 +139,9 @@ def object_mpvpe(run: MetricRun) -> Computed:
     reference, _ = run.need_reference()
     g = run.grasps
     out = np.full(len(run), np.nan)
+    same_mesh: dict[tuple[str, str], bool] = {}
     for i in range(len(run)):
-        if _same_object_pose(g, reference, i):  # exactly 0 (hand-only refinement)
+        if _same_object_pose(g, reference, i, same_mesh):  # exactly 0 (hand-only refinement)
             out[i] = 0.0
             continue
         pv = g.object_world_verts(i)
@@ -154,8 +157,9 @@ def chamfer(run: MetricRun) -> Computed:
     reference, rctx = run.need_reference()
     g = run.grasps
     out = np.full(len(run), np.nan)
+    same_mesh: dict[tuple[str, str], bool] = {}
     for i in range(len(run)):
-        if _same_object_pose(g, reference, i):  # exactly 0 (hand-only refinement)
+        if _same_object_pose(g, reference, i, same_mesh):  # exactly 0 (hand-only refinement)
             out[i] = 0.0
             continue
         ps = run.ctx.samples(g.object_ids[i]) @ g.object_rotation[i].T + g.object_translation[i]

@@ -65,6 +65,20 @@ def object_box(verts: np.ndarray, faces: np.ndarray) -> ObjectBox:
     return ObjectBox(centre=corners.mean(0), axes=axes, extents=extents[[2, 0, 1]])
 
 
+_FACE_POINTS: LRUCache[np.ndarray] = LRUCache()
+
+
+def _cached_face_points(key: bytes, box: ObjectBox, n: int) -> np.ndarray:
+    """:func:`_face_points` of the object box cached under the object mesh's ``key`` (read-only)."""
+
+    def make() -> np.ndarray:
+        fp = _face_points(box, n)
+        fp.setflags(write=False)
+        return fp
+
+    return _FACE_POINTS.get_or_make((key, n), make)
+
+
 def _face_points(box: ObjectBox, n: int) -> np.ndarray:
     """(6, n*n, 3) bilinear samples of the 6 box faces."""
     c = box.corners()
@@ -161,7 +175,7 @@ def affinity_diversity(
     if ov.strides[0] == 0:  # one object for the batch: its box and face samples once, all supports at once
         key = mesh_key(ov[0], of) if object_key is None else object_key
         box = _BOXES.get_or_make(key, partial(object_box, ov[0], of))
-        d, supp = _supports(kp, _face_points(box, face_samples))
+        d, supp = _supports(kp, _cached_face_points(key, box, face_samples))
         for b in range(kp.shape[0]):
             out[b] = _score(d[b], supp[b], box, n_candidates, eta)[0]
         return out
