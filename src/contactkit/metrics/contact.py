@@ -115,7 +115,7 @@ def _near_face_groups(pts_t: np.ndarray, f_lo: np.ndarray, f_hi: np.ndarray, thr
     starts = np.linspace(0, len(order), min(_FACE_GROUPS, len(order)) + 1).astype(np.int64)[:-1]
     lo = np.minimum.reduceat(f_lo[:, order], starts, axis=1)[..., None] - grow  # (3, G, 1)
     hi = np.maximum.reduceat(f_hi[:, order], starts, axis=1)[..., None] + grow
-    return _in_box(pts_t, lo, hi).any(axis=0)
+    return np.asarray(_in_box(pts_t, lo, hi).any(axis=0))
 
 
 def _near_surface(
