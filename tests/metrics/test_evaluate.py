@@ -410,6 +410,11 @@ def test_bounded_hand_distances_give_the_values_of_exact_distances_bitwise(hand)
     depth = penetration.penetration_depth_from_sd
     np.testing.assert_array_equal(depth(fast), depth(exact))
     np.testing.assert_array_equal(np.abs(fast) <= 0.002, np.abs(exact) <= 0.002)
+    # a reference's context (contact masks only) skips the fingertip regions: the same masks and depths
+    masks_only = _Context(g, 64, fingertips=False).hand_sd
+    assert (masks_only != exact).sum() > bounded.sum()  # fewer exact distances
+    np.testing.assert_array_equal(np.abs(masks_only) <= 0.002, np.abs(exact) <= 0.002)
+    np.testing.assert_array_equal(depth(masks_only), depth(exact))
 
 
 def test_surface_lower_bound_from_the_nearest_vertex_is_a_bound_and_tight_far_away(hand):

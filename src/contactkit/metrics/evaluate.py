@@ -312,11 +312,14 @@ def _by_array(store: dict[int, tuple[np.ndarray, V]], verts: np.ndarray, make: C
 
 
 class _Context:
-    """Lazily computed per-sample quantities shared by several metrics."""
+    """Lazily computed per-sample quantities shared by several metrics. ``fingertips``: whether :attr:`hand_sd`
+    must carry each fingertip region's exact smallest distance (disjointedness); a reference's context only feeds
+    the contact masks, so it skips that work."""
 
-    def __init__(self, g: PosedGrasps, n_samples: int) -> None:
+    def __init__(self, g: PosedGrasps, n_samples: int, *, fingertips: bool = True) -> None:
         self.g = g
         self.n_samples = n_samples
+        self.fingertips = fingertips
         # AABB trees by id of the object's vertex array (the entry keeps the array, checked by identity)
         self.indices: dict[int, tuple[np.ndarray, MeshIndex]] = {}
         self._bounds: dict[int, tuple[np.ndarray, _geom.ObjectBounds]] = {}
@@ -331,15 +334,16 @@ class _Context:
     def hand_sd(self) -> np.ndarray:
         """(N, V) signed distance of the hand vertices to the object (negative inside).
 
-        Exact for every vertex not certainly outside the object and farther than ``_SD_BAND``, and for each
-        fingertip region's vertices that may be its nearest to the object; the others get a lower bound of
-        their (positive, > 2.5 mm) distance from the object's cached :class:`~contactkit.metrics._geom.ObjectBounds`.
-        That is all penetration depth, contact masks and disjointedness (the smallest distance of each region)
-        read, and it skips most of the exact queries.
+        Exact for every vertex not certainly outside the object and farther than ``_SD_BAND``, and (with
+        ``fingertips``) for each fingertip region's vertices that may be its nearest to the object; the others get
+        a lower bound of their (positive, > 2.5 mm) distance from the object's cached
+        :class:`~contactkit.metrics._geom.ObjectBounds`. That is all penetration depth, contact masks and
+        disjointedness (the smallest distance of each region) read, and it skips most of the exact queries.
         """
         if self._sd is None:
             sd = np.zeros(self.hv_obj.shape[:2])
             regions = [np.asarray(r, dtype=np.int64) for r in self.g.fingertip_regions or []]
+            regions = regions if self.fingertips else []
             for key, idx in self.groups.items():
                 ov, of = self.g.objects[key]
                 bounds = self.bounds(ov, of)
@@ -433,7 +437,8 @@ def clear_reference_cache() -> None:
 
 def _reference_context(reference: PosedGrasps, n_samples: int) -> _Context:
     """The reference's context, reused when the same reference content was evaluated recently."""
-    return _REFERENCE_CONTEXTS.get_or_make(_content_key(reference, n_samples), lambda: _Context(reference, n_samples))
+    key = _content_key(reference, n_samples)
+    return _REFERENCE_CONTEXTS.get_or_make(key, lambda: _Context(reference, n_samples, fingertips=False))
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
