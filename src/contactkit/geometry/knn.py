@@ -195,7 +195,7 @@ def spatial_order(points: torch.Tensor) -> torch.Tensor:
     The curve is the Z-order of a ``2^10`` grid over each element's bounding box (ties keep their order). Passed
     to :func:`nearest_indices` as ``order``, it makes consecutive k-d tree queries close to each other, so they
     walk nearly the same nodes: about 15 % less search time for a refinement batch (64 x 2048 object points
-    against 64 x 1159 hand vertices), with the same indices. Cost about 10 ms for that batch: compute it once
+    against 64 x 1159 hand vertices), with the same indices. Cost about 20 ms for that batch: compute it once
     for query points that do not move.
     """
     check_points(points, "points")
