@@ -10,8 +10,8 @@ When every batch element shares the same target points (``points`` given as ``(M
 tensor, or as ``B`` equal copies) a single tree is built and the flattened batch is queried at once. For a
 fixed object, build a :class:`PointIndex` once and pass it as ``index=`` to skip the tree construction. For
 query points that stay fixed across many searches (an object's samples against a moving hand), pass their
-:func:`spatial_order` as ``order=``: the tree walks the queries along a Morton curve (about 15 % faster for a
-refinement batch, same indices).
+:func:`spatial_order` as ``order=``: the tree walks the queries along a Morton curve (11-16 % less time in the
+queries of a refinement batch, same indices).
 """
 
 from __future__ import annotations
@@ -194,21 +194,20 @@ def spatial_order(points: torch.Tensor) -> torch.Tensor:
 
     The curve is the Z-order of a ``2^10`` grid over each element's bounding box (ties keep their order). Passed
     to :func:`nearest_indices` as ``order``, it makes consecutive k-d tree queries close to each other, so they
-    walk nearly the same nodes: about 15 % less search time for a refinement batch (64 x 2048 object points
-    against 64 x 1159 hand vertices), with the same indices. Cost about 20 ms for that batch: compute it once
-    for query points that do not move.
+    walk nearly the same nodes: 11-16 % less search time on the queries of a refinement batch (64 x 2048 object
+    points against 64 x 1159 hand vertices), with the same indices. Cost about 7 ms for that batch: compute it
+    once for query points that do not move.
     """
     check_points(points, "points")
-    arr = points.detach().cpu().numpy().astype(np.float64)
-    if arr.shape[1] == 0:
-        return torch.zeros(arr.shape[:2], dtype=torch.long, device=points.device)
-    lo = arr.min(1, keepdims=True)
-    extent = (arr.max(1, keepdims=True) - lo).max(-1, keepdims=True)
-    scale = np.where(extent > 0, (2**_MORTON_BITS - 1) / np.where(extent > 0, extent, 1.0), 0.0)
-    cell = np.clip(np.floor((arr - lo) * scale), 0, 2**_MORTON_BITS - 1).astype(np.int64)
-    code = np.zeros(arr.shape[:2], dtype=np.int64)
-    for axis in range(3):
-        code |= _spread_bits(cell[..., axis]) << axis
+    pts = points.detach().cpu()
+    if pts.shape[1] == 0:
+        return torch.zeros(pts.shape[:2], dtype=torch.long, device=points.device)
+    lo_t, hi_t = torch.aminmax(pts, dim=1, keepdim=True)  # 10x faster than numpy's strided min / max here
+    arr, lo = pts.numpy(), lo_t.numpy()
+    extent = (hi_t - lo_t).amax(-1, keepdim=True).numpy().astype(np.float64)
+    scale = (2**_MORTON_BITS - 1) / np.where(extent > 0, extent, 1.0)
+    cell = np.clip((arr - lo) * scale, 0, 2**_MORTON_BITS - 1).astype(np.int64)  # truncation = floor (>= 0)
+    code = _SPREAD[cell[..., 0]] | (_SPREAD[cell[..., 1]] << 1) | (_SPREAD[cell[..., 2]] << 2)
     return torch.from_numpy(np.argsort(code, axis=1, kind="stable")).to(points.device)
 
 
@@ -218,6 +217,10 @@ def _spread_bits(x: np.ndarray) -> np.ndarray:
     x = (x | (x << 8)) & 0x0300F00F
     x = (x | (x << 4)) & 0x030C30C3
     return (x | (x << 2)) & 0x09249249
+
+
+#: ``_spread_bits`` of every 10-bit cell index, looked up by :func:`spatial_order`.
+_SPREAD = _spread_bits(np.arange(2**_MORTON_BITS, dtype=np.int64))
 
 
 def _brute_force_idx(query: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
