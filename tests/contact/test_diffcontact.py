@@ -272,3 +272,28 @@ def test_fused_hand_contact_loss_equals_the_composition(dtype):
     (fast * w).sum().backward()
     (ref * w).sum().backward()
     assert torch.equal(fast_in.grad, ref_in.grad)
+
+
+def test_neighbour_cache_searches_in_a_kept_morton_order():
+    """The object-to-hand search walks the object points in their Morton order, computed once per shape; the
+    indices are those of the plain search."""
+    from contactkit.contact.diffcontact import _cached_nearest, nearest_index
+    from contactkit.contact.terms import NeighbourCache
+    from contactkit.geometry.knn import spatial_order
+
+    g = torch.Generator().manual_seed(9)
+    obj = torch.randn(2, 3000, 3, generator=g, dtype=torch.float32) * 0.05
+    hand = torch.randn(2, 200, 3, generator=g, dtype=torch.float32) * 0.05
+    cache = NeighbourCache(refresh_every=1)
+    idx = _cached_nearest(cache, "object_to_hand", obj, hand)
+    assert torch.equal(idx, nearest_index(obj, hand))
+    kept = cache.query_order("object_to_hand", obj)
+    assert torch.equal(kept, spatial_order(obj))
+    cache.step()
+    moved = obj + 0.01  # the kept order serves moved points (any order gives the same indices)
+    assert torch.equal(_cached_nearest(cache, "object_to_hand", moved, hand), nearest_index(moved, hand))
+    assert cache.query_order("object_to_hand", moved) is kept
+    cache.step()
+    fewer = obj[:, :100]
+    assert torch.equal(_cached_nearest(cache, "object_to_hand", fewer, hand), nearest_index(fewer, hand))
+    assert cache.query_order("object_to_hand", fewer).shape == (2, 100)

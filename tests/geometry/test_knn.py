@@ -168,3 +168,48 @@ def test_nearest_indices_equal_nearest_points_and_naive(backend: str) -> None:
         assert torch.equal(idx, nearest_points_naive(q, p).idx)
     with pytest.raises(ShapeError):
         nearest_indices(q, p[:2])
+
+
+def _morton_naive(cells: np.ndarray) -> np.ndarray:
+    """Z-order code of integer cells (K, 3), bit by bit: bit ``i`` of axis ``a`` goes to bit ``3 i + a``."""
+    code = np.zeros(len(cells), dtype=np.int64)
+    for i in range(10):
+        for a in range(3):
+            code |= ((cells[:, a] >> i) & 1) << (3 * i + a)
+    return code
+
+
+def test_spatial_order_is_the_morton_order() -> None:
+    from contactkit.geometry.knn import spatial_order
+
+    g = np.random.default_rng(5)
+    cells = g.integers(1, 1022, size=(2, 500, 3))
+    pos = cells + 0.5  # cell centres, clear of rounding at the cell faces
+    pos[:, 0], pos[:, 1] = 0.0, 1023.0  # the grid spans each element's box: two corners pin it to 0 .. 1023
+    order = spatial_order(torch.as_tensor(pos * 1e-4 - 0.05, dtype=D))
+    for b in range(2):
+        got = order[b].numpy()
+        want = np.argsort(_morton_naive(cells[b, 2:]), kind="stable") + 2
+        assert got[0] == 0 and got[-1] == 1
+        assert np.array_equal(got[1:-1], want)
+    flat = spatial_order(torch.zeros(1, 4, 3, dtype=D))  # one cell: ties keep their order
+    assert flat.tolist() == [[0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_ordered_search_returns_the_plain_indices(shared: bool) -> None:
+    """Walking the queries in any order (Morton or random) gives each query its own nearest point."""
+    from contactkit.geometry.knn import nearest_indices, spatial_order
+
+    for dtype in (torch.float32, torch.float64):
+        q, p = _clouds(3, 400, 300, seed=12, dtype=dtype)
+        if shared:
+            p = p[:1].expand(3, -1, -1)
+        plain = nearest_indices(q, p, backend="kdtree")
+        assert torch.equal(plain, nearest_points_naive(q, p).idx)
+        shuffled = torch.stack([torch.randperm(400, generator=torch.Generator().manual_seed(b)) for b in range(3)])
+        for order in (spatial_order(q), shuffled):
+            assert not torch.equal(order, torch.arange(400).expand(3, -1))
+            assert torch.equal(nearest_indices(q, p, backend="kdtree", order=order), plain)
+    with pytest.raises(ShapeError, match="order"):
+        nearest_indices(q, p, order=torch.zeros(3, 5, dtype=torch.long))

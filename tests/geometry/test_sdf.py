@@ -198,3 +198,89 @@ def test_all_inside_and_float32_match_autograd_reference() -> None:
         # gradients are values / spacing (~100-300 here): float32 rounding scales with them (1e-6 of the scale)
         np.testing.assert_allclose(grad_f.numpy(), grad_r.numpy(), rtol=1e-5 if single else 1e-12,
                                    atol=3e-4 if single else 1e-9)
+
+
+class _TrilinearPointLayout(torch.autograd.Function):
+    """Reference twin of ``sdf._Trilinear``: the same operations on the points' own ``(..., 3)`` layout (the
+    sampler before it moved to coordinate planes); the fast sampler must match it bitwise."""
+
+    @staticmethod
+    def forward(ctx, values, points, origin, spacing, grid_start):  # type: ignore[no-untyped-def]
+        res = values.shape[-1]
+        u = (points - origin) / spacing
+        uc = u.clamp(0.0, res - 1.0)
+        i0f = uc.floor().clamp_(0, res - 2)
+        f = uc - i0f
+        i0 = i0f.to(torch.int32)
+        base = (i0[..., 0] * res + i0[..., 1]) * res + i0[..., 2]
+        if grid_start is not None:
+            base = base + grid_start[..., 0].to(torch.int32)
+        m = base.numel()
+        r2 = res * res
+        offsets = torch.tensor([0, 1, res, res + 1, r2, r2 + 1, r2 + res, r2 + res + 1], dtype=torch.int32)
+        c = values.reshape(-1).index_select(0, (base.reshape(1, m) + offsets.view(8, 1)).view(-1)).view(8, m)
+        fx, fy, fz = (a.reshape(-1) for a in f.unbind(-1))
+        dz = c[1::2] - c[0::2]
+        cz = c[0::2] + fz * dz
+        dy = cz[1::2] - cz[0::2]
+        cy = cz[0::2] + fy * dy
+        dx = cy[1] - cy[0]
+        out = (cy[0] + fx * dx).view(f.shape[:-1])
+        dzy = dz[0::2] + fy * (dz[1::2] - dz[0::2])
+        grad_f = torch.stack((dx, dy[0] + fx * (dy[1] - dy[0]), dzy[0] + fx * (dzy[1] - dzy[0])), -1).view(f.shape)
+        grad_points = grad_f / spacing * (u == uc).to(u.dtype)
+        offset = (u - uc) * spacing
+        dist = offset.norm(dim=-1)
+        out = out + dist
+        grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny).unsqueeze(-1)
+        ctx.save_for_backward(grad_points, f, base)
+        ctx.values_shape = values.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[no-untyped-def]
+        grad_points, f, base = ctx.saved_tensors
+        res = ctx.values_shape[-1]
+        r2 = res * res
+        offsets = torch.tensor([0, 1, res, res + 1, r2, r2 + 1, r2 + res, r2 + res + 1])
+        fx, fy, fz = (torch.stack((1.0 - a, a), -1) for a in f.unbind(-1))
+        w = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)
+        flat = torch.zeros(ctx.values_shape, dtype=grad_out.dtype).view(-1)
+        grad_values = flat.index_add_(0, (base.long().unsqueeze(-1) + offsets).reshape(-1),
+                                      (grad_out.unsqueeze(-1) * w).reshape(-1)).view(ctx.values_shape)
+        return grad_values, grad_out.unsqueeze(-1) * grad_points, None, None, None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, D])
+@pytest.mark.parametrize("inside_only", [True, False])
+def test_plane_layout_sampler_is_bitwise_the_point_layout(dtype: torch.dtype, inside_only: bool) -> None:
+    """Values, point gradients (and their contiguous (..., 3) layout) and grid gradients equal the twin bitwise,
+    one grid and stacked grids, inside the box only and across its faces and corners."""
+    from contactkit.geometry.sdf import _Trilinear
+
+    g = torch.Generator().manual_seed(21)
+    values = torch.randn(3, 8, 8, 8, generator=g, dtype=D).to(dtype)
+    origins = (torch.randn(3, 3, generator=g, dtype=D) * 0.1).to(dtype)
+    spacings = torch.tensor([0.01, 0.02, 0.015], dtype=dtype)
+    which = torch.tensor([2, 0, 1, 2])
+    lo, hi = (0.0, 7.0) if inside_only else (-3.0, 10.0)
+    u = torch.rand(4, 150, 3, generator=g, dtype=D) * (hi - lo) + lo
+    u[0, :8] = torch.tensor([0.0, 7.0, 3.0]).to(D)  # on the box faces: clamped and unclamped ties
+    pts = (origins[which, None].double() + u * spacings[which, None, None].double()).to(dtype)
+    start = (which * 8**3).view(-1, 1, 1)
+    cases = [  # (values, points, origin, spacing, grid_start)
+        (values[1], pts[1], origins[1], float(spacings[1]), None),
+        (values, pts, origins[which, None], spacings[which, None, None], start),
+    ]
+    for vals, p, o, s, st in cases:
+        w = torch.linspace(0.5, 2.0, p[..., 0].numel(), dtype=dtype).reshape(p.shape[:-1])
+        results = []
+        for fn in (_Trilinear.apply, _TrilinearPointLayout.apply):
+            v_, p_ = vals.clone().requires_grad_(), p.clone().requires_grad_()
+            out = fn(v_, p_, o, s, st)
+            (out * w).sum().backward()
+            assert p_.grad is not None and v_.grad is not None
+            results.append((out.detach(), p_.grad, v_.grad))
+        (out_f, gp_f, gv_f), (out_r, gp_r, gv_r) = results
+        assert torch.equal(out_f, out_r) and torch.equal(gp_f, gp_r) and torch.equal(gv_f, gv_r)
+        assert gp_f.is_contiguous()

@@ -63,15 +63,16 @@ MISSING_WEIGHT = 3.0
 _EPS = 1e-12
 
 
-def nearest_index(query: Tensor, points: Tensor) -> Tensor:
+def nearest_index(query: Tensor, points: Tensor, order: Tensor | None = None) -> Tensor:
     """(B, N) int64 index of the Euclidean-nearest row of ``points (B, M, 3)`` for each ``query (B, N, 3)``.
 
-    No gradient (index search only), delegated to :func:`contactkit.geometry.knn.nearest_indices`.
+    No gradient (index search only), delegated to :func:`contactkit.geometry.knn.nearest_indices` (``order``:
+    its optional (B, N) search order of the queries, same indices).
     """
     from contactkit.geometry.knn import nearest_indices
 
     with torch.no_grad():
-        return nearest_indices(query.detach(), points.detach())
+        return nearest_indices(query.detach(), points.detach(), order=order)
 
 
 def _gather(points: Tensor, idx: Tensor) -> Tensor:
@@ -517,8 +518,11 @@ class SDFPenetrationTerm:
 
 
 def _cached_nearest(cache: NeighbourCache, key: str, query: Tensor, points: Tensor) -> Tensor:
-    idx = cache.get(key, lambda: nearest_index(query, points))
+    def search() -> Tensor:  # queries walked along their cached Morton order: same indices, faster tree search
+        return nearest_index(query, points, order=cache.query_order(key, query))
+
+    idx = cache.get(key, search)
     if idx.shape != query.shape[:2]:
         cache.clear()
-        idx = cache.get(key, lambda: nearest_index(query, points))
+        idx = cache.get(key, search)
     return idx

@@ -59,6 +59,7 @@ class NeighbourCache:
         self.refresh_every = int(refresh_every)
         self.iteration = 0
         self._store: dict[str, tuple[int, Tensor]] = {}
+        self._orders: dict[str, Tensor] = {}
 
     def get(self, key: str, compute: Callable[[], Tensor]) -> Tensor:
         """Cached long index tensor for ``key``; recomputed when stale or when its shape no longer fits."""
@@ -69,12 +70,29 @@ class NeighbourCache:
         self._store[key] = (self.iteration, value)
         return value
 
+    def query_order(self, key: str, query: Tensor) -> Tensor:
+        """(B, N) int64 :func:`~contactkit.geometry.knn.spatial_order` of ``query (B, N, 3)`` for the searches
+        of ``key``, computed on first use and kept while the shape fits.
+
+        Any permutation gives the same neighbour indices (it only sets the order in which the tree is walked),
+        so a kept order stays correct when the query points move; it stays fast while they move rigidly, as an
+        object's samples do during a refinement.
+        """
+        order = self._orders.get(key)
+        if order is None or order.shape != query.shape[:2]:
+            from contactkit.geometry.knn import spatial_order
+
+            order = spatial_order(query)
+            self._orders[key] = order
+        return order
+
     def step(self) -> None:
         """Advance the iteration counter (called once per optimiser step)."""
         self.iteration += 1
 
     def clear(self) -> None:
         self._store.clear()
+        self._orders.clear()
 
 
 @dataclass

@@ -59,58 +59,72 @@ class _Trilinear(torch.autograd.Function):
     ) -> torch.Tensor:
         """values (..., R, R, R); points (..., 3); origin broadcastable to points; spacing a float or a tensor
         broadcastable to ``points[..., :1]``; grid_start: None or the flat index of each point's grid in
-        ``values`` (int64, broadcastable to ``points[..., :1]``)."""
+        ``values`` (int64, broadcastable to ``points[..., :1]``).
+
+        Runs on coordinate planes ``(3, ...)``: an elementwise op whose last dimension is the 3 coordinates (or a
+        broadcast ``(..., 1)`` against it) runs several times slower on the CPU than the same arithmetic on long
+        rows. Every element goes through the same floating-point operations as in ``(..., 3)`` layout, so values
+        and gradients are bitwise those of that layout (tested against it).
+        """
         res = values.shape[-1]
-        u = (points - origin) / spacing  # continuous grid coordinates
+        lead = points.shape[:-1]
+        planes = points.movedim(-1, 0).contiguous()  # (3, ...)
+        org = origin.expand(points.shape).movedim(-1, 0)
+        spc = spacing.expand(*lead, 1).movedim(-1, 0) if isinstance(spacing, torch.Tensor) else spacing
+        u = (planes - org) / spc  # continuous grid coordinates
         uc = u.clamp(0.0, res - 1.0)
         i0f = uc.floor().clamp_(0, res - 2)
-        f = uc - i0f  # (..., 3) in [0, 1]
-        # flat index of each point's (0, 0, 0) corner, int32 when it fits: a (..., 3) -> (...) step, not (..., 8)
+        f = uc - i0f  # (3, ...) in [0, 1]
+        # flat index of each point's (0, 0, 0) corner, int32 when it fits: a (3, ...) -> (...) step, not (8, ...)
         idx_dtype = torch.int32 if values.numel() < 2**31 - 1 else torch.int64
         i0 = i0f.to(idx_dtype)
-        base = (i0[..., 0] * res + i0[..., 1]) * res + i0[..., 2]
+        base = (i0[0] * res + i0[1]) * res + i0[2]
         if grid_start is not None:
-            base = base + grid_start[..., 0].to(idx_dtype)
+            base = base + grid_start.expand(*lead, 1)[..., 0].to(idx_dtype)
         # one gather of the 8 corners, corner-major (8, M): every lerp below runs on contiguous rows
         m = base.numel()
         corner_idx = base.reshape(1, m) + _corner_offsets(res, values.device).to(idx_dtype).view(8, 1)
         c = values.reshape(-1).index_select(0, corner_idx.view(-1)).view(8, m)  # rows (dx, dy, dz), dz fastest
-        fx, fy, fz = (a.reshape(-1) for a in f.unbind(-1))
+        fx, fy, fz = (a.reshape(-1) for a in f.unbind(0))
         dz = c[1::2] - c[0::2]  # (4, M) rows (dx, dy): d/dfz along each z edge
         cz = c[0::2] + fz * dz  # lerp along z
         dy = cz[1::2] - cz[0::2]  # (2, M) rows dx
         cy = cz[0::2] + fy * dy  # lerp along y
         dx = cy[1] - cy[0]
-        out = cy[0] + fx * dx  # lerp along x
+        out = (cy[0] + fx * dx).view(lead)  # lerp along x
         dzy = dz[0::2] + fy * (dz[1::2] - dz[0::2])  # (2, M) rows dx
-        grad_f = torch.stack((dx, dy[0] + fx * (dy[1] - dy[0]), dzy[0] + fx * (dzy[1] - dzy[0])), -1).view(f.shape)
-        out = out.view(f.shape[:-1])
+        grad_f = torch.empty_like(u)
+        grad_f[0].view(-1).copy_(dx)
+        torch.add(dy[0], fx * (dy[1] - dy[0]), out=grad_f[1].view(-1))  # a product then a sum, as written (no
+        torch.add(dzy[0], fx * (dzy[1] - dzy[0]), out=grad_f[2].view(-1))  # fused multiply-add: same rounding)
         # clamped axes carry no interpolation gradient: a product by the 0/1 mask (torch.where's values up to the
         # sign of a zero, several times faster on CPU)
-        grad_points = grad_f / spacing * torch.eq(u, uc, out=torch.empty_like(u))
+        grad_points = grad_f / spc * torch.eq(u, uc, out=torch.empty_like(u))
         if not torch.equal(u, uc):
             # outside the box: + distance to the box, whose gradient is the unit offset (0 inside the box)
-            offset = (u - uc) * spacing
-            dist = offset.norm(dim=-1)
+            offset = (u - uc) * spc
+            dist = offset.movedim(0, -1).contiguous().norm(dim=-1)  # the norm's own (..., 3) layout and kernel
             out = out + dist
-            grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny).unsqueeze(-1)
+            grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny)
         ctx.save_for_backward(grad_points, f if values.requires_grad else None, base)
         ctx.values_shape = values.shape
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad_points, f, base = ctx.saved_tensors
+        grad_points, f, base = ctx.saved_tensors  # grad_points and f as coordinate planes (3, ...)
         grad_values = None
         if ctx.needs_input_grad[0]:
             res = ctx.values_shape[-1]
             corner_idx = base.long().unsqueeze(-1) + _corner_offsets(res, base.device)
-            fx, fy, fz = (torch.stack((1.0 - a, a), -1) for a in f.unbind(-1))  # (..., 2) weights per axis
+            fx, fy, fz = (torch.stack((1.0 - a, a), -1) for a in f.unbind(0))  # (..., 2) weights per axis
             w = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)  # (..., 8)
             contrib = (grad_out.unsqueeze(-1) * w).reshape(-1)
             flat = torch.zeros(ctx.values_shape, dtype=grad_out.dtype, device=grad_out.device).view(-1)
             grad_values = flat.index_add_(0, corner_idx.reshape(-1), contrib).view(ctx.values_shape)
-        grad_pts = grad_out.unsqueeze(-1) * grad_points if ctx.needs_input_grad[1] else None
+        grad_pts = None
+        if ctx.needs_input_grad[1]:  # returned in the points' (..., 3) layout, contiguous, as a product gives it
+            grad_pts = (grad_points * grad_out).movedim(0, -1).contiguous()
         return grad_values, grad_pts, None, None, None
 
 
