@@ -401,7 +401,10 @@ class PackedLBS:
         template_posed: (1, 3V) ``template`` minus the pose correctives of the identity rotations, so that the
             pose blend reads ``vec(R)`` directly: ``T + P vec(R - I) = (T - P vec(I)) + P vec(R)``.
         basis: (n + 9(J-1), 3V) stacked shape basis (n rows) and pose-corrective basis (level-order joints
-            1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty.
+            1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty. The backward's
+            product reads it (``g @ basis.T``).
+        basis_t: (3V, n + 9(J-1)) ``basis`` transposed and stored contiguous, which the forward product reads
+            (``coef @ basis_t.T``: faster than ``coef @ basis`` with MKL, 5% float32, 10-15% float64).
         n_shape: n, shape rows in ``basis``.
         j_template: (1, 6J) rest joints then parent offsets (``J_j - J_parent``, the root's own location), level
             order, flattened.
@@ -413,6 +416,7 @@ class PackedLBS:
     template: torch.Tensor
     template_posed: torch.Tensor
     basis: torch.Tensor
+    basis_t: torch.Tensor
     n_shape: int
     j_template: torch.Tensor
     j_basis: torch.Tensor
@@ -469,6 +473,7 @@ def pack_lbs(
         template=template.contiguous(),
         template_posed=template_posed.contiguous(),
         basis=basis,
+        basis_t=basis.transpose(0, 1).contiguous(),
         n_shape=n_shape,
         j_template=joints_rel(j_template[None]).contiguous(),
         j_basis=joints_rel(jsd.reshape(-1, n_j, 3)).contiguous(),
@@ -514,7 +519,7 @@ class _LBS(torch.autograd.Function):
             if p.has_pose_blend:
                 coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).copy_(rot[:, 1:])
             template = p.template_posed if p.has_pose_blend else p.template
-            vt = torch.addmm(template, coef, p.basis[k0:k1]).view(b, 3, n_v)
+            vt = torch.addmm(template, coef, p.basis_t[:, k0:k1].transpose(0, 1)).view(b, 3, n_v)
         else:
             vt = p.template.view(1, 3, n_v).expand(b, 3, n_v)
         # rest joints and parent offsets, linear in beta
