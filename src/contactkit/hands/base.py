@@ -10,10 +10,9 @@ convention): ``x = R_global (x_rest - J_0) + J_0 + ...posed... + transl``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
-
-import math
 
 import numpy as np
 import torch

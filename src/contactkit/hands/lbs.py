@@ -8,12 +8,14 @@ differentiable with respect to every floating argument.
 
 Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose, once per model):
 
-- joints are kept in *level order* (root, then every joint of depth 1, depth 2, ...), so each tree depth is a
-  contiguous slice and the chain is one batched ``(3x4) @ (4x4)`` product per depth; a level whose parents are
-  the previous level in the same order (or a single joint) needs no gather at all;
+- joints are kept in *level order* (root, then every joint of depth 1, depth 2, ...) and, inside the layer
+  node, joint-major (``(J, B, ...)``), so each tree depth is one contiguous block and the chain is one batched
+  ``(3x4) @ (4x4)`` product per depth on views (no copies); a level whose parents are the previous level in
+  the same order (or a single joint) needs no gather at all;
 - the shape and pose blend shapes are one matrix product ``[beta, vec(R - I)] @ basis`` against a stacked,
-  coordinate-major basis (rows of the pose correctives permuted to level order), whose ``(B, 3, V)`` result is
-  the layout skinning reads, so no transposes or copies sit between them;
+  coordinate-major basis (rows of the pose correctives permuted to level order; stored transposed too, for
+  the faster orientation of the forward product), whose ``(B, 3, V)`` result is the layout skinning reads, so
+  no transposes or copies sit between them;
 - rest joints and parent offsets are one product ``beta @ J_basis`` (they are linear in ``beta``);
 - skinning blends the 3x4 joint transforms with one matrix product; the vertices are returned in that
   coordinate-major storage (strides ``(3V, 1, V)``), so neither pass transposes them;
