@@ -415,7 +415,8 @@ class PackedLBS:
             1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty. The backward's
             product reads it (``g @ basis.T``).
         basis_t: (3V, n + 9(J-1)) ``basis`` transposed and stored contiguous, which the forward product reads
-            (``coef @ basis_t.T``: faster than ``coef @ basis`` with MKL, 5% float32, 10-15% float64).
+            for batches of 8 and more (``coef @ basis_t.T``: faster than ``coef @ basis`` with MKL at batch 64,
+            up to 5% float32, 10% float64; slower for a single row).
         n_shape: n, shape rows in ``basis``.
         j_template: (1, 6J) rest joints then parent offsets (``J_j - J_parent``, the root's own location), level
             order, flattened.
@@ -532,7 +533,9 @@ class _LBS(torch.autograd.Function):
             if p.has_pose_blend:
                 coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).copy_(rot[1:].transpose(0, 1))
             template = p.template_posed if p.has_pose_blend else p.template
-            vt = torch.addmm(template, coef, p.basis_t[:, k0:k1].transpose(0, 1)).view(b, 3, n_v)
+            # the transposed copy is the faster operand for a batch, the plain one for a few rows (matrix-vector)
+            basis = p.basis_t[:, k0:k1].transpose(0, 1) if b >= 8 else p.basis[k0:k1]
+            vt = torch.addmm(template, coef, basis).view(b, 3, n_v)
         else:
             vt = p.template.view(1, 3, n_v).expand(b, 3, n_v)
         # rest joints and parent offsets, linear in beta ((B, 2, J, 3); turned (J, B, 3) below)
