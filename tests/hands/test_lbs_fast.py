@@ -46,12 +46,13 @@ def _model(dtype, seed=0, v=120, n=10):
     return f64, tuple(a.to(dtype).contiguous() for a in args), w.to(dtype)
 
 
+@pytest.mark.parametrize("batch", [5, 9])  # both orientations of the blend product (plain basis under 8 rows)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lbs_equals_naive_chain_to_a_micrometre(dtype):
+def test_lbs_equals_naive_chain_to_a_micrometre(dtype, batch):
     f64, (vt, sd, pd, jt, jsd), w = _model(dtype)
     g = torch.Generator().manual_seed(1)
-    pose = torch.randn(5, 16, 3, generator=g, dtype=torch.float64) * 0.6
-    betas = torch.randn(5, 10, generator=g, dtype=torch.float64)
+    pose = torch.randn(batch, 16, 3, generator=g, dtype=torch.float64) * 0.6
+    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64)
     out = lbs(pose.to(dtype), betas.to(dtype), vt, sd, pd, jt, jsd, torch.tensor(MANO_PARENTS), w)
     ref = naive_lbs(pose, betas, *f64)
     assert (out.vertices.double() - ref).abs().max() < 1e-6  # metres
@@ -214,17 +215,18 @@ def test_fused_layer_gradcheck_every_input_and_output(kind):
     assert torch.autograd.gradcheck(lambda r: layer(r, betas, None), (rot,))
 
 
+@pytest.mark.parametrize("batch", [3, 9])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_layer_gradients_equal_autograd_through_the_naive_chain(dtype):
+def test_fused_layer_gradients_equal_autograd_through_the_naive_chain(dtype, batch):
     """Gradients of a loss on the vertices, pose and betas, against autograd through the naive per-joint chain
-    (float64); float32 within float32 rounding."""
+    (float64); float32 within float32 rounding. Batches under and over 8 (the blend product's two operands)."""
     f64, (vt, sd, pd, jt, jsd), w = _model(dtype, v=40)
     packed = pack_lbs(vt, sd, pd, jt, jsd, torch.tensor(MANO_PARENTS), w)
     g = torch.Generator().manual_seed(8)
-    pose = torch.randn(3, 16, 3, generator=g, dtype=torch.float64) * 0.6
+    pose = torch.randn(batch, 16, 3, generator=g, dtype=torch.float64) * 0.6
     pose[1, 5] = 1e-4  # near the flat pose
-    betas = torch.randn(3, 10, generator=g, dtype=torch.float64)
-    gout = torch.randn(3, 40, 3, generator=g, dtype=torch.float64)
+    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64)
+    gout = torch.randn(batch, 40, 3, generator=g, dtype=torch.float64)
     p_ref, b_ref = pose.clone().requires_grad_(True), betas.clone().requires_grad_(True)
     (naive_lbs(p_ref, b_ref, *f64) * gout).sum().backward()
     p, b = pose.to(dtype).requires_grad_(True), betas.to(dtype).requires_grad_(True)
