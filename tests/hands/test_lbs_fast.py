@@ -46,12 +46,13 @@ def _model(dtype, seed=0, v=120, n=10):
     return f64, tuple(a.to(dtype).contiguous() for a in args), w.to(dtype)
 
 
+@pytest.mark.parametrize("batch", [5, 9])  # both orientations of the blend product (plain basis under 8 rows)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lbs_equals_naive_chain_to_a_micrometre(dtype):
+def test_lbs_equals_naive_chain_to_a_micrometre(dtype, batch):
     f64, (vt, sd, pd, jt, jsd), w = _model(dtype)
     g = torch.Generator().manual_seed(1)
-    pose = torch.randn(5, 16, 3, generator=g, dtype=torch.float64) * 0.6
-    betas = torch.randn(5, 10, generator=g, dtype=torch.float64)
+    pose = torch.randn(batch, 16, 3, generator=g, dtype=torch.float64) * 0.6
+    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64)
     out = lbs(pose.to(dtype), betas.to(dtype), vt, sd, pd, jt, jsd, torch.tensor(MANO_PARENTS), w)
     ref = naive_lbs(pose, betas, *f64)
     assert (out.vertices.double() - ref).abs().max() < 1e-6  # metres
@@ -214,17 +215,18 @@ def test_fused_layer_gradcheck_every_input_and_output(kind):
     assert torch.autograd.gradcheck(lambda r: layer(r, betas, None), (rot,))
 
 
+@pytest.mark.parametrize("batch", [3, 9])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_layer_gradients_equal_autograd_through_the_naive_chain(dtype):
+def test_fused_layer_gradients_equal_autograd_through_the_naive_chain(dtype, batch):
     """Gradients of a loss on the vertices, pose and betas, against autograd through the naive per-joint chain
-    (float64); float32 within float32 rounding."""
+    (float64); float32 within float32 rounding. Batches under and over 8 (the blend product's two operands)."""
     f64, (vt, sd, pd, jt, jsd), w = _model(dtype, v=40)
     packed = pack_lbs(vt, sd, pd, jt, jsd, torch.tensor(MANO_PARENTS), w)
     g = torch.Generator().manual_seed(8)
-    pose = torch.randn(3, 16, 3, generator=g, dtype=torch.float64) * 0.6
+    pose = torch.randn(batch, 16, 3, generator=g, dtype=torch.float64) * 0.6
     pose[1, 5] = 1e-4  # near the flat pose
-    betas = torch.randn(3, 10, generator=g, dtype=torch.float64)
-    gout = torch.randn(3, 40, 3, generator=g, dtype=torch.float64)
+    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64)
+    gout = torch.randn(batch, 40, 3, generator=g, dtype=torch.float64)
     p_ref, b_ref = pose.clone().requires_grad_(True), betas.clone().requires_grad_(True)
     (naive_lbs(p_ref, b_ref, *f64) * gout).sum().backward()
     p, b = pose.to(dtype).requires_grad_(True), betas.to(dtype).requires_grad_(True)
@@ -245,3 +247,49 @@ def test_layer_first_called_in_inference_mode_still_gives_gradients():
     go = torch.zeros(2, 3, requires_grad=True)
     hand(go, torch.zeros(2, 45)).vertices.square().sum().backward()
     assert go.grad is not None and torch.isfinite(go.grad).all()
+
+
+@pytest.mark.parametrize("rot_input", [False, True])
+def test_fused_layer_gradcheck_on_an_unbalanced_tree(rot_input):
+    """The level-major chain where levels need a parent gather (``index_select`` forward, ``index_add_``
+    backward) and one level hangs from a single joint (broadcast forward, summed backward), against finite
+    differences, axis-angle and rotation-matrix poses, with blend shapes, and betas not needing a gradient."""
+    parents = [-1, 0, 1, 0, 3, 4, 2, 0, 7, 3]
+    g = torch.Generator().manual_seed(9)
+    v, j, n = 12, len(parents), 4
+    vt = torch.randn(v, 3, generator=g, dtype=torch.float64) * 0.04
+    sd = torch.randn(n, 3 * v, generator=g, dtype=torch.float64) * 5e-3
+    pd = torch.randn(9 * (j - 1), 3 * v, generator=g, dtype=torch.float64) * 2e-3
+    jt = torch.randn(j, 3, generator=g, dtype=torch.float64) * 0.03
+    jsd = torch.randn(n, 3 * j, generator=g, dtype=torch.float64) * 2e-3
+    w = torch.rand(v, j, generator=g, dtype=torch.float64) ** 3
+    packed = pack_lbs(vt, sd, pd, jt, jsd, torch.tensor(parents), w / w.sum(1, keepdim=True))
+    pose = torch.randn(2, j, 3, generator=g, dtype=torch.float64) * 0.6
+    if rot_input:
+        pose = axis_angle_to_rotmat(pose)
+    pose.requires_grad_(True)
+    betas = torch.randn(2, n, generator=g, dtype=torch.float64).requires_grad_(True)
+    transl = (torch.randn(2, 3, generator=g, dtype=torch.float64) * 0.1).requires_grad_(True)
+
+    def layer(p, b, t):
+        out = lbs_packed(p, b, t, packed)
+        return out.vertices, out.joints, out.joint_transforms
+
+    assert torch.autograd.gradcheck(layer, (pose, betas, transl))
+    assert torch.autograd.gradcheck(lambda p: layer(p, betas.detach(), transl.detach()), (pose,))
+
+
+def test_input_finite_check_passes_huge_finite_values_and_catches_infinities():
+    """The wrapper's finite test sums the inputs first: a sum that overflows must fall through to the exact
+    per-tensor test (no error for finite inputs), and an infinity anywhere must still raise."""
+    from contactkit.errors import ShapeError
+    from contactkit.hands import load_hand
+
+    hand = load_hand("openhand")
+    go, hp = torch.zeros(2, 3), torch.zeros(2, 45)
+    big = torch.full((2, 3), 3e38)  # float32: the sum of these overflows to inf
+    hand(go, hp, None, big)
+    for name, args in (("transl", (go, hp, None, big.clone().fill_(float("inf")))),
+                       ("global_orient", (torch.tensor([[0.0, float("-inf"), 0.0]] * 2), hp))):  # fmt: skip
+        with pytest.raises(ShapeError, match=f"{name} contains NaN or infinite"):
+            hand(*args)

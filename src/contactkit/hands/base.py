@@ -10,6 +10,7 @@ convention): ``x = R_global (x_rest - J_0) + J_0 + ...posed... + transl``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -182,10 +183,12 @@ def _validate_tensor(
 
 
 def _check_finite(named: list[tuple[str, torch.Tensor]]) -> None:
-    """Raise for the first tensor holding NaN or infinity; one test over all of them when they are finite."""
-    flat = torch.cat([x.reshape(-1) for _, x in named]) if len(named) > 1 else named[0][1]
-    if bool(torch.isfinite(flat).all()):
-        return
+    """Raise for the first tensor holding NaN or infinity; one sum over all of them when they are finite (a
+    finite sum means finite entries: NaN and infinities propagate; an overflow falls through to the exact test)."""
+    with torch.no_grad():
+        flat = torch.cat([x.reshape(-1) for _, x in named]) if len(named) > 1 else named[0][1]
+        if math.isfinite(float(flat.sum())):
+            return
     for name, x in named:
         if not bool(torch.isfinite(x).all()):
             raise ShapeError(f"{name} contains NaN or infinite values")
@@ -452,7 +455,9 @@ class HandModel(nn.Module):
         full = torch.cat([go.to(dt), hp], dim=1).reshape(b, 16, 3)
         out = lbs_packed(full, betas, transl, self._get_packed())
         verts, joints = out.vertices, out.joints
-        keypoints = torch.cat([joints, verts[:, self.fingertips]], dim=1).index_select(1, self.keypoint_index)
+        # the vertices are stored coordinate-major: a gather along their last storage axis is the fast one
+        tips = verts.transpose(1, 2).index_select(2, self.fingertips).transpose(1, 2)
+        keypoints = torch.cat([joints, tips], dim=1).index_select(1, self.keypoint_index)
         return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=out.joint_transforms)
 
 
