@@ -21,7 +21,7 @@ from contactkit.diffusion.representation import (
     encode_contacts,
     grasp_geometry,
 )
-from contactkit.errors import ContactkitError
+from contactkit.errors import ContactkitError, ShapeError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hands"))
 
@@ -68,7 +68,7 @@ def test_widened_cholesky_matches_the_widened_covariance():
     expected = chol @ chol.transpose(-1, -2) + 1e-4 * torch.eye(3, dtype=torch.float64)
     assert torch.allclose(wide @ wide.transpose(-1, -2), expected, rtol=1e-10, atol=1e-16)
     assert widened_cholesky(chol, 0.0) is chol
-    with pytest.raises(Exception):
+    with pytest.raises(ShapeError):
         widened_cholesky(chol, -1.0)
 
 
@@ -421,3 +421,27 @@ def test_stage_one_penetration_term_is_added_only_when_asked(openhand, gt_grasps
     assert terms["penetration"].weight == 5.0
     stage2 = {t.name: t for t in choir_field_method(field).stages[1].build(None)}
     assert stage2["penetration"].weight == 1000.0
+
+
+def test_zero_penetration_tolerance_brings_a_pressed_hand_nearer_the_surface(openhand, gt_grasps):
+    """The same hands pressed 15 mm into their spheres as above, fitted with the refinement defaults' stage-1
+    penetration term: with ``penetration_depth=0`` (contactkit's option) both stages push the vertices out to the
+    surface, with ContactOpt's 2 mm tolerance they may stay up to 2 mm inside (and the field pulls them there)."""
+    from contactkit.diffusion.fitting import refine_in_the_wild
+    from contactkit.geometry.normals import vertex_normals
+
+    z = openhand.zero_params(1)
+    with torch.no_grad():
+        out = openhand(z.global_orient, torch.tensor(gt_grasps.hand_pose[:1], dtype=torch.float32), z.betas,
+                       z.transl)
+    palm = torch.as_tensor(openhand.annotations.contact_zones["palm"])
+    inward = torch.nn.functional.normalize(vertex_normals(out.vertices[0], openhand.faces)[palm].mean(0), dim=0)
+    deep = gt_grasps.replace(transl=gt_grasps.transl + 0.015 * inward.double().numpy(), hand_vertices=None)
+    stub = _StubPredictor(_gt_field(deep, openhand))
+    tolerant = _deepest_mm(refine_in_the_wild(deep, stub, hand=openhand, max_shift_m=None, penetration_depth=2e-3),
+                           openhand)
+    strict = _deepest_mm(refine_in_the_wild(deep, stub, hand=openhand, max_shift_m=None, penetration_depth=0.0),
+                         openhand)
+    assert (strict < 1.0).all() and (strict < tolerant).all(), (tolerant, strict)
+    with pytest.raises(ContactkitError):
+        refine_in_the_wild(deep, stub, hand=openhand, iterations=1, penetration_depth=-1e-3)
