@@ -388,8 +388,8 @@ def _deepest_mm(grasps, hand):
 
 def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
     """Hands pressed 15 mm into their spheres, fitted to their own (deep) CHOIR with the refinement defaults but the
-    paper's stage 1 (no penetration term there): stage 1 keeps them deep, stage 2's penetration term must bring them
-    out. Before session 7 stage 2 ran 17 Adam steps at lr 2e-3 (the wrist moved at most 3.4 mm) whatever the
+    paper's stages (no penetration term in stage 1, ContactOpt's 2 mm tolerance, no contact-anchor term): stage 1
+    keeps them deep, stage 2's penetration term must bring them out. Before session 7 stage 2 ran 17 Adam steps at lr 2e-3 (the wrist moved at most 3.4 mm) whatever the
     penetration weight, and the hands stayed 10-12 mm deep."""
     from contactkit.diffusion.fitting import refine_in_the_wild
     from contactkit.geometry.normals import vertex_normals
@@ -404,7 +404,7 @@ def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
     before = _deepest_mm(deep, openhand)
     assert (before > 12.0).all()
     out_g = refine_in_the_wild(deep, _StubPredictor(_gt_field(deep, openhand)), hand=openhand, max_shift_m=None,
-                               stage1_penetration=0.0)
+                               stage1_penetration=0.0, penetration_depth=2e-3, contact_anchor_weight=0.0)
     after = _deepest_mm(out_g, openhand)
     assert (after < 4.0).all(), (before, after)
 
