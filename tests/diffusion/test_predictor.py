@@ -389,8 +389,8 @@ def _deepest_mm(grasps, hand):
 def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
     """Hands pressed 15 mm into their spheres, fitted to their own (deep) CHOIR with the refinement defaults but the
     paper's stages (no penetration term in stage 1, ContactOpt's 2 mm tolerance, no contact-anchor term): stage 1
-    keeps them deep, stage 2's penetration term must bring them out. Before session 7 stage 2 ran 17 Adam steps at lr 2e-3 (the wrist moved at most 3.4 mm) whatever the
-    penetration weight, and the hands stayed 10-12 mm deep."""
+    keeps them deep, stage 2's penetration term must bring them out. Before session 7 stage 2 ran 17 Adam steps at
+    lr 2e-3 (the wrist moved at most 3.4 mm) whatever the penetration weight, and the hands stayed 10-12 mm deep."""
     from contactkit.diffusion.fitting import refine_in_the_wild
     from contactkit.geometry.normals import vertex_normals
 
