@@ -20,12 +20,13 @@ from contactkit.contact.choir import ChoirField, contact_density
 from contactkit.contact.terms import HandObjectState
 from contactkit.errors import ShapeError
 
-__all__ = ["ChoirNearestPointsTerm", "InputAnchorPriorTerm", "gaussian_weighted_knn_loss"]
+__all__ = ["ChoirNearestPointsTerm", "ContactAnchorSurfaceTerm", "InputAnchorPriorTerm", "contact_anchor_gap",
+           "gaussian_weighted_knn_loss", "widened_cholesky"]
 
 
 def gaussian_weighted_knn_loss(
     verts: Tensor, obj_points: Tensor, anchors: Tensor, field: ChoirField, *, k: int = 5,
-    knn_idx: Tensor | None = None, length_unit: float = 1e-3,
+    knn_idx: Tensor | None = None, length_unit: float = 1e-3, reach: float = 0.0,
 ) -> Tensor:
     """Eq. 10 in the object frame.
 
@@ -36,6 +37,8 @@ def gaussian_weighted_knn_loss(
         field: the CHOIR field (B rows) whose contact Gaussians weight the vertices.
         k: nearest object points per vertex.
         knn_idx: optional precomputed (B, V, k) int64 indices into ``obj_points``.
+        reach: metres; > 0 widens every contact Gaussian to ``Sigma + reach^2 I`` (contactkit's addition, 0 = the
+            paper's ``Phi``): a vertex a few millimetres from a predicted contact patch still gets weight.
 
     Returns:
         (B,) float — ``sum_i sum_k Phi ||v_i - p_k||^2`` in mm^2, divided by 1e3.
@@ -49,9 +52,20 @@ def gaussian_weighted_knn_loss(
     sq = ((verts.unsqueeze(2) - near) ** 2).sum(-1) / length_unit**2  # (B, V, k) mm^2
     owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
     mean = torch.gather(field.gauss_mean.to(verts.dtype), 1, owner.unsqueeze(-1).expand(-1, -1, 3))
-    chol = torch.gather(field.gauss_chol.to(verts.dtype), 1, owner.view(b, v, 1, 1).expand(-1, -1, 3, 3))
+    factor = widened_cholesky(field.gauss_chol.to(verts.dtype), reach)
+    chol = torch.gather(factor, 1, owner.view(b, v, 1, 1).expand(-1, -1, 3, 3))
     dens = contact_density(verts, mean, chol, torch.gather(field.gauss_active, 1, owner))
     return (dens.unsqueeze(-1) * sq).sum((1, 2)) / 1e3
+
+
+def widened_cholesky(chol: Tensor, reach: float) -> Tensor:
+    """Lower Cholesky factors (..., 3, 3) of ``L L^T + reach^2 I`` (``reach`` metres; 0 returns ``chol``)."""
+    if reach < 0:
+        raise ShapeError(f"reach must be >= 0, got {reach}")
+    if reach == 0:
+        return chol
+    eye = torch.eye(3, dtype=chol.dtype, device=chol.device)
+    return torch.linalg.cholesky(chol @ chol.transpose(-1, -2) + reach**2 * eye)
 
 
 def _to_object_frame(state: HandObjectState, points: Tensor) -> Tensor:
@@ -70,6 +84,7 @@ class ChoirNearestPointsTerm:
     weight: float = 10.0
     k: int = 5
     name: str = "choir_nearest_points"
+    reach: float = 0.0
 
     def __call__(self, state: HandObjectState) -> Tensor:
         anchors = _to_object_frame(state, state.require_anchors(self.name))
@@ -79,7 +94,8 @@ class ChoirNearestPointsTerm:
             f"{self.name}_knn",
             lambda: torch.cdist(verts.detach(), pts.detach()).topk(self.k, dim=-1, largest=False).indices,
         )
-        return gaussian_weighted_knn_loss(verts, pts, anchors, self.field.index(state.rows), k=self.k, knn_idx=idx)
+        return gaussian_weighted_knn_loss(verts, pts, anchors, self.field.index(state.rows), k=self.k, knn_idx=idx,
+                                          reach=self.reach)
 
 
 @dataclass
@@ -100,3 +116,45 @@ class InputAnchorPriorTerm:
         cur = state.require_anchors(self.name)
         ref = self.anchors[state.rows].to(cur)
         return ((cur - ref) ** 2).sum(-1).mean(-1) / self.length_unit**2
+
+
+def contact_anchor_gap(verts: Tensor, sdf: Tensor, anchors: Tensor, active: Tensor) -> Tensor:
+    """Gap between each in-contact anchor's hand region and the object (contactkit's addition).
+
+    Args:
+        verts: (B, V, 3) float, metres — hand vertices (any frame shared with ``anchors``).
+        sdf: (B, V) float, metres — signed distance of each vertex to the object (negative inside).
+        anchors: (B, A, 3) float, metres — the hand's anchors.
+        active: (B, A) bool — anchors whose contact Gaussian is active in the CHOIR.
+
+    Returns:
+        (B, A) float, metres — ``relu(min sdf)`` over the vertices whose nearest anchor is ``j`` (0 where an anchor
+        owns no vertex or is inactive): how far an active anchor's region floats above the object surface.
+    """
+    owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
+    big = torch.full((anchors.shape[0], anchors.shape[1], verts.shape[1]), float("inf"), dtype=sdf.dtype,
+                     device=sdf.device)
+    mask = owner.unsqueeze(1) == torch.arange(anchors.shape[1], device=owner.device).view(1, -1, 1)  # (B, A, V)
+    nearest = torch.where(mask, sdf.unsqueeze(1).expand_as(big), big).amin(-1)  # (B, A)
+    gap = torch.relu(torch.where(torch.isfinite(nearest), nearest, torch.zeros_like(nearest)))
+    return torch.where(active, gap, torch.zeros_like(gap))
+
+
+@dataclass
+class ContactAnchorSurfaceTerm:
+    """Brings the hand regions of the CHOIR's in-contact anchors to the object surface (contactkit's addition):
+    ``sum_j gap_j^2`` in mm^2 over the anchors whose contact Gaussian is active (:func:`contact_anchor_gap`).
+    One-sided: a region already touching or inside is left to the penetration term. It reads only which anchors
+    are in contact, not where the Gaussians are (their predicted means are tens of millimetres off in the wild)."""
+
+    field: ChoirField
+    weight: float = 1.0
+    name: str = "contact_anchor_surface"
+    length_unit: float = 1e-3
+
+    def __call__(self, state: HandObjectState) -> Tensor:
+        sdf = state.require_sdf(self.name)
+        anchors = state.require_anchors(self.name)
+        active = self.field.index(state.rows).gauss_active
+        gap = contact_anchor_gap(state.hand_verts, sdf, anchors, active) / self.length_unit
+        return (gap**2).sum(-1)

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from contactkit.contact.choir import ChoirAnchorTerm, ChoirField, ParamPriorTerm, RigidPriorTerm, anchors_from_distances
-from contactkit.contact.choir_fit import ChoirNearestPointsTerm, InputAnchorPriorTerm
-from contactkit.contact.diffcontact import SDFPenetrationTerm
+from contactkit.contact.choir_fit import ChoirNearestPointsTerm, ContactAnchorSurfaceTerm, InputAnchorPriorTerm
+from contactkit.contact.diffcontact import C_PEN, SDFPenetrationTerm
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import rotmat_to_axis_angle
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
@@ -38,12 +38,20 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
-                       iterations: tuple[int, ...] | None = None) -> MethodSpec:
+                       iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
+                       contact_reach: float = 0.0, contact_anchor_weight: float = 0.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
     penetration term (:class:`~contactkit.contact.diffcontact.SDFPenetrationTerm`) with that weight. ``iterations``
-    sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100)."""
+    sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
+    is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
+    ``contact_reach`` (metres) widens the contact Gaussians of Eq. 10 (:class:`ChoirNearestPointsTerm`'s ``reach``;
+    0 = the paper's densities); ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
+    of the field's in-contact anchors brought to the surface) to stage 2. All three are contactkit's options."""
+    if penetration_depth < 0 or contact_reach < 0 or contact_anchor_weight < 0:
+        raise ContactkitError(f"penetration_depth, contact_reach and contact_anchor_weight must be >= 0, got "
+                              f"{penetration_depth}, {contact_reach}, {contact_anchor_weight}")
     preset = get_method("choir")
     s1, s2 = preset.stages[0].settings, preset.stages[1].settings
     if iterations is not None:
@@ -58,14 +66,17 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
         if input_weight > 0:
             terms.append(InputAnchorPriorTerm(_anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
         if stage1_penetration > 0:
-            terms.append(SDFPenetrationTerm(weight=stage1_penetration, name="penetration"))
+            terms.append(SDFPenetrationTerm(weight=stage1_penetration, depth=penetration_depth, name="penetration"))
         return terms
 
     def stage2(ctx: MethodContext) -> list[Any]:
-        return [ChoirNearestPointsTerm(field, weight=10.0, k=5),
-                SDFPenetrationTerm(weight=1000.0, name="penetration"),
-                RigidPriorTerm(weight=0.5),
-                ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior")]
+        terms = [ChoirNearestPointsTerm(field, weight=10.0, k=5, reach=contact_reach),
+                 SDFPenetrationTerm(weight=1000.0, depth=penetration_depth, name="penetration"),
+                 RigidPriorTerm(weight=0.5),
+                 ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior")]
+        if contact_anchor_weight > 0:
+            terms.append(ContactAnchorSurfaceTerm(field, weight=contact_anchor_weight))
+        return terms
 
     return MethodSpec(
         "choir", "Morales et al., CHOIR / JointDiffusion (paper 002), Sec. 3.3: two-stage TTO on a sampled CHOIR",
@@ -83,18 +94,21 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
-               iterations: int | tuple[int, int] | None = None, **settings: Any) -> RefineResult:
-    """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight`` and ``stage1_penetration`` as
-    in :func:`choir_field_method`; ``iterations``: Adam steps of each stage (one count for both, or a (stage 1,
-    stage 2) pair; None: the preset's 300 + 100); ``settings`` override both stages' other
-    :class:`~contactkit.refine.refiner.RefinerSettings`."""
+               iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
+               contact_reach: float = 0.0, contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
+    """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
+    ``penetration_depth``, ``contact_reach`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
+    ``iterations``: Adam steps of
+    each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
+    override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
     from contactkit.refine.api import run_method
     from contactkit.refine.targets import ContactTargets
 
     pair = (None if iterations is None else tuple(int(i) for i in iterations)
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
-                              iterations=pair)
+                              iterations=pair, penetration_depth=penetration_depth, contact_reach=contact_reach,
+                              contact_anchor_weight=contact_anchor_weight)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -143,11 +157,23 @@ MAX_SHIFT_M = 0.18
 #: too little to undo the ~14 mm penetration stage 1 leaves, whatever the penetration weight (docs/jointdiffusion.md,
 #: "Session 7").
 FIT_ITERATIONS = (50, 50)
-#: Weight of the penetration term (stage 2's, ContactOpt's 2 mm tolerance) added to stage 1 in refinement in the wild
-#: (contactkit's addition; 0 = the paper's stage 1): the mean of 16 sampled CHOIRs places the hand inside the object
-#: (stage 1 alone: 43 cm3 of intersection on validation objects), and stage 2's short push-out costs pose accuracy,
-#: so the fit is kept outside while it follows the field. Chosen on validation objects (docs/jointdiffusion.md).
-STAGE1_PENETRATION = 1e4
+#: Weight of the penetration term (stage 2's) added to stage 1 in refinement in the wild (contactkit's addition; 0 =
+#: the paper's stage 1): the mean of 16 sampled CHOIRs places the hand inside the object (stage 1 alone: 43 cm3 of
+#: intersection on validation objects), and stage 2's short push-out costs pose accuracy, so the fit is kept outside
+#: while it follows the field. 1e4 in session 7, 1e5 (with no tolerance) since session 8; chosen on validation
+#: objects (docs/jointdiffusion.md).
+STAGE1_PENETRATION = 1e5
+#: Penetration depth (metres) both stages' penetration terms tolerate in refinement in the wild: 0 since session 8
+#: (contactkit's choice; ContactOpt's and the paper's is 2 mm, ``C_PEN``, which lets a hand the sampled field pulls
+#: in rest 2 mm deep over its whole contact area). Chosen on validation objects (docs/jointdiffusion.md).
+PENETRATION_DEPTH = 0.0
+#: Widening (metres) of the contact Gaussians in stage 2's Eq. 10 in refinement in the wild (0 = the paper's
+#: densities; widening pulled the wrong vertices in on validation objects, docs/jointdiffusion.md).
+CONTACT_REACH = 0.0
+#: Stage-2 weight of :class:`ContactAnchorSurfaceTerm` in refinement in the wild (contactkit's addition; 0 = the
+#: paper's stage 2): the sampled CHOIR's contact activity is right for 70 % of the anchors while its Gaussians are
+#: 47 mm off and 1 mm wide, so Eq. 10 alone pulls nothing. Chosen on validation objects (docs/jointdiffusion.md).
+CONTACT_ANCHOR_WEIGHT = 0.1
 
 
 def refine_in_the_wild(
@@ -162,6 +188,9 @@ def refine_in_the_wild(
     stage1_penetration: float = STAGE1_PENETRATION,
     max_shift_m: float | None = MAX_SHIFT_M,
     iterations: int | tuple[int, int] | None = FIT_ITERATIONS,
+    penetration_depth: float = PENETRATION_DEPTH,
+    contact_reach: float = CONTACT_REACH,
+    contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
@@ -174,7 +203,8 @@ def refine_in_the_wild(
     ``max_shift_m`` on average from the input's (None = no check) keeps its input parameters, flagged
     ``metadata[i]["refine"]["choir_rejected"]`` with the shift in ``anchor_shift_mm``. ``stage1_penetration`` adds
     the penetration term to stage 1 (0 = the paper's stage 1). ``iterations``: Adam steps of each stage (one count
-    for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``settings`` override other
+    for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth``,
+    ``contact_reach`` and ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` override other
     optimiser settings.
     """
     from contactkit.hands import load_hand
@@ -201,7 +231,9 @@ def refine_in_the_wild(
         sub = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
         results.append(fit_fields(hand, sub, subset_objects(objects, idx), targets.field.index(idx),
                                   seed=seed + s, input_weight=input_weight,
-                                  stage1_penetration=stage1_penetration, iterations=iterations, **settings))
+                                  stage1_penetration=stage1_penetration, iterations=iterations,
+                                  penetration_depth=penetration_depth, contact_reach=contact_reach,
+                                  contact_anchor_weight=contact_anchor_weight, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
     shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
