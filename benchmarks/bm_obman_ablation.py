@@ -22,7 +22,9 @@ every grasp (``max_penetration=None``; views MuJoCo refuses, e.g. a folded mesh 
 counted and left out), and once restricted to the views contactkit's protocol simulates (deepest hand vertex at
 most 10 mm inside), and once with gravity off (the motion the initial interpenetration causes by itself:
 an object pinned by a deeply sunk hand moves as much with gravity as without, an object ejected by the contact
-forces moves without gravity). ``--stride N`` keeps every N-th view (a fixed subset, for time). The last column
+forces moves without gravity). ``--stride N`` keeps every N-th view (a fixed subset, for time); ``--objects
+ID,...`` keeps the views of those library objects only (e.g. the objects held out by every dataset a compared
+network trained on). The last column
 block gives, for every run after the first ``--run``, the mean per-view change against the ``--baseline`` run with
 a 95 % paired bootstrap interval. A last line gives the baseline a network must beat on hand pose: the training split's
 mean root-relative hand (camera frame), predicted for every view.
@@ -114,6 +116,16 @@ def mean_hand_rmpjpe(hand: HandModel, train: RenderedDataset, samples: list[dict
     return ((test - mean).norm(dim=-1).mean(-1) * 1e3).numpy().astype(np.float64)
 
 
+def content_hashes(data: Path, object_ids: list[str], split: str) -> set[str]:
+    """The content hashes (the grasp sets' object ids) of library ``object_ids`` in ``data``'s ``split``; raises
+    ``SystemExit`` if one is absent from that split."""
+    entries = {o["object_id"]: o for o in json.loads((data / "dataset.json").read_text(encoding="utf-8"))["objects"]}
+    missing = [i for i in object_ids if i not in entries or entries[i]["split"] != split]
+    if missing:
+        raise SystemExit(f"objects not in split {split!r} of {data}: {', '.join(missing)}")
+    return {entries[i]["content_hash"] for i in object_ids}
+
+
 def _count(values: np.ndarray) -> str:
     """`` (n = k)`` when only k of the views have a value (the simulation skips deep penetrations)."""
     k = int(np.isfinite(values).sum())
@@ -128,12 +140,16 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="run the changes are measured against (default: the second)")
     ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--stride", type=int, default=1, help="every N-th view of the split only (default all)")
+    ap.add_argument("--objects", default=None,
+                    help="comma-separated library object ids (e.g. random-urdfs/005): their views only")
     ap.add_argument("--md", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
     ds = RenderedDataset(args.data, args.split)
-    samples = [ds[i] for i in range(0, len(ds), args.stride)]
+    keep = None if args.objects is None else content_hashes(args.data, args.objects.split(","), args.split)
+    samples = [s for s in (ds[i] for i in range(0, len(ds), args.stride))
+               if keep is None or ds.grasps.object_ids[int(s["grasp_index"])] in keep]
     rgb = torch.as_tensor(np.stack([s["rgb"] for s in samples]))
     k = torch.as_tensor(np.stack([s["K"] for s in samples]))
     ext = torch.as_tensor(np.stack([s["cam_from_world"] for s in samples]))

@@ -299,6 +299,17 @@ def test_training_resumes_and_finetunes_with_the_contact_loss(hand, tmp_path):
                     ObManTrainConfig(epochs=2, batch_size=3), progress=False)
 
 
+def test_steps_per_epoch_caps_the_optimiser_steps(hand, tmp_path):
+    samples, grasps = grasp_samples(hand, 6)  # batch 3: two steps per whole epoch
+    for cap, steps in ((0, 4), (1, 2)):
+        cfg = ObManTrainConfig(epochs=2, batch_size=3, steps_per_epoch=cap)
+        train_obman(samples, grasps, samples[:2], grasps, tmp_path / f"cap{cap}", TINY, cfg, progress=False)
+        opt = load_checkpoint(tmp_path / f"cap{cap}" / "last.pt").optimizer
+        assert opt is not None and {int(st["step"]) for st in opt["state"].values()} == {steps}
+    with pytest.raises(ContactkitError, match="steps_per_epoch"):
+        ObManTrainConfig(steps_per_epoch=-1)
+
+
 def test_estimate_rows_reproduce_the_network_in_the_world_frame(hand):
     from contactkit.fit.obman import grasps_from_obman, run_obman
 

@@ -54,6 +54,8 @@ class ObManTrainConfig:
         contact_weight: ``mu_C`` while fine-tuning (paper: 10; 0: the no-contact control).
         lambda_r: repulsion / attraction balance of the contact loss (paper: 0.5).
         seed: seed of initialisation and data order; device: torch device string.
+        steps_per_epoch: at most this many steps per epoch (the first ones of the epoch's seeded shuffle, so
+            each epoch sees a different random subset; 0: every view), for datasets too large for whole epochs.
     """
 
     epochs: int = 30
@@ -65,8 +67,11 @@ class ObManTrainConfig:
     lambda_r: float = 0.5
     seed: int = 0
     device: str = "cpu"
+    steps_per_epoch: int = 0
 
     def __post_init__(self) -> None:
+        if self.steps_per_epoch < 0:
+            raise ContactkitError("steps_per_epoch must be >= 0 (0: whole epochs)")
         if self.epochs < 0 or self.finetune_epochs < 0 or self.epochs + self.finetune_epochs < 1 or self.batch_size < 2:
             raise ContactkitError("epochs and finetune_epochs must be >= 0 with at least one epoch; batch_size >= 2")
         if self.lr <= 0 or self.finetune_lr <= 0 or self.contact_weight < 0 or not 0 <= self.lambda_r <= 1:
@@ -224,7 +229,9 @@ def train_obman(
                                    desc=f"obman-net epoch {epoch + 1}/{total}", progress=progress)
         t0 = time.perf_counter()
         losses = EpochMeans()
-        for idx in batches:
+        for step, idx in enumerate(batches):
+            if config.steps_per_epoch and step >= config.steps_per_epoch:
+                break
             images, k, target = obman_batch([train_samples[i] for i in idx], train_grasps, net.hand, objects,
                                             net_config.image_size, run.device)
             if isinstance(net, HoNet):
