@@ -83,12 +83,12 @@ SESSION6 = "choir in the wild, session 6's fit (no stage-1 penetration, 50 + 17 
 #: The fit of sessions 5 and 6: no penetration term in stage 1, and stage 2 ran 17 iterations (a single count of 50
 #: was scaled by the preset's 300 : 100 until session 7).
 PREVIOUS_FIT: dict[str, Any] = {"stage1_penetration": 0.0, "iterations": (50, 17), "penetration_depth": 2e-3,
-                                 "contact_reach": 0.0, "contact_anchor_weight": 0.0}
+                                 "contact_anchor_weight": 0.0}
 SESSION7 = "choir in the wild, session 7's fit (stage-1 penetration 1e4, tolerance 2 mm, no contact-anchor term)"
 #: Session 7's fit: stage-1 penetration 1e4, exactly 50 + 50 iterations, ContactOpt's 2 mm penetration tolerance,
 #: the paper's (unwidened) contact densities in Eq. 10 and no contact-anchor term.
 SESSION7_FIT: dict[str, Any] = {"stage1_penetration": 1e4, "iterations": (50, 50), "penetration_depth": 2e-3,
-                                "contact_reach": 0.0, "contact_anchor_weight": 0.0}
+                                "contact_anchor_weight": 0.0}
 
 
 class Clock:

@@ -21,12 +21,12 @@ from contactkit.contact.terms import HandObjectState
 from contactkit.errors import ShapeError
 
 __all__ = ["ChoirNearestPointsTerm", "ContactAnchorSurfaceTerm", "InputAnchorPriorTerm", "contact_anchor_gap",
-           "gaussian_weighted_knn_loss", "widened_cholesky"]
+           "gaussian_weighted_knn_loss"]
 
 
 def gaussian_weighted_knn_loss(
     verts: Tensor, obj_points: Tensor, anchors: Tensor, field: ChoirField, *, k: int = 5,
-    knn_idx: Tensor | None = None, length_unit: float = 1e-3, reach: float = 0.0,
+    knn_idx: Tensor | None = None, length_unit: float = 1e-3,
 ) -> Tensor:
     """Eq. 10 in the object frame.
 
@@ -37,8 +37,6 @@ def gaussian_weighted_knn_loss(
         field: the CHOIR field (B rows) whose contact Gaussians weight the vertices.
         k: nearest object points per vertex.
         knn_idx: optional precomputed (B, V, k) int64 indices into ``obj_points``.
-        reach: metres; > 0 widens every contact Gaussian to ``Sigma + reach^2 I`` (contactkit's addition, 0 = the
-            paper's ``Phi``): a vertex a few millimetres from a predicted contact patch still gets weight.
 
     Returns:
         (B,) float — ``sum_i sum_k Phi ||v_i - p_k||^2`` in mm^2, divided by 1e3.
@@ -52,20 +50,9 @@ def gaussian_weighted_knn_loss(
     sq = ((verts.unsqueeze(2) - near) ** 2).sum(-1) / length_unit**2  # (B, V, k) mm^2
     owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
     mean = torch.gather(field.gauss_mean.to(verts.dtype), 1, owner.unsqueeze(-1).expand(-1, -1, 3))
-    factor = widened_cholesky(field.gauss_chol.to(verts.dtype), reach)
-    chol = torch.gather(factor, 1, owner.view(b, v, 1, 1).expand(-1, -1, 3, 3))
+    chol = torch.gather(field.gauss_chol.to(verts.dtype), 1, owner.view(b, v, 1, 1).expand(-1, -1, 3, 3))
     dens = contact_density(verts, mean, chol, torch.gather(field.gauss_active, 1, owner))
     return (dens.unsqueeze(-1) * sq).sum((1, 2)) / 1e3
-
-
-def widened_cholesky(chol: Tensor, reach: float) -> Tensor:
-    """Lower Cholesky factors (..., 3, 3) of ``L L^T + reach^2 I`` (``reach`` metres; 0 returns ``chol``)."""
-    if reach < 0:
-        raise ShapeError(f"reach must be >= 0, got {reach}")
-    if reach == 0:
-        return chol
-    eye = torch.eye(3, dtype=chol.dtype, device=chol.device)
-    return torch.linalg.cholesky(chol @ chol.transpose(-1, -2) + reach**2 * eye)
 
 
 def _to_object_frame(state: HandObjectState, points: Tensor) -> Tensor:
@@ -84,7 +71,6 @@ class ChoirNearestPointsTerm:
     weight: float = 10.0
     k: int = 5
     name: str = "choir_nearest_points"
-    reach: float = 0.0
 
     def __call__(self, state: HandObjectState) -> Tensor:
         anchors = _to_object_frame(state, state.require_anchors(self.name))
@@ -94,8 +80,7 @@ class ChoirNearestPointsTerm:
             f"{self.name}_knn",
             lambda: torch.cdist(verts.detach(), pts.detach()).topk(self.k, dim=-1, largest=False).indices,
         )
-        return gaussian_weighted_knn_loss(verts, pts, anchors, self.field.index(state.rows), k=self.k, knn_idx=idx,
-                                          reach=self.reach)
+        return gaussian_weighted_knn_loss(verts, pts, anchors, self.field.index(state.rows), k=self.k, knn_idx=idx)
 
 
 @dataclass

@@ -39,19 +39,18 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_reach: float = 0.0, contact_anchor_weight: float = 0.0) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
     penetration term (:class:`~contactkit.contact.diffcontact.SDFPenetrationTerm`) with that weight. ``iterations``
     sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
     is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
-    ``contact_reach`` (metres) widens the contact Gaussians of Eq. 10 (:class:`ChoirNearestPointsTerm`'s ``reach``;
-    0 = the paper's densities); ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
-    of the field's in-contact anchors brought to the surface) to stage 2. All three are contactkit's options."""
-    if penetration_depth < 0 or contact_reach < 0 or contact_anchor_weight < 0:
-        raise ContactkitError(f"penetration_depth, contact_reach and contact_anchor_weight must be >= 0, got "
-                              f"{penetration_depth}, {contact_reach}, {contact_anchor_weight}")
+    ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
+    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options."""
+    if penetration_depth < 0 or contact_anchor_weight < 0:
+        raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
+                              f"{penetration_depth}, {contact_anchor_weight}")
     preset = get_method("choir")
     s1, s2 = preset.stages[0].settings, preset.stages[1].settings
     if iterations is not None:
@@ -70,7 +69,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
         return terms
 
     def stage2(ctx: MethodContext) -> list[Any]:
-        terms = [ChoirNearestPointsTerm(field, weight=10.0, k=5, reach=contact_reach),
+        terms = [ChoirNearestPointsTerm(field, weight=10.0, k=5),
                  SDFPenetrationTerm(weight=1000.0, depth=penetration_depth, name="penetration"),
                  RigidPriorTerm(weight=0.5),
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior")]
@@ -95,9 +94,9 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_reach: float = 0.0, contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``penetration_depth``, ``contact_reach`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
+    ``penetration_depth`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
     ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
@@ -107,7 +106,7 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
     pair = (None if iterations is None else tuple(int(i) for i in iterations)
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
-                              iterations=pair, penetration_depth=penetration_depth, contact_reach=contact_reach,
+                              iterations=pair, penetration_depth=penetration_depth,
                               contact_anchor_weight=contact_anchor_weight)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
@@ -167,9 +166,6 @@ STAGE1_PENETRATION = 1e5
 #: (contactkit's choice; ContactOpt's and the paper's is 2 mm, ``C_PEN``, which lets a hand the sampled field pulls
 #: in rest 2 mm deep over its whole contact area). Chosen on validation objects (docs/jointdiffusion.md).
 PENETRATION_DEPTH = 0.0
-#: Widening (metres) of the contact Gaussians in stage 2's Eq. 10 in refinement in the wild (0 = the paper's
-#: densities; widening pulled the wrong vertices in on validation objects, docs/jointdiffusion.md).
-CONTACT_REACH = 0.0
 #: Stage-2 weight of :class:`ContactAnchorSurfaceTerm` in refinement in the wild (contactkit's addition; 0 = the
 #: paper's stage 2): the sampled CHOIR's contact activity is right for 70 % of the anchors while its Gaussians are
 #: 47 mm off and 1 mm wide, so Eq. 10 alone pulls nothing. Chosen on validation objects (docs/jointdiffusion.md).
@@ -189,7 +185,6 @@ def refine_in_the_wild(
     max_shift_m: float | None = MAX_SHIFT_M,
     iterations: int | tuple[int, int] | None = FIT_ITERATIONS,
     penetration_depth: float = PENETRATION_DEPTH,
-    contact_reach: float = CONTACT_REACH,
     contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
     **settings: Any,
 ) -> Any:
@@ -203,8 +198,8 @@ def refine_in_the_wild(
     ``max_shift_m`` on average from the input's (None = no check) keeps its input parameters, flagged
     ``metadata[i]["refine"]["choir_rejected"]`` with the shift in ``anchor_shift_mm``. ``stage1_penetration`` adds
     the penetration term to stage 1 (0 = the paper's stage 1). ``iterations``: Adam steps of each stage (one count
-    for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth``,
-    ``contact_reach`` and ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` override other
+    for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth`` and
+    ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` override other
     optimiser settings.
     """
     from contactkit.hands import load_hand
@@ -232,7 +227,7 @@ def refine_in_the_wild(
         results.append(fit_fields(hand, sub, subset_objects(objects, idx), targets.field.index(idx),
                                   seed=seed + s, input_weight=input_weight,
                                   stage1_penetration=stage1_penetration, iterations=iterations,
-                                  penetration_depth=penetration_depth, contact_reach=contact_reach,
+                                  penetration_depth=penetration_depth,
                                   contact_anchor_weight=contact_anchor_weight, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
