@@ -358,6 +358,19 @@ def test_fit_runs_exactly_the_requested_iterations_of_each_stage(openhand, gt_gr
         fit_fields(openhand, init, objects, field, iterations=(3, -1))
 
 
+def _pressed_in(grasps, hand, depth_m):
+    """``grasps`` with every hand moved ``depth_m`` metres along its palm's inward normal (negative: lifted off);
+    the normal is that of the first grasp's pose at the identity wrist, applied to every grasp."""
+    from contactkit.geometry.normals import vertex_normals
+
+    z = hand.zero_params(1)
+    with torch.no_grad():
+        out = hand(z.global_orient, torch.tensor(grasps.hand_pose[:1], dtype=torch.float32), z.betas, z.transl)
+    palm = torch.as_tensor(hand.annotations.contact_zones["palm"])
+    inward = torch.nn.functional.normalize(vertex_normals(out.vertices[0], hand.faces)[palm].mean(0), dim=0)
+    return grasps.replace(transl=grasps.transl + depth_m * inward.double().numpy(), hand_vertices=None)
+
+
 def _deepest_mm(grasps, hand):
     """Deepest hand-vertex penetration (mm, >= 0) of each grasp, from the objects' SDF grids."""
     from contactkit.targets import objects_from_grasps
@@ -376,15 +389,8 @@ def test_stage_two_moves_a_penetrating_hand_out(openhand, gt_grasps):
     keeps them deep, stage 2's penetration term must bring them out. Before session 7 stage 2 ran 17 Adam steps at
     lr 2e-3 (the wrist moved at most 3.4 mm) whatever the penetration weight, and the hands stayed 10-12 mm deep."""
     from contactkit.diffusion.fitting import refine_in_the_wild
-    from contactkit.geometry.normals import vertex_normals
 
-    z = openhand.zero_params(1)
-    with torch.no_grad():
-        out = openhand(z.global_orient, torch.tensor(gt_grasps.hand_pose[:1], dtype=torch.float32), z.betas,
-                       z.transl)
-    palm = torch.as_tensor(openhand.annotations.contact_zones["palm"])
-    inward = torch.nn.functional.normalize(vertex_normals(out.vertices[0], openhand.faces)[palm].mean(0), dim=0)
-    deep = gt_grasps.replace(transl=gt_grasps.transl + 0.015 * inward.double().numpy(), hand_vertices=None)
+    deep = _pressed_in(gt_grasps, openhand, 0.015)
     before = _deepest_mm(deep, openhand)
     assert (before > 12.0).all()
     out_g = refine_in_the_wild(deep, _StubPredictor(_gt_field(deep, openhand)), hand=openhand, max_shift_m=None,
@@ -412,15 +418,8 @@ def test_zero_penetration_tolerance_brings_a_pressed_hand_nearer_the_surface(ope
     penetration term: with ``penetration_depth=0`` (contactkit's option) both stages push the vertices out to the
     surface, with ContactOpt's 2 mm tolerance they may stay up to 2 mm inside (and the field pulls them there)."""
     from contactkit.diffusion.fitting import refine_in_the_wild
-    from contactkit.geometry.normals import vertex_normals
 
-    z = openhand.zero_params(1)
-    with torch.no_grad():
-        out = openhand(z.global_orient, torch.tensor(gt_grasps.hand_pose[:1], dtype=torch.float32), z.betas,
-                       z.transl)
-    palm = torch.as_tensor(openhand.annotations.contact_zones["palm"])
-    inward = torch.nn.functional.normalize(vertex_normals(out.vertices[0], openhand.faces)[palm].mean(0), dim=0)
-    deep = gt_grasps.replace(transl=gt_grasps.transl + 0.015 * inward.double().numpy(), hand_vertices=None)
+    deep = _pressed_in(gt_grasps, openhand, 0.015)
     stub = _StubPredictor(_gt_field(deep, openhand))
     tolerant = _deepest_mm(refine_in_the_wild(deep, stub, hand=openhand, max_shift_m=None, penetration_depth=2e-3),
                            openhand)
@@ -457,18 +456,11 @@ def test_contact_anchor_term_brings_floating_contact_regions_to_the_surface(open
     anchors' regions floating; with :class:`ContactAnchorSurfaceTerm` they end within 2 mm of the surface."""
     from contactkit.contact.choir_fit import contact_anchor_gap
     from contactkit.diffusion.fitting import fit_fields
-    from contactkit.geometry.normals import vertex_normals
     from contactkit.refine.refiner import HandParamsInit
     from contactkit.targets import objects_from_grasps
 
-    z = openhand.zero_params(1)
-    with torch.no_grad():
-        out = openhand(z.global_orient, torch.tensor(gt_grasps.hand_pose[:1], dtype=torch.float32), z.betas,
-                       z.transl)
-    palm = torch.as_tensor(openhand.annotations.contact_zones["palm"])
-    inward = torch.nn.functional.normalize(vertex_normals(out.vertices[0], openhand.faces)[palm].mean(0), dim=0)
     field = _gt_field(gt_grasps, openhand)
-    lifted = gt_grasps.replace(transl=gt_grasps.transl - 0.008 * inward.double().numpy(), hand_vertices=None)
+    lifted = _pressed_in(gt_grasps, openhand, -0.008)
     t = lifted.hand_tensors()
     init = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
     objects = objects_from_grasps(lifted)
