@@ -249,6 +249,15 @@ def _ellipsoid_and_flat_hand(hand):
     return ov, of, out.vertices[0].numpy(), out.keypoints[0].numpy(), palm, regions
 
 
+def _poses_around_the_hand(hv, palm, n, seed, reach, jitter):
+    """``n`` seeded object poses near the flat hand: random rotations (N, 3, 3) and centres (N, 3), metres — the
+    hand's centroid moved along the palm normal by a uniform draw in ``reach`` (lo, hi) plus Gaussian ``jitter``."""
+    rng = np.random.default_rng(seed)
+    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
+    centre = hv.mean(0) + palm * rng.uniform(*reach, (n, 1)) + rng.normal(0, jitter, (n, 3))
+    return rot, centre
+
+
 def test_evaluate_skipped_distances_never_change_a_value(hand):
     """evaluate bounds the distances of far or fingertip vertices (object-side grid, nearest-vertex bounds) instead
     of computing them; over random poses around a closed ellipsoid, penetration, coverage, disjointedness and the
@@ -257,9 +266,7 @@ def test_evaluate_skipped_distances_never_change_a_value(hand):
 
     ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     n = 6
-    rng = np.random.default_rng(11)
-    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
-    centre = hv.mean(0) + palm * rng.uniform(0.02, 0.04, (n, 1)) + rng.normal(0, 0.01, (n, 3))
+    rot, centre = _poses_around_the_hand(hv, palm, n, 11, (0.02, 0.04), 0.01)
     g = PosedGrasps(
         hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
         hand_faces=hand.closed_faces.numpy(), object_ids=["e"] * n, objects={"e": (ov, of)},
@@ -364,9 +371,7 @@ def test_batched_hand_distances_equal_the_per_grasp_twin_bitwise(hand):
     ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     regions[1] = np.concatenate([regions[1], regions[0][:3]])  # a vertex in two regions
     n = 7
-    rng = np.random.default_rng(5)
-    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
-    centre = hv.mean(0) + palm * rng.uniform(0.0, 0.04, (n, 1)) + rng.normal(0, 0.01, (n, 3))
+    rot, centre = _poses_around_the_hand(hv, palm, n, 5, (0.0, 0.04), 0.01)
     g = PosedGrasps(
         hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
         hand_faces=hand.closed_faces.numpy(), object_ids=["e", "f", "e", "e", "f", "e", "f"],
@@ -388,9 +393,7 @@ def test_bounded_hand_distances_give_the_values_of_exact_distances_bitwise(hand)
 
     ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     n = 12
-    rng = np.random.default_rng(19)
-    rot = np.stack([random_rigid(int(s))[0] for s in rng.integers(0, 1000, n)])
-    centre = hv.mean(0) + palm * rng.uniform(0.0, 0.05, (n, 1)) + rng.normal(0, 0.015, (n, 3))
+    rot, centre = _poses_around_the_hand(hv, palm, n, 19, (0.0, 0.05), 0.015)
     g = PosedGrasps(
         hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
         hand_faces=hand.closed_faces.numpy(), object_ids=["e"] * n, objects={"e": (ov, of)},
