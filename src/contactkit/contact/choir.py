@@ -52,6 +52,7 @@ __all__ = [
     "contact_density",
     "encode",
     "fit_contact_gaussians",
+    "nearest_anchor",
 ]
 
 NUM_ANCHORS = 32
@@ -187,6 +188,12 @@ def cone_contact_weights(
         return _cone_weights_from_trees(hand_verts, hand_normals, obj_points, trees, group, radius, angle)
 
 
+def nearest_anchor(verts: Tensor, anchors: Tensor) -> Tensor:
+    """(B, V) int64 index of each vertex's nearest anchor (``verts (B, V, 3)``, ``anchors (B, A, 3)``, one
+    frame): the anchor whose contact Gaussian a vertex belongs to. No gradient (an index)."""
+    return torch.cdist(verts.detach(), anchors.detach()).argmin(-1)
+
+
 def fit_contact_gaussians(
     hand_verts: Tensor, weights: Tensor, anchors: Tensor, *, cov_floor: float = _COV_FLOOR
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -204,7 +211,7 @@ def fit_contact_gaussians(
     """
     bsz, num_v, _ = hand_verts.shape
     num_a = anchors.shape[1]
-    owner = torch.cdist(hand_verts, anchors).argmin(-1)  # (B, V)
+    owner = nearest_anchor(hand_verts, anchors)
     slot = (owner + num_a * torch.arange(bsz, device=owner.device).unsqueeze(1)).reshape(-1)  # (B*V,)
     w = weights.reshape(-1)
     x = hand_verts.reshape(-1, 3)
@@ -448,7 +455,7 @@ class ChoirContactTerm:
         anchors = _to_object_frame(state, state.require_anchors(self.name))
         verts = _to_object_frame(state, state.hand_verts)
         f = self.field.index(state.rows)
-        owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
+        owner = nearest_anchor(verts, anchors)
         mean = torch.gather(f.gauss_mean.to(verts.dtype), 1, owner.unsqueeze(-1).expand(-1, -1, 3))
         chol = torch.gather(
             f.gauss_chol.to(verts.dtype), 1, owner.view(*owner.shape, 1, 1).expand(-1, -1, 3, 3)

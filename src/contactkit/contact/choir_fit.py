@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from contactkit.contact.choir import ChoirField, contact_density
+from contactkit.contact.choir import ChoirField, contact_density, nearest_anchor
 from contactkit.contact.terms import HandObjectState
 from contactkit.errors import ShapeError
 
@@ -48,7 +48,7 @@ def gaussian_weighted_knn_loss(
         knn_idx = torch.cdist(verts.detach(), obj_points.detach()).topk(k, dim=-1, largest=False).indices
     near = torch.gather(obj_points.unsqueeze(1).expand(b, v, -1, 3), 2, knn_idx.unsqueeze(-1).expand(-1, -1, -1, 3))
     sq = ((verts.unsqueeze(2) - near) ** 2).sum(-1) / length_unit**2  # (B, V, k) mm^2
-    owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
+    owner = nearest_anchor(verts, anchors)
     mean = torch.gather(field.gauss_mean.to(verts.dtype), 1, owner.unsqueeze(-1).expand(-1, -1, 3))
     chol = torch.gather(field.gauss_chol.to(verts.dtype), 1, owner.view(b, v, 1, 1).expand(-1, -1, 3, 3))
     dens = contact_density(verts, mean, chol, torch.gather(field.gauss_active, 1, owner))
@@ -116,7 +116,7 @@ def contact_anchor_gap(verts: Tensor, sdf: Tensor, anchors: Tensor, active: Tens
         (B, A) float, metres — ``relu(min sdf)`` over the vertices whose nearest anchor is ``j`` (0 where an anchor
         owns no vertex or is inactive): how far an active anchor's region floats above the object surface.
     """
-    owner = torch.cdist(verts.detach(), anchors.detach()).argmin(-1)  # (B, V)
+    owner = nearest_anchor(verts, anchors)
     big = torch.full((anchors.shape[0], anchors.shape[1], verts.shape[1]), float("inf"), dtype=sdf.dtype,
                      device=sdf.device)
     mask = owner.unsqueeze(1) == torch.arange(anchors.shape[1], device=owner.device).view(1, -1, 1)  # (B, A, V)
