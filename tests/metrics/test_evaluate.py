@@ -460,7 +460,7 @@ def test_outside_bound_on_coordinate_rows_equals_the_row_wise_twin_bitwise(hand)
     ``np.linalg.norm``: the same values bit for bit, for points inside, near and far from the object (in and out
     of its grid)."""
     from contactkit.geometry.mesh_distance import MeshIndex
-    from contactkit.metrics import _geom
+    from contactkit.metrics import _arrays, _geom
 
     ov, of, *_ = _ellipsoid_and_flat_hand(hand)
     b = _geom.ObjectBounds(ov, of, MeshIndex(ov, of), closed=True, margin=0.0025)
@@ -481,7 +481,7 @@ def test_outside_bound_on_coordinate_rows_equals_the_row_wise_twin_bitwise(hand)
     assert np.isinf(fast).sum() > 100 and (fast > 0.01).sum() > 100 and ((fast > 0) & (fast < 0.0025)).sum() > 100
     np.testing.assert_array_equal(fast, naive(pts))
     v = rng.normal(size=(1000, 3))
-    np.testing.assert_array_equal(_geom.norm3(*v.T), np.linalg.norm(v, axis=1))
+    np.testing.assert_array_equal(_arrays.norm3(*v.T), np.linalg.norm(v, axis=1))
 
 
 def test_object_frame_equals_the_einsum_twin_bitwise():

@@ -89,3 +89,10 @@ def bbox(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the long axis of an ``(N, 3)`` array about 10x slower: 0.5 ms for a 8k-vertex object)."""
     t = np.ascontiguousarray(points.T)
     return t.min(1), t.max(1)
+
+
+def norm3(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Euclidean norm of vectors given by their coordinate arrays: ``sqrt((x^2 + y^2) + z^2)``, the values of
+    ``np.linalg.norm(v, axis=-1)`` for ``v = stack([x, y, z], -1)`` (same products, sum order and square root)
+    without forming ``v`` and reducing its short axis (several times slower)."""
+    return np.sqrt(x * x + y * y + z * z)

@@ -24,7 +24,7 @@ from contactkit.geometry.mesh_distance import (
     mesh_index,
     point_triangle_closest,
 )
-from contactkit.metrics._arrays import bbox
+from contactkit.metrics._arrays import bbox, norm3
 
 T = TypeVar("T")
 
@@ -140,13 +140,6 @@ def _closed_signed_distance(pts: torch.Tensor, index: MeshIndex) -> torch.Tensor
     closest, bary = point_triangle_closest(pts, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
     res = MeshClosest(dist=safe_norm(pts - closest), closest=closest, face_idx=face_idx, bary=bary)
     return _signs(pts, verts, index.faces, True, index, res) * res.dist
-
-
-def norm3(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Euclidean norm of vectors given by their coordinate arrays: ``sqrt((x^2 + y^2) + z^2)``, the values of
-    ``np.linalg.norm(v, axis=-1)`` for ``v = stack([x, y, z], -1)`` (same products, sum order and square root)
-    without forming ``v`` and reducing its short axis (several times slower)."""
-    return np.sqrt(x * x + y * y + z * z)
 
 
 class ObjectBounds:

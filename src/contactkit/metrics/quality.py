@@ -31,7 +31,7 @@ import numpy as np
 
 from contactkit.cache import LRUCache, mesh_key
 from contactkit.errors import ShapeError
-from contactkit.metrics._arrays import mesh_batch, points_batch
+from contactkit.metrics._arrays import mesh_batch, norm3, points_batch
 from contactkit.objects.library import object_box_corners
 from contactkit.objects.mesh import ObjectMesh
 
@@ -97,15 +97,10 @@ def _supports(keypoints: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.nda
     keypoint to its nearest sample on each face and that sample ``(B, K*6, 3)`` (keypoint-major).
 
     The distances are ``np.linalg.norm(keypoints[:, :, None, None] - fp, axis=-1)``'s, one coordinate plane at a
-    time (``(dx^2 + dy^2) + dz^2``, the order of its sum over the last axis; the naive twin is in the tests):
-    no ``(B, K, 6, n2, 3)`` difference array."""
+    time (:func:`~contactkit.metrics._arrays.norm3`; the naive twin is in the tests): no ``(B, K, 6, n2, 3)``
+    difference array."""
     kp, f = keypoints.reshape(-1, 3), fp.reshape(-1, 3)
-    d = kp[:, 0, None] - f[:, 0]
-    sq = d * d
-    for c in (1, 2):
-        d = kp[:, c, None] - f[:, c]
-        sq += d * d
-    dist = np.sqrt(sq).reshape(keypoints.shape[:2] + fp.shape[:2])  # (B, K, 6, n2)
+    dist = norm3(*(kp[:, c, None] - f[:, c] for c in range(3))).reshape(keypoints.shape[:2] + fp.shape[:2])
     arg = dist.argmin(axis=3)
     d = np.take_along_axis(dist, arg[..., None], axis=3)[..., 0].reshape(keypoints.shape[0], -1)
     supp = fp[np.tile(np.arange(6), keypoints.shape[1]), arg.reshape(keypoints.shape[0], -1)]
