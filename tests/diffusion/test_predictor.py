@@ -322,8 +322,15 @@ def test_refine_choir_without_targets_is_the_input_anchored_fit(openhand, gt_gra
 
     noisy = perturb(gt_grasps, "contactopt", copies=1, seed=3, hand=openhand)
     monkeypatch.setattr(predictor_module, "shipped_weights", lambda context: noisy_weights)
-    out = refine(noisy, "choir", hand=openhand, iterations=3)
-    direct = refine_in_the_wild(noisy, load_choir_predictor(openhand), hand=openhand, iterations=3)
+    # one thread: with two, repeated fits of the same input differ by a few nm now and then (thread scheduling in
+    # some reduction, seen 2 times in 12 paired runs; never with one thread), and this compares paths bit for bit
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = refine(noisy, "choir", hand=openhand, iterations=3)
+        direct = refine_in_the_wild(noisy, load_choir_predictor(openhand), hand=openhand, iterations=3)
+    finally:
+        torch.set_num_threads(threads)
     np.testing.assert_array_equal(out.transl, direct.transl)
     assert out.attrs["targets"] == "learned:choir"
     assert all("choir_rejected" in m["refine"] for m in out.metadata)
