@@ -135,3 +135,104 @@ def test_closed_mesh_signed_distance_equals_the_geometry_module_bitwise(hand_mes
         for _ in range(2):  # the second call reuses the index's tensors
             np.testing.assert_array_equal(_geom.signed_distance(pts, v, f, index=index), ref)
         assert (ref < 0).sum() > 50 and (ref > 0).sum() > 50 and (ref == 0).sum() > 50
+
+
+@pytest.fixture(scope="module")
+def posed_hands():
+    """The OpenHand in six poses (flat to curled, two wrist turns), (6, V, 3) metres, its closed faces, and an
+    ellipsoid (5k faces, 8 x 6 x 12 cm) pressed into the flat hand's palm."""
+    from contactkit.hands import load_hand
+
+    hand = load_hand("openhand")
+    rng = np.random.default_rng(3)
+    pose = torch.from_numpy(np.concatenate([np.zeros((2, 45)), rng.uniform(-0.1, 0.5, (4, 45))])).float()
+    orient = torch.zeros(6, 3)
+    orient[4:, 0] = torch.tensor([0.2, -0.3])
+    with torch.no_grad():
+        hv = hand(orient, pose).vertices.double().numpy()
+    ell = trimesh.creation.icosphere(subdivisions=4)
+    ell.apply_scale([0.04, 0.03, 0.06])
+    normal = np.asarray(hand.annotations.palm_normal, dtype=np.float64)
+    palm = hv[0][np.asarray(hand.annotations.contact_zones["palm"])].mean(0)
+    ov = np.asarray(ell.vertices) + palm + normal * 0.039  # the flat palm about 1 mm into the ellipsoid
+    return hv, hand.closed_faces.numpy(), ov, np.asarray(ell.faces, dtype=np.int64), normal
+
+
+def _assert_volumes_close(got, ref):
+    """The documented tolerance of the exact volume's fast path: 1e-9 relative, 1e-18 m^3 (1e-12 cm^3) absolute."""
+    ref = np.asarray(ref)
+    assert np.all(np.abs(got - ref) <= 1e-9 * np.abs(ref) + 1e-18), np.abs(got - ref) / np.maximum(ref, 1e-30)
+
+
+def test_exact_volumes_with_trims_and_warped_hands_equal_the_whole_object_boolean(posed_hands, monkeypatch):
+    """The batch path (object solid trimmed clear of each hand's box, hand solids warped from the first pose)
+    against its naive twin: :func:`exact_volume_pair` per sample (the hand's solid built, the whole object's
+    solid), to 1e-9 relative; disjoint boxes exactly 0; trims and warps are actually taken."""
+    hv, hf, ov, of, normal = posed_hands
+    # poses x offsets along the palm normal: 6 and 3 mm back, as placed, 2 mm further in, far away
+    offsets = np.array([0.006, 0.003, 0.0, -0.002, 0.5])
+    batch = (hv[:, None] - offsets[None, :, None, None] * normal).reshape(-1, hv.shape[1], 3)
+    ref = np.array([inter.exact_volume_pair(h, hf, ov, of) for h in batch])
+    assert (ref > 1e-7).sum() >= 8 and (ref == 0.0).sum() >= 6  # deep, shallow and disjoint samples
+    monkeypatch.setattr(inter, "_TRIM_COST", 0.0)  # build every useful trim
+    inter._OBJECTS.clear()
+    built: list[int] = []
+    warp = inter._HandSolids.solid
+
+    def counting(self, verts):
+        built.append(self._base is None)
+        return warp(self, verts)
+
+    monkeypatch.setattr(inter._HandSolids, "solid", counting)
+    for _ in range(2):  # the second batch reuses the object's trims
+        res = inter.intersection_volume(batch, hf, ov, of)
+        assert not res.fallback.any()
+        _assert_volumes_close(res.volume_m3, ref)
+        assert np.all(res.volume_m3[ref == 0.0] == 0.0)
+    obj = inter._shared_object(ov, of)
+    boxes = [inter.bbox(h) for h in batch]
+    used = [s is not obj.solid() for s in obj.solids_for(obj.solid(), boxes)]
+    assert sum(used) >= 10 and len(obj._trims) >= 2  # most samples meet a trimmed solid
+    assert built.count(True) == 2 and built.count(False) > 20  # one hand built per batch, the others warped
+
+
+def test_trimmed_object_solids_are_closed_and_their_halves_sum_to_the_object(posed_hands):
+    """Each trim is a closed solid; the two sides of one plane add up to the object's volume (to rounding), and
+    the table's kept-face counts bound the trimmed solid's original faces."""
+    _, _, ov, of, _ = posed_hands
+    obj = inter._SharedObject(ov, of)
+    whole = obj.solid()
+    planes, kept, _ = obj._cuts()
+    for a, k in ((0, 4), (1, 8), (2, 13)):
+        above, below = obj._trim((a, 0, k), whole), obj._trim((a, 1, k), whole)
+        assert above is not None and below is not None
+        assert above.status() == below.status() == inter.manifold3d.Error.NoError
+        assert above.volume() + below.volume() == pytest.approx(whole.volume(), rel=1e-12)
+        assert 0 < kept[a, 0, k] < len(of) and 0 < kept[a, 1, k] < len(of)
+        lo, hi = (np.asarray(x) for x in np.split(np.asarray(above.bounding_box()), 2))
+        assert lo[a] == pytest.approx(planes[a, k], abs=1e-12) and hi[a] == pytest.approx(ov[:, a].max(), abs=1e-12)
+
+
+def test_warped_hand_solids_have_each_poses_vertices_and_the_built_topology(posed_hands):
+    """Vertex correspondence of :class:`_HandSolids`: a warped solid's vertices are exactly the pose's, its
+    triangles the built solid's (as triples of input vertices), its volume the built one's to 1e-12."""
+    hv, hf, _, _, _ = posed_hands
+
+    def triangles(solid, verts):
+        mesh = solid.to_mesh64()
+        mv = np.asarray(mesh.vert_properties)[:, :3]
+        rows = {tuple(v): i for i, v in enumerate(verts)}
+        idx = np.array([rows[tuple(v)] for v in mv])  # KeyError: a vertex that is not the pose's
+        tri = idx[np.asarray(mesh.tri_verts, dtype=np.int64)]
+        return {tuple(np.roll(t, -int(np.argmin(t)))) for t in tri}
+
+    hands = inter._HandSolids(hf)
+    first = hands.solid(hv[0])
+    assert hands._base is first
+    for verts in hv[1:]:
+        warped, built = hands.solid(verts), inter._manifold(verts, hf)
+        assert warped is not built and warped.num_vert() == len(verts)
+        assert triangles(warped, verts) == triangles(built, verts)
+        assert warped.volume() == pytest.approx(built.volume(), rel=1e-12)
+    dup = np.concatenate([hv[0][:-1], hv[0][:1]])  # duplicate rows: no one-to-one match
+    assert inter._vertex_order(first, dup) is None
