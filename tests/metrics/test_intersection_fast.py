@@ -192,7 +192,7 @@ def test_exact_volumes_with_trims_and_warped_hands_equal_the_whole_object_boolea
     obj = inter._shared_object(ov, of)
     boxes = [inter.bbox(h) for h in batch]
     used = [s is not obj.solid() for s in obj.solids_for(obj.solid(), boxes)]
-    assert sum(used) >= 10 and len(obj._trims) >= 2  # most samples meet a trimmed solid
+    assert sum(used) >= 10 and 2 <= len(obj._trims) <= inter._MAX_TRIMS  # most samples meet a trimmed solid
     assert built.count(True) == 2 and built.count(False) > 20  # one hand built per batch, the others warped
 
 

@@ -79,6 +79,8 @@ _SLABS = 16
 #: booleans over that many object faces (measured on the 16k-face ellipsoid: a trim 8-16 ms, about two to three
 #: whole-object hand booleans; a hand boolean ~0.2 ms plus ~0.25 ms per 1k object faces).
 _TRIM_COST = 3.0
+#: Most trimmed solids kept per object (each up to the object's size).
+_MAX_TRIMS = 8
 
 
 class _SharedObject:
@@ -163,10 +165,10 @@ class _SharedObject:
         ``whole`` its :meth:`solid`: the solid trimmed by an axis plane clear of the box (:meth:`_valid_cuts`), or
         ``whole``. The intersection of any solid inside the box with it is ``solid ∩ object``, face for face.
 
-        Trims are kept with the object. New ones are chosen greedily for the batch: the cut that spares the
-        batch's booleans the most object faces (each box taking the kept cut with the fewest faces) is built
-        while that saving reaches :data:`_TRIM_COST` times the object's face count; then each box takes the
-        built cut with the fewest faces among those that suit it, or ``whole``.
+        Trims are kept with the object (at most :data:`_MAX_TRIMS`). New ones are chosen greedily for the batch:
+        the cut that spares the batch's booleans the most object faces (each box taking the kept cut with the
+        fewest faces) is built while that saving reaches :data:`_TRIM_COST` times the object's face count; then
+        each box takes the built cut with the fewest faces among those that suit it, or ``whole``.
         """
         _, kept, _ = self._cuts()
         n_faces = len(self.faces)
@@ -186,7 +188,7 @@ class _SharedObject:
             if not gain:
                 break
             cut = max(gain, key=lambda c: (gain[c], c))
-            if gain[cut] < _TRIM_COST * n_faces:
+            if gain[cut] < _TRIM_COST * n_faces or len(self._trims) >= _MAX_TRIMS:
                 break
             self._trim(cut, whole)
         out = []
