@@ -197,13 +197,19 @@ def test_exact_volumes_with_trims_and_warped_hands_equal_the_whole_object_boolea
 
 
 def test_trimmed_object_solids_are_closed_and_their_halves_sum_to_the_object(posed_hands):
-    """Each trim is a closed solid; the two sides of one plane add up to the object's volume (to rounding), and
-    the table's kept-face counts bound the trimmed solid's original faces."""
+    """Each trim is a closed solid; the two sides of one plane add up to the object's volume (to rounding); every
+    face of a trim that extends beyond its reach is an original face of the object, unchanged (so a hand clear of
+    the reach meets the same faces), and every original face beyond the reach is kept."""
     _, _, ov, of, _ = posed_hands
     obj = inter._SharedObject(ov, of)
     whole = obj.solid()
-    planes, kept, _ = obj._cuts()
-    for a, k in ((0, 4), (1, 8), (2, 13)):
+    planes, kept, reach = obj._cuts()
+
+    def faces(verts, tri):
+        return {tuple(sorted(map(tuple, verts[t]))) for t in tri}
+
+    original = faces(ov, of)
+    for a, k in ((0, 9), (1, 16), (2, 27)):
         above, below = obj._trim((a, 0, k), whole), obj._trim((a, 1, k), whole)
         assert above is not None and below is not None
         assert above.status() == below.status() == inter.manifold3d.Error.NoError
@@ -211,6 +217,15 @@ def test_trimmed_object_solids_are_closed_and_their_halves_sum_to_the_object(pos
         assert 0 < kept[a, 0, k] < len(of) and 0 < kept[a, 1, k] < len(of)
         lo, hi = (np.asarray(x) for x in np.split(np.asarray(above.bounding_box()), 2))
         assert lo[a] == pytest.approx(planes[a, k], abs=1e-12) and hi[a] == pytest.approx(ov[:, a].max(), abs=1e-12)
+        for side, solid in ((0, above), (1, below)):
+            mesh = solid.to_mesh64()
+            mv, mt = np.asarray(mesh.vert_properties)[:, :3], np.asarray(mesh.tri_verts, dtype=np.int64)
+            ext, orig = mv[mt][:, :, a], ov[of][:, :, a]
+            r = reach[a, side, k]
+            beyond = ext.max(1) > r if side == 0 else ext.min(1) < r  # faces reaching past the reach
+            assert beyond.sum() > 100 and faces(mv, mt[beyond]) <= original
+            far = orig.min(1) > r if side == 0 else orig.max(1) < r
+            assert faces(ov, of[far]) <= faces(mv, mt)
 
 
 def test_warped_hand_solids_have_each_poses_vertices_and_the_built_topology(posed_hands):

@@ -72,8 +72,8 @@ def _manifold(verts: np.ndarray, faces: np.ndarray) -> manifold3d.Manifold | Non
 
 
 #: Equal slabs per axis of an object's box whose inner planes are the candidate cuts of :class:`_SharedObject`'s
-#: trimmed solids (15 planes per axis, two sides each).
-_SLABS = 16
+#: trimmed solids (31 planes per axis, two sides each).
+_SLABS = 32
 #: A trimmed solid is built for a batch only when the object faces it spares the batch's booleans (summed over the
 #: grasps that use it) reach this many times the object's face count: trimming a solid costs about as much as
 #: booleans over that many object faces (measured on the 16k-face ellipsoid: a trim 8-16 ms, about two to three
@@ -97,7 +97,7 @@ class _SharedObject:
         self._grid: _GridMesh | None = None
         self.box = bbox(self.verts)
         self._trims: dict[tuple[int, int, int], manifold3d.Manifold | None] = {}
-        self._cut_table: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._cut_table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def solid(self) -> manifold3d.Manifold | None:
         if not self._built:
@@ -109,43 +109,50 @@ class _SharedObject:
             self._grid = _GridMesh(self.verts, self.faces)
         return self._grid
 
-    def _cuts(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """The candidate trims: ``(3, 2, _SLABS + 1)`` plane positions (metres) and faces kept, per axis and side
-        (0: ``+1``, 1: ``-1``) and plane index ``k`` (only ``1 <= k < _SLABS`` are cuts), and the longest edge.
+    def _cuts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate trims, per axis, side (0: ``+1``, 1: ``-1``) and plane index ``k`` (only
+        ``1 <= k < _SLABS`` are cuts): ``(3, _SLABS + 1)`` plane positions ``c_k`` (metres; the planes of
+        :data:`_SLABS` equal slabs of the object's box), ``(3, 2, _SLABS + 1)`` faces kept and ``(3, 2, _SLABS + 1)``
+        reach (metres).
 
-        Trim ``(a, +1, k)`` keeps the object where ``x_a >= c_k`` (``c_k``: the k-th inner plane of
-        :data:`_SLABS` equal slabs of the object's box), ``(a, -1, k)`` where ``x_a <= c_k``; the faces it keeps
-        are those reaching that side (counted from the sorted face extents).
+        Trim ``(a, 0, k)`` keeps the object where ``x_a >= c_k``, ``(a, 1, k)`` where ``x_a <= c_k``. Faces kept:
+        those reaching that side (counted from the sorted face extents). Reach: how far into the kept side the
+        faces the plane splits (or touches, or passes within ``1e-6 L`` of; ``L`` the longest edge, far above
+        manifold3d's tolerance) extend, at least the plane itself: the largest ``x_a`` of those faces for side 0,
+        the smallest for side 1. The trim changes nothing beyond its reach.
         """
         if self._cut_table is None:
             tri = self.verts[self.faces]  # (F, 3 corners, 3)
             edge = float(np.sqrt((np.diff(tri[:, [0, 1, 2, 0]], axis=1) ** 2).sum(-1)).max())
             lo, hi = self.box
             planes = lo[:, None] + np.arange(_SLABS + 1)[None] * ((hi - lo) / _SLABS)[:, None]  # (3, S + 1)
-            fmin, fmax = np.sort(tri.min(1), axis=0), np.sort(tri.max(1), axis=0)
-            above = [len(self.faces) - np.searchsorted(fmax[:, a], planes[a], "left") for a in range(3)]
-            below = [np.searchsorted(fmin[:, a], planes[a], "right") for a in range(3)]
-            kept = np.stack([np.stack(sides) for sides in zip(above, below, strict=True)])
-            self._cut_table = planes, kept, edge
+            f_lo, f_hi = tri.min(1), tri.max(1)  # (F, 3)
+            s_lo, s_hi = np.sort(f_lo, axis=0), np.sort(f_hi, axis=0)
+            kept = np.zeros((3, 2, _SLABS + 1), dtype=np.int64)
+            reach = np.zeros((3, 2, _SLABS + 1))
+            tol = 1e-6 * edge
+            for a in range(3):
+                kept[a, 0] = len(self.faces) - np.searchsorted(s_hi[:, a], planes[a], "left")
+                kept[a, 1] = np.searchsorted(s_lo[:, a], planes[a], "right")
+                for k, c in enumerate(planes[a]):
+                    split = (f_lo[:, a] <= c + tol) & (f_hi[:, a] >= c - tol)
+                    reach[a, 0, k] = max(c, float(f_hi[split, a].max(initial=c))) + tol
+                    reach[a, 1, k] = min(c, float(f_lo[split, a].min(initial=c))) - tol
+            self._cut_table = planes, kept, reach
         return self._cut_table
 
     def _valid_cuts(self, box: tuple[np.ndarray, np.ndarray]) -> list[tuple[int, int, int]]:
         """The trims ``(axis, side index, k)`` (:meth:`_cuts`) that may replace the object's solid for a hand
-        inside ``box`` ((3,) lower and upper corners, metres): those whose kept side holds the whole box farther
-        than the object's longest edge ``L`` from the plane. The faces the plane splits (all within ``L`` of it)
-        and the new cap are then outside the box, so every object face that can meet the hand is an original face,
-        unchanged, and ``hand ∩ trimmed = hand ∩ object`` face for face (only the boolean's vertex and face order,
-        so the volume's summation order, can differ)."""
-        planes, _, edge = self._cuts()
-        margin = edge * (1.0 + 1e-6)
-        out = []
-        for a in range(3):
-            for k in range(1, _SLABS):
-                if planes[a, k] <= box[0][a] - margin:
-                    out.append((a, 0, k))
-                if planes[a, k] >= box[1][a] + margin:
-                    out.append((a, 1, k))
-        return out
+        inside ``box`` ((3,) lower and upper corners, metres): those whose reach stops short of the box. The faces
+        the plane splits and the new cap are then outside the box, so every object face that can meet the hand is
+        an original face, unchanged, and ``hand ∩ trimmed = hand ∩ object`` face for face (only the boolean's
+        vertex and face order, so the volume's summation order, can differ)."""
+        _, _, reach = self._cuts()
+        k_plus = np.nonzero(reach[:, 0, 1:_SLABS] < box[0][:, None])
+        k_minus = np.nonzero(reach[:, 1, 1:_SLABS] > box[1][:, None])
+        return [(int(a), 0, int(k) + 1) for a, k in zip(*k_plus, strict=True)] + [
+            (int(a), 1, int(k) + 1) for a, k in zip(*k_minus, strict=True)
+        ]
 
     def _trim(self, cut: tuple[int, int, int], whole: manifold3d.Manifold) -> manifold3d.Manifold | None:
         if cut not in self._trims:
