@@ -251,3 +251,19 @@ def test_warped_hand_solids_have_each_poses_vertices_and_the_built_topology(pose
         assert warped.volume() == pytest.approx(built.volume(), rel=1e-12)
     dup = np.concatenate([hv[0][:-1], hv[0][:1]])  # duplicate rows: no one-to-one match
     assert inter._vertex_order(first, dup) is None
+
+
+def test_cut_table_equals_its_naive_twin(posed_hands):
+    """Faces kept and reach per plane (prefix maxima over sorted face extents) against a mask per plane."""
+    _, _, ov, of, _ = posed_hands
+    planes, kept, reach = inter._SharedObject(ov, of)._cuts()
+    tri = ov[of]
+    f_lo, f_hi = tri.min(1), tri.max(1)
+    tol = 1e-6 * np.sqrt((np.diff(tri[:, [0, 1, 2, 0]], axis=1) ** 2).sum(-1)).max()
+    for a in range(3):
+        for k, c in enumerate(planes[a]):
+            split = (f_lo[:, a] <= c + tol) & (f_hi[:, a] >= c - tol)
+            assert reach[a, 0, k] == max(c, f_hi[split, a].max(initial=c)) + tol
+            assert reach[a, 1, k] == min(c, f_lo[split, a].min(initial=c)) - tol
+            assert kept[a, 0, k] == (f_hi[:, a] >= c).sum() and kept[a, 1, k] == (f_lo[:, a] <= c).sum()
+    assert (reach[:, 0, 1:-1] > planes[:, 1:-1]).all() and (reach[:, 1, 1:-1] < planes[:, 1:-1]).all()
