@@ -7,8 +7,9 @@ Run by hand: ``python benchmarks/bm_refine.py [--batch 64] [--iterations 250] [-
 Each repeat runs one worker process per code version, alternately (this tree, previous, this tree, ...), each
 refining the same perturbed synthetic grasps (OpenHand, a curled hand against spheres, oracle targets) with
 method ``contactopt`` (batch 64, 250 iterations, one restart unless ``--restarts``). It prints the medians of
-the process CPU time and wall time per batch, their ratio, and the largest difference between the refined
-parameters of the two versions (same seed; they should agree to float32 rounding).
+the process CPU time and wall time per batch, their ratio (and the median of each repeat's own ratio, steadier on
+a shared machine), and the largest difference between the refined parameters of the two
+versions (same seed; they should agree to float32 rounding).
 """
 
 from __future__ import annotations
@@ -145,7 +146,11 @@ def main() -> None:
         print(f"{k:<11} CPU {med[k]['cpu_s']:7.2f} s/batch ({1000 * med[k]['cpu_s'] / args.iterations:6.1f} ms/iter)"
               f"   wall {med[k]['wall_s']:7.2f} s   MPJPE {r0['mpjpe_in']:.2f} -> {r0['mpjpe_out']:.2f} mm")
     ratio = med["previous"]["cpu_s"] / med["contactkit"]["cpu_s"]
-    print(f"ratio previous / contactkit (CPU): {ratio:.2f}x; largest parameter difference "
+    pairs = [p["cpu_s"] / c["cpu_s"] for c, p in zip(runs["contactkit"], runs["previous"], strict=True)]
+    for k in versions:
+        print(f"{k:<11} CPU per repeat: " + ", ".join(f"{x['cpu_s']:.2f}" for x in runs[k]) + " s")
+    print(f"ratio previous / contactkit (CPU): {ratio:.2f}x (median of the {len(pairs)} repeats' own ratios "
+          f"{statistics.median(pairs):.2f}x); largest parameter difference "
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()))
 
 

@@ -297,3 +297,44 @@ def test_neighbour_cache_searches_in_a_kept_morton_order():
     fewer = obj[:, :100]
     assert torch.equal(_cached_nearest(cache, "object_to_hand", fewer, hand), nearest_index(fewer, hand))
     assert cache.query_order("object_to_hand", fewer).shape == (2, 100)
+
+
+def test_pair_gather_index_addresses_the_paired_coordinates():
+    """Entry (c, b, i) of the gather index is coordinate c of hand vertex nearest_idx[b, i] in the flattened
+    (B, V, 3) hand (the naive triple loop)."""
+    from contactkit.contact.diffcontact import pair_gather_index
+
+    verts, _, _, idx, _, _ = _contact_case(3, torch.float64, b=3, v=80, p=70)
+    flat = pair_gather_index(idx, 80).view(3, 3, 70)
+    for c in range(3):
+        for b in range(3):
+            for i in range(70):
+                assert verts.reshape(-1)[flat[c, b, i]] == verts[b, idx[b, i], c]
+                assert flat[c, b, i] == 3 * (80 * b + idx[b, i]) + c
+
+
+def test_object_term_keeps_its_gather_index_between_refreshes():
+    """The term's kept gather index follows the neighbour cache: each call equals the loss on the cache's pairs
+    (values and gradients), before and after a refresh that changes them."""
+    from contactkit.contact.diffcontact import object_contact_loss
+    from contactkit.contact.terms import NeighbourCache
+
+    verts, pts, nrm, _, target, _ = _contact_case(5, torch.float32)
+    term = ObjectContactTerm(target)
+    cache = NeighbourCache(refresh_every=2)
+    kept = []
+    for step in range(5):
+        moved = (verts + 0.004 * step).requires_grad_()
+        state = HandObjectState(hand_verts=moved, keypoints=moved[:, :21], obj_points=pts, obj_normals=nrm,
+                                cache=cache)
+        fast = term(state)
+        idx = cache.get("object_to_hand", lambda: None)  # type: ignore[arg-type,return-value]
+        kept.append(idx)
+        ref_in = moved.detach().clone().requires_grad_()
+        ref = object_contact_loss(ref_in, pts, nrm, target, idx)
+        assert torch.equal(fast, ref)
+        fast.sum().backward()
+        ref.sum().backward()
+        assert torch.equal(moved.grad, ref_in.grad)
+        cache.step()
+    assert kept[0] is kept[1] and kept[2] is not kept[1] and not torch.equal(kept[2], kept[1])

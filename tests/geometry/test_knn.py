@@ -9,7 +9,8 @@ from geometry_meshes import random_rigid
 
 from contactkit.errors import ShapeError
 from contactkit.geometry import PointIndex, nearest_points
-from contactkit.geometry.knn import nearest_points_naive
+from contactkit.geometry import knn as knn_module
+from contactkit.geometry.knn import nearest_indices, nearest_points_naive
 
 D = torch.float64
 
@@ -213,3 +214,42 @@ def test_ordered_search_returns_the_plain_indices(shared: bool) -> None:
             assert torch.equal(nearest_indices(q, p, backend="kdtree", order=order), plain)
     with pytest.raises(ShapeError, match="order"):
         nearest_indices(q, p, order=torch.zeros(3, 5, dtype=torch.long))
+
+
+def _per_element_query_twin(q_np: np.ndarray, p_np: np.ndarray) -> np.ndarray:
+    """One :class:`PointIndex` per batch element (its checks, copies and precision rule)."""
+    return np.stack([PointIndex(p_np[i]).query(q_np[i]) for i in range(len(p_np))])
+
+
+@pytest.mark.skipif(knn_module._PyKDTree is None, reason="the per-element trees are pykdtree's")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_element_trees_equal_point_index_trees_with_ties(dtype: type) -> None:
+    """The per-element search builds PointIndex's trees without its per-element checks: the same indices, exact
+    ties included (lattice queries equidistant from 2-8 points, which the tree's own walk decides), for strided
+    inputs too."""
+    g = np.random.default_rng(3)
+    lattice = np.stack(np.meshgrid(*[np.arange(6)] * 3, indexing="ij"), -1).reshape(-1, 3) * 0.125
+    pts = np.stack([g.permutation(lattice) for _ in range(3)]).astype(dtype)  # (3, 216, 3)
+    halves = g.integers(0, 11, size=(3, 500, 3)) * 0.0625  # on the lattice, edge/face/cell midpoints
+    queries = np.concatenate([halves, g.normal(0.3, 0.2, size=(3, 300, 3))], 1).astype(dtype)
+    want = _per_element_query_twin(queries, pts)
+    got = knn_module._per_element_query(queries, pts, -1)
+    assert np.array_equal(got, want)
+    strided = np.asfortranarray(queries)  # a layout the search has to copy
+    assert np.array_equal(knn_module._per_element_query(strided, np.asfortranarray(pts), -1), want)
+    dist = np.linalg.norm(queries[:, :, None].astype(np.float64) - pts[:, None].astype(np.float64), axis=-1)
+    ties = (dist <= dist.min(-1, keepdims=True) + 1e-12).sum(-1)
+    assert (ties > 1).sum() > 300  # exact ties, where the tree's own order picks the index
+    t = torch.from_numpy(queries)
+    assert torch.equal(nearest_indices(t, torch.from_numpy(pts), backend="kdtree"), torch.from_numpy(want))
+    # near ties that only the search precision decides: q - p1 and p2 - q have the same coordinates in another
+    # order (exact on this dyadic grid), then p2 moves one ulp away along x
+    q = g.integers(-(2**12), 2**12, size=(2000, 1, 3)) * 2.0**-14
+    d = g.integers(-(2**12), 2**12, size=(2000, 1, 3)) * 2.0**-14
+    p2 = (q + d[..., [1, 2, 0]]).astype(dtype)
+    p2[..., 0] = np.nextafter(p2[..., 0], np.where(d[..., 1] < 0, -1.0, 1.0).astype(dtype) * np.inf)
+    pairs, q = np.concatenate([(q - d).astype(dtype), p2], 1), q.astype(dtype)
+    want = _per_element_query_twin(q, pairs)
+    assert np.array_equal(knn_module._per_element_query(q, pairs, -1), want)
+    if dtype == np.float32:  # the float64 search of the same float32 values decides some of them otherwise
+        assert not np.array_equal(_per_element_query_twin(q.astype(np.float64), pairs.astype(np.float64)), want)

@@ -51,6 +51,7 @@ __all__ = [
     "nearest_index",
     "object_contact_loss",
     "object_contact_map",
+    "pair_gather_index",
     "penetration_along_normals",
     "penetration_from_sdf",
 ]
@@ -127,18 +128,18 @@ class _ObjectContactLoss(torch.autograd.Function):
     Works coordinate-major: the pairs are gathered into (3, B, P) planes, so every step runs on contiguous
     (B, P) rows (a 3-element reduction or a (B, P, 1) x (B, P, 3) broadcast is 5-10x slower than the same
     arithmetic on planes, CPU); ``p.sum(-1)`` of 3 elements is ``p[0] + p[1] + p[2]``, the same additions.
+    The planes are gathered straight from the hand's (B, V, 3) layout through :func:`pair_gather_index`, and
+    the gradient is scattered back into it (no transposing copies of the hand vertices or their gradient); the
+    scatter adds each vertex coordinate's terms in the same order as ``index_select``'s own backward.
     """
 
     @staticmethod
     def forward(
-        ctx: Any, hand_verts: Tensor, idx: Tensor, centres: Tensor, normals: Tensor, target: Tensor,
+        ctx: Any, hand_verts: Tensor, flat: Tensor, centres: Tensor, normals: Tensor, target: Tensor,
         c_top: float, c_bot: float, c_rad: float, missing_weight: float,
     ) -> Tensor:
-        b, v, _ = hand_verts.shape
-        p = idx.shape[1]
-        rows = (idx + torch.arange(0, b * v, v, device=idx.device).unsqueeze(-1)).reshape(1, b * p)
-        flat = (rows + torch.arange(0, 3 * b * v, b * v, device=idx.device).unsqueeze(-1)).reshape(-1)
-        x = hand_verts.permute(2, 0, 1).reshape(-1).index_select(0, flat).view(3, b, p)
+        _, b, p = centres.shape
+        x = hand_verts.reshape(-1).index_select(0, flat).view(3, b, p)
         rel = x - centres
         m = rel * normals
         s1 = m[0] + m[1] + m[2]
@@ -163,9 +164,9 @@ class _ObjectContactLoss(torch.autograd.Function):
         g_perp = t + t  # perp * perp: the same product reaches perp twice
         t = -g_perp * normals
         g_x = g_perp + (t[0] + t[1] + t[2]) * in_range * normals
-        grad = g_x.new_zeros(3 * b * v).index_add_(0, flat, g_x.reshape(-1))  # index_select's backward
+        grad = g_x.new_zeros(b * v * 3).index_add_(0, flat, g_x.reshape(-1))  # index_select's backward
         # contiguous like index_select's own gradient: the hand layer's backward products round by memory layout
-        return grad.view(3, b, v).permute(1, 2, 0).contiguous(), None, None, None, None, None, None, None, None
+        return grad.view(b, v, 3), None, None, None, None, None, None, None, None
 
 
 class _HandContactLoss(torch.autograd.Function):
@@ -202,6 +203,7 @@ def object_contact_loss(
     c_rad: float = C_RAD,
     missing_weight: float = MISSING_WEIGHT,
     planes: tuple[Tensor, Tensor] | None = None,
+    gather_index: Tensor | None = None,
 ) -> Tensor:
     """``asymmetric_contact_loss(object_contact_map(...), target)`` with the pairs ``nearest_idx`` given.
 
@@ -210,6 +212,8 @@ def object_contact_loss(
         target: (B, P) float in [0, 1]; nearest_idx: (B, P) int64 hand vertex paired with each object point.
         planes: optional ``(obj_points, obj_normals)`` as contiguous (3, B, P) coordinate planes (see
             :func:`coordinate_planes`), for a caller that reuses them across calls.
+        gather_index: optional ``pair_gather_index(nearest_idx, V)``, for a caller that reuses the pairs across
+            calls.
 
     Returns:
         (B,) float; bitwise equal to the composition (values and gradients). One autograd node when only
@@ -227,7 +231,9 @@ def object_contact_loss(
         return asymmetric_contact_loss(pred, target, missing_weight=missing_weight)
     if planes is None:
         planes = (coordinate_planes(obj_points), coordinate_planes(obj_normals))
-    out: Tensor = _ObjectContactLoss.apply(hand_verts, nearest_idx, *planes, target, c_top, c_bot, c_rad,
+    if gather_index is None:
+        gather_index = pair_gather_index(nearest_idx, hand_verts.shape[1])
+    out: Tensor = _ObjectContactLoss.apply(hand_verts, gather_index, *planes, target, c_top, c_bot, c_rad,
                                            missing_weight)
     return out
 
@@ -235,6 +241,20 @@ def object_contact_loss(
 def coordinate_planes(points: Tensor) -> Tensor:
     """(B, N, 3) -> contiguous (3, B, N): one plane per coordinate."""
     return points.detach().permute(2, 0, 1).contiguous()
+
+
+def pair_gather_index(nearest_idx: Tensor, num_verts: int) -> Tensor:
+    """(3 B P,) int64: where the paired vertices' coordinates lie in a flattened (B, V, 3) hand, plane by plane.
+
+    Entry ``c B P + b P + i`` is ``3 (b V + nearest_idx[b, i]) + c``: gathering ``hand_verts.reshape(-1)`` there
+    gives the (3, B, P) coordinate planes of the pairs.
+
+    Args:
+        nearest_idx: (B, P) int64 hand vertex paired with each object point; num_verts: V.
+    """
+    b = nearest_idx.shape[0]
+    rows = nearest_idx + torch.arange(0, b * num_verts, num_verts, device=nearest_idx.device).unsqueeze(-1)
+    return (rows.reshape(1, -1) * 3 + torch.arange(3, device=nearest_idx.device).unsqueeze(-1)).reshape(-1)
 
 
 def hand_contact_loss(
@@ -454,6 +474,7 @@ class ObjectContactTerm:
     _planes: tuple[list[tuple[Tensor, int]], tuple[Tensor, Tensor]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _pairs: tuple[Tensor, int, int, Tensor] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __call__(self, state: HandObjectState) -> Tensor:
         target = self.target[state.rows]
@@ -468,7 +489,17 @@ class ObjectContactTerm:
             state.hand_verts, state.obj_points, state.obj_normals, target.to(state.hand_verts.dtype), idx,
             c_top=self.c_top, c_bot=self.c_bot, c_rad=self.c_rad, missing_weight=self.missing_weight,
             planes=None if moving else self._object_planes(state),
+            gather_index=None if moving else self._gather_index(idx, state.hand_verts.shape[1]),
         )
+
+    def _gather_index(self, idx: Tensor, num_verts: int) -> Tensor:
+        """:func:`pair_gather_index` of the pairs, kept while the neighbour cache returns the same index tensor
+        (between two refreshes)."""
+        kept = self._pairs
+        if kept is None or kept[0] is not idx or kept[1] != idx._version or kept[2] != num_verts:
+            kept = (idx, idx._version, num_verts, pair_gather_index(idx, num_verts))
+            self._pairs = kept
+        return kept[3]
 
     def _object_planes(self, state: HandObjectState) -> tuple[Tensor, Tensor]:
         """Coordinate planes of the object points and normals, kept while the state holds the same tensors

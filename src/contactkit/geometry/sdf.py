@@ -68,10 +68,13 @@ class _Trilinear(torch.autograd.Function):
         """
         res = values.shape[-1]
         lead = points.shape[:-1]
-        planes = points.movedim(-1, 0).contiguous()  # (3, ...)
         org = origin.expand(points.shape).movedim(-1, 0)
         spc = spacing.expand(*lead, 1).movedim(-1, 0) if isinstance(spacing, torch.Tensor) else spacing
-        u = (planes - org) / spc  # continuous grid coordinates
+        # the first op reads the points' own layout (a transposing copy costs 5-8 elementwise ops): (3, ...) planes
+        dtype = torch.promote_types(points.dtype, org.dtype)
+        if isinstance(spc, torch.Tensor):
+            dtype = torch.promote_types(dtype, spc.dtype)
+        u = torch.sub(points.movedim(-1, 0), org, out=points.new_empty((3, *lead), dtype=dtype)).div_(spc)
         uc = u.clamp(0.0, res - 1.0)
         i0f = uc.floor().clamp_(0, res - 2)
         f = uc - i0f  # (3, ...) in [0, 1]
@@ -102,10 +105,11 @@ class _Trilinear(torch.autograd.Function):
         grad_points = grad_f / spc * torch.eq(u, uc, out=torch.empty_like(u))
         if not torch.equal(u, uc):
             # outside the box: + distance to the box, whose gradient is the unit offset (0 inside the box)
-            offset = (u - uc) * spc
-            dist = offset.movedim(0, -1).contiguous().norm(dim=-1)  # the norm's own (..., 3) layout and kernel
+            offset = u.new_empty(points.shape)  # written plane by plane into the norm's own (..., 3) layout
+            torch.mul(u - uc, spc, out=offset.movedim(-1, 0))
+            dist = offset.norm(dim=-1)  # the norm's own kernel on (..., 3)
             out = out + dist
-            grad_points = grad_points + offset / dist.clamp(min=torch.finfo(dist.dtype).tiny)
+            grad_points = grad_points + offset.movedim(-1, 0) / dist.clamp(min=torch.finfo(dist.dtype).tiny)
         ctx.save_for_backward(grad_points, f if values.requires_grad else None, base)
         ctx.values_shape = values.shape
         return out
@@ -124,7 +128,9 @@ class _Trilinear(torch.autograd.Function):
             grad_values = flat.index_add_(0, corner_idx.reshape(-1), contrib).view(ctx.values_shape)
         grad_pts = None
         if ctx.needs_input_grad[1]:  # returned in the points' (..., 3) layout, contiguous, as a product gives it
-            grad_pts = (grad_points * grad_out).movedim(0, -1).contiguous()
+            grad_pts = grad_out.new_empty((*grad_out.shape, 3), dtype=torch.promote_types(grad_points.dtype,
+                                                                                        grad_out.dtype))
+            torch.mul(grad_points, grad_out, out=grad_pts.movedim(-1, 0))  # written plane by plane, no copy
         return grad_values, grad_pts, None, None, None
 
 
