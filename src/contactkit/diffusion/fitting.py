@@ -45,7 +45,7 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
                        contact_anchor_weight: float = 0.0, touch_weight: float = 0.0,
-                       touch_reach: float = 10e-3) -> MethodSpec:
+                       touch_reach: float = 10e-3, stage2_penetration: float = 1000.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -55,11 +55,13 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
     of the field's in-contact anchors brought to the surface) to stage 2, ``touch_weight > 0``
     :class:`ContactTouchTerm` (every vertex of those regions pulled to the surface by a distance-robust penalty of
-    scale ``touch_reach`` metres). All are contactkit's options."""
-    if penetration_depth < 0 or contact_anchor_weight < 0 or touch_weight < 0 or not touch_reach > 0:
-        raise ContactkitError(f"penetration_depth, contact_anchor_weight and touch_weight must be >= 0 and "
-                              f"touch_reach > 0, got {penetration_depth}, {contact_anchor_weight}, {touch_weight}, "
-                              f"{touch_reach}")
+    scale ``touch_reach`` metres). All are contactkit's options. ``stage2_penetration``: stage 2's penetration
+    weight (the paper's 1000)."""
+    if (penetration_depth < 0 or contact_anchor_weight < 0 or touch_weight < 0 or not touch_reach > 0
+            or stage2_penetration < 0):
+        raise ContactkitError(f"penetration_depth, contact_anchor_weight, touch_weight and stage2_penetration must "
+                              f"be >= 0 and touch_reach > 0, got {penetration_depth}, {contact_anchor_weight}, "
+                              f"{touch_weight}, {stage2_penetration}, {touch_reach}")
     preset = get_method("choir")
     s1, s2 = preset.stages[0].settings, preset.stages[1].settings
     if iterations is not None:
@@ -79,7 +81,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
 
     def stage2(ctx: MethodContext) -> list[Any]:
         terms = [ChoirNearestPointsTerm(field, weight=10.0, k=5),
-                 SDFPenetrationTerm(weight=1000.0, depth=penetration_depth, name="penetration"),
+                 SDFPenetrationTerm(weight=stage2_penetration, depth=penetration_depth, name="penetration"),
                  RigidPriorTerm(weight=0.5),
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior")]
         if contact_anchor_weight > 0:
@@ -106,10 +108,10 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
                contact_anchor_weight: float = 0.0, touch_weight: float = 0.0, touch_reach: float = 10e-3,
-               **settings: Any) -> RefineResult:
+               stage2_penetration: float = 1000.0, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``penetration_depth``, ``contact_anchor_weight``, ``touch_weight`` and ``touch_reach`` as in
-    :func:`choir_field_method`;
+    ``penetration_depth``, ``contact_anchor_weight``, ``touch_weight``, ``touch_reach`` and ``stage2_penetration``
+    as in :func:`choir_field_method`;
     ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
@@ -121,7 +123,7 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
                               contact_anchor_weight=contact_anchor_weight, touch_weight=touch_weight,
-                              touch_reach=touch_reach)
+                              touch_reach=touch_reach, stage2_penetration=stage2_penetration)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -188,6 +190,8 @@ CONTACT_ANCHOR_WEIGHT = 0.1
 TOUCH_WEIGHT = 0.0
 #: Scale (metres) of :class:`ContactTouchTerm`'s distance-robust penalty in refinement in the wild.
 TOUCH_REACH = 10e-3
+#: Stage-2 penetration weight in refinement in the wild (the paper's 1000).
+STAGE2_PENETRATION = 1000.0
 
 
 def refine_in_the_wild(
@@ -206,6 +210,7 @@ def refine_in_the_wild(
     contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
     touch_weight: float = TOUCH_WEIGHT,
     touch_reach: float = TOUCH_REACH,
+    stage2_penetration: float = STAGE2_PENETRATION,
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
@@ -219,8 +224,8 @@ def refine_in_the_wild(
     ``metadata[i]["refine"]["choir_rejected"]`` with the shift in ``anchor_shift_mm``. ``stage1_penetration`` adds
     the penetration term to stage 1 (0 = the paper's stage 1). ``iterations``: Adam steps of each stage (one count
     for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth``,
-    ``contact_anchor_weight``, ``touch_weight`` and ``touch_reach`` as in :func:`choir_field_method`; ``settings``
-    override other optimiser settings.
+    ``contact_anchor_weight``, ``touch_weight``, ``touch_reach`` and ``stage2_penetration`` as in
+    :func:`choir_field_method`; ``settings`` override other optimiser settings.
     """
     from contactkit.hands import load_hand
     from contactkit.targets import objects_from_grasps, subset_objects
@@ -249,7 +254,7 @@ def refine_in_the_wild(
                                   stage1_penetration=stage1_penetration, iterations=iterations,
                                   penetration_depth=penetration_depth,
                                   contact_anchor_weight=contact_anchor_weight, touch_weight=touch_weight,
-                                  touch_reach=touch_reach, **settings))
+                                  touch_reach=touch_reach, stage2_penetration=stage2_penetration, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
     shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
