@@ -517,8 +517,9 @@ def test_contact_touch_loss_is_a_bounded_pull_of_active_regions():
 
 def test_contact_touch_term_closes_floating_contact_regions_without_penetration(openhand, gt_grasps):
     """Hands lifted 4 mm off their spheres, stage 2 only, fitted to their own CHOIR: with :class:`ContactTouchTerm`
-    (and no tolerated penetration) more of the active regions' vertices end within 2 mm of the surface than with
-    the paper's stage 2, and no vertex ends more than 1.5 mm deep."""
+    (reach 3 mm, weight 0.3, stage-2 penetration 1e4, no tolerated penetration) many of the active regions'
+    vertices end within 2 mm of the surface (none with the paper's stage 2, whose 1 mm Gaussians no longer reach the
+    vertices), and no vertex ends more than 1.5 mm deep."""
     from contactkit.contact.choir import nearest_anchor
     from contactkit.diffusion.fitting import fit_fields
     from contactkit.refine.refiner import HandParamsInit
@@ -541,5 +542,6 @@ def test_contact_touch_term_closes_floating_contact_regions_without_penetration(
 
     kw = dict(iterations=(0, 50), penetration_depth=0.0)
     paper, _ = touching_and_depth(fit_fields(openhand, init, objects, field, **kw))
-    touch, depth = touching_and_depth(fit_fields(openhand, init, objects, field, touch_weight=1.0, **kw))
+    touch, depth = touching_and_depth(fit_fields(openhand, init, objects, field, touch_weight=0.3, touch_reach=3e-3,
+                                                 stage2_penetration=1e4, **kw))
     assert (touch > paper).all() and (depth < 1.5).all(), (paper, touch, depth)
