@@ -5,13 +5,13 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
     python benchmarks/bm_jointdiffusion.py --data DIR --noisy-weights N.pt --object-weights O.pt \
         [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
         [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle] [--paper-settings]
-        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--session7] [--session8]
+        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--session7]
         [--fit-iterations N]
 
 Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, the mean of
 ``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit ``FIT_ITERATIONS`` with the penetration term in stage 1;
 ``--one-sample`` adds session 5's one-sample row, ``--session6`` session 6's fit of the same sampled fields,
-``--session7`` session 7's, ``--session8`` session 8's;
+``--session7`` session 7's;
 synthesis: DDIM, 50 steps, one sample per candidate, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
@@ -83,17 +83,12 @@ SESSION6 = "choir in the wild, session 6's fit (no stage-1 penetration, 50 + 17 
 #: The fit of sessions 5 and 6: no penetration term in stage 1, and stage 2 ran 17 iterations (a single count of 50
 #: was scaled by the preset's 300 : 100 until session 7).
 PREVIOUS_FIT: dict[str, Any] = {"stage1_penetration": 0.0, "iterations": (50, 17), "penetration_depth": 2e-3,
-                                 "contact_anchor_weight": 0.0, "touch_weight": 0.0, "stage2_penetration": 1000.0}
+                                 "contact_anchor_weight": 0.0}
 SESSION7 = "choir in the wild, session 7's fit (stage-1 penetration 1e4, tolerance 2 mm, no contact-anchor term)"
 #: Session 7's fit: stage-1 penetration 1e4, exactly 50 + 50 iterations, ContactOpt's 2 mm penetration tolerance,
 #: the paper's (unwidened) contact densities in Eq. 10 and no contact-anchor term.
 SESSION7_FIT: dict[str, Any] = {"stage1_penetration": 1e4, "iterations": (50, 50), "penetration_depth": 2e-3,
-                                "contact_anchor_weight": 0.0, "touch_weight": 0.0, "stage2_penetration": 1000.0}
-SESSION8 = "choir in the wild, session 8's fit (stage-1 penetration 1e5, tolerance 0, contact-anchor term 0.1)"
-#: Session 8's fit: as session 7's but stage-1 penetration 1e5, no penetration tolerance, the contact-anchor term at
-#: 0.1 in stage 2; no touch term, stage-2 penetration 1000.
-SESSION8_FIT: dict[str, Any] = {"stage1_penetration": 1e5, "iterations": (50, 50), "penetration_depth": 0.0,
-                                "contact_anchor_weight": 0.1, "touch_weight": 0.0, "stage2_penetration": 1000.0}
+                                "contact_anchor_weight": 0.0}
 
 
 class Clock:
@@ -109,7 +104,7 @@ class Clock:
 def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], iterations: int | None, seed: int,
                  ablation: bool = False, other_weights: Path | None = None, oracle_fit: bool = False,
                  paper: bool = False, one_sample: bool = False, session6: bool = False,
-                 session7: bool = False, session8: bool = False) -> dict[str, Any]:
+                 session7: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -146,9 +141,6 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
     if session7:  # session 7's defaults: the same sampled fields, session 7's fit
         clock = Clock()
         runs[SESSION7] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed, **SESSION7_FIT), clock())
-    if session8:  # session 8's defaults: the same sampled fields, session 8's fit
-        clock = Clock()
-        runs[SESSION8] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed, **SESSION8_FIT), clock())
     if paper:
         slow = load_choir_predictor(hand, weights=weights, seed=seed, sampler="ddim", steps=50, samples=1)
         clock = Clock()
@@ -283,9 +275,6 @@ def main() -> None:
     ap.add_argument("--session7", action="store_true",
                     help="also run choir in the wild with session 7's fit (penetration tolerance 2 mm, the paper's "
                     "Eq. 10 densities) on the same sampled fields")
-    ap.add_argument("--session8", action="store_true",
-                    help="also run choir in the wild with session 8's fit (no touch term, stage-2 penetration 1000) "
-                    "on the same sampled fields")
     ap.add_argument("--fit-iterations", type=int, default=None,
                     help="refinement fit iterations per stage (default: the library's)")
     ap.add_argument("--paper-settings", action="store_true",
@@ -309,7 +298,7 @@ def main() -> None:
     if args.skip != "refine":
         r = bench_refine(args.data, args.noisy_weights, args.n_refine, sampling, args.fit_iterations, args.seed,
                          args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings, args.one_sample,
-                         args.session6, args.session7, args.session8)
+                         args.session6, args.session7)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp | CPU s / grasp |\n"
@@ -317,8 +306,7 @@ def main() -> None:
         names = ["input (noisy)", "choir in the wild (JointDiffusion)", NO_CHECK, PAPER, ABLATION,
                  "contactopt + DeepContact",
                  "ORACLE: same fit on the ground-truth CHOIR"]
-        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights")
-                      or k in (ONE_SAMPLE, SESSION6, SESSION7, SESSION8)]
+        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights") or k in (ONE_SAMPLE, SESSION6)]
         for name in names:
             if name not in r:
                 continue
