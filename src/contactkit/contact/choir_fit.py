@@ -20,8 +20,8 @@ from contactkit.contact.choir import ChoirField, contact_density, nearest_anchor
 from contactkit.contact.terms import HandObjectState
 from contactkit.errors import ShapeError
 
-__all__ = ["ChoirNearestPointsTerm", "ContactAnchorSurfaceTerm", "ContactTouchTerm", "InputAnchorPriorTerm",
-           "contact_anchor_gap", "contact_touch_loss", "gaussian_weighted_knn_loss"]
+__all__ = ["ChoirNearestPointsTerm", "ContactAnchorSurfaceTerm", "InputAnchorPriorTerm", "contact_anchor_gap",
+           "gaussian_weighted_knn_loss"]
 
 
 def gaussian_weighted_knn_loss(
@@ -143,55 +143,3 @@ class ContactAnchorSurfaceTerm:
         active = self.field.index(state.rows).gauss_active
         gap = contact_anchor_gap(state.hand_verts, sdf, anchors, active) / self.length_unit
         return (gap**2).sum(-1)
-
-
-def contact_touch_loss(verts: Tensor, sdf: Tensor, anchors: Tensor, active: Tensor, *, reach: float,
-                       length_unit: float = 1e-3) -> Tensor:
-    """Distance-robust attraction of the in-contact anchors' hand regions to the object (contactkit's addition).
-
-    Every vertex whose nearest anchor ``j`` is active is pulled towards the surface by the Geman-McClure penalty
-    ``rho(d) = r^2 d^2 / (d^2 + r^2)`` of its gap ``d = relu(sdf)``, ``r = reach``: quadratic (``~ d^2``) for
-    ``d << r``, bounded by ``r^2`` far away, its pull ``drho/dd`` largest at ``d = r / sqrt(3)`` and vanishing as
-    ``d -> inf`` — a region that the CHOIR marks in contact but that lies far from the object (a wrong sample)
-    pulls little, a region near the surface is closed onto it. Vertices inside (``sdf <= 0``) cost 0: penetration
-    is left to the penetration term.
-
-    Args:
-        verts: (B, V, 3) float, metres — hand vertices (any frame shared with ``anchors``).
-        sdf: (B, V) float, metres — signed distance of each vertex to the object (negative inside).
-        anchors: (B, A, 3) float, metres — the hand's anchors.
-        active: (B, A) bool — anchors whose contact Gaussian is active in the CHOIR.
-        reach: metres, > 0 — the penalty's scale ``r``.
-
-    Returns:
-        (B,) float — ``sum_i rho(d_i)`` over the vertices of active anchors, in ``length_unit`` squared (mm^2).
-    """
-    if not reach > 0:
-        raise ShapeError(f"reach must be > 0 metres, got {reach}")
-    owner = nearest_anchor(verts, anchors)
-    on = torch.gather(active, 1, owner)  # (B, V) bool
-    d = torch.relu(sdf) / length_unit
-    r2 = (reach / length_unit) ** 2
-    rho = r2 * d**2 / (d**2 + r2)
-    return torch.where(on, rho, torch.zeros_like(rho)).sum(-1)
-
-
-@dataclass
-class ContactTouchTerm:
-    """Closes the CHOIR's in-contact hand regions onto the object with a distance-robust pull
-    (:func:`contact_touch_loss`, mm^2, scale ``reach`` metres); like :class:`ContactAnchorSurfaceTerm` it reads
-    only which anchors are in contact, but every vertex of an active region near the surface is pulled (not only
-    the region's closest one) and far regions pull little."""
-
-    field: ChoirField
-    weight: float = 1.0
-    reach: float = 10e-3
-    name: str = "contact_touch"
-    length_unit: float = 1e-3
-
-    def __call__(self, state: HandObjectState) -> Tensor:
-        sdf = state.require_sdf(self.name)
-        anchors = state.require_anchors(self.name)
-        active = self.field.index(state.rows).gauss_active
-        return contact_touch_loss(state.hand_verts, sdf, anchors, active, reach=self.reach,
-                                  length_unit=self.length_unit)

@@ -27,12 +27,7 @@ import torch
 from torch import Tensor
 
 from contactkit.contact.choir import ChoirAnchorTerm, ChoirField, ParamPriorTerm, RigidPriorTerm, anchors_from_distances
-from contactkit.contact.choir_fit import (
-    ChoirNearestPointsTerm,
-    ContactAnchorSurfaceTerm,
-    ContactTouchTerm,
-    InputAnchorPriorTerm,
-)
+from contactkit.contact.choir_fit import ChoirNearestPointsTerm, ContactAnchorSurfaceTerm, InputAnchorPriorTerm
 from contactkit.contact.diffcontact import C_PEN, SDFPenetrationTerm
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import rotmat_to_axis_angle
@@ -44,8 +39,7 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_anchor_weight: float = 0.0, touch_weight: float = 0.0,
-                       touch_reach: float = 10e-3, stage2_penetration: float = 1000.0) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -53,15 +47,10 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
     is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
-    of the field's in-contact anchors brought to the surface) to stage 2, ``touch_weight > 0``
-    :class:`ContactTouchTerm` (every vertex of those regions pulled to the surface by a distance-robust penalty of
-    scale ``touch_reach`` metres). All are contactkit's options. ``stage2_penetration``: stage 2's penetration
-    weight (the paper's 1000)."""
-    if (penetration_depth < 0 or contact_anchor_weight < 0 or touch_weight < 0 or not touch_reach > 0
-            or stage2_penetration < 0):
-        raise ContactkitError(f"penetration_depth, contact_anchor_weight, touch_weight and stage2_penetration must "
-                              f"be >= 0 and touch_reach > 0, got {penetration_depth}, {contact_anchor_weight}, "
-                              f"{touch_weight}, {stage2_penetration}, {touch_reach}")
+    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options."""
+    if penetration_depth < 0 or contact_anchor_weight < 0:
+        raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
+                              f"{penetration_depth}, {contact_anchor_weight}")
     preset = get_method("choir")
     s1, s2 = preset.stages[0].settings, preset.stages[1].settings
     if iterations is not None:
@@ -81,13 +70,11 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
 
     def stage2(ctx: MethodContext) -> list[Any]:
         terms = [ChoirNearestPointsTerm(field, weight=10.0, k=5),
-                 SDFPenetrationTerm(weight=stage2_penetration, depth=penetration_depth, name="penetration"),
+                 SDFPenetrationTerm(weight=1000.0, depth=penetration_depth, name="penetration"),
                  RigidPriorTerm(weight=0.5),
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior")]
         if contact_anchor_weight > 0:
             terms.append(ContactAnchorSurfaceTerm(field, weight=contact_anchor_weight))
-        if touch_weight > 0:
-            terms.append(ContactTouchTerm(field, weight=touch_weight, reach=touch_reach))
         return terms
 
     return MethodSpec(
@@ -107,11 +94,9 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_anchor_weight: float = 0.0, touch_weight: float = 0.0, touch_reach: float = 10e-3,
-               stage2_penetration: float = 1000.0, **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``penetration_depth``, ``contact_anchor_weight``, ``touch_weight``, ``touch_reach`` and ``stage2_penetration``
-    as in :func:`choir_field_method`;
+    ``penetration_depth`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
     ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
@@ -122,8 +107,7 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
-                              contact_anchor_weight=contact_anchor_weight, touch_weight=touch_weight,
-                              touch_reach=touch_reach, stage2_penetration=stage2_penetration)
+                              contact_anchor_weight=contact_anchor_weight)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -186,12 +170,6 @@ PENETRATION_DEPTH = 0.0
 #: paper's stage 2): the sampled CHOIR's contact activity is right for 70 % of the anchors while its Gaussians are
 #: 47 mm off and 1 mm wide, so Eq. 10 alone pulls nothing. Chosen on validation objects (docs/jointdiffusion.md).
 CONTACT_ANCHOR_WEIGHT = 0.1
-#: Stage-2 weight of :class:`ContactTouchTerm` in refinement in the wild (contactkit's addition, session 9; 0 = off).
-TOUCH_WEIGHT = 0.0
-#: Scale (metres) of :class:`ContactTouchTerm`'s distance-robust penalty in refinement in the wild.
-TOUCH_REACH = 10e-3
-#: Stage-2 penetration weight in refinement in the wild (the paper's 1000).
-STAGE2_PENETRATION = 1000.0
 
 
 def refine_in_the_wild(
@@ -208,9 +186,6 @@ def refine_in_the_wild(
     iterations: int | tuple[int, int] | None = FIT_ITERATIONS,
     penetration_depth: float = PENETRATION_DEPTH,
     contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
-    touch_weight: float = TOUCH_WEIGHT,
-    touch_reach: float = TOUCH_REACH,
-    stage2_penetration: float = STAGE2_PENETRATION,
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
@@ -223,9 +198,9 @@ def refine_in_the_wild(
     ``max_shift_m`` on average from the input's (None = no check) keeps its input parameters, flagged
     ``metadata[i]["refine"]["choir_rejected"]`` with the shift in ``anchor_shift_mm``. ``stage1_penetration`` adds
     the penetration term to stage 1 (0 = the paper's stage 1). ``iterations``: Adam steps of each stage (one count
-    for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth``,
-    ``contact_anchor_weight``, ``touch_weight``, ``touch_reach`` and ``stage2_penetration`` as in
-    :func:`choir_field_method`; ``settings`` override other optimiser settings.
+    for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth`` and
+    ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` override other
+    optimiser settings.
     """
     from contactkit.hands import load_hand
     from contactkit.targets import objects_from_grasps, subset_objects
@@ -253,8 +228,7 @@ def refine_in_the_wild(
                                   seed=seed + s, input_weight=input_weight,
                                   stage1_penetration=stage1_penetration, iterations=iterations,
                                   penetration_depth=penetration_depth,
-                                  contact_anchor_weight=contact_anchor_weight, touch_weight=touch_weight,
-                                  touch_reach=touch_reach, stage2_penetration=stage2_penetration, **settings))
+                                  contact_anchor_weight=contact_anchor_weight, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
     shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
