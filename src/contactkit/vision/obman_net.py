@@ -43,7 +43,7 @@ from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import winding_number
 from contactkit.hands import HandModel, load_hand
 from contactkit.settings import from_fields
-from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_loss
+from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_loss, normal_consistency
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import pixels_to_normalized
 
@@ -275,7 +275,9 @@ class ObManLossWeights:
     """Weights of :func:`obman_losses` (paper 001: ``mu_E = 2``, ``mu_L = 0.1``, ``mu_C = 10``, ``lambda_R = 0.5``).
 
     ``contact = 0`` is the first stage (and the no-contact control); ``root`` weights our camera-placement term;
-    ``beta`` is ``mu_beta`` (see :data:`BETA_WEIGHT`).
+    ``beta`` is ``mu_beta`` (see :data:`BETA_WEIGHT`); ``normal`` is ``mu_N`` of the normal-consistency term
+    ``S^2 L_N`` (not in paper 001, 0 by default; session 9 sets it against the crumpled, folded reconstructions
+    of the v4 base, ``docs/obman_net.md``).
     """
 
     beta: float = BETA_WEIGHT
@@ -284,6 +286,7 @@ class ObManLossWeights:
     contact: float = 0.0
     lambda_r: float = 0.5
     root: float = 1.0
+    normal: float = 0.0
 
 
 def _sq_mm(a: Tensor, b: Tensor) -> Tensor:
@@ -341,9 +344,12 @@ def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights:
         "edge": edge_loss(out.object_verts * MM, net.decoder.edges).mean(),
         "laplacian": laplacian_loss(out.object_verts * MM, net.decoder.template, net.decoder.edges,
                                     out.object_scale * MM).mean(),
+        # L_N is unitless: times S^2 (mm^2) it weighs like the other mm^2 terms at any object size
+        "normal": ((out.object_scale * MM).pow(2)
+                   * normal_consistency(out.object_normalized, net.decoder.faces, net.decoder.face_pairs)).mean(),
     }
     total = (hand_total(t, beta=weights.beta, root=weights.root) + t["chamfer"] + t["translation"] + t["scale"]
-             + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
+             + weights.edge * t["edge"] + weights.laplacian * t["laplacian"] + weights.normal * t["normal"])
     if weights.contact > 0:
         # the contact loss moves the hand and places and scales the object, but does not reshape it: paper 001
         # freezes the object encoder and the AtlasNet decoder after the object stage; reshaping by the contact loss
