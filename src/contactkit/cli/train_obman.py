@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lambda-r", type=float, default=0.5,
                    help="obman-net: repulsion weight lambda_R of the contact loss (paper: 0.5)")
     g.add_argument("--normal-weight", type=float, default=0.0,
-                   help="obman-net: mu_N of the object's normal-consistency regulariser (default 0: paper 001's losses)")
+                   help="obman-net: mu_N of the object's normal-consistency regulariser (default 0: paper 001)")
     g.add_argument("--steps-per-epoch", type=int, default=0,
                    help="obman-net/honet: at most N steps per epoch, a fresh seeded subset each epoch (default 0: all)")
     g.add_argument("--hand", choices=("openhand", "mano"), default="openhand",
