@@ -151,6 +151,8 @@ def test_face_adjacency_pairs_the_two_faces_of_every_edge():
     assert len({tuple(sorted(p)) for p in pairs.tolist()}) == len(pairs)
     with pytest.raises(ShapeError, match="closed manifold"):
         face_adjacency(faces[:-1])  # a hole: three edges with one face
+    with pytest.raises(ShapeError, match="closed manifold"):
+        face_adjacency(torch.cat([faces, faces]))  # every edge in four faces
 
 
 def test_normal_consistency_known_values_on_the_sphere():

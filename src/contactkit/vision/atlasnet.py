@@ -108,7 +108,8 @@ def face_adjacency(faces: Tensor) -> Tensor:
     key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
     order = torch.argsort(key, stable=True)
     key, owner = key[order], owner[order]
-    if key.numel() % 2 or not bool((key[0::2] == key[1::2]).all()):
+    if (key.numel() % 2 or not bool((key[0::2] == key[1::2]).all())
+            or not bool((key[2::2] != key[1:-1:2]).all())):  # 2 faces per edge, not 1 or 3, nor 4
         raise ShapeError("faces must form a closed manifold mesh (every edge in exactly two faces)")
     return torch.stack([owner[0::2], owner[1::2]], dim=1)
 

@@ -18,7 +18,8 @@ Architecture (:class:`ObManNet`):
 Losses (:func:`obman_losses`, all lengths in millimetres, squared terms in mm^2; paper weights):
 ``L_Hand = L_V + L_J + mu_beta L_beta`` (Eq. 1; ``mu_beta = BETA_WEIGHT``: the paper's weight 1 in metres),
 ``L_Object = L_VObj + mu_L L_L + mu_E L_E + L_T + L_S`` (Eq. 2-3, ``mu_E = 2``, ``mu_L = 0.1``; Chamfer as
-AtlasNet: mean squared nearest-neighbour distances both ways), the root term ``L_root`` (ours), and for
+AtlasNet: mean squared nearest-neighbour distances both ways), optionally ``mu_N S^2 L_N`` (normal consistency,
+not in the paper; ``ObManLossWeights.normal``, 0 by default), the root term ``L_root`` (ours), and for
 fine-tuning ``mu_C L_Contact`` (``mu_C = 10``; :func:`contactkit.contact.obman.contact_loss` with ``lambda_R =
 0.5``, ``r = 20 mm``, ``a = 10 mm``) between the predicted hand and the predicted object mesh: the hand vertices'
 distance to the nearest predicted object vertex (differentiable w.r.t. both meshes), signed by a winding-number
