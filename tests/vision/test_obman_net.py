@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from contactkit.errors import ContactkitError
+from contactkit.errors import ContactkitError, ShapeError
 from contactkit.hands import load_hand
 from contactkit.io.grasps import GraspSet
 from contactkit.learn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -17,9 +17,11 @@ from contactkit.objects.primitives import box, sphere
 from contactkit.vision.atlasnet import (
     AtlasNetDecoder,
     edge_loss,
+    face_adjacency,
     icosphere,
     laplacian_loss,
     mesh_edges,
+    normal_consistency,
     overlap_fraction,
     uniform_laplacian,
 )
@@ -128,6 +130,78 @@ def test_laplacian_matches_naive_and_vanishes_on_scaled_spheres():
     assert float(laplacian_loss(3.0 * x, tpl, edges, 1.0)[0]) == pytest.approx(expected, rel=1e-10)
 
 
+def _normal_consistency_naive(v: np.ndarray, f: np.ndarray) -> float:
+    """Per-edge loop: 1 - cos of the unit normals of the two faces sharing each edge, averaged over edges."""
+    owners: dict[tuple[int, int], list[int]] = {}
+    for fi, tri in enumerate(f.tolist()):
+        for a, b in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
+            owners.setdefault((min(a, b), max(a, b)), []).append(fi)
+    n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    return float(np.mean([1.0 - n[i] @ n[j] for i, j in owners.values()]))
+
+
+def test_face_adjacency_pairs_the_two_faces_of_every_edge():
+    v, f = icosphere(2)
+    faces = torch.tensor(f)
+    pairs = face_adjacency(faces)
+    assert pairs.shape == (len(mesh_edges(faces)), 2)
+    shared = [len(set(f[i]) & set(f[j])) for i, j in pairs.tolist()]
+    assert set(shared) == {2}
+    assert len({tuple(sorted(p)) for p in pairs.tolist()}) == len(pairs)
+    with pytest.raises(ShapeError, match="closed manifold"):
+        face_adjacency(faces[:-1])  # a hole: three edges with one face
+    with pytest.raises(ShapeError, match="closed manifold"):
+        face_adjacency(torch.cat([faces, faces]))  # every edge in four faces
+
+
+def test_normal_consistency_known_values_on_the_sphere():
+    v0, f0 = icosphere(0)  # regular icosahedron: adjacent normals at arccos(sqrt(5)/3)
+    f0t = torch.tensor(f0)
+    x0 = torch.tensor(v0).unsqueeze(0)
+    assert float(normal_consistency(x0, f0t, face_adjacency(f0t))[0]) == pytest.approx(1 - 5 ** 0.5 / 3, abs=1e-14)
+    v3, f3 = icosphere(3)
+    f3t = torch.tensor(f3)
+    x3 = torch.tensor(v3).unsqueeze(0)
+    ref = _normal_consistency_naive(v3, f3)
+    got = normal_consistency(x3, f3t, face_adjacency(f3t))[0]
+    assert float(got) == pytest.approx(ref, rel=1e-12) and 0 < ref < 0.005
+    # unitless and rigid-invariant: scale, translation and rotation leave it unchanged
+    rot = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    moved = 0.07 * x3 @ rot.T + torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    assert float(normal_consistency(moved, f3t, face_adjacency(f3t))[0]) == pytest.approx(ref, rel=1e-10)
+    # a plane: 0; a face folded flat back onto its neighbour: 2
+    quad = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]], dtype=torch.float64)
+    two = torch.tensor([[0, 1, 2], [2, 1, 3]])
+    pair = torch.tensor([[0, 1]])
+    assert float(normal_consistency(quad, two, pair)[0]) == pytest.approx(0.0, abs=1e-15)
+    folded = quad.clone()
+    folded[0, 3] = torch.tensor([0.0, -1.0, 0.0]) + 1e-9  # vertex 3 rotated onto the first face's side
+    assert float(normal_consistency(folded, two, pair)[0]) == pytest.approx(2.0, abs=1e-6)
+
+
+def test_normal_consistency_is_positive_on_a_folded_sphere():
+    v, f = icosphere(2)
+    ft = torch.tensor(f)
+    pairs = face_adjacency(ft)
+    sphere_value = float(normal_consistency(torch.tensor(v).unsqueeze(0), ft, pairs)[0])
+    dented = v.copy()
+    dented[0] *= -2.0  # one vertex pushed through the centre and out of the far side: an inside-out spike
+    got = float(normal_consistency(torch.tensor(dented).unsqueeze(0), ft, pairs)[0])
+    assert got == pytest.approx(_normal_consistency_naive(dented, f), rel=1e-12)
+    assert got > sphere_value + 0.01
+    assert overlap_fraction(dented, f, resolution=24) > 0.0  # the same mesh is folded by the winding test
+
+
+def test_normal_consistency_gradient():
+    v, f = icosphere(1)
+    ft = torch.tensor(f)
+    pairs = face_adjacency(ft)
+    x = (torch.tensor(v) + 0.05 * torch.randn(len(v), 3, generator=torch.Generator().manual_seed(0),
+                                               dtype=torch.float64)).unsqueeze(0).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda y: normal_consistency(y, ft, pairs), (x,))
+
+
 # ------------------------------------------------------------------------------------------------ the network
 
 
@@ -211,6 +285,24 @@ def test_reconstructions_are_flagged_watertight_only_when_embedded():
     folded = v.copy()
     folded[cap, 2] = -1.5 * v[cap, 2]  # the top cap pushed through the inside and out of the bottom: it crosses
     assert overlap_fraction(folded, f) > 0.0 and not is_embedded_closed(0.05 * folded, f)
+
+
+def test_normal_term_weighs_s_squared_l_n_and_is_off_by_default(hand):
+    torch.manual_seed(0)
+    net = ObManNet(TINY, hand)
+    torch.nn.init.normal_(net.decoder.out.weight, std=0.1)  # a crumpled sphere
+    samples, grasps = grasp_samples(hand, 2)
+    images, k, tgt = obman_batch(samples, grasps, hand, ObjectSamples(grasps), TINY.image_size)
+    with torch.no_grad():
+        out = net.eval()(images, k)
+        paper = obman_losses(net, out, tgt, ObManLossWeights())
+        with_n = obman_losses(net, out, tgt, ObManLossWeights(normal=10.0))
+        l_n = normal_consistency(out.object_normalized, net.decoder.faces, face_adjacency(net.decoder.faces))
+    expected = float(((out.object_scale * 1000.0) ** 2 * l_n).mean())
+    assert float(paper["normal"]) == pytest.approx(expected, rel=1e-5) and expected > 0
+    assert float(with_n["total"] - paper["total"]) == pytest.approx(10.0 * expected, rel=1e-4)
+    with pytest.raises(ContactkitError, match="normal_weight"):
+        ObManTrainConfig(normal_weight=-1.0)
 
 
 def test_contact_loss_gradient_reaches_the_encoder(hand):

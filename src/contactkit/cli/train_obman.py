@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="obman-net: mu_C of the contact loss while fine-tuning (paper: 10; 0: control)")
     g.add_argument("--lambda-r", type=float, default=0.5,
                    help="obman-net: repulsion weight lambda_R of the contact loss (paper: 0.5)")
+    g.add_argument("--normal-weight", type=float, default=0.0,
+                   help="obman-net: mu_N of the object's normal-consistency regulariser (default 0: paper 001)")
     g.add_argument("--steps-per-epoch", type=int, default=0,
                    help="obman-net/honet: at most N steps per epoch, a fresh seeded subset each epoch (default 0: all)")
     g.add_argument("--hand", choices=("openhand", "mano"), default="openhand",
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                               finetune_epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
                               finetune_lr=args.finetune_lr, contact_weight=args.contact_weight,
                               lambda_r=args.lambda_r, seed=args.seed, device=args.device,
-                              steps_per_epoch=args.steps_per_epoch)
+                              steps_per_epoch=args.steps_per_epoch, normal_weight=args.normal_weight)
     init_state = None
     if args.init is not None:
         ckpt = load_checkpoint(args.init, expected_kind="honet" if honet else "obman-net")

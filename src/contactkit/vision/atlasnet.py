@@ -13,8 +13,13 @@ Regularisers (paper 001 §3.2, weights ``mu_E = 2``, ``mu_L = 0.1``):
   the prediction is pulled towards that of a sphere of the object's size. It is exactly 0 for ``scale x
   template + t`` (any translation ``t``).
 
-Nothing keeps the decoded sphere from folding through itself: :func:`overlap_fraction` measures how much of a
-prediction's box lies in a self-overlap (winding number neither 0 nor 1), where inside tests disagree.
+Neither keeps the decoded sphere from crumpling and folding through itself (session 8's base on v4 did: ~110 of
+the 1,920 pairs of adjacent faces bent back, ``cos < 0``, on every reconstruction; ``docs/obman_net.md``). The
+optional :func:`normal_consistency` ``L_N`` (not in paper 001; the mesh regulariser of Pixel2Mesh and
+pytorch3d's ``mesh_normal_consistency``) penalises the bend between adjacent faces: mean ``1 - cos`` of their
+normals, a constant ``1 - cos(angle)`` on the template (level 0: ``1 - sqrt(5)/3``), up to 2 for a face folded
+back onto its neighbour. :func:`overlap_fraction` measures how much of a prediction's box lies in a self-overlap
+(winding number neither 0 nor 1), where inside tests disagree.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from torch import Tensor, nn
 from contactkit.errors import ShapeError
 from contactkit.geometry.inside import winding_number
 
-__all__ = ["AtlasNetDecoder", "edge_loss", "icosphere", "laplacian_loss", "mesh_edges", "overlap_fraction",
-           "uniform_laplacian"]
+__all__ = ["AtlasNetDecoder", "edge_loss", "face_adjacency", "icosphere", "laplacian_loss", "mesh_edges",
+           "normal_consistency", "overlap_fraction", "uniform_laplacian"]
 
 
 @lru_cache(maxsize=8)
@@ -95,6 +100,35 @@ def mesh_edges(faces: Tensor) -> Tensor:
     return torch.unique(e, dim=0)
 
 
+def face_adjacency(faces: Tensor) -> Tensor:
+    """Pairs ``(P, 2)`` int64 of the faces of a closed manifold mesh ``(F, 3)`` that share an edge (one row per
+    edge, sorted by edge); raises ``ShapeError`` if an edge does not have exactly two faces."""
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
+    owner = torch.arange(faces.shape[0], device=faces.device).repeat(3)
+    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
+    order = torch.argsort(key, stable=True)
+    key, owner = key[order], owner[order]
+    if (key.numel() % 2 or not bool((key[0::2] == key[1::2]).all())
+            or not bool((key[2::2] != key[1:-1:2]).all())):  # 2 faces per edge, not 1 or 3, nor 4
+        raise ShapeError("faces must form a closed manifold mesh (every edge in exactly two faces)")
+    return torch.stack([owner[0::2], owner[1::2]], dim=1)
+
+
+def normal_consistency(verts: Tensor, faces: Tensor, pairs: Tensor) -> Tensor:
+    """``L_N`` per mesh (B,), unitless: mean over adjacent face pairs of ``1 - cos`` of their unit normals.
+
+    0 for a plane; ``1 - sqrt(5)/3`` on the regular icosahedron; 2 for a face folded flat back onto its
+    neighbour. Degenerate (zero-area) faces get a zero normal (their pairs count ``1``).
+
+    Args:
+        verts: (B, V, 3) float, any length unit; faces: (F, 3) int64; pairs: (P, 2) of :func:`face_adjacency`.
+    """
+    a, b, c = verts[:, faces[:, 0]], verts[:, faces[:, 1]], verts[:, faces[:, 2]]
+    n = torch.cross(b - a, c - a, dim=-1)
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return 1.0 - (n[:, pairs[:, 0]] * n[:, pairs[:, 1]]).sum(-1).mean(dim=1)
+
+
 def uniform_laplacian(verts: Tensor, edges: Tensor) -> Tensor:
     """Uniform Laplacian ``v_i - mean_{j in N(i)} v_j`` of ``verts (B, V, 3)`` over ``edges (E, 2)``; (B, V, 3)."""
     b, n, _ = verts.shape
@@ -141,6 +175,7 @@ class AtlasNetDecoder(nn.Module):
     template: Tensor
     faces: Tensor
     edges: Tensor
+    face_pairs: Tensor
 
     def __init__(self, feature_dim: int, hidden: int = 256, level: int = 3) -> None:
         super().__init__()
@@ -148,6 +183,7 @@ class AtlasNetDecoder(nn.Module):
         self.register_buffer("template", torch.tensor(v, dtype=torch.float32))
         self.register_buffer("faces", torch.tensor(f))
         self.register_buffer("edges", mesh_edges(torch.tensor(f)))
+        self.register_buffer("face_pairs", face_adjacency(torch.tensor(f)), persistent=False)
         h = int(hidden)
         self.mlp = nn.Sequential(nn.Linear(3 + feature_dim, h), nn.ReLU(), nn.Linear(h, h // 2), nn.ReLU(),
                                  nn.Linear(h // 2, h // 4), nn.ReLU())

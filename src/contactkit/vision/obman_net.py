@@ -18,7 +18,8 @@ Architecture (:class:`ObManNet`):
 Losses (:func:`obman_losses`, all lengths in millimetres, squared terms in mm^2; paper weights):
 ``L_Hand = L_V + L_J + mu_beta L_beta`` (Eq. 1; ``mu_beta = BETA_WEIGHT``: the paper's weight 1 in metres),
 ``L_Object = L_VObj + mu_L L_L + mu_E L_E + L_T + L_S`` (Eq. 2-3, ``mu_E = 2``, ``mu_L = 0.1``; Chamfer as
-AtlasNet: mean squared nearest-neighbour distances both ways), the root term ``L_root`` (ours), and for
+AtlasNet: mean squared nearest-neighbour distances both ways), optionally ``mu_N S^2 L_N`` (normal consistency,
+not in the paper; ``ObManLossWeights.normal``, 0 by default), the root term ``L_root`` (ours), and for
 fine-tuning ``mu_C L_Contact`` (``mu_C = 10``; :func:`contactkit.contact.obman.contact_loss` with ``lambda_R =
 0.5``, ``r = 20 mm``, ``a = 10 mm``) between the predicted hand and the predicted object mesh: the hand vertices'
 distance to the nearest predicted object vertex (differentiable w.r.t. both meshes), signed by a winding-number
@@ -43,7 +44,7 @@ from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.inside import winding_number
 from contactkit.hands import HandModel, load_hand
 from contactkit.settings import from_fields
-from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_loss
+from contactkit.vision.atlasnet import AtlasNetDecoder, edge_loss, laplacian_loss, normal_consistency
 from contactkit.vision.backbone import build_backbone
 from contactkit.vision.camera import pixels_to_normalized
 
@@ -275,7 +276,9 @@ class ObManLossWeights:
     """Weights of :func:`obman_losses` (paper 001: ``mu_E = 2``, ``mu_L = 0.1``, ``mu_C = 10``, ``lambda_R = 0.5``).
 
     ``contact = 0`` is the first stage (and the no-contact control); ``root`` weights our camera-placement term;
-    ``beta`` is ``mu_beta`` (see :data:`BETA_WEIGHT`).
+    ``beta`` is ``mu_beta`` (see :data:`BETA_WEIGHT`); ``normal`` is ``mu_N`` of the normal-consistency term
+    ``S^2 L_N`` (not in paper 001, 0 by default; session 9 sets it against the crumpled, folded reconstructions
+    of the v4 base, ``docs/obman_net.md``).
     """
 
     beta: float = BETA_WEIGHT
@@ -284,6 +287,7 @@ class ObManLossWeights:
     contact: float = 0.0
     lambda_r: float = 0.5
     root: float = 1.0
+    normal: float = 0.0
 
 
 def _sq_mm(a: Tensor, b: Tensor) -> Tensor:
@@ -341,9 +345,12 @@ def obman_losses(net: ObManNet, out: ObManOutput, target: ObManTargets, weights:
         "edge": edge_loss(out.object_verts * MM, net.decoder.edges).mean(),
         "laplacian": laplacian_loss(out.object_verts * MM, net.decoder.template, net.decoder.edges,
                                     out.object_scale * MM).mean(),
+        # L_N is unitless: times S^2 (mm^2) it weighs like the other mm^2 terms at any object size
+        "normal": ((out.object_scale * MM).pow(2)
+                   * normal_consistency(out.object_normalized, net.decoder.faces, net.decoder.face_pairs)).mean(),
     }
     total = (hand_total(t, beta=weights.beta, root=weights.root) + t["chamfer"] + t["translation"] + t["scale"]
-             + weights.edge * t["edge"] + weights.laplacian * t["laplacian"])
+             + weights.edge * t["edge"] + weights.laplacian * t["laplacian"] + weights.normal * t["normal"])
     if weights.contact > 0:
         # the contact loss moves the hand and places and scales the object, but does not reshape it: paper 001
         # freezes the object encoder and the AtlasNet decoder after the object stage; reshaping by the contact loss

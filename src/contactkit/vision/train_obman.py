@@ -54,6 +54,7 @@ class ObManTrainConfig:
         contact_weight: ``mu_C`` while fine-tuning (paper: 10; 0: the no-contact control).
         lambda_r: repulsion / attraction balance of the contact loss (paper: 0.5).
         seed: seed of initialisation and data order; device: torch device string.
+        normal_weight: ``mu_N`` of the normal-consistency term (every stage; 0: paper 001's losses).
         steps_per_epoch: at most this many steps per epoch (the first ones of the epoch's seeded shuffle, so
             each epoch sees a different random subset; 0: every view), for datasets too large for whole epochs.
     """
@@ -68,14 +69,17 @@ class ObManTrainConfig:
     seed: int = 0
     device: str = "cpu"
     steps_per_epoch: int = 0
+    normal_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps_per_epoch < 0:
             raise ContactkitError("steps_per_epoch must be >= 0 (0: whole epochs)")
         if self.epochs < 0 or self.finetune_epochs < 0 or self.epochs + self.finetune_epochs < 1 or self.batch_size < 2:
             raise ContactkitError("epochs and finetune_epochs must be >= 0 with at least one epoch; batch_size >= 2")
-        if self.lr <= 0 or self.finetune_lr <= 0 or self.contact_weight < 0 or not 0 <= self.lambda_r <= 1:
-            raise ContactkitError("learning rates must be > 0, contact_weight >= 0, lambda_r in [0, 1]")
+        if (self.lr <= 0 or self.finetune_lr <= 0 or self.contact_weight < 0 or not 0 <= self.lambda_r <= 1
+                or self.normal_weight < 0):
+            raise ContactkitError("learning rates must be > 0, contact_weight >= 0, lambda_r in [0, 1], "
+                                  "normal_weight >= 0")
 
 
 def _lr_at(config: ObManTrainConfig, epoch: int) -> float:
@@ -222,7 +226,8 @@ def train_obman(
     for epoch in range(run.start_epoch, total):
         net.train()
         finetune = epoch >= config.epochs
-        weights = ObManLossWeights(contact=config.contact_weight if finetune else 0.0, lambda_r=config.lambda_r)
+        weights = ObManLossWeights(contact=config.contact_weight if finetune else 0.0, lambda_r=config.lambda_r,
+                                   normal=config.normal_weight)
         for group in run.optimiser.param_groups:
             group["lr"] = _lr_at(config, epoch)
         _, batches = epoch_batches(len(train_samples), config.batch_size, config.seed, epoch, run.rank, run.world,
