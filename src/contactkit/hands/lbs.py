@@ -28,8 +28,9 @@ Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose,
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -197,82 +198,117 @@ def batch_rigid_transform(
 
 # K = skew(w) as ``w @ _SKEW`` (3, 9), row-major entries; ``vee(G)_k = <G, skew(e_k)>`` is ``G.flatten @ _SKEW.T``.
 _SKEW = ((0, 0, 0, 0, 0, -1, 0, 1, 0), (0, 0, 1, 0, 0, 0, -1, 0, 0), (0, -1, 0, 1, 0, 0, 0, 0, 0))
-# Below this squared angle (rad^2) a, b and their derivatives come from their Taylor series (truncation error
-# < 1e-12), which float32 needs: 1 - cos t loses all its digits as t -> 0.
+# Below this squared angle (rad^2) the coefficients and their derivatives come from their Taylor series
+# (truncation error < 1e-12), which float32 needs: 1 - cos t loses all its digits as t -> 0.
 _SERIES_SQ = 0.1
 
 
-# Taylor series in s = t^2 of a, b and their derivatives da/ds, db/ds (columns), highest degree first (rows).
-_SERIES = (
-    (1 / 362880, 1 / 3628800, 0.0, 0.0),
-    (-1 / 5040, -1 / 40320, 1 / 90720, 1 / 907200),
-    (1 / 120, 1 / 720, -1 / 1680, -1 / 13440),
-    (-1 / 6, -1 / 24, 1 / 60, 1 / 360),
-    (1.0, 0.5, -1 / 6, -1 / 24),
-)
+def _series_rows(degree: int = 5) -> tuple[tuple[float, ...], ...]:
+    """Taylor series in s = t^2 of c, a, b and their derivatives dc/ds, da/ds, db/ds (columns), highest degree
+    first (rows): ``c = sum (-s)^n / (2n)!``, ``a = sum (-s)^n / (2n+1)!``, ``b = sum (-s)^n / (2n+2)!``."""
+
+    def f(n: int, off: int) -> float:
+        return (-1) ** n / math.factorial(2 * n + off)
+
+    return tuple(
+        (f(n, 0), f(n, 1), f(n, 2), (n + 1) * f(n + 1, 0), (n + 1) * f(n + 1, 1), (n + 1) * f(n + 1, 2))
+        for n in range(degree, -1, -1)
+    )
+
+
+_SERIES = _series_rows()
+
+
+def _ww_jacobian() -> list[list[float]]:
+    """(3, 27): ``w @ it`` is d(w w^T)/dw as (9, 3) per row: entry ((i, j), k) is ``d_ik w_j + d_jk w_i``."""
+    q = [[0.0] * 27 for _ in range(3)]
+    for i in range(3):
+        for j in range(3):
+            q[j][(3 * i + j) * 3 + i] += 1.0
+            q[i][(3 * i + j) * 3 + j] += 1.0
+    return q
+
+
+class _Consts(NamedTuple):
+    skew: torch.Tensor  # (3, 9) _SKEW
+    skew_t: torch.Tensor  # (9, 3) _SKEW transposed
+    series: tuple[torch.Tensor, ...]  # _SERIES rows, (6,) each
+    eye: torch.Tensor  # (1, 9) flattened identity
+    ww_jac: torch.Tensor  # (3, 27) _ww_jacobian
+    bottom: torch.Tensor  # (1, 1, 1, 4) homogeneous bottom row
 
 
 @functools.lru_cache(maxsize=16)
-def _constants(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_SKEW`` (3, 9), ``_SERIES`` (5, 4) and the homogeneous bottom row (1, 1, 1, 4) as tensors."""
+def _constants(dtype: torch.dtype, device: torch.device) -> _Consts:
+    """The constant tensors of Rodrigues' formula and the chain, per dtype and device."""
     with torch.inference_mode(False):  # plain tensors even when first asked for in inference mode
-        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).view(1, 1, 1, 4)
-        skew = torch.tensor(_SKEW, dtype=dtype, device=device)
-        return skew, torch.tensor(_SERIES, dtype=dtype, device=device), bottom
+
+        def t(x: object) -> torch.Tensor:
+            return torch.tensor(x, dtype=dtype, device=device)
+
+        skew = t(_SKEW)
+        return _Consts(
+            skew=skew,
+            skew_t=skew.transpose(0, 1).contiguous(),
+            series=tuple(t(row) for row in _SERIES),
+            eye=t([[1.0, 0, 0, 0, 1, 0, 0, 0, 1]]),
+            ww_jac=t(_ww_jacobian()),
+            bottom=t([0.0, 0.0, 0.0, 1.0]).view(1, 1, 1, 4),
+        )
 
 
-def _rodrigues_forward(w: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Rotation matrices (N, 3, 3) of axis-angle ``w`` (N, 3) and what :func:`_rodrigues_backward` needs
-    (``a``, ``b`` and their derivatives in ``t^2`` are formed here, four at a time)."""
-    skew, series, _ = _constants(w.dtype, w.device)
-    s = (w * w).sum(-1)
-    s1 = s[:, None]
+def _rodrigues_forward(w: torch.Tensor, need_grad: bool = True) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Rotation matrices (N, 3, 3) of axis-angle ``w`` (N, 3) and, when ``need_grad``, what
+    :func:`_rodrigues_backward` needs: the Jacobian (N, 9, 3) of each matrix's entries.
+
+    ``R = c I + a K + b w w^T`` and ``E = c' I + a' K + b' w w^T`` (primes: d/d(t^2)) are one batched product of
+    the coefficients ``[[c, a, b], [c', a', b']]`` with the stacked ``[I, K, w w^T]``; the Jacobian is
+    ``dR/dw_k = 2 w_k E + a skew(e_k) + b d(w w^T)/dw_k``."""
+    k = _constants(w.dtype, w.device)
+    n = w.shape[0]
+    s = (w * w).sum(-1, keepdim=True)
     ser = s < _SERIES_SQ
-    coef = torch.addcmul(series[1], s1, series[0])  # (N, 4): a, b, da/ds, db/ds
-    for k in range(2, 5):
-        coef = torch.addcmul(series[k], s1, coef)
+    coef = torch.addcmul(k.series[1], s, k.series[0])  # (N, 6): c, a, b, c', a', b'
+    for row in k.series[2:]:
+        coef = torch.addcmul(row, s, coef)
     safe = torch.where(ser, 1.0, s)
     t = safe.sqrt()
     inv = safe.reciprocal()
-    cos_t = t.cos()
+    c = t.cos()
     a = t.sin().div_(t)
-    b = (1.0 - cos_t).mul_(inv)
-    da = (cos_t - a).mul_(inv).mul_(0.5)
+    b = (1.0 - c).mul_(inv)
+    da = (c - a).mul_(inv).mul_(0.5)
     db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
-    coef = torch.where(ser[:, None], coef, torch.stack([a, b, da, db], 1))
-    a, b = coef[:, 0:1], coef[:, 1:2]
-    r = (w @ skew).mul_(a).view(-1, 3, 3)
-    r.addcmul_((w * b)[:, :, None], w[:, None, :])
-    r.diagonal(dim1=1, dim2=2).add_(torch.addcmul(torch.ones_like(b), b, s1, value=-1.0))
-    return r, (w, s, coef)
+    dc = torch.addcmul(b, safe, db).neg_()
+    coef = torch.where(ser, coef, torch.cat([c, a, b, dc, da, db], 1))
+    basis = torch.stack([k.eye.expand(n, 9), w @ k.skew, (w[:, :, None] * w[:, None, :]).view(n, 9)], 1)
+    re = torch.bmm(coef.view(n, 2, 3), basis)  # (N, 2, 9): R and E
+    r = re[:, 0].view(n, 3, 3)
+    if not need_grad:
+        return r, ()
+    jac = (w @ k.ww_jac).view(n, 9, 3).mul_(coef[:, 2:3, None])
+    jac.addcmul_(k.skew_t, coef[:, 1:2, None]).addcmul_(re[:, 1, :, None], w[:, None, :], value=2.0)
+    return r, (jac,)
 
 
 def _rodrigues_backward(g: torch.Tensor, saved: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Gradient (N, 3) of the axis-angle vectors from the gradient ``g`` (N, 3, 3) of their matrices."""
-    w, s, coef = saved
-    skew = _constants(w.dtype, w.device)[0]
-    a, b, da, db = coef.unbind(1)
-    dc = -b - s * db
-    gw = (g @ w[:, :, None]).squeeze(-1)  # G w
-    sym = gw + (w[:, None, :] @ g).squeeze(1)  # (G + G^T) w
-    vee = g.reshape(-1, 9) @ skew.transpose(0, 1)
-    tr = g.diagonal(dim1=1, dim2=2).sum(-1)
-    scal = 2.0 * (dc * tr + da * (w * vee).sum(-1) + db * (w * gw).sum(-1))
-    grad = w * scal[:, None]
-    grad.addcmul_(vee, a[:, None]).addcmul_(sym, b[:, None])
-    return grad
+    """Gradient (N, 3) of the axis-angle vectors from the gradient ``g`` (N, 3, 3) of their matrices: one batched
+    product with the Jacobian saved by :func:`_rodrigues_forward`."""
+    (jac,) = saved
+    return torch.bmm(g.reshape(-1, 1, 9), jac).view(-1, 3)
 
 
 class _Rodrigues(torch.autograd.Function):
     """Axis-angle (N, 3) to rotation matrices (N, 3, 3), ``R = c I + a [w]_x + b w w^T`` with
-    ``a = sin t / t``, ``b = (1 - cos t) / t^2``, ``c = 1 - b t^2`` (the values of
+    ``a = sin t / t``, ``b = (1 - cos t) / t^2``, ``c = cos t`` (the values of
     :func:`~contactkit.geometry.rotations.axis_angle_to_rotmat`), with the closed-form backward
-    ``dL/dw = 2 w (c' tr G + a' <G, [w]_x> + b' w^T G w) + a vee(G) + b (G + G^T) w`` (primes: d/d(t^2)),
-    a handful of batched operations instead of the ~90 autograd nodes of the entry-wise formula."""
+    ``dL/dw_k = <G, 2 w_k (c' I + a' [w]_x + b' w w^T) + a [e_k]_x + b d(w w^T)/dw_k>`` (primes: d/d(t^2)): the
+    forward forms that Jacobian (N, 9, 3) and the backward is one batched product, instead of the ~90 autograd
+    nodes of the entry-wise formula."""
 
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
-        r, saved = _rodrigues_forward(w)
+        r, saved = _rodrigues_forward(w, ctx.needs_input_grad[0])
         ctx.save_for_backward(*saved)
         return r
 
@@ -521,7 +557,9 @@ class _LBS(torch.autograd.Function):
         if pose.dim() == 4:
             rot = pose.transpose(0, 1).index_select(0, lv.order)
         else:
-            r, rod = _rodrigues_forward(pose.transpose(0, 1).index_select(0, lv.order).view(-1, 3))
+            r, rod = _rodrigues_forward(
+                pose.transpose(0, 1).index_select(0, lv.order).view(-1, 3), ctx.needs_input_grad[0]
+            )
             rot = r.view(n_j, b, 3, 3)
         # blend shapes: [beta, vec(R_1..)] @ basis (coordinate-major (B, 3V))
         if p.has_pose_blend or shape is not None:
@@ -545,7 +583,7 @@ class _LBS(torch.autograd.Function):
             jj = p.j_template.view(1, 2, n_j, 3).expand(b, 2, n_j, 3)
         j_rest = jj[:, 0].transpose(0, 1).contiguous()
         # chain, one (3x4) @ (4x4) product per depth, written into the level blocks of ``world``
-        bottom = _constants(pose.dtype, pose.device)[2]
+        bottom = _constants(pose.dtype, pose.device).bottom
         local34 = torch.cat([rot, jj[:, 1].transpose(0, 1)[..., None]], -1)
         local = torch.cat([local34, bottom.expand(n_j, b, 1, 4)], -2)
         world = torch.empty_like(local34)
