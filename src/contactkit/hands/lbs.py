@@ -625,7 +625,7 @@ class _LBS(torch.autograd.Function):
         if g_transforms is not None:
             g_world = g_transforms[..., :3, :].transpose(0, 1).index_select(0, lv.order)
             if g_joints is not None:
-                g_world[..., 3] += g_joints.transpose(0, 1).index_select(0, lv.order)
+                g_world[..., 3].add_(g_joints.transpose(0, 1).index_select(0, lv.order))
         else:
             g_world = world.new_zeros(n_j, b, 3, 4)
             if g_joints is not None:
@@ -642,24 +642,25 @@ class _LBS(torch.autograd.Function):
             need = (True, need_betas, need_betas or (need_pose and p.has_pose_blend))
             g_r, g_p, g_rest, g_vt = _skin_backward(gt, world[..., :3], j_rest, m, p.weights_t, vt, need)
             assert g_r is not None and g_p is not None
-            g_world[..., :3] += g_r
-            g_world[..., 3] += g_p
-        # chain backward, deepest level first: W_l = W_p @ L_l
+            g_world[..., :3].add_(g_r)
+            g_world[..., 3].add_(g_p)
+        # chain backward, deepest level first: W_l = W_p @ L_l (transposed operands are views)
         g_local = torch.empty_like(world)
+        rot_t = world[..., :3].transpose(2, 3)
+        local_t = local.transpose(2, 3)
         spans = lv.spans
         for d in range(len(spans) - 1, 0, -1):
             (s, e), (ps, pe), pp = spans[d], spans[d - 1], lv.parent_pos[d]
-            g_l = g_world[s:e].view(-1, 3, 4)
-            par_rot = world[ps:pe, :, :, :3] if pp is None else world[ps:pe, :, :, :3].index_select(0, pp)
-            par_rot = par_rot.expand(e - s, b, 3, 3).reshape(-1, 3, 3)
-            torch.bmm(par_rot.transpose(1, 2), g_l, out=g_local[s:e].view(-1, 3, 4))
-            to_par = torch.bmm(g_l, local[s:e].view(-1, 4, 4).transpose(1, 2)).view(e - s, b, 3, 4)
+            g_l = g_world[s:e]
+            par_t = rot_t[ps:pe] if pp is None else rot_t[ps:pe].index_select(0, pp)
+            torch.matmul(par_t, g_l, out=g_local[s:e])
+            to_par = torch.matmul(g_l, local_t[s:e])
             if pp is not None:
                 g_world[ps:pe].index_add_(0, pp, to_par)
             elif pe - ps == 1 and e - s > 1:
-                g_world[ps:pe] += to_par.sum(0, keepdim=True)
+                g_world[ps:pe].add_(to_par.sum(0, keepdim=True))
             else:
-                g_world[ps:pe] += to_par
+                g_world[ps:pe].add_(to_par)
         s0, e0 = spans[0]
         g_local[s0:e0] = g_world[s0:e0]
         # rest joints and parent offsets
@@ -677,7 +678,7 @@ class _LBS(torch.autograd.Function):
                 assert g_betas is not None
                 g_betas += g_coef[:, :n_s]
             if need_pose and p.has_pose_blend:
-                g_rot[1:] += g_coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).transpose(0, 1)
+                g_rot[1:].add_(g_coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).transpose(0, 1))
         g_pose: torch.Tensor | None = None
         if need_pose:
             if ctx.rot_input:
