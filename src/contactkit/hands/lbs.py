@@ -339,8 +339,8 @@ def _skin_forward(
     n_j, b = world.shape[0], world.shape[1]
     n_v = weights_t.shape[1]
     a = world.clone()
-    rot = world[..., :3].reshape(n_j * b, 3, 3)
-    a[..., 3].sub_(torch.bmm(rot, rest_joints.reshape(n_j * b, 3, 1)).view(n_j, b, 3))
+    w34 = world.view(n_j * b, 3, 4)
+    a.view(n_j * b, 3, 4)[..., 3:].baddbmm_(w34[..., :3], rest_joints.reshape(n_j * b, 3, 1), alpha=-1.0)
     m = (a.view(n_j, b * 12).transpose(0, 1) @ weights_t).view(b, 3, 4, n_v)
     res = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0], out=out)
     res.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
@@ -600,7 +600,7 @@ class _LBS(torch.autograd.Function):
         transforms = torch.cat([world.index_select(0, lv.inverse).transpose(0, 1), bottom.expand(b, n_j, 1, 4)], -2)
         if transl is not None:
             verts.transpose(1, 2).add_(transl[:, :, None])
-            transforms[..., :3, 3] += transl[:, None]
+            transforms[..., :3, 3].add_(transl[:, None])
         joints = transforms[..., :3, 3].clone()
         ctx.packed = p
         ctx.rot_input = pose.dim() == 4
