@@ -21,8 +21,9 @@ Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose,
   coordinate-major storage (strides ``(3V, 1, V)``), so neither pass transposes them;
 - :func:`lbs_packed` is ONE autograd node (:class:`_LBS`) whose backward is written by hand: skinning (the
   transposed products), the chain level by level from the deepest, the blend and joint products transposed,
-  Rodrigues in closed form. Forward + backward is a few matrix products plus a few dozen small operations,
-  with no autograd graph between the stages (first-order gradients only: no ``create_graph`` through it).
+  Rodrigues as one batched product with the Jacobians its forward formed in closed form. Forward + backward is
+  a few matrix products plus a few dozen small operations, with no autograd graph between the stages
+  (first-order gradients only: no ``create_graph`` through it).
 """
 
 from __future__ import annotations
