@@ -220,51 +220,69 @@ def _series_rows(degree: int = 5) -> tuple[tuple[float, ...], ...]:
 _SERIES = _series_rows()
 
 
-def _ww_jacobian() -> list[list[float]]:
-    """(3, 27): ``w @ it`` is d(w w^T)/dw as (9, 3) per row: entry ((i, j), k) is ``d_ik w_j + d_jk w_i``."""
-    q = [[0.0] * 27 for _ in range(3)]
-    for i in range(3):
-        for j in range(3):
-            q[j][(3 * i + j) * 3 + i] += 1.0
-            q[i][(3 * i + j) * 3 + j] += 1.0
-    return q
+def _index_tables() -> tuple[list[int], list[float], list[int], list[float]]:
+    """Gathers from ``w`` (3,) that form ``[w]_x`` and ``d(w w^T)/dw`` entry-wise (small products are slow):
+    ``[w]_x`` (row-major, 9) is ``w[skew_idx] * skew_sign``; ``d(w w^T)/dw`` as (3, 9) (entry ``(k, (i, j))`` is
+    ``d_ik w_j + d_jk w_i``) is ``w[jac_idx] * jac_coef``."""
+    skew_idx, skew_sign = [0] * 9, [0.0] * 9
+    for k, row in enumerate(_SKEW):
+        for e, v in enumerate(row):
+            if v:
+                skew_idx[e], skew_sign[e] = k, float(v)
+    jac_idx, jac_coef = [], []
+    for k in range(3):
+        for i in range(3):
+            for j in range(3):
+                src = ([j] if i == k else []) + ([i] if j == k else [])
+                jac_idx.append(src[0] if src else 0)
+                jac_coef.append(float(len(src)))  # both terms name the same entry when i == j == k
+    return skew_idx, skew_sign, jac_idx, jac_coef
 
 
 class _Consts(NamedTuple):
-    skew: torch.Tensor  # (3, 9) _SKEW
-    skew_t: torch.Tensor  # (9, 3) _SKEW transposed
+    skew: torch.Tensor  # (3, 9) _SKEW: the entries of [e_k]_x
     series: tuple[torch.Tensor, ...]  # _SERIES rows, (6,) each
     eye: torch.Tensor  # (1, 9) flattened identity
-    ww_jac: torch.Tensor  # (3, 27) _ww_jacobian
+    skew_idx: torch.Tensor  # (9,) long, see _index_tables
+    skew_sign: torch.Tensor  # (9,)
+    outer_idx: tuple[torch.Tensor, torch.Tensor]  # (9,) long each: w w^T is w[rows] * w[cols]
+    jac_idx: torch.Tensor  # (27,) long
+    jac_coef: torch.Tensor  # (27,)
     bottom: torch.Tensor  # (1, 1, 1, 4) homogeneous bottom row
 
 
 @functools.lru_cache(maxsize=16)
 def _constants(dtype: torch.dtype, device: torch.device) -> _Consts:
     """The constant tensors of Rodrigues' formula and the chain, per dtype and device."""
+    skew_idx, skew_sign, jac_idx, jac_coef = _index_tables()
     with torch.inference_mode(False):  # plain tensors even when first asked for in inference mode
 
         def t(x: object) -> torch.Tensor:
             return torch.tensor(x, dtype=dtype, device=device)
 
-        skew = t(_SKEW)
+        def i(x: object) -> torch.Tensor:
+            return torch.tensor(x, dtype=torch.int64, device=device)
+
         return _Consts(
-            skew=skew,
-            skew_t=skew.transpose(0, 1).contiguous(),
+            skew=t(_SKEW),
             series=tuple(t(row) for row in _SERIES),
             eye=t([[1.0, 0, 0, 0, 1, 0, 0, 0, 1]]),
-            ww_jac=t(_ww_jacobian()),
+            skew_idx=i(skew_idx),
+            skew_sign=t(skew_sign),
+            outer_idx=(i([0, 0, 0, 1, 1, 1, 2, 2, 2]), i([0, 1, 2, 0, 1, 2, 0, 1, 2])),
+            jac_idx=i(jac_idx),
+            jac_coef=t(jac_coef),
             bottom=t([0.0, 0.0, 0.0, 1.0]).view(1, 1, 1, 4),
         )
 
 
 def _rodrigues_forward(w: torch.Tensor, need_grad: bool = True) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """Rotation matrices (N, 3, 3) of axis-angle ``w`` (N, 3) and, when ``need_grad``, what
-    :func:`_rodrigues_backward` needs: the Jacobian (N, 9, 3) of each matrix's entries.
+    :func:`_rodrigues_backward` needs: the Jacobian (N, 3, 9) of each matrix's entries.
 
-    ``R = c I + a K + b w w^T`` and ``E = c' I + a' K + b' w w^T`` (primes: d/d(t^2)) are one batched product of
-    the coefficients ``[[c, a, b], [c', a', b']]`` with the stacked ``[I, K, w w^T]``; the Jacobian is
-    ``dR/dw_k = 2 w_k E + a skew(e_k) + b d(w w^T)/dw_k``."""
+    ``R = c I + a K + b w w^T`` and ``E = c' I + a' K + b' w w^T`` (primes: d/d(t^2)) are formed entry-wise on
+    (N, 9) rows (products with an inner size of 3 are slow); the Jacobian is
+    ``dR/dw_k = 2 w_k E + a [e_k]_x + b d(w w^T)/dw_k``."""
     k = _constants(w.dtype, w.device)
     n = w.shape[0]
     s = (w * w).sum(-1, keepdim=True)
@@ -278,17 +296,21 @@ def _rodrigues_forward(w: torch.Tensor, need_grad: bool = True) -> tuple[torch.T
     c = t.cos()
     a = t.sin().div_(t)
     b = (1.0 - c).mul_(inv)
-    da = (c - a).mul_(inv).mul_(0.5)
-    db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
-    dc = torch.addcmul(b, safe, db).neg_()
-    coef = torch.where(ser, coef, torch.cat([c, a, b, dc, da, db], 1))
-    basis = torch.stack([k.eye.expand(n, 9), w @ k.skew, (w[:, :, None] * w[:, None, :]).view(n, 9)], 1)
-    re = torch.bmm(coef.view(n, 2, 3), basis)  # (N, 2, 9): R and E
-    r = re[:, 0].view(n, 3, 3)
+    if need_grad:
+        da = (c - a).mul_(inv).mul_(0.5)
+        db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
+        dc = torch.addcmul(b, safe, db).neg_()
+        coef = torch.where(ser, coef, torch.cat([c, a, b, dc, da, db], 1))
+    else:
+        coef = torch.where(ser, coef[:, :3], torch.cat([c, a, b], 1))
+    kw = w.index_select(1, k.skew_idx).mul_(k.skew_sign)
+    ww = w.index_select(1, k.outer_idx[0]).mul_(w.index_select(1, k.outer_idx[1]))
+    r = torch.addcmul(k.eye * coef[:, 0:1], kw, coef[:, 1:2]).addcmul_(ww, coef[:, 2:3]).view(n, 3, 3)
     if not need_grad:
         return r, ()
-    jac = (w @ k.ww_jac).view(n, 9, 3).mul_(coef[:, 2:3, None])
-    jac.addcmul_(k.skew_t, coef[:, 1:2, None]).addcmul_(re[:, 1, :, None], w[:, None, :], value=2.0)
+    e = torch.addcmul(k.eye * coef[:, 3:4], kw, coef[:, 4:5]).addcmul_(ww, coef[:, 5:6])
+    jac = w.index_select(1, k.jac_idx).mul_(k.jac_coef).mul_(coef[:, 2:3]).view(n, 3, 9)
+    jac.addcmul_(k.skew, coef[:, 1:2, None]).addcmul_(w[:, :, None], e[:, None, :], value=2.0)
     return r, (jac,)
 
 
@@ -296,7 +318,7 @@ def _rodrigues_backward(g: torch.Tensor, saved: tuple[torch.Tensor, ...]) -> tor
     """Gradient (N, 3) of the axis-angle vectors from the gradient ``g`` (N, 3, 3) of their matrices: one batched
     product with the Jacobian saved by :func:`_rodrigues_forward`."""
     (jac,) = saved
-    return torch.bmm(g.reshape(-1, 1, 9), jac).view(-1, 3)
+    return torch.bmm(jac, g.reshape(-1, 9, 1)).view(-1, 3)
 
 
 class _Rodrigues(torch.autograd.Function):
@@ -304,7 +326,7 @@ class _Rodrigues(torch.autograd.Function):
     ``a = sin t / t``, ``b = (1 - cos t) / t^2``, ``c = cos t`` (the values of
     :func:`~contactkit.geometry.rotations.axis_angle_to_rotmat`), with the closed-form backward
     ``dL/dw_k = <G, 2 w_k (c' I + a' [w]_x + b' w w^T) + a [e_k]_x + b d(w w^T)/dw_k>`` (primes: d/d(t^2)): the
-    forward forms that Jacobian (N, 9, 3) and the backward is one batched product, instead of the ~90 autograd
+    forward forms that Jacobian (N, 3, 9) and the backward is one batched product, instead of the ~90 autograd
     nodes of the entry-wise formula."""
 
     @staticmethod
