@@ -21,15 +21,17 @@ Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose,
   coordinate-major storage (strides ``(3V, 1, V)``), so neither pass transposes them;
 - :func:`lbs_packed` is ONE autograd node (:class:`_LBS`) whose backward is written by hand: skinning (the
   transposed products), the chain level by level from the deepest, the blend and joint products transposed,
-  Rodrigues in closed form. Forward + backward is a few matrix products plus a few dozen small operations,
-  with no autograd graph between the stages (first-order gradients only: no ``create_graph`` through it).
+  Rodrigues as one batched product with the Jacobians its forward formed in closed form. Forward + backward is
+  a few matrix products plus a few dozen small operations, with no autograd graph between the stages
+  (first-order gradients only: no ``create_graph`` through it).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -197,82 +199,139 @@ def batch_rigid_transform(
 
 # K = skew(w) as ``w @ _SKEW`` (3, 9), row-major entries; ``vee(G)_k = <G, skew(e_k)>`` is ``G.flatten @ _SKEW.T``.
 _SKEW = ((0, 0, 0, 0, 0, -1, 0, 1, 0), (0, 0, 1, 0, 0, 0, -1, 0, 0), (0, -1, 0, 1, 0, 0, 0, 0, 0))
-# Below this squared angle (rad^2) a, b and their derivatives come from their Taylor series (truncation error
-# < 1e-12), which float32 needs: 1 - cos t loses all its digits as t -> 0.
+# Below this squared angle (rad^2) the coefficients and their derivatives come from their Taylor series
+# (truncation error < 1e-12), which float32 needs: 1 - cos t loses all its digits as t -> 0.
 _SERIES_SQ = 0.1
 
 
-# Taylor series in s = t^2 of a, b and their derivatives da/ds, db/ds (columns), highest degree first (rows).
-_SERIES = (
-    (1 / 362880, 1 / 3628800, 0.0, 0.0),
-    (-1 / 5040, -1 / 40320, 1 / 90720, 1 / 907200),
-    (1 / 120, 1 / 720, -1 / 1680, -1 / 13440),
-    (-1 / 6, -1 / 24, 1 / 60, 1 / 360),
-    (1.0, 0.5, -1 / 6, -1 / 24),
-)
+def _series_rows(degree: int = 5) -> tuple[tuple[float, ...], ...]:
+    """Taylor series in s = t^2 of c, a, b and their derivatives dc/ds, da/ds, db/ds (columns), highest degree
+    first (rows): ``c = sum (-s)^n / (2n)!``, ``a = sum (-s)^n / (2n+1)!``, ``b = sum (-s)^n / (2n+2)!``."""
+
+    def f(n: int, off: int) -> float:
+        return (-1) ** n / math.factorial(2 * n + off)
+
+    return tuple(
+        (f(n, 0), f(n, 1), f(n, 2), (n + 1) * f(n + 1, 0), (n + 1) * f(n + 1, 1), (n + 1) * f(n + 1, 2))
+        for n in range(degree, -1, -1)
+    )
+
+
+_SERIES = _series_rows()
+
+
+def _index_tables() -> tuple[list[int], list[float], list[int], list[float]]:
+    """Gathers from ``w`` (3,) that form ``[w]_x`` and ``d(w w^T)/dw`` entry-wise (small products are slow):
+    ``[w]_x`` (row-major, 9) is ``w[skew_idx] * skew_sign``; ``d(w w^T)/dw`` as (3, 9) (entry ``(k, (i, j))`` is
+    ``d_ik w_j + d_jk w_i``) is ``w[jac_idx] * jac_coef``."""
+    skew_idx, skew_sign = [0] * 9, [0.0] * 9
+    for k, row in enumerate(_SKEW):
+        for e, v in enumerate(row):
+            if v:
+                skew_idx[e], skew_sign[e] = k, float(v)
+    jac_idx, jac_coef = [], []
+    for k in range(3):
+        for i in range(3):
+            for j in range(3):
+                src = ([j] if i == k else []) + ([i] if j == k else [])
+                jac_idx.append(src[0] if src else 0)
+                jac_coef.append(float(len(src)))  # both terms name the same entry when i == j == k
+    return skew_idx, skew_sign, jac_idx, jac_coef
+
+
+class _Consts(NamedTuple):
+    skew: torch.Tensor  # (3, 9) _SKEW: the entries of [e_k]_x
+    series: tuple[torch.Tensor, ...]  # _SERIES rows, (6,) each
+    eye: torch.Tensor  # (1, 9) flattened identity
+    skew_idx: torch.Tensor  # (9,) long, see _index_tables
+    skew_sign: torch.Tensor  # (9,)
+    outer_idx: tuple[torch.Tensor, torch.Tensor]  # (9,) long each: w w^T is w[rows] * w[cols]
+    jac_idx: torch.Tensor  # (27,) long
+    jac_coef: torch.Tensor  # (27,)
+    bottom: torch.Tensor  # (1, 1, 1, 4) homogeneous bottom row
 
 
 @functools.lru_cache(maxsize=16)
-def _constants(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_SKEW`` (3, 9), ``_SERIES`` (5, 4) and the homogeneous bottom row (1, 1, 1, 4) as tensors."""
+def _constants(dtype: torch.dtype, device: torch.device) -> _Consts:
+    """The constant tensors of Rodrigues' formula and the chain, per dtype and device."""
+    skew_idx, skew_sign, jac_idx, jac_coef = _index_tables()
     with torch.inference_mode(False):  # plain tensors even when first asked for in inference mode
-        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).view(1, 1, 1, 4)
-        skew = torch.tensor(_SKEW, dtype=dtype, device=device)
-        return skew, torch.tensor(_SERIES, dtype=dtype, device=device), bottom
+
+        def t(x: object) -> torch.Tensor:
+            return torch.tensor(x, dtype=dtype, device=device)
+
+        def i(x: object) -> torch.Tensor:
+            return torch.tensor(x, dtype=torch.int64, device=device)
+
+        return _Consts(
+            skew=t(_SKEW),
+            series=tuple(t(row) for row in _SERIES),
+            eye=t([[1.0, 0, 0, 0, 1, 0, 0, 0, 1]]),
+            skew_idx=i(skew_idx),
+            skew_sign=t(skew_sign),
+            outer_idx=(i([0, 0, 0, 1, 1, 1, 2, 2, 2]), i([0, 1, 2, 0, 1, 2, 0, 1, 2])),
+            jac_idx=i(jac_idx),
+            jac_coef=t(jac_coef),
+            bottom=t([0.0, 0.0, 0.0, 1.0]).view(1, 1, 1, 4),
+        )
 
 
-def _rodrigues_forward(w: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Rotation matrices (N, 3, 3) of axis-angle ``w`` (N, 3) and what :func:`_rodrigues_backward` needs
-    (``a``, ``b`` and their derivatives in ``t^2`` are formed here, four at a time)."""
-    skew, series, _ = _constants(w.dtype, w.device)
-    s = (w * w).sum(-1)
-    s1 = s[:, None]
+def _rodrigues_forward(w: torch.Tensor, need_grad: bool = True) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Rotation matrices (N, 3, 3) of axis-angle ``w`` (N, 3) and, when ``need_grad``, what
+    :func:`_rodrigues_backward` needs: the Jacobian (N, 3, 9) of each matrix's entries.
+
+    ``R = c I + a K + b w w^T`` and ``E = c' I + a' K + b' w w^T`` (primes: d/d(t^2)) are formed entry-wise on
+    (N, 9) rows (products with an inner size of 3 are slow); the Jacobian is
+    ``dR/dw_k = 2 w_k E + a [e_k]_x + b d(w w^T)/dw_k``."""
+    k = _constants(w.dtype, w.device)
+    n = w.shape[0]
+    s = (w * w).sum(-1, keepdim=True)
     ser = s < _SERIES_SQ
-    coef = torch.addcmul(series[1], s1, series[0])  # (N, 4): a, b, da/ds, db/ds
-    for k in range(2, 5):
-        coef = torch.addcmul(series[k], s1, coef)
+    coef = torch.addcmul(k.series[1], s, k.series[0])  # (N, 6): c, a, b, c', a', b'
+    for row in k.series[2:]:
+        coef = torch.addcmul(row, s, coef)
     safe = torch.where(ser, 1.0, s)
     t = safe.sqrt()
     inv = safe.reciprocal()
-    cos_t = t.cos()
+    c = t.cos()
     a = t.sin().div_(t)
-    b = (1.0 - cos_t).mul_(inv)
-    da = (cos_t - a).mul_(inv).mul_(0.5)
-    db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
-    coef = torch.where(ser[:, None], coef, torch.stack([a, b, da, db], 1))
-    a, b = coef[:, 0:1], coef[:, 1:2]
-    r = (w @ skew).mul_(a).view(-1, 3, 3)
-    r.addcmul_((w * b)[:, :, None], w[:, None, :])
-    r.diagonal(dim1=1, dim2=2).add_(torch.addcmul(torch.ones_like(b), b, s1, value=-1.0))
-    return r, (w, s, coef)
+    b = (1.0 - c).mul_(inv)
+    if need_grad:
+        da = (c - a).mul_(inv).mul_(0.5)
+        db = torch.sub(a, b, alpha=2.0).mul_(inv).mul_(0.5)
+        dc = torch.addcmul(b, safe, db).neg_()
+        coef = torch.where(ser, coef, torch.cat([c, a, b, dc, da, db], 1))
+    else:
+        coef = torch.where(ser, coef[:, :3], torch.cat([c, a, b], 1))
+    kw = w.index_select(1, k.skew_idx).mul_(k.skew_sign)
+    ww = w.index_select(1, k.outer_idx[0]).mul_(w.index_select(1, k.outer_idx[1]))
+    r = torch.addcmul(k.eye * coef[:, 0:1], kw, coef[:, 1:2]).addcmul_(ww, coef[:, 2:3]).view(n, 3, 3)
+    if not need_grad:
+        return r, ()
+    e = torch.addcmul(k.eye * coef[:, 3:4], kw, coef[:, 4:5]).addcmul_(ww, coef[:, 5:6])
+    jac = w.index_select(1, k.jac_idx).mul_(k.jac_coef).mul_(coef[:, 2:3]).view(n, 3, 9)
+    jac.addcmul_(k.skew, coef[:, 1:2, None]).addcmul_(w[:, :, None], e[:, None, :], value=2.0)
+    return r, (jac,)
 
 
 def _rodrigues_backward(g: torch.Tensor, saved: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Gradient (N, 3) of the axis-angle vectors from the gradient ``g`` (N, 3, 3) of their matrices."""
-    w, s, coef = saved
-    skew = _constants(w.dtype, w.device)[0]
-    a, b, da, db = coef.unbind(1)
-    dc = -b - s * db
-    gw = (g @ w[:, :, None]).squeeze(-1)  # G w
-    sym = gw + (w[:, None, :] @ g).squeeze(1)  # (G + G^T) w
-    vee = g.reshape(-1, 9) @ skew.transpose(0, 1)
-    tr = g.diagonal(dim1=1, dim2=2).sum(-1)
-    scal = 2.0 * (dc * tr + da * (w * vee).sum(-1) + db * (w * gw).sum(-1))
-    grad = w * scal[:, None]
-    grad.addcmul_(vee, a[:, None]).addcmul_(sym, b[:, None])
-    return grad
+    """Gradient (N, 3) of the axis-angle vectors from the gradient ``g`` (N, 3, 3) of their matrices: one batched
+    product with the Jacobian saved by :func:`_rodrigues_forward`."""
+    (jac,) = saved
+    return torch.bmm(jac, g.reshape(-1, 9, 1)).view(-1, 3)
 
 
 class _Rodrigues(torch.autograd.Function):
     """Axis-angle (N, 3) to rotation matrices (N, 3, 3), ``R = c I + a [w]_x + b w w^T`` with
-    ``a = sin t / t``, ``b = (1 - cos t) / t^2``, ``c = 1 - b t^2`` (the values of
+    ``a = sin t / t``, ``b = (1 - cos t) / t^2``, ``c = cos t`` (the values of
     :func:`~contactkit.geometry.rotations.axis_angle_to_rotmat`), with the closed-form backward
-    ``dL/dw = 2 w (c' tr G + a' <G, [w]_x> + b' w^T G w) + a vee(G) + b (G + G^T) w`` (primes: d/d(t^2)),
-    a handful of batched operations instead of the ~90 autograd nodes of the entry-wise formula."""
+    ``dL/dw_k = <G, 2 w_k (c' I + a' [w]_x + b' w w^T) + a [e_k]_x + b d(w w^T)/dw_k>`` (primes: d/d(t^2)): the
+    forward forms that Jacobian (N, 3, 9) and the backward is one batched product, instead of the ~90 autograd
+    nodes of the entry-wise formula."""
 
     @staticmethod
     def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
-        r, saved = _rodrigues_forward(w)
+        r, saved = _rodrigues_forward(w, ctx.needs_input_grad[0])
         ctx.save_for_backward(*saved)
         return r
 
@@ -303,8 +362,8 @@ def _skin_forward(
     n_j, b = world.shape[0], world.shape[1]
     n_v = weights_t.shape[1]
     a = world.clone()
-    rot = world[..., :3].reshape(n_j * b, 3, 3)
-    a[..., 3].sub_(torch.bmm(rot, rest_joints.reshape(n_j * b, 3, 1)).view(n_j, b, 3))
+    w34 = world.view(n_j * b, 3, 4)
+    a.view(n_j * b, 3, 4)[..., 3:].baddbmm_(w34[..., :3], rest_joints.reshape(n_j * b, 3, 1), alpha=-1.0)
     m = (a.view(n_j, b * 12).transpose(0, 1) @ weights_t).view(b, 3, 4, n_v)
     res = torch.addcmul(m[:, :, 3], m[:, :, 0], vt[:, None, 0], out=out)
     res.addcmul_(m[:, :, 1], vt[:, None, 1]).addcmul_(m[:, :, 2], vt[:, None, 2])
@@ -521,7 +580,9 @@ class _LBS(torch.autograd.Function):
         if pose.dim() == 4:
             rot = pose.transpose(0, 1).index_select(0, lv.order)
         else:
-            r, rod = _rodrigues_forward(pose.transpose(0, 1).index_select(0, lv.order).view(-1, 3))
+            r, rod = _rodrigues_forward(
+                pose.transpose(0, 1).index_select(0, lv.order).view(-1, 3), ctx.needs_input_grad[0]
+            )
             rot = r.view(n_j, b, 3, 3)
         # blend shapes: [beta, vec(R_1..)] @ basis (coordinate-major (B, 3V))
         if p.has_pose_blend or shape is not None:
@@ -545,7 +606,7 @@ class _LBS(torch.autograd.Function):
             jj = p.j_template.view(1, 2, n_j, 3).expand(b, 2, n_j, 3)
         j_rest = jj[:, 0].transpose(0, 1).contiguous()
         # chain, one (3x4) @ (4x4) product per depth, written into the level blocks of ``world``
-        bottom = _constants(pose.dtype, pose.device)[2]
+        bottom = _constants(pose.dtype, pose.device).bottom
         local34 = torch.cat([rot, jj[:, 1].transpose(0, 1)[..., None]], -1)
         local = torch.cat([local34, bottom.expand(n_j, b, 1, 4)], -2)
         world = torch.empty_like(local34)
@@ -562,7 +623,7 @@ class _LBS(torch.autograd.Function):
         transforms = torch.cat([world.index_select(0, lv.inverse).transpose(0, 1), bottom.expand(b, n_j, 1, 4)], -2)
         if transl is not None:
             verts.transpose(1, 2).add_(transl[:, :, None])
-            transforms[..., :3, 3] += transl[:, None]
+            transforms[..., :3, 3].add_(transl[:, None])
         joints = transforms[..., :3, 3].clone()
         ctx.packed = p
         ctx.rot_input = pose.dim() == 4
@@ -587,7 +648,7 @@ class _LBS(torch.autograd.Function):
         if g_transforms is not None:
             g_world = g_transforms[..., :3, :].transpose(0, 1).index_select(0, lv.order)
             if g_joints is not None:
-                g_world[..., 3] += g_joints.transpose(0, 1).index_select(0, lv.order)
+                g_world[..., 3].add_(g_joints.transpose(0, 1).index_select(0, lv.order))
         else:
             g_world = world.new_zeros(n_j, b, 3, 4)
             if g_joints is not None:
@@ -604,24 +665,25 @@ class _LBS(torch.autograd.Function):
             need = (True, need_betas, need_betas or (need_pose and p.has_pose_blend))
             g_r, g_p, g_rest, g_vt = _skin_backward(gt, world[..., :3], j_rest, m, p.weights_t, vt, need)
             assert g_r is not None and g_p is not None
-            g_world[..., :3] += g_r
-            g_world[..., 3] += g_p
-        # chain backward, deepest level first: W_l = W_p @ L_l
+            g_world[..., :3].add_(g_r)
+            g_world[..., 3].add_(g_p)
+        # chain backward, deepest level first: W_l = W_p @ L_l (transposed operands are views)
         g_local = torch.empty_like(world)
+        rot_t = world[..., :3].transpose(2, 3)
+        local_t = local.transpose(2, 3)
         spans = lv.spans
         for d in range(len(spans) - 1, 0, -1):
             (s, e), (ps, pe), pp = spans[d], spans[d - 1], lv.parent_pos[d]
-            g_l = g_world[s:e].view(-1, 3, 4)
-            par_rot = world[ps:pe, :, :, :3] if pp is None else world[ps:pe, :, :, :3].index_select(0, pp)
-            par_rot = par_rot.expand(e - s, b, 3, 3).reshape(-1, 3, 3)
-            torch.bmm(par_rot.transpose(1, 2), g_l, out=g_local[s:e].view(-1, 3, 4))
-            to_par = torch.bmm(g_l, local[s:e].view(-1, 4, 4).transpose(1, 2)).view(e - s, b, 3, 4)
+            g_l = g_world[s:e]
+            par_t = rot_t[ps:pe] if pp is None else rot_t[ps:pe].index_select(0, pp)
+            torch.matmul(par_t, g_l, out=g_local[s:e])
+            to_par = torch.matmul(g_l, local_t[s:e])
             if pp is not None:
                 g_world[ps:pe].index_add_(0, pp, to_par)
             elif pe - ps == 1 and e - s > 1:
-                g_world[ps:pe] += to_par.sum(0, keepdim=True)
+                g_world[ps:pe].add_(to_par.sum(0, keepdim=True))
             else:
-                g_world[ps:pe] += to_par
+                g_world[ps:pe].add_(to_par)
         s0, e0 = spans[0]
         g_local[s0:e0] = g_world[s0:e0]
         # rest joints and parent offsets
@@ -639,7 +701,7 @@ class _LBS(torch.autograd.Function):
                 assert g_betas is not None
                 g_betas += g_coef[:, :n_s]
             if need_pose and p.has_pose_blend:
-                g_rot[1:] += g_coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).transpose(0, 1)
+                g_rot[1:].add_(g_coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).transpose(0, 1))
         g_pose: torch.Tensor | None = None
         if need_pose:
             if ctx.rot_input:
