@@ -258,6 +258,17 @@ def _poses_around_the_hand(hv, palm, n, seed, reach, jitter):
     return rot, centre
 
 
+def _flat_hands_posed(hand, hv, kp, regions, rot, centre, objects, object_ids):
+    """PosedGrasps of the flat hand ``hv`` (V, 3) / ``kp`` repeated for every object pose ``rot`` (N, 3, 3),
+    ``centre`` (N, 3) of :func:`_poses_around_the_hand`, against ``objects`` by ``object_ids`` (N,)."""
+    n = len(rot)
+    return PosedGrasps(
+        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
+        hand_faces=hand.closed_faces.numpy(), object_ids=list(object_ids), objects=objects,
+        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
+    )  # fmt: skip
+
+
 def test_evaluate_skipped_distances_never_change_a_value(hand):
     """evaluate bounds the distances of far or fingertip vertices (object-side grid, nearest-vertex bounds) instead
     of computing them; over random poses around a closed ellipsoid, penetration, coverage, disjointedness and the
@@ -267,11 +278,7 @@ def test_evaluate_skipped_distances_never_change_a_value(hand):
     ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     n = 6
     rot, centre = _poses_around_the_hand(hv, palm, n, 11, (0.02, 0.04), 0.01)
-    g = PosedGrasps(
-        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
-        hand_faces=hand.closed_faces.numpy(), object_ids=["e"] * n, objects={"e": (ov, of)},
-        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
-    )  # fmt: skip
+    g = _flat_hands_posed(hand, hv, kp, regions, rot, centre, {"e": (ov, of)}, ["e"] * n)
     ev = evaluate_posed(g, None, ["penetration_depth_mm", "contact_coverage_pct", "disjointedness_mm"])
     world = np.einsum("nij,vj->nvi", rot, ov) + centre[:, None]
     sd = np.stack([penetration.hand_signed_distances(hv[None], world[i], of)[0] for i in range(n)])
@@ -372,12 +379,8 @@ def test_batched_hand_distances_equal_the_per_grasp_twin_bitwise(hand):
     regions[1] = np.concatenate([regions[1], regions[0][:3]])  # a vertex in two regions
     n = 7
     rot, centre = _poses_around_the_hand(hv, palm, n, 5, (0.0, 0.04), 0.01)
-    g = PosedGrasps(
-        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
-        hand_faces=hand.closed_faces.numpy(), object_ids=["e", "f", "e", "e", "f", "e", "f"],
-        objects={"e": (ov, of), "f": (ov[:, [1, 0, 2]] * 1.2, of[:, [0, 2, 1]])},
-        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
-    )  # fmt: skip
+    objects = {"e": (ov, of), "f": (ov[:, [1, 0, 2]] * 1.2, of[:, [0, 2, 1]])}
+    g = _flat_hands_posed(hand, hv, kp, regions, rot, centre, objects, ["e", "f", "e", "e", "f", "e", "f"])
     fast = _Context(g, 64).hand_sd
     naive = _hand_sd_per_grasp(_Context(g, 64))
     assert (fast < 0).any() and (np.abs(fast) <= 0.002).any()
@@ -394,11 +397,7 @@ def test_bounded_hand_distances_give_the_values_of_exact_distances_bitwise(hand)
     ov, of, hv, kp, palm, regions = _ellipsoid_and_flat_hand(hand)
     n = 12
     rot, centre = _poses_around_the_hand(hv, palm, n, 19, (0.0, 0.05), 0.015)
-    g = PosedGrasps(
-        hand_verts=np.repeat(hv[None], n, 0), keypoints=np.repeat(kp[None], n, 0),
-        hand_faces=hand.closed_faces.numpy(), object_ids=["e"] * n, objects={"e": (ov, of)},
-        object_rotation=rot, object_translation=centre, fingertip_regions=regions,
-    )  # fmt: skip
+    g = _flat_hands_posed(hand, hv, kp, regions, rot, centre, {"e": (ov, of)}, ["e"] * n)
     ctx = _Context(g, 64)
     fast = ctx.hand_sd
     index = ctx.index(*g.objects["e"])
