@@ -91,6 +91,12 @@ def bbox(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return t.min(1), t.max(1)
 
 
+def boxes_disjoint(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    """True when the axis-aligned boxes ``a`` and ``b`` (each ``(3,)`` lower and upper corners, as :func:`bbox`
+    gives them) share no point: on some axis one box's lower corner lies above the other's upper corner."""
+    return bool(np.any(np.maximum(a[0], b[0]) > np.minimum(a[1], b[1])))
+
+
 def norm3(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Euclidean norm of vectors given by their coordinate arrays: ``sqrt((x^2 + y^2) + z^2)``, the values of
     ``np.linalg.norm(v, axis=-1)`` for ``v = stack([x, y, z], -1)`` (same products, sum order and square root)

@@ -33,7 +33,7 @@ from contactkit.geometry.inside import (
     ray_winding_error_bound,
 )
 from contactkit.metrics import _geom
-from contactkit.metrics._arrays import bbox, mesh_batch, points_batch, to_numpy
+from contactkit.metrics._arrays import bbox, boxes_disjoint, mesh_batch, points_batch, to_numpy
 
 #: Pitch (metres) of the solid grid used when the exact boolean is impossible.
 FALLBACK_PITCH_M = 0.001
@@ -296,10 +296,7 @@ def exact_volume_pair(
     ``obj_solid`` may carry a pre-built object solid (or None if the object is known not to be a manifold),
     ``obj_box`` the object's :func:`~contactkit.metrics._arrays.bbox`.
     """
-    h_lo, h_hi = bbox(hand_verts)
-    o_lo, o_hi = bbox(obj_verts) if obj_box is None else obj_box
-    lo, hi = np.maximum(h_lo, o_lo), np.minimum(h_hi, o_hi)
-    if np.any(lo > hi):
+    if boxes_disjoint(bbox(hand_verts), bbox(obj_verts) if obj_box is None else obj_box):
         return 0.0
     if obj_solid is None:  # known not to be a manifold: no need to build the hand's solid
         return None
@@ -331,9 +328,8 @@ def _exact_volumes_shared(hv: np.ndarray, hf: np.ndarray, obj: _SharedObject) ->
     whole = obj.solid()
     if whole is None:
         raise ValueError("_exact_volumes_shared needs a closed object")
-    o_lo, o_hi = obj.box
     boxes = [bbox(h) for h in hv]
-    todo = [b for b, (h_lo, h_hi) in enumerate(boxes) if not np.any(np.maximum(h_lo, o_lo) > np.minimum(h_hi, o_hi))]
+    todo = [b for b, box in enumerate(boxes) if not boxes_disjoint(box, obj.box)]
     hands = _HandSolids(hf)
     for b, solid in zip(todo, obj.solids_for(whole, [boxes[b] for b in todo]), strict=True):
         hand = hands.solid(hv[b])
