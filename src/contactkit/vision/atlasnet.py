@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from contactkit.errors import ShapeError
+from contactkit.geometry.inside import face_adjacency as mesh_face_adjacency
 from contactkit.geometry.inside import winding_number
 
 __all__ = ["AtlasNetDecoder", "edge_loss", "face_adjacency", "icosphere", "laplacian_loss", "mesh_edges",
@@ -102,16 +103,19 @@ def mesh_edges(faces: Tensor) -> Tensor:
 
 def face_adjacency(faces: Tensor) -> Tensor:
     """Pairs ``(P, 2)`` int64 of the faces of a closed manifold mesh ``(F, 3)`` that share an edge (one row per
-    edge, sorted by edge); raises ``ShapeError`` if an edge does not have exactly two faces."""
-    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
-    owner = torch.arange(faces.shape[0], device=faces.device).repeat(3)
-    key = e[:, 0] * (int(faces.max()) + 1) + e[:, 1]
-    order = torch.argsort(key, stable=True)
-    key, owner = key[order], owner[order]
-    if (key.numel() % 2 or not bool((key[0::2] == key[1::2]).all())
-            or not bool((key[2::2] != key[1:-1:2]).all())):  # 2 faces per edge, not 1 or 3, nor 4
+    edge, sorted by edge; the neighbours of :func:`contactkit.geometry.inside.face_adjacency`); raises
+    ``ShapeError`` if an edge does not have exactly two faces."""
+    f = faces.cpu().numpy().astype(np.int64)
+    num_verts = int(f.max()) + 1
+    across = mesh_face_adjacency(f, num_verts)  # (F, 3): the face across the edge opposite each corner
+    if (across < 0).any():
         raise ShapeError("faces must form a closed manifold mesh (every edge in exactly two faces)")
-    return torch.stack([owner[0::2], owner[1::2]], dim=1)
+    u, v = f[:, [1, 2, 0]], f[:, [2, 0, 1]]  # the edge opposite corner k
+    own = np.broadcast_to(np.arange(len(f))[:, None], across.shape)
+    once = own < across  # each edge from its lower-numbered face
+    key = (np.minimum(u, v) * num_verts + np.maximum(u, v))[once]
+    pairs = np.stack([own[once], across[once]], axis=1)[np.argsort(key, kind="stable")]
+    return torch.from_numpy(pairs).to(faces.device)
 
 
 def normal_consistency(verts: Tensor, faces: Tensor, pairs: Tensor) -> Tensor:
