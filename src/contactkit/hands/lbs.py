@@ -220,58 +220,46 @@ def _series_rows(degree: int = 5) -> tuple[tuple[float, ...], ...]:
 _SERIES = _series_rows()
 
 
-def _index_tables() -> tuple[list[int], list[float], list[int], list[float]]:
-    """Gathers from ``w`` (3,) that form ``[w]_x`` and ``d(w w^T)/dw`` entry-wise (small products are slow):
-    ``[w]_x`` (row-major, 9) is ``w[skew_idx] * skew_sign``; ``d(w w^T)/dw`` as (3, 9) (entry ``(k, (i, j))`` is
-    ``d_ik w_j + d_jk w_i``) is ``w[jac_idx] * jac_coef``."""
-    skew_idx, skew_sign = [0] * 9, [0.0] * 9
-    for k, row in enumerate(_SKEW):
-        for e, v in enumerate(row):
-            if v:
-                skew_idx[e], skew_sign[e] = k, float(v)
-    jac_idx, jac_coef = [], []
+def _outer_jacobian() -> tuple[tuple[float, ...], ...]:
+    """``d(w w^T)/dw`` as a (3, 27) matrix ``D``: ``(w @ D).view(3, 9)[k, 3i + j] = d_ik w_j + d_jk w_i``.
+
+    Each column holds one non-zero entry (1, or 2 where ``i == j == k``) or none, so ``w @ D`` and ``w @ _SKEW``
+    are exact gathers; one small matrix product is much faster than ``index_select`` along a row of 3."""
+    d = [[0.0] * 27 for _ in range(3)]
     for k in range(3):
         for i in range(3):
             for j in range(3):
-                src = ([j] if i == k else []) + ([i] if j == k else [])
-                jac_idx.append(src[0] if src else 0)
-                jac_coef.append(float(len(src)))  # both terms name the same entry when i == j == k
-    return skew_idx, skew_sign, jac_idx, jac_coef
+                if i == k:
+                    d[j][9 * k + 3 * i + j] += 1.0
+                if j == k:
+                    d[i][9 * k + 3 * i + j] += 1.0
+    return tuple(tuple(row) for row in d)
+
+
+_OUTER_JAC = _outer_jacobian()
 
 
 class _Consts(NamedTuple):
     skew: torch.Tensor  # (3, 9) _SKEW: the entries of [e_k]_x
     series: tuple[torch.Tensor, ...]  # _SERIES rows, (6,) each
     eye: torch.Tensor  # (1, 9) flattened identity
-    skew_idx: torch.Tensor  # (9,) long, see _index_tables
-    skew_sign: torch.Tensor  # (9,)
-    outer_idx: tuple[torch.Tensor, torch.Tensor]  # (9,) long each: w w^T is w[rows] * w[cols]
-    jac_idx: torch.Tensor  # (27,) long
-    jac_coef: torch.Tensor  # (27,)
+    outer_jac: torch.Tensor  # (3, 27) _OUTER_JAC
     bottom: torch.Tensor  # (1, 1, 1, 4) homogeneous bottom row
 
 
 @functools.lru_cache(maxsize=16)
 def _constants(dtype: torch.dtype, device: torch.device) -> _Consts:
     """The constant tensors of Rodrigues' formula and the chain, per dtype and device."""
-    skew_idx, skew_sign, jac_idx, jac_coef = _index_tables()
     with torch.inference_mode(False):  # plain tensors even when first asked for in inference mode
 
         def t(x: object) -> torch.Tensor:
             return torch.tensor(x, dtype=dtype, device=device)
 
-        def i(x: object) -> torch.Tensor:
-            return torch.tensor(x, dtype=torch.int64, device=device)
-
         return _Consts(
             skew=t(_SKEW),
             series=tuple(t(row) for row in _SERIES),
             eye=t([[1.0, 0, 0, 0, 1, 0, 0, 0, 1]]),
-            skew_idx=i(skew_idx),
-            skew_sign=t(skew_sign),
-            outer_idx=(i([0, 0, 0, 1, 1, 1, 2, 2, 2]), i([0, 1, 2, 0, 1, 2, 0, 1, 2])),
-            jac_idx=i(jac_idx),
-            jac_coef=t(jac_coef),
+            outer_jac=t(_OUTER_JAC),
             bottom=t([0.0, 0.0, 0.0, 1.0]).view(1, 1, 1, 4),
         )
 
@@ -281,7 +269,9 @@ def _rodrigues_forward(w: torch.Tensor, need_grad: bool = True) -> tuple[torch.T
     :func:`_rodrigues_backward` needs: the Jacobian (N, 3, 9) of each matrix's entries.
 
     ``R = c I + a K + b w w^T`` and ``E = c' I + a' K + b' w w^T`` (primes: d/d(t^2)) are formed entry-wise on
-    (N, 9) rows (products with an inner size of 3 are slow); the Jacobian is
+    (N, 9) rows (batched 3x3 products are slow); ``K`` and ``d(w w^T)/dw`` are exact gathers written as one small
+    matrix product each (``w @ _SKEW``, ``w @ _OUTER_JAC``: ``index_select`` along a row of 3 costs several times
+    more); the Jacobian is
     ``dR/dw_k = 2 w_k E + a [e_k]_x + b d(w w^T)/dw_k``."""
     k = _constants(w.dtype, w.device)
     n = w.shape[0]
@@ -303,13 +293,13 @@ def _rodrigues_forward(w: torch.Tensor, need_grad: bool = True) -> tuple[torch.T
         coef = torch.where(ser, coef, torch.cat([c, a, b, dc, da, db], 1))
     else:
         coef = torch.where(ser, coef[:, :3], torch.cat([c, a, b], 1))
-    kw = w.index_select(1, k.skew_idx).mul_(k.skew_sign)
-    ww = w.index_select(1, k.outer_idx[0]).mul_(w.index_select(1, k.outer_idx[1]))
+    kw = w @ k.skew
+    ww = (w[:, :, None] * w[:, None, :]).view(n, 9)
     r = torch.addcmul(k.eye * coef[:, 0:1], kw, coef[:, 1:2]).addcmul_(ww, coef[:, 2:3]).view(n, 3, 3)
     if not need_grad:
         return r, ()
     e = torch.addcmul(k.eye * coef[:, 3:4], kw, coef[:, 4:5]).addcmul_(ww, coef[:, 5:6])
-    jac = w.index_select(1, k.jac_idx).mul_(k.jac_coef).mul_(coef[:, 2:3]).view(n, 3, 9)
+    jac = (w @ k.outer_jac).mul_(coef[:, 2:3]).view(n, 3, 9)
     jac.addcmul_(k.skew, coef[:, 1:2, None]).addcmul_(w[:, :, None], e[:, None, :], value=2.0)
     return r, (jac,)
 
