@@ -13,9 +13,8 @@ Speed (:func:`pack_lbs` precomputes everything that does not depend on the pose,
   ``(3x4) @ (4x4)`` product per depth on views (no copies); a level whose parents are the previous level in
   the same order (or a single joint) needs no gather at all;
 - the shape and pose blend shapes are one matrix product ``[beta, vec(R - I)] @ basis`` against a stacked,
-  coordinate-major basis (rows of the pose correctives permuted to level order; stored transposed too, for
-  the faster orientation of the forward product), whose ``(B, 3, V)`` result is the layout skinning reads, so
-  no transposes or copies sit between them;
+  coordinate-major basis (rows of the pose correctives permuted to level order), whose ``(B, 3, V)`` result is
+  the layout skinning reads, so no transposes or copies sit between them;
 - rest joints and parent offsets are one product ``beta @ J_basis`` (they are linear in ``beta``);
 - skinning blends the 3x4 joint transforms with one matrix product; the vertices are returned in that
   coordinate-major storage (strides ``(3V, 1, V)``), so neither pass transposes them;
@@ -377,13 +376,14 @@ def _skin_backward(
     n_j = weights_t.shape[0]
     grad_r = grad_p = grad_j = grad_v = None
     if need[0] or need[1]:
-        # d/dA = sum_v w_vj g_v [x_v; 1]^T as two products (J, V) @ (V, 9B) and (J, V) @ (V, 3B): faster than
-        # one (B, 3, 4, V) buffer (no copy of g into it), and this orientation is the fast one in float64; their
-        # (J, 9B) and (J, 3B) results are already joint-major
-        grad_p = (weights_t @ gt.view(b * 3, n_v).transpose(0, 1)).view(n_j, b, 3)
+        # d/dA = sum_v w_vj g_v [x_v; 1]^T as two products (3B, V) @ (V, J) and (9B, V) @ (V, J): faster than
+        # one (B, 3, 4, V) buffer (no copy of g into it), and with MKL on this CPU 35-40% faster than the
+        # (J, V) @ (V, 9B) orientation; the positions' (3B, J) result is turned joint-major (a small copy), the
+        # rotations' (9B, J) is read joint-major through a view
+        grad_p = (gt.view(b * 3, n_v) @ weights_t.transpose(0, 1)).transpose(0, 1).contiguous().view(n_j, b, 3)
         if need[0]:
             outer = (gt[:, :, None] * vt[:, None]).view(b * 9, n_v)
-            grad_r = (weights_t @ outer.transpose(0, 1)).view(n_j, b, 3, 3)
+            grad_r = (outer @ weights_t.transpose(0, 1)).transpose(0, 1).view(n_j, b, 3, 3)
             grad_r.addcmul_(grad_p[..., None], rest_joints[:, :, None, :], value=-1.0)
         if need[1]:
             grad_j = torch.bmm(grad_p.view(-1, 1, 3), rot.reshape(-1, 3, 3)).view(n_j, b, 3).neg_()
@@ -461,11 +461,9 @@ class PackedLBS:
         template_posed: (1, 3V) ``template`` minus the pose correctives of the identity rotations, so that the
             pose blend reads ``vec(R)`` directly: ``T + P vec(R - I) = (T - P vec(I)) + P vec(R)``.
         basis: (n + 9(J-1), 3V) stacked shape basis (n rows) and pose-corrective basis (level-order joints
-            1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty. The backward's
-            product reads it (``g @ basis.T``).
-        basis_t: (3V, n + 9(J-1)) ``basis`` transposed and stored contiguous, which the forward product reads
-            for batches of 8 and more (``coef @ basis_t.T``: faster than ``coef @ basis`` with MKL at batch 64,
-            up to 5% float32, 10% float64; slower for a single row).
+            1.., entries of ``R - I`` row-major), coordinate-major; either part may be empty. The forward reads
+            it as ``coef @ basis``, the backward as ``(basis @ g.T).T``, the faster orientations with MKL on this
+            project's CPU (session 10; see ``benchmarks/README.md``).
         n_shape: n, shape rows in ``basis``.
         j_template: (1, 6J) rest joints then parent offsets (``J_j - J_parent``, the root's own location), level
             order, flattened.
@@ -477,7 +475,6 @@ class PackedLBS:
     template: torch.Tensor
     template_posed: torch.Tensor
     basis: torch.Tensor
-    basis_t: torch.Tensor
     n_shape: int
     j_template: torch.Tensor
     j_basis: torch.Tensor
@@ -534,7 +531,6 @@ def pack_lbs(
         template=template.contiguous(),
         template_posed=template_posed.contiguous(),
         basis=basis,
-        basis_t=basis.transpose(0, 1).contiguous(),
         n_shape=n_shape,
         j_template=joints_rel(j_template[None]).contiguous(),
         j_basis=joints_rel(jsd.reshape(-1, n_j, 3)).contiguous(),
@@ -584,9 +580,7 @@ class _LBS(torch.autograd.Function):
             if p.has_pose_blend:
                 coef[:, n_s - k0 :].view(b, n_j - 1, 3, 3).copy_(rot[1:].transpose(0, 1))
             template = p.template_posed if p.has_pose_blend else p.template
-            # the transposed copy is the faster operand for a batch, the plain one for a few rows (matrix-vector)
-            basis = p.basis_t[:, k0:k1].transpose(0, 1) if b >= 8 else p.basis[k0:k1]
-            vt = torch.addmm(template, coef, basis).view(b, 3, n_v)
+            vt = torch.addmm(template, coef, p.basis[k0:k1]).view(b, 3, n_v)
         else:
             vt = p.template.view(1, 3, n_v).expand(b, 3, n_v)
         # rest joints and parent offsets, linear in beta ((B, 2, J, 3); turned (J, B, 3) below)
@@ -686,7 +680,8 @@ class _LBS(torch.autograd.Function):
         if g_vt is not None:
             k0 = 0 if need_betas else n_s
             k1 = p.basis.shape[0] if need_pose and p.has_pose_blend else n_s
-            g_coef = g_vt.view(b, 3 * n_v) @ p.basis[k0:k1].transpose(0, 1)
+            # (K, 3V) @ (3V, B), read transposed: faster than (B, 3V) @ (3V, K) with MKL at batch 64
+            g_coef = (p.basis[k0:k1] @ g_vt.view(b, 3 * n_v).transpose(0, 1)).transpose(0, 1)
             if need_betas:
                 assert g_betas is not None
                 g_betas += g_coef[:, :n_s]
