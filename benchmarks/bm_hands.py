@@ -9,15 +9,18 @@ vertices. OpenHand (1159 vertices, no pose correctives) is timed alone, as smplx
 smplx is an optional bench dependency (``pip install smplx --no-deps``); without it only contactkit is timed.
 ``--prev DIR`` (the ``src`` folder of an earlier tree, e.g. ``git archive 58975f8 src | tar -x -C /tmp/ck_prev``)
 adds that tree's ``hands/lbs.py`` as a third column, in the same interleaved rounds, behind this tree's
-``HandModel`` (same checks and wrapper), with its largest vertex difference to this tree.
+``HandModel`` (same checks and wrapper), with its largest vertex difference to this tree; ``--paired N`` adds,
+for forward+backward, N rounds of this tree and that one alone in alternating order and the median of the
+per-round time ratios (finer than the ratio of medians on a busy machine).
 
-    python benchmarks/bm_hands.py [--repeats 20] [--threads 1] [--prev /tmp/ck_prev/src]
+    python benchmarks/bm_hands.py [--repeats 20] [--threads 1] [--prev /tmp/ck_prev/src [--paired 300]]
 """
 
 from __future__ import annotations
 
 import argparse
 import pickle
+import statistics
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -31,7 +34,7 @@ import scipy.sparse
 import torch
 
 import contactkit.hands.base as hand_base
-from _sidebyside import header, interleaved, load_module
+from _sidebyside import clock_fn, header, interleaved, load_module
 from contactkit.hands import HandModel, load_hand
 from contactkit.hands.base import MANO_PARENTS
 
@@ -103,11 +106,27 @@ def step_smplx(layer: Any, x: list[torch.Tensor], backward: bool) -> Any:
     return None
 
 
+def paired_ratio(ours: Callable[[], Any], prev: Callable[[], Any], rounds: int) -> float:
+    """Median over ``rounds`` of prev's time / ours in the same round (order alternating), process CPU time."""
+    clock = clock_fn()
+    ours(), prev()
+    ratios = []
+    for r in range(rounds):
+        times = {}
+        for k, fn in (("ours", ours), ("prev", prev)) if r % 2 == 0 else (("prev", prev), ("ours", ours)):
+            t0 = clock()
+            fn()
+            times[k] = clock() - t0
+        ratios.append(times["prev"] / times["ours"])
+    return statistics.median(ratios)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--prev", default=None, help="src folder of an earlier tree: its hands/lbs.py as a third column")
+    ap.add_argument("--paired", type=int, default=0, help="with --prev: rounds of paired timing (forward+backward)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     prev = load_prev_lbs(args.prev) if args.prev else None
@@ -148,6 +167,9 @@ def main() -> None:
                         line += f"   prev {med['prev']:8.2f} ms   ratio {med['prev'] / med['ours']:5.2f}x"
                         if not backward:
                             line += f"   max |dv| {float((fns['ours']() - fns['prev']()).abs().max()):.1e} m"
+                        elif args.paired > 0:
+                            n = args.paired if batch < 1024 else max(10, args.paired // 20)
+                            line += f"   paired {paired_ratio(fns['ours'], fns['prev'], n):5.3f}x ({n} rounds)"
                     print(line)
         oh = load_hand("openhand")
         for batch in (1, 64, 1024):
