@@ -30,7 +30,7 @@ from contactkit.contact.choir import ChoirAnchorTerm, ChoirField, ParamPriorTerm
 from contactkit.contact.choir_fit import ChoirNearestPointsTerm, ContactAnchorSurfaceTerm, InputAnchorPriorTerm
 from contactkit.contact.diffcontact import C_PEN, SDFPenetrationTerm
 from contactkit.errors import ContactkitError
-from contactkit.geometry.rotations import rotmat_to_axis_angle
+from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
 from contactkit.refine.refiner import HandParamsInit, ObjectBatch, RefineResult
 
@@ -39,7 +39,7 @@ __all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "ref
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_anchor_weight: float = 0.0) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0, prior_anchors: Tensor | None = None) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -47,7 +47,9 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
     is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
-    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options."""
+    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options.
+    ``prior_anchors`` (B, 32, 3) float, metres, world frame: the anchors :class:`InputAnchorPriorTerm` holds the hand
+    to (None: those of the parameters the fit starts from)."""
     if penetration_depth < 0 or contact_anchor_weight < 0:
         raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
                               f"{penetration_depth}, {contact_anchor_weight}")
@@ -63,7 +65,8 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
                  ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior")]
         if input_weight > 0:
-            terms.append(InputAnchorPriorTerm(_anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
+            ref = _anchors_of(ctx.hand, ctx.first_init) if prior_anchors is None else prior_anchors
+            terms.append(InputAnchorPriorTerm(ref, weight=input_weight))
         if stage1_penetration > 0:
             terms.append(SDFPenetrationTerm(weight=stage1_penetration, depth=penetration_depth, name="penetration"))
         return terms
@@ -94,10 +97,11 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, rigid_init: bool = False, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
     ``penetration_depth`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
-    ``iterations``: Adam steps of
+    ``rigid_init`` first moves the hand rigidly onto the field (:func:`rigid_init_from_field`; the input prior
+    still holds it to ``init``'s anchors); ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
     from contactkit.refine.api import run_method
@@ -105,9 +109,13 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
 
     pair = (None if iterations is None else tuple(int(i) for i in iterations)
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
+    prior = None
+    if rigid_init:
+        prior = _anchors_of(hand, init)
+        init = rigid_init_from_field(hand, init, objects, field)
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
-                              contact_anchor_weight=contact_anchor_weight)
+                              contact_anchor_weight=contact_anchor_weight, prior_anchors=prior)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -137,6 +145,68 @@ def initial_params_from_field(hand: Any, field: ChoirField) -> HandParamsInit:
         posed = hand.anchors(hand(orient, pose, betas if hand.num_betas else None, zero).vertices)
         transl = target.mean(1) - posed.mean(1)
     return HandParamsInit(orient, pose, betas, transl)
+
+
+def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *,
+                          rounds: int = 10, offsets_m: tuple[float, ...] = (-0.06, -0.03, 0.0, 0.03, 0.06)
+                          ) -> HandParamsInit:
+    """Move the hand of ``init`` rigidly (finger pose and shape kept) so that its anchors agree with ``field``.
+
+    ``d_H`` fixes each anchor only up to a mirror image: the ordered assignment on the regular grid puts an
+    anchor's basis points in one plane, so its distances cannot tell the two sides of that plane apart
+    (:func:`~contactkit.contact.choir.anchors_from_distances`). A fit that starts tens of millimetres off can
+    settle with some anchors on the wrong side. Here the sides are chosen jointly for the rigid hand, ICP-style:
+    decode every anchor on the side nearer the current hand's anchor, align the hand's anchors to the decoded ones
+    (Kabsch), repeat ``rounds`` times; the start is the input hand shifted by each of ``offsets_m`` along the
+    planes' common normal (the grid's first axis), and the hypothesis whose anchors best reproduce ``d_H``
+    (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp.
+
+    Args:
+        init: (B) hand parameters; world frame, radians and metres.
+        objects: the grasps' objects (their poses map the world frame to ``field``'s object frame).
+        field: (B) CHOIR fields, object frame.
+
+    Returns:
+        the parameters of ``init`` with ``global_orient`` and ``transl`` replaced.
+    """
+    from contactkit.contact.choir import anchor_distance_loss
+
+    dtype = init.transl.dtype
+    rot_o = objects.rotation.to(dtype)
+    t_o = objects.translation.to(dtype)
+    grid = field.grid.to(dtype)
+    sq = field.anchor_sq_dist.to(dtype)
+    with torch.no_grad():
+        src = (_anchors_of(hand, init).to(dtype) - t_o.unsqueeze(1)) @ rot_o  # (B, 32, 3) object frame
+        normal = torch.zeros(3, dtype=dtype)
+        normal[0] = 1.0
+        best_loss = torch.full((src.shape[0],), float("inf"), dtype=dtype)
+        best_r = torch.eye(3, dtype=dtype).expand(src.shape[0], 3, 3).clone()
+        best_t = torch.zeros(src.shape[0], 3, dtype=dtype)
+        for off in offsets_m:
+            r = torch.eye(3, dtype=dtype).expand(src.shape[0], 3, 3).clone()
+            t = off * normal.expand(src.shape[0], 3).clone()
+            for _ in range(rounds):
+                cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
+                target = anchors_from_distances(grid, sq, field.assignment, hint=cur)
+                r = _kabsch(src, target)
+                t = target.mean(1) - (src.mean(1, keepdim=True) @ r.transpose(1, 2)).squeeze(1)
+            cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
+            loss = anchor_distance_loss(cur, grid, sq, field.assignment)
+            better = loss < best_loss
+            best_loss = torch.where(better, loss, best_loss)
+            best_r = torch.where(better.view(-1, 1, 1), r, best_r)
+            best_t = torch.where(better.view(-1, 1), t, best_t)
+        # object-frame rigid motion (x -> R x + t) expressed in the world frame, applied to the wrist
+        r_w = rot_o @ best_r @ rot_o.transpose(1, 2)
+        t_w = t_o - (t_o.unsqueeze(1) @ r_w.transpose(1, 2)).squeeze(1) + (best_t.unsqueeze(1) @ rot_o.transpose(1, 2)).squeeze(1)
+        orient_r = r_w @ axis_angle_to_rotmat(init.global_orient)
+        orient = rotmat_to_axis_angle(orient_r)
+        # the wrist rotates about the hand's root joint, not the origin: match the moved anchors' centroid
+        moved = _anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl))
+        want = _anchors_of(hand, init) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
+        transl = init.transl + (want - moved).mean(1)
+    return HandParamsInit(orient, init.hand_pose, init.betas, transl)
 
 
 #: Stage-1 weight of :class:`InputAnchorPriorTerm` in refinement in the wild (chosen on validation objects; see
@@ -186,6 +256,7 @@ def refine_in_the_wild(
     iterations: int | tuple[int, int] | None = FIT_ITERATIONS,
     penetration_depth: float = PENETRATION_DEPTH,
     contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
+    rigid_init: bool = False,
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
@@ -228,7 +299,8 @@ def refine_in_the_wild(
                                   seed=seed + s, input_weight=input_weight,
                                   stage1_penetration=stage1_penetration, iterations=iterations,
                                   penetration_depth=penetration_depth,
-                                  contact_anchor_weight=contact_anchor_weight, **settings))
+                                  contact_anchor_weight=contact_anchor_weight, rigid_init=rigid_init,
+                                  **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
     shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
