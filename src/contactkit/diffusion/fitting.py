@@ -34,12 +34,13 @@ from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_a
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
 from contactkit.refine.refiner import HandParamsInit, ObjectBatch, RefineResult
 
-__all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild"]
+__all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild",
+           "rigid_init_from_field"]
 
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_anchor_weight: float = 0.0, prior_anchors: Tensor | None = None) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -47,9 +48,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
     is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
-    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options.
-    ``prior_anchors`` (B, 32, 3) float, metres, world frame: the anchors :class:`InputAnchorPriorTerm` holds the hand
-    to (None: those of the parameters the fit starts from)."""
+    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options."""
     if penetration_depth < 0 or contact_anchor_weight < 0:
         raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
                               f"{penetration_depth}, {contact_anchor_weight}")
@@ -65,8 +64,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
                  ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior")]
         if input_weight > 0:
-            ref = _anchors_of(ctx.hand, ctx.first_init) if prior_anchors is None else prior_anchors
-            terms.append(InputAnchorPriorTerm(ref, weight=input_weight))
+            terms.append(InputAnchorPriorTerm(_anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
         if stage1_penetration > 0:
             terms.append(SDFPenetrationTerm(weight=stage1_penetration, depth=penetration_depth, name="penetration"))
         return terms
@@ -97,11 +95,10 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_anchor_weight: float = 0.0, rigid_init: bool = False, **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
     ``penetration_depth`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
-    ``rigid_init`` first moves the hand rigidly onto the field (:func:`rigid_init_from_field`; the input prior
-    still holds it to ``init``'s anchors); ``iterations``: Adam steps of
+    ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
     from contactkit.refine.api import run_method
@@ -109,13 +106,9 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
 
     pair = (None if iterations is None else tuple(int(i) for i in iterations)
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
-    prior = None
-    if rigid_init:
-        prior = _anchors_of(hand, init)
-        init = rigid_init_from_field(hand, init, objects, field)
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
-                              contact_anchor_weight=contact_anchor_weight, prior_anchors=prior)
+                              contact_anchor_weight=contact_anchor_weight)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -161,6 +154,12 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     planes' common normal (the grid's first axis), and the hypothesis whose anchors best reproduce ``d_H``
     (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp.
 
+    Used by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this placement
+    recovers the pose the fit from the noisy start misses). Not used in the wild: on the sampled fields it
+    placed the hand on anchors decoded further from the truth than the input's, and MPJPE rose by 17-29 mm on
+    validation (docs/jointdiffusion.md, "Session 10"; the ``rigid_init`` option of ``fit_fields`` and
+    ``refine_in_the_wild`` that tried it is in commit 753df20).
+
     Args:
         init: (B) hand parameters; world frame, radians and metres.
         objects: the grasps' objects (their poses map the world frame to ``field``'s object frame).
@@ -199,12 +198,13 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
             best_t = torch.where(better.view(-1, 1), t, best_t)
         # object-frame rigid motion (x -> R x + t) expressed in the world frame, applied to the wrist
         r_w = rot_o @ best_r @ rot_o.transpose(1, 2)
-        t_w = t_o - (t_o.unsqueeze(1) @ r_w.transpose(1, 2)).squeeze(1) + (best_t.unsqueeze(1) @ rot_o.transpose(1, 2)).squeeze(1)
+        t_w = (t_o - (t_o.unsqueeze(1) @ r_w.transpose(1, 2)).squeeze(1)
+               + (best_t.unsqueeze(1) @ rot_o.transpose(1, 2)).squeeze(1))
         orient_r = r_w @ axis_angle_to_rotmat(init.global_orient)
         orient = rotmat_to_axis_angle(orient_r)
         # the wrist rotates about the hand's root joint, not the origin: match the moved anchors' centroid
-        moved = _anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl))
-        want = _anchors_of(hand, init) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
+        moved = _anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl)).to(dtype)
+        want = _anchors_of(hand, init).to(dtype) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
         transl = init.transl + (want - moved).mean(1)
     return HandParamsInit(orient, init.hand_pose, init.betas, transl)
 
@@ -256,7 +256,6 @@ def refine_in_the_wild(
     iterations: int | tuple[int, int] | None = FIT_ITERATIONS,
     penetration_depth: float = PENETRATION_DEPTH,
     contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
-    rigid_init: bool = False,
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
@@ -299,8 +298,7 @@ def refine_in_the_wild(
                                   seed=seed + s, input_weight=input_weight,
                                   stage1_penetration=stage1_penetration, iterations=iterations,
                                   penetration_depth=penetration_depth,
-                                  contact_anchor_weight=contact_anchor_weight, rigid_init=rigid_init,
-                                  **settings))
+                                  contact_anchor_weight=contact_anchor_weight, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
     shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
