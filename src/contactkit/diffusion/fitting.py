@@ -14,7 +14,8 @@ dominates the gradient (it does by two to three orders of magnitude on a penetra
 number of steps decide how far the hand can move out;
 :func:`initial_params_from_field` places a hand for synthesis, where no noisy hand exists: the anchors decoded in
 closed form from ``d_H`` (:func:`~contactkit.contact.choir.anchors_from_distances`) give the wrist's rotation and
-translation (Kabsch alignment of the flat hand's anchors).
+translation (Kabsch alignment of the flat hand's anchors); :func:`rigid_init_from_field` places a given hand
+rigidly on a field, choosing each anchor's mirror side jointly (the benchmark's ORACLE rows).
 """
 
 from __future__ import annotations
