@@ -340,6 +340,14 @@ def encode(
     return ChoirField(grid, obj_sq, anchor_sq, assignment, mean, chol, active)
 
 
+#: Relative singular-value threshold below which an anchor's basis points count as coplanar in
+#: :func:`anchors_from_distances`. Until session 10 it was 1e-9, below float32's rounding (~1e-7 relative): the
+#: exactly coplanar sets of the regular grid were then solved as if 3D, and the out-of-plane coordinate came from
+#: rounding noise (the ground truth's own anchors decoded 40-55 mm off). Grid-point sets that are not coplanar have
+#: singular values of the order of the grid spacing, far above it.
+_PLANAR_RTOL = 1e-4
+
+
 def anchors_from_distances(
     grid: Tensor,
     anchor_sq_dist: Tensor,
@@ -376,7 +384,7 @@ def anchors_from_distances(
         rhs = (d - d.mean(1, keepdim=True)) - (bn - bn.mean(1, keepdim=True))
         mat = -2.0 * bc
         u_, sv, vh = torch.linalg.svd(mat, full_matrices=False)
-        tol = sv[:, :1] * 1e-9
+        tol = sv[:, :1] * _PLANAR_RTOL
         inv = torch.where(sv > tol, 1.0 / sv.clamp(min=1e-300), torch.zeros_like(sv))
         sol = (vh.transpose(1, 2) @ (inv.unsqueeze(-1) * (u_.transpose(1, 2) @ rhs.unsqueeze(-1)))).squeeze(-1)
         planar = sv[:, -1] <= tol[:, 0]

@@ -14,7 +14,8 @@ dominates the gradient (it does by two to three orders of magnitude on a penetra
 number of steps decide how far the hand can move out;
 :func:`initial_params_from_field` places a hand for synthesis, where no noisy hand exists: the anchors decoded in
 closed form from ``d_H`` (:func:`~contactkit.contact.choir.anchors_from_distances`) give the wrist's rotation and
-translation (Kabsch alignment of the flat hand's anchors).
+translation (Kabsch alignment of the flat hand's anchors); :func:`rigid_init_from_field` places a given hand
+rigidly on a field, choosing each anchor's mirror side jointly (the benchmark's ORACLE rows).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from contactkit.contact.choir import ChoirAnchorTerm, ChoirField, ParamPriorTerm
 from contactkit.contact.choir_fit import ChoirNearestPointsTerm, ContactAnchorSurfaceTerm, InputAnchorPriorTerm
 from contactkit.contact.diffcontact import C_PEN, SDFPenetrationTerm
 from contactkit.errors import ContactkitError
-from contactkit.geometry.rotations import rotmat_to_axis_angle
+from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
 from contactkit.refine.refiner import HandParamsInit, ObjectBatch, RefineResult
 
-__all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild"]
+__all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild",
+           "rigid_init_from_field"]
 
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
@@ -137,6 +139,75 @@ def initial_params_from_field(hand: Any, field: ChoirField) -> HandParamsInit:
         posed = hand.anchors(hand(orient, pose, betas if hand.num_betas else None, zero).vertices)
         transl = target.mean(1) - posed.mean(1)
     return HandParamsInit(orient, pose, betas, transl)
+
+
+def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *,
+                          rounds: int = 10, offsets_m: tuple[float, ...] = (-0.06, -0.03, 0.0, 0.03, 0.06)
+                          ) -> HandParamsInit:
+    """Move the hand of ``init`` rigidly (finger pose and shape kept) so that its anchors agree with ``field``.
+
+    ``d_H`` fixes each anchor only up to a mirror image: the ordered assignment on the regular grid puts an
+    anchor's basis points in one plane, so its distances cannot tell the two sides of that plane apart
+    (:func:`~contactkit.contact.choir.anchors_from_distances`). A fit that starts tens of millimetres off can
+    settle with some anchors on the wrong side. Here the sides are chosen jointly for the rigid hand, ICP-style:
+    decode every anchor on the side nearer the current hand's anchor, align the hand's anchors to the decoded ones
+    (Kabsch), repeat ``rounds`` times; the start is the input hand shifted by each of ``offsets_m`` along the
+    planes' common normal (the grid's first axis), and the hypothesis whose anchors best reproduce ``d_H``
+    (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp.
+
+    Used by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this placement
+    recovers the pose the fit from the noisy start misses). Not used in the wild: on the sampled fields it
+    placed the hand on anchors decoded further from the truth than the input's, and MPJPE rose by 17-29 mm on
+    validation (docs/jointdiffusion.md, "Session 10"; the ``rigid_init`` option of ``fit_fields`` and
+    ``refine_in_the_wild`` that tried it is in commit 753df20).
+
+    Args:
+        init: (B) hand parameters; world frame, radians and metres.
+        objects: the grasps' objects (their poses map the world frame to ``field``'s object frame).
+        field: (B) CHOIR fields, object frame.
+
+    Returns:
+        the parameters of ``init`` with ``global_orient`` and ``transl`` replaced.
+    """
+    from contactkit.contact.choir import anchor_distance_loss
+
+    dtype = init.transl.dtype
+    rot_o = objects.rotation.to(dtype)
+    t_o = objects.translation.to(dtype)
+    grid = field.grid.to(dtype)
+    sq = field.anchor_sq_dist.to(dtype)
+    with torch.no_grad():
+        src = (_anchors_of(hand, init).to(dtype) - t_o.unsqueeze(1)) @ rot_o  # (B, 32, 3) object frame
+        normal = torch.zeros(3, dtype=dtype)
+        normal[0] = 1.0
+        best_loss = torch.full((src.shape[0],), float("inf"), dtype=dtype)
+        best_r = torch.eye(3, dtype=dtype).expand(src.shape[0], 3, 3).clone()
+        best_t = torch.zeros(src.shape[0], 3, dtype=dtype)
+        for off in offsets_m:
+            r = torch.eye(3, dtype=dtype).expand(src.shape[0], 3, 3).clone()
+            t = off * normal.expand(src.shape[0], 3).clone()
+            for _ in range(rounds):
+                cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
+                target = anchors_from_distances(grid, sq, field.assignment, hint=cur)
+                r = _kabsch(src, target)
+                t = target.mean(1) - (src.mean(1, keepdim=True) @ r.transpose(1, 2)).squeeze(1)
+            cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
+            loss = anchor_distance_loss(cur, grid, sq, field.assignment)
+            better = loss < best_loss
+            best_loss = torch.where(better, loss, best_loss)
+            best_r = torch.where(better.view(-1, 1, 1), r, best_r)
+            best_t = torch.where(better.view(-1, 1), t, best_t)
+        # object-frame rigid motion (x -> R x + t) expressed in the world frame, applied to the wrist
+        r_w = rot_o @ best_r @ rot_o.transpose(1, 2)
+        t_w = (t_o - (t_o.unsqueeze(1) @ r_w.transpose(1, 2)).squeeze(1)
+               + (best_t.unsqueeze(1) @ rot_o.transpose(1, 2)).squeeze(1))
+        orient_r = r_w @ axis_angle_to_rotmat(init.global_orient)
+        orient = rotmat_to_axis_angle(orient_r)
+        # the wrist rotates about the hand's root joint, not the origin: match the moved anchors' centroid
+        moved = _anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl)).to(dtype)
+        want = _anchors_of(hand, init).to(dtype) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
+        transl = init.transl + (want - moved).mean(1)
+    return HandParamsInit(orient, init.hand_pose, init.betas, transl)
 
 
 #: Stage-1 weight of :class:`InputAnchorPriorTerm` in refinement in the wild (chosen on validation objects; see
