@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one local Ray of 2 CPUs shared by every Ray test (starting Ray costs seconds)."""
+"""Shared fixtures: one local Ray of 2 CPUs for every Ray test (starting Ray costs seconds), and one torch thread
+for the serial runs those tests compare with."""
 
 from __future__ import annotations
 
@@ -15,3 +16,16 @@ def ray_local():
     yield ray
     if started:
         ray.shutdown()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch at one thread for the test (restored after): contactkit's Ray tasks run single-threaded, and with more
+    threads some CPUs' matrix-product kernels round differently (seen with MKL on a 2-core Xeon, session 10), so a
+    serial run equals the Ray run only at the tasks' thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -301,8 +301,9 @@ def test_cli_in_the_wild_on_a_mano_hand(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_ray_batches_give_the_serial_result(openhand, ray_local):
-    """``refine(..., ray="")``: the batches run as tasks of a 2-CPU Ray and the result is the serial one."""
+def test_ray_batches_give_the_serial_result(openhand, ray_local, one_torch_thread):
+    """``refine(..., ray="")``: the batches run as tasks of a 2-CPU Ray and the result is the serial one (at the
+    tasks' one torch thread)."""
     noisy = perturb(posed_sphere_grasps(openhand, copies=4), seed=3)
     kw = dict(hand=openhand, seed=5, batch_size=2, iterations=6)
     serial = refine(noisy, "affinity", **kw)

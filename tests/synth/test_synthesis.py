@@ -133,7 +133,7 @@ def test_diversity_of_identical_and_distinct_grasps(sphere_run):
 
 
 @pytest.mark.slow
-def test_ray_batches_give_the_serial_result(tmp_path, ray_local):
+def test_ray_batches_give_the_serial_result(tmp_path, ray_local, one_torch_thread):
     cfg = FAST.with_updates(batch_size=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
