@@ -548,3 +548,68 @@ def test_oracle_stage_one_with_rigid_init_recovers_the_pose_the_old_fit_misses(o
                            res.transl.detach())
         errs[rigid] = (_anchors_of(openhand, p) - _anchors_of(openhand, truth)).norm(dim=-1).mean(-1) * 1e3
     assert (errs[True] < 1.0).all() and (errs[False] > 5.0).all(), errs
+
+
+def _corrupted_sq_dist(field, gt, hand, bad, offset_m):
+    """``field``'s grid and ``d_H`` of ``gt``'s anchors with the anchors ``bad`` moved by ``offset_m`` (3,) in the
+    object frame: their decode lands there, the other anchors' decode is exact."""
+    from contactkit.contact.choir import anchor_sq_distances
+
+    anchors = grasp_geometry(gt, hand)["anchors"].clone()
+    anchors[:, bad] += torch.tensor(offset_m, dtype=anchors.dtype)
+    return anchor_sq_distances(field.grid, anchors, field.assignment)
+
+
+def test_robust_placement_ignores_corrupted_anchors_where_kabsch_follows_them(openhand, gt_grasps):
+    """A hand turned 0.3 rad and moved 45 mm off a field whose 6 of 32 anchors decode 70 mm from the truth: the
+    trimmed placement (:func:`robust_rigid_placement`, 16 anchors kept) puts the anchors back within 0.1 mm; the
+    same ICP with plain Kabsch (all 32 kept) follows the corrupted anchors and ends more than 5 mm off (measured:
+    1e-5 and 13.5 mm)."""
+    from contactkit.diffusion.fitting import _anchors_of, robust_rigid_placement
+    from contactkit.targets import objects_from_grasps
+
+    field = _gt_field(gt_grasps, openhand)
+    objects = objects_from_grasps(gt_grasps)
+    sq = _corrupted_sq_dist(field, gt_grasps, openhand, [0, 5, 9, 14, 22, 27], (0.0, 0.05, -0.05))
+    truth, moved = _rigidly_moved(gt_grasps, openhand, 0.3, (0.03, -0.02, 0.03))
+    err = {}
+    for keep in (16, 32):
+        out = robust_rigid_placement(openhand, moved, objects, field.grid, sq.unsqueeze(0), field.assignment,
+                                     keep=keep)
+        err[keep] = (_anchors_of(openhand, out) - _anchors_of(openhand, truth)).norm(dim=-1).mean(-1) * 1e3
+        assert torch.equal(out.hand_pose, moved.hand_pose) and torch.equal(out.betas, moved.betas)
+    assert (err[16] < 0.1).all() and (err[32] > 5.0).all(), err
+
+
+def test_per_sample_placement_takes_the_medoid_draw(openhand, gt_grasps):
+    """Five draws per grasp: three exact, two of a hand shifted 40 mm (different directions). The medoid
+    placement is an exact draw's (within 0.1 mm of the truth); the placement on the mean of the draws' ``d_H``
+    is not (more than 5 mm off; measured: 1e-5 and 15-17 mm)."""
+    from contactkit.diffusion.fitting import _anchors_of, robust_rigid_placement
+    from contactkit.targets import objects_from_grasps
+
+    field = _gt_field(gt_grasps, openhand)
+    objects = objects_from_grasps(gt_grasps)
+    every = list(range(32))
+    shifted = [_corrupted_sq_dist(field, gt_grasps, openhand, every, off) for off in ((0.04, 0, 0), (0, 0.04, 0))]
+    draws = torch.stack([field.anchor_sq_dist, shifted[0], field.anchor_sq_dist, shifted[1], field.anchor_sq_dist])
+    truth, moved = _rigidly_moved(gt_grasps, openhand, 0.2, (0.02, 0.01, -0.02))
+    medoid = robust_rigid_placement(openhand, moved, objects, field.grid, draws, field.assignment)
+    mean = robust_rigid_placement(openhand, moved, objects, field.grid, draws.mean(0, keepdim=True), field.assignment)
+    err = lambda p: (_anchors_of(openhand, p) - _anchors_of(openhand, truth)).norm(dim=-1).mean(-1) * 1e3  # noqa: E731
+    assert (err(medoid) < 0.1).all() and (err(mean) > 5.0).all(), (err(medoid), err(mean))
+    with pytest.raises(ContactkitError, match="draws_sq_dist must be"):
+        robust_rigid_placement(openhand, moved, objects, field.grid, field.anchor_sq_dist, field.assignment)
+
+
+def test_predict_keeps_each_draw_of_the_mean(openhand, gt_grasps, noisy_weights):
+    """``ChoirTargets.draws_sq_dist`` holds the S draws averaged into the field: with one sample it is the field's
+    ``d_H``; with k samples, k rows per grasp."""
+    from contactkit.diffusion.predictor import load_choir_predictor
+
+    one = load_choir_predictor(openhand, weights=noisy_weights, steps=2, samples=1).predict(gt_grasps, openhand)
+    assert one.draws_sq_dist is not None and one.draws_sq_dist.shape[0] == 1
+    assert torch.equal(one.draws_sq_dist[0], one.field.anchor_sq_dist)
+    three = load_choir_predictor(openhand, weights=noisy_weights, steps=2, samples=3).predict(gt_grasps, openhand)
+    assert three.draws_sq_dist is not None
+    assert three.draws_sq_dist.shape == (3, *three.field.anchor_sq_dist.shape)
