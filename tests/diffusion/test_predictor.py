@@ -613,3 +613,34 @@ def test_predict_keeps_each_draw_of_the_mean(openhand, gt_grasps, noisy_weights)
     three = load_choir_predictor(openhand, weights=noisy_weights, steps=2, samples=3).predict(gt_grasps, openhand)
     assert three.draws_sq_dist is not None
     assert three.draws_sq_dist.shape == (3, *three.field.anchor_sq_dist.shape)
+
+
+def test_select_placement_starts_from_the_start_with_the_lowest_stage_one_objective(openhand, gt_grasps):
+    """``placement="select"`` on a hand 0.3 rad and 45 mm off its own CHOIR (one draw: the field itself): the
+    rigid placements reach the truth, so their stage-1 objective is the lowest and the result ends nearer the truth
+    than the fit from the input (a short fit, 10 + 2 iterations, whose first Adam steps jitter around the start:
+    measured 5-21 mm against 42-45 mm); the placement needs the predictor's draws."""
+    from contactkit.diffusion.fitting import _anchors_of, refine_in_the_wild
+    from contactkit.diffusion.predictor import ChoirTargets
+    from contactkit.refine.refiner import HandParamsInit
+
+    field = _gt_field(gt_grasps, openhand)
+    truth, moved = _rigidly_moved(gt_grasps, openhand, 0.3, (0.03, -0.02, 0.03))
+    noisy = gt_grasps.replace(global_orient=moved.global_orient.double().numpy(),
+                              transl=moved.transl.double().numpy(), hand_vertices=None)
+
+    class _WithDraws:
+        def predict(self, grasps, hand):
+            return ChoirTargets(field, "stub", field.anchor_sq_dist.unsqueeze(0))
+
+    kw = dict(hand=openhand, iterations=(10, 2), max_shift_m=None)
+    err = {}
+    for placement in ("input", "select"):
+        g = refine_in_the_wild(noisy, _WithDraws(), placement=placement, **kw).hand_tensors()
+        p = HandParamsInit(g["global_orient"], g["hand_pose"], g["betas"], g["transl"])
+        err[placement] = (_anchors_of(openhand, p) - _anchors_of(openhand, truth)).norm(dim=-1).mean(-1) * 1e3
+    assert (err["select"] < 0.6 * err["input"]).all(), err
+    with pytest.raises(ContactkitError, match="needs the predictor's draws"):
+        refine_in_the_wild(noisy, _StubPredictor(field), placement="select", **kw)
+    with pytest.raises(ContactkitError, match="placement must be one of"):
+        refine_in_the_wild(noisy, _StubPredictor(field), placement="median", **kw)  # type: ignore[arg-type]
