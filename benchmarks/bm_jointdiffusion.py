@@ -6,12 +6,12 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
         [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
         [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle] [--paper-settings]
         [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--session7]
-        [--fit-iterations N] [--other-placement input|trimmed|per_sample|select]
+        [--fit-iterations N]
 
 Sampling and fit default to the library's (refinement: DPM-Solver++, ``DEFAULT_STEPS`` = 5 steps, the mean of
 ``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit ``FIT_ITERATIONS`` with the penetration term in stage 1;
 ``--one-sample`` adds session 5's one-sample row, ``--session6`` session 6's fit of the same sampled fields,
-``--session7`` session 7's, ``--other-placement P`` the same fields fitted from another start (``placement=P``);
+``--session7`` session 7's;
 synthesis: DDIM, 50 steps, one sample per candidate, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from contactkit.diffusion.fitting import MAX_SHIFT_M, PLACEMENTS, refine_in_the_wild
+from contactkit.diffusion.fitting import MAX_SHIFT_M, refine_in_the_wild
 from contactkit.diffusion.predictor import load_choir_predictor
 from contactkit.diffusion.synthesis import SYNTH_SAMPLING, DiffusionCandidates
 from contactkit.hands import load_hand
@@ -108,7 +108,7 @@ class Clock:
 def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], iterations: int | None, seed: int,
                  ablation: bool = False, other_weights: Path | None = None, oracle_fit: bool = False,
                  paper: bool = False, one_sample: bool = False, session6: bool = False,
-                 session7: bool = False, other_placement: str | None = None) -> dict[str, Any]:
+                 session7: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -134,10 +134,6 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
         clock = Clock()
         other = refine_in_the_wild(noisy, alt, hand=hand, seed=seed, **fit)
         runs[f"choir in the wild, weights {other_weights.name}"] = (other, clock())
-    if other_placement is not None:  # the same predictor (same seed: the same fields), another start of the fit
-        clock = Clock()
-        runs[f"choir in the wild, placement {other_placement!r}"] = (
-            refine_in_the_wild(noisy, pred, hand=hand, seed=seed, placement=other_placement, **fit), clock())
     if one_sample:  # session 5's defaults: one sample, DPM-Solver++ in 10 steps, input prior 10
         single = load_choir_predictor(hand, weights=weights, seed=seed, sampler="dpm", steps=10, samples=1)
         clock = Clock()
@@ -300,9 +296,6 @@ def main() -> None:
     ap.add_argument("--session7", action="store_true",
                     help="also run choir in the wild with session 7's fit (penetration tolerance 2 mm, the paper's "
                     "Eq. 10 densities) on the same sampled fields")
-    ap.add_argument("--other-placement", choices=PLACEMENTS, default=None,
-                    help="also run choir in the wild with this placement (refine_in_the_wild's placement) on the "
-                    "same sampled fields")
     ap.add_argument("--fit-iterations", type=int, default=None,
                     help="refinement fit iterations per stage (default: the library's)")
     ap.add_argument("--paper-settings", action="store_true",
@@ -326,15 +319,15 @@ def main() -> None:
     if args.skip != "refine":
         r = bench_refine(args.data, args.noisy_weights, args.n_refine, sampling, args.fit_iterations, args.seed,
                          args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings, args.one_sample,
-                         args.session6, args.session7, args.other_placement)
+                         args.session6, args.session7)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp | CPU s / grasp |\n"
               "|---|---|---|---|---|---|")
         names = ["input (noisy)", "choir in the wild (JointDiffusion)", NO_CHECK, PAPER, ABLATION,
                  "contactopt + DeepContact", ORACLE, ORACLE_RIGID]
-        names[2:2] = [k for k in r if k.startswith(("choir in the wild, weights", "choir in the wild, placement"))
-                      or k in (ONE_SAMPLE, SESSION6, SESSION7)]
+        names[2:2] = [k for k in r if k.startswith("choir in the wild, weights") or k in (ONE_SAMPLE, SESSION6,
+                                                                                          SESSION7)]
         for name in names:
             if name not in r:
                 continue

@@ -21,7 +21,7 @@ rigidly on a field, choosing each anchor's mirror side jointly (the benchmark's 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,13 +35,13 @@ from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_a
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
 from contactkit.refine.refiner import HandParamsInit, ObjectBatch, RefineResult
 
-__all__ = ["PLACEMENTS", "choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild",
-           "rigid_init_from_field", "robust_rigid_placement"]
+__all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild",
+           "rigid_init_from_field"]
 
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_anchor_weight: float = 0.0, prior_anchors: Tensor | None = None) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -49,9 +49,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
     is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
-    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options.
-    ``prior_anchors`` (B, 32, 3) float, metres, world frame: the anchors :class:`InputAnchorPriorTerm` holds the hand
-    to (None: those of the parameters the fit starts from)."""
+    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options."""
     if penetration_depth < 0 or contact_anchor_weight < 0:
         raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
                               f"{penetration_depth}, {contact_anchor_weight}")
@@ -67,8 +65,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
                  ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior")]
         if input_weight > 0:
-            ref = _anchors_of(ctx.hand, ctx.first_init) if prior_anchors is None else prior_anchors
-            terms.append(InputAnchorPriorTerm(ref, weight=input_weight))
+            terms.append(InputAnchorPriorTerm(_anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
         if stage1_penetration > 0:
             terms.append(SDFPenetrationTerm(weight=stage1_penetration, depth=penetration_depth, name="penetration"))
         return terms
@@ -99,10 +96,9 @@ def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_anchor_weight: float = 0.0, prior_anchors: Tensor | None = None,
-               **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``penetration_depth``, ``contact_anchor_weight`` and ``prior_anchors`` as in :func:`choir_field_method`;
+    ``penetration_depth`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
     ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
@@ -113,7 +109,7 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
-                              contact_anchor_weight=contact_anchor_weight, prior_anchors=prior_anchors)
+                              contact_anchor_weight=contact_anchor_weight)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -161,9 +157,11 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
 
     Used by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this placement
     recovers the pose the fit from the noisy start misses). Not used in the wild: on the sampled (mean-of-16)
-    fields its least-squares fit follows the scattered decoded anchors, and MPJPE rose by 17-29 mm on
-    validation (docs/jointdiffusion.md, "Session 10"; the ``rigid_init`` option of ``fit_fields`` and
-    ``refine_in_the_wild`` that tried it is in commit 753df20).
+    fields, whose decoded anchors are 57-68 mm from the truth (the input's: 91 mm), the fit from this placement
+    ended 17-29 mm (MPJPE) behind the fit from the input on validation, and so did a trimmed placement, a
+    per-draw medoid placement and a per-grasp choice of the start (docs/jointdiffusion.md, "Session 10"; the
+    ``rigid_init`` option of ``fit_fields`` and ``refine_in_the_wild`` is in commit 753df20, the round-2
+    ``placement`` options in commit 467089b).
 
     Args:
         init: (B) hand parameters; world frame, radians and metres.
@@ -176,10 +174,12 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     from contactkit.contact.choir import anchor_distance_loss
 
     dtype = init.transl.dtype
+    rot_o = objects.rotation.to(dtype)
+    t_o = objects.translation.to(dtype)
     grid = field.grid.to(dtype)
     sq = field.anchor_sq_dist.to(dtype)
     with torch.no_grad():
-        src = _object_frame_anchors(hand, init, objects)
+        src = (_anchors_of(hand, init).to(dtype) - t_o.unsqueeze(1)) @ rot_o  # (B, 32, 3) object frame
         normal = torch.zeros(3, dtype=dtype)
         normal[0] = 1.0
         best_loss = torch.full((src.shape[0],), float("inf"), dtype=dtype)
@@ -188,75 +188,21 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
         for off in offsets_m:
             r = torch.eye(3, dtype=dtype).expand(src.shape[0], 3, 3).clone()
             t = off * normal.expand(src.shape[0], 3).clone()
-            r, t = _rigid_icp(src, grid, sq, field.assignment, r, t, rounds=rounds, keep=src.shape[1])
+            for _ in range(rounds):
+                cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
+                target = anchors_from_distances(grid, sq, field.assignment, hint=cur)
+                r = _kabsch(src, target)
+                t = target.mean(1) - (src.mean(1, keepdim=True) @ r.transpose(1, 2)).squeeze(1)
             cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
             loss = anchor_distance_loss(cur, grid, sq, field.assignment)
             better = loss < best_loss
             best_loss = torch.where(better, loss, best_loss)
             best_r = torch.where(better.view(-1, 1, 1), r, best_r)
             best_t = torch.where(better.view(-1, 1), t, best_t)
-    return _moved_rigidly(hand, init, objects, best_r, best_t)
-
-
-def _object_frame_anchors(hand: Any, init: HandParamsInit, objects: ObjectBatch) -> Tensor:
-    """(B, 32, 3) anchors of ``init`` in the objects' frames (metres), ``init``'s dtype, without gradient."""
-    dtype = init.transl.dtype
-    return (_anchors_of(hand, init).to(dtype) - objects.translation.to(dtype).unsqueeze(1)) @ objects.rotation.to(dtype)
-
-
-def _weighted_rigid(src: Tensor, dst: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
-    """Rotation (B, 3, 3) and translation (B, 3) minimising ``sum_j w_j ||R src_j + t - dst_j||^2``.
-
-    Args:
-        src, dst: (B, N, 3) float, metres.
-        weight: (B, N) float >= 0, at least three positive per row.
-    """
-    w = weight.unsqueeze(-1) / weight.sum(1).view(-1, 1, 1)
-    cs, cd = (w * src).sum(1, keepdim=True), (w * dst).sum(1, keepdim=True)
-    u, _, vh = torch.linalg.svd((w * (src - cs)).transpose(1, 2) @ (dst - cd))
-    d = torch.sign(torch.linalg.det(vh.transpose(1, 2) @ u.transpose(1, 2)))
-    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
-    r = vh.transpose(1, 2) @ fix @ u.transpose(1, 2)
-    return r, (cd - cs @ r.transpose(1, 2)).squeeze(1)
-
-
-def _trimmed_rigid(src: Tensor, dst: Tensor, keep: int, trims: int = 3) -> tuple[Tensor, Tensor]:
-    """Rigid fit of ``src`` to ``dst`` (B, N, 3) that ignores outliers: fit all N, then ``trims`` times keep the
-    ``keep`` points with the smallest residuals after the previous fit and refit on them (``keep = N``: Kabsch)."""
-    weight = torch.ones(src.shape[:2], dtype=src.dtype)
-    r, t = _weighted_rigid(src, dst, weight)
-    if keep >= src.shape[1]:
-        return r, t
-    for _ in range(trims):
-        res = (src @ r.transpose(1, 2) + t.unsqueeze(1) - dst).norm(dim=-1)
-        idx = res.topk(keep, dim=1, largest=False).indices
-        weight = torch.zeros_like(weight).scatter_(1, idx, 1.0)
-        r, t = _weighted_rigid(src, dst, weight)
-    return r, t
-
-
-def _rigid_icp(src: Tensor, grid: Tensor, sq: Tensor, assignment: Tensor, r: Tensor, t: Tensor, *, rounds: int,
-               keep: int) -> tuple[Tensor, Tensor]:
-    """ICP on a field's anchors: ``rounds`` times decode every anchor on the mirror side nearer the moved ``src``
-    (B, 32, 3), then fit the rigid motion (object frame, ``x -> R x + t``) with :func:`_trimmed_rigid` keeping
-    ``keep`` anchors. ``r`` (B, 3, 3) and ``t`` (B, 3) are the start; returns the final ``(r, t)``."""
-    for _ in range(rounds):
-        cur = src @ r.transpose(1, 2) + t.unsqueeze(1)
-        target = anchors_from_distances(grid, sq, assignment, hint=cur)
-        r, t = _trimmed_rigid(src, target, keep)
-    return r, t
-
-
-def _moved_rigidly(hand: Any, init: HandParamsInit, objects: ObjectBatch, r: Tensor, t: Tensor) -> HandParamsInit:
-    """``init`` with its wrist moved by the object-frame rigid motion ``x -> r x + t`` ((B, 3, 3), (B, 3) metres)."""
-    dtype = init.transl.dtype
-    rot_o = objects.rotation.to(dtype)
-    t_o = objects.translation.to(dtype)
-    with torch.no_grad():
         # object-frame rigid motion (x -> R x + t) expressed in the world frame, applied to the wrist
-        r_w = rot_o @ r @ rot_o.transpose(1, 2)
+        r_w = rot_o @ best_r @ rot_o.transpose(1, 2)
         t_w = (t_o - (t_o.unsqueeze(1) @ r_w.transpose(1, 2)).squeeze(1)
-               + (t.unsqueeze(1) @ rot_o.transpose(1, 2)).squeeze(1))
+               + (best_t.unsqueeze(1) @ rot_o.transpose(1, 2)).squeeze(1))
         orient_r = r_w @ axis_angle_to_rotmat(init.global_orient)
         orient = rotmat_to_axis_angle(orient_r)
         # the wrist rotates about the hand's root joint, not the origin: match the moved anchors' centroid
@@ -265,53 +211,6 @@ def _moved_rigidly(hand: Any, init: HandParamsInit, objects: ObjectBatch, r: Ten
         transl = init.transl + (want - moved).mean(1)
     return HandParamsInit(orient, init.hand_pose, init.betas, transl)
 
-
-#: Anchors (of 32) each round of :func:`robust_rigid_placement` aligns: the half with the smallest residuals.
-PLACEMENT_KEEP = 16
-
-
-def robust_rigid_placement(hand: Any, init: HandParamsInit, objects: ObjectBatch, grid: Tensor, draws_sq_dist: Tensor,
-                           assignment: Tensor, *, keep: int = PLACEMENT_KEEP, rounds: int = 10) -> HandParamsInit:
-    """Move the hand of ``init`` rigidly onto sampled CHOIR fields without following their outlying anchors.
-
-    For each of the S draws: trimmed ICP from the input hand (:func:`_rigid_icp`: decode each anchor on the mirror
-    side nearer the current placement, fit the rigid motion to all 32, then three times to the ``keep`` with the
-    smallest residuals). With S > 1 the consensus is the medoid placement: the draw whose placed anchors have the
-    smallest summed mean distance to the other draws' placed anchors. No ground truth is read.
-
-    Args:
-        init: (B) hand parameters; world frame, radians and metres.
-        objects: the grasps' objects (their poses map the world frame to the fields' object frame).
-        grid: (B, M, 3) float, metres — the fields' basis points.
-        draws_sq_dist: (S, B, M) float, m^2 — ``d_H`` of S draws per grasp (S = 1: one field, e.g. their mean).
-        assignment: (M,) int64.
-        keep: anchors kept by each trimmed fit (32: plain Kabsch).
-
-    Returns:
-        the parameters of ``init`` with ``global_orient`` and ``transl`` replaced.
-    """
-    if draws_sq_dist.dim() != 3 or draws_sq_dist.shape[1:] != grid.shape[:2]:
-        raise ContactkitError(f"draws_sq_dist must be (S, B, M) with (B, M) = {tuple(grid.shape[:2])}, got "
-                              f"{tuple(draws_sq_dist.shape)}")
-    if not 3 <= keep <= assignment.max().item() + 1:
-        raise ContactkitError(f"keep must be between 3 and the number of anchors, got {keep}")
-    dtype = init.transl.dtype
-    n_draws, b = draws_sq_dist.shape[:2]
-    with torch.no_grad():
-        src = _object_frame_anchors(hand, init, objects)
-        srcs = src.repeat(n_draws, 1, 1)  # draw-major: row s * B + i is grasp i's draw s
-        eye = torch.eye(3, dtype=dtype).expand(n_draws * b, 3, 3).clone()
-        r, t = _rigid_icp(srcs, grid.to(dtype).repeat(n_draws, 1, 1), draws_sq_dist.to(dtype).flatten(0, 1),
-                          assignment, eye, torch.zeros(n_draws * b, 3, dtype=dtype), rounds=rounds, keep=keep)
-        placed = (srcs @ r.transpose(1, 2) + t.unsqueeze(1)).view(n_draws, b, -1, 3).transpose(0, 1)  # (B, S, 32, 3)
-        spread = (placed.unsqueeze(2) - placed.unsqueeze(1)).norm(dim=-1).mean(-1).sum(-1)  # (B, S)
-        pick = spread.argmin(1) * b + torch.arange(b)
-    return _moved_rigidly(hand, init, objects, r[pick], t[pick])
-
-
-#: Where :func:`refine_in_the_wild` starts the fit (see its docstring).
-Placement = Literal["input", "trimmed", "per_sample", "select"]
-PLACEMENTS: tuple[str, ...] = ("input", "trimmed", "per_sample", "select")
 
 #: Stage-1 weight of :class:`InputAnchorPriorTerm` in refinement in the wild (chosen on validation objects; see
 #: docs/jointdiffusion.md). The stage-1 data term is ~50 e^2 for a mean anchor error of e mm, so 3 trusts the input
@@ -360,7 +259,6 @@ def refine_in_the_wild(
     iterations: int | tuple[int, int] | None = FIT_ITERATIONS,
     penetration_depth: float = PENETRATION_DEPTH,
     contact_anchor_weight: float = CONTACT_ANCHOR_WEIGHT,
-    placement: Placement = "input",
     **settings: Any,
 ) -> Any:
     """Refine noisy grasps without ground truth: one CHOIR sampled per grasp by ``predictor`` (a "noisy"-context
@@ -376,11 +274,6 @@ def refine_in_the_wild(
     for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth`` and
     ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` override other
     optimiser settings.
-
-    ``placement`` is where the fit starts (the input prior always holds the hand to the input's anchors):
-    "input" the noisy hand; "trimmed" the noisy hand moved by :func:`robust_rigid_placement` onto the fitted
-    (mean) field; "per_sample" moved onto each sampled draw separately, the medoid placement kept; "select" per
-    grasp whichever of those three starts ends stage 1 at the lowest stage-1 objective, then stage 2 from it.
     """
     from contactkit.hands import load_hand
     from contactkit.targets import objects_from_grasps, subset_objects
@@ -390,8 +283,6 @@ def refine_in_the_wild(
     n = len(grasps)
     if n == 0:
         raise ContactkitError("grasps is empty")
-    if placement not in PLACEMENTS:
-        raise ContactkitError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
     if input_weight < 0 or stage1_penetration < 0 or (max_shift_m is not None and not max_shift_m > 0):
         raise ContactkitError(f"input_weight and stage1_penetration must be >= 0 and max_shift_m > 0 (or None), got "
                               f"{input_weight}, {stage1_penetration}, {max_shift_m}")
@@ -406,50 +297,16 @@ def refine_in_the_wild(
     for s in range(0, n, batch_size):
         idx = torch.arange(s, min(n, s + batch_size))
         sub = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
-        fit = dict(seed=seed + s, input_weight=input_weight, stage1_penetration=stage1_penetration,
-                   iterations=iterations, penetration_depth=penetration_depth,
-                   contact_anchor_weight=contact_anchor_weight, **settings)
-        draws = None if targets.draws_sq_dist is None else targets.draws_sq_dist[:, idx]
-        results.append(_placed_fit(hand, sub, subset_objects(objects, idx), targets.field.index(idx), draws,
-                                   placement, fit))
+        results.append(fit_fields(hand, sub, subset_objects(objects, idx), targets.field.index(idx),
+                                  seed=seed + s, input_weight=input_weight,
+                                  stage1_penetration=stage1_penetration, iterations=iterations,
+                                  penetration_depth=penetration_depth,
+                                  contact_anchor_weight=contact_anchor_weight, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
     shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
     rejected = shift > max_shift_m if max_shift_m is not None else np.zeros(n, dtype=bool)
     return _assemble(grasps, hand, results, targets.source, sample_s, seed, dtype, shift * 1e3, rejected)
-
-
-def _placed_fit(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, draws: Tensor | None,
-                placement: str, fit: dict[str, Any]) -> RefineResult:
-    """:func:`fit_fields` of one batch from the start ``placement`` names (:func:`refine_in_the_wild`)."""
-    if placement == "input":
-        return fit_fields(hand, init, objects, field, **fit)
-    prior = _anchors_of(hand, init)
-    dtype = init.transl.dtype
-    trimmed = robust_rigid_placement(hand, init, objects, field.grid, field.anchor_sq_dist.unsqueeze(0),
-                                     field.assignment)
-    if placement == "trimmed":
-        return fit_fields(hand, trimmed, objects, field, prior_anchors=prior, **fit)
-    if draws is None:
-        raise ContactkitError(f"placement {placement!r} needs the predictor's draws (ChoirTargets.draws_sq_dist)")
-    medoid = robust_rigid_placement(hand, init, objects, field.grid, draws, field.assignment)
-    if placement == "per_sample":
-        return fit_fields(hand, medoid, objects, field, prior_anchors=prior, **fit)
-    iters = fit.pop("iterations")
-    pair = ((300, 100) if iters is None else tuple(int(i) for i in iters) if isinstance(iters, tuple | list)
-            else (int(iters), int(iters)))
-    firsts = [fit_fields(hand, start, objects, field, prior_anchors=prior, iterations=(pair[0], 0), **fit)
-              for start in (init, trimmed, medoid)]
-    loss = torch.stack([r.loss_trace[:, :-1].min(1).values for r in firsts])  # (3, B) the stage-1 objective
-    pick = loss.argmin(0)
-    take = lambda name: torch.stack([getattr(r, name).detach().to(dtype) for r in firsts])[  # noqa: E731
-        pick, torch.arange(len(pick))]
-    chosen = HandParamsInit(take("global_orient"), take("hand_pose"), take("betas"), take("transl"))
-    second = fit_fields(hand, chosen, objects, field, prior_anchors=prior, iterations=(0, pair[1]), **fit)
-    trace1 = torch.stack([r.loss_trace[:, :-1] for r in firsts])[pick, torch.arange(len(pick))]
-    second.loss_trace = torch.cat([trace1.to(second.loss_trace.dtype), second.loss_trace[:, 1:]], 1)
-    second.time_s += sum(r.time_s for r in firsts)
-    return second
 
 
 def _assemble(grasps: Any, hand: Any, results: list[RefineResult], source: str, sample_s: float, seed: int,

@@ -28,7 +28,6 @@ from contactkit.diffusion.representation import (
     grasp_geometry,
     noisy_context_raw,
     object_context_raw,
-    volume_to_sq_dist,
 )
 from contactkit.diffusion.schedule import sample, sampling_scheduler
 from contactkit.errors import ContactkitError
@@ -64,13 +63,10 @@ class ChoirTargets:
     Attributes:
         field: the fields (N rows), object frame, metres.
         source: what produced them (model file, sampler, steps, seed) — recorded in the refinement metadata.
-        draws_sq_dist: (S, N, M) float, m^2 — ``d_H`` of each of the S samples averaged into ``field`` (None when
-            not kept); the placement of :func:`~contactkit.diffusion.fitting.refine_in_the_wild` reads it.
     """
 
     field: ChoirField
     source: str
-    draws_sq_dist: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.field.grid.shape[0])
@@ -124,15 +120,10 @@ class ChoirPredictor:
             seed: overrides the predictor's seed.
             batch_size: samples per network batch (``batch_size // samples`` grasps, at least one).
         """
-        return self._sample_batches(obj_points, anchors, seed, batch_size)[0]
-
-    def _sample_batches(self, obj_points: Tensor, anchors: Tensor | None, seed: int | None,
-                        batch_size: int) -> tuple[ChoirField, Tensor]:
-        """:meth:`sample_fields`' fields and the (S, B, M) ``d_H`` of each draw averaged into them."""
         if (anchors is None) != (self.context == "object"):
             raise ContactkitError(f"a {self.context!r}-context model needs anchors "
                                   f"{'None' if self.context == 'object' else '(B, 32, 3)'}")
-        fields, draws = [], []
+        fields = []
         gen = torch.Generator().manual_seed(self.seed if seed is None else int(seed))
         step = max(1, batch_size // self.samples)
         for s in range(0, obj_points.shape[0], step):
@@ -141,13 +132,10 @@ class ChoirPredictor:
                 ctx_raw, grid = object_context_raw(pts)
             else:
                 ctx_raw, grid = noisy_context_raw(pts, anchors[s:s + step].float())
-            fld, sq = self._sample(ctx_raw, grid, pts, gen)
-            fields.append(fld)
-            draws.append(sq)
-        return _cat_fields(fields), torch.cat(draws, 1)
+            fields.append(self._sample(ctx_raw, grid, pts, gen))
+        return _cat_fields(fields)
 
-    def _sample(self, ctx_raw: Tensor, grid: Tensor, pts: Tensor, gen: torch.Generator
-                ) -> tuple[ChoirField, Tensor]:
+    def _sample(self, ctx_raw: Tensor, grid: Tensor, pts: Tensor, gen: torch.Generator) -> ChoirField:
         sc, cfg, dev = self.spec.scaler, self.spec.model, self.device
         b, r = ctx_raw.shape[0], cfg.resolution
         n_vol, n_con = r ** 3, cfg.num_anchors * cfg.contact_dim
@@ -164,13 +152,10 @@ class ChoirPredictor:
         x0 = sample(eps, (b, n_vol + n_con), sampling_scheduler(self.sampler, self.spec.schedule), self.steps,
                     generator=gen, device=dev, clip=self.clip)
         b = b // k
-        draws = x0.view(k, b, -1)
-        draws_sq = volume_to_sq_dist(sc.denorm_volume(draws[:, :, :n_vol].reshape(k * b, 1, r, r, r)).cpu(),
-                                     grid.repeat(k, 1, 1)).view(k, b, -1)
-        x0 = draws.mean(0)
+        x0 = x0.view(k, b, -1).mean(0)
         volume = sc.denorm_volume(x0[:, :n_vol].view(b, 1, r, r, r)).cpu()
         contact = sc.denorm_contact(x0[:, n_vol:].view(b, cfg.num_anchors, -1).cpu())
-        return field_from_raw(volume, contact, grid, pts), draws_sq
+        return field_from_raw(volume, contact, grid, pts)
 
     def predict(self, grasps: Any, hand: Any) -> ChoirTargets:
         """One sampled CHOIR per grasp of ``grasps`` (contract B): the noisy hand's anchors (through ``hand``'s own
@@ -180,10 +165,9 @@ class ChoirPredictor:
                                   f"{self.context!r}-conditioned")
         _check_hand(hand)
         geo = grasp_geometry(grasps, hand, num_points=self.spec.num_points, dtype=getattr(hand, "dtype", torch.float32))
-        fld, draws = self._sample_batches(geo["obj_points"], geo["anchors"], None, 64)
+        fld = self.sample_fields(geo["obj_points"], geo["anchors"])
         return ChoirTargets(fld, f"{self.name} ({self.sampler}, {self.steps} steps, clip {self.clip}, "
-                                 f"mean of {self.samples} sample{'s' * (self.samples > 1)}, seed {self.seed})",
-                            draws)
+                                 f"mean of {self.samples} sample{'s' * (self.samples > 1)}, seed {self.seed})")
 
 
 def _check_hand(hand: Any) -> None:
