@@ -8,7 +8,7 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
         [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--session7]
         [--fit-iterations N]
 
-Sampling and fit default to the library's (refinement: DPM-Solver++, 10 steps, the mean of
+Sampling and fit default to the library's (refinement: DPM-Solver++, ``DEFAULT_STEPS`` = 5 steps, the mean of
 ``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit ``FIT_ITERATIONS`` with the penetration term in stage 1;
 ``--one-sample`` adds session 5's one-sample row, ``--session6`` session 6's fit of the same sampled fields,
 ``--session7`` session 7's;

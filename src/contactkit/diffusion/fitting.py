@@ -156,10 +156,12 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp.
 
     Used by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this placement
-    recovers the pose the fit from the noisy start misses). Not used in the wild: on the sampled fields it
-    placed the hand on anchors decoded further from the truth than the input's, and MPJPE rose by 17-29 mm on
-    validation (docs/jointdiffusion.md, "Session 10"; the ``rigid_init`` option of ``fit_fields`` and
-    ``refine_in_the_wild`` that tried it is in commit 753df20).
+    recovers the pose the fit from the noisy start misses). Not used in the wild: on the sampled (mean-of-16)
+    fields, whose decoded anchors are 57-68 mm from the truth (the input's: 91 mm), the fit from this placement
+    ended 17-29 mm (MPJPE) behind the fit from the input on validation, and so did a trimmed placement, a
+    per-draw medoid placement and a per-grasp choice of the start (docs/jointdiffusion.md, "Session 10"; the
+    ``rigid_init`` option of ``fit_fields`` and ``refine_in_the_wild`` is in commit 753df20, the round-2
+    ``placement`` options in commit 467089b).
 
     Args:
         init: (B) hand parameters; world frame, radians and metres.
