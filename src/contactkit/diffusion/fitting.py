@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contactkit.contact.choir import ChoirAnchorTerm, ChoirField, ParamPriorTerm, RigidPriorTerm, anchors_from_distances
+from contactkit.contact.choir import (
+    ChoirAnchorTerm,
+    ChoirField,
+    ParamPriorTerm,
+    RigidPriorTerm,
+    anchor_distance_loss,
+    anchors_from_distances,
+)
 from contactkit.contact.choir_fit import ChoirNearestPointsTerm, ContactAnchorSurfaceTerm, InputAnchorPriorTerm
 from contactkit.contact.diffcontact import C_PEN, SDFPenetrationTerm
 from contactkit.errors import ContactkitError
@@ -171,8 +178,6 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     Returns:
         the parameters of ``init`` with ``global_orient`` and ``transl`` replaced.
     """
-    from contactkit.contact.choir import anchor_distance_loss
-
     dtype = init.transl.dtype
     rot_o = objects.rotation.to(dtype)
     t_o = objects.translation.to(dtype)
