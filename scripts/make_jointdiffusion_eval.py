@@ -12,9 +12,9 @@ random-urdfs 500-999 are in no training set of the shipped models (JointDiffusio
 DeepContact: primitives and bundled objects). Session 10 (docs/jointdiffusion.md)::
 
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/make_jointdiffusion_eval.py \
-        --objects random-urdfs:500-539 --out /work/data/i16/s10/val      # validation (tuning, diagnosis)
+        --objects random-urdfs:500-539 --copies 2 --out /work/data/i16/s10/val    # validation (tuning, diagnosis)
     nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/make_jointdiffusion_eval.py \
-        --objects random-urdfs:600-659 --out /work/data/i16/s10/test     # held-out test (evaluated once)
+        --objects random-urdfs:600-659 --copies 2 --out /work/data/i16/s10/test   # held-out test (evaluated once)
 """
 
 from __future__ import annotations
