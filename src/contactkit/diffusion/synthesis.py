@@ -1,11 +1,12 @@
 """Grasp synthesis from the object-conditioned JointDiffusion model (paper 002, Sec. 4, grasp synthesis).
 
 :class:`DiffusionCandidates` is a candidate generator for :func:`contactkit.synth.synthesis.synthesize`: for a batch
-it samples one CHOIR per candidate conditioned on the object's BPS distances alone, places a flat hand on the
-anchors decoded from each sampled ``d_H`` and runs the two-stage fit
-(:func:`contactkit.diffusion.fitting.fit_fields`; shape fixed to the mean, as the optimisation synthesiser keeps
-it). Acceptance (penetration, intersection volume, finger contacts, simulation), ranking and the output format are
-the synthesiser's own, so ``contactkit synth --method diffusion`` and ``--method optimize`` are comparable.
+it samples one CHOIR per candidate conditioned on the object's BPS distances alone, places the hand rigidly on each
+sampled ``d_H`` (:func:`place_on_field`) and runs the two-stage fit
+(:func:`contactkit.diffusion.fitting.fit_fields` with :data:`SYNTH_FIT`; shape fixed to the mean, as the
+optimisation synthesiser keeps it). Acceptance (penetration, intersection volume, finger contacts, simulation),
+ranking and the output format are the synthesiser's own, so ``contactkit synth --method diffusion`` and
+``--method optimize`` are comparable.
 """
 
 from __future__ import annotations
