@@ -36,11 +36,12 @@ SYNTH_SAMPLING: dict[str, Any] = {"sampler": "ddim", "steps": 50}
 #: The fit's additions in synthesis (those of refinement in the wild, ``diffusion/fitting.py``): stage-1 penetration
 #: 1e5, no penetration tolerance, the contact-anchor term at 0.1; iterations stay the ``choir`` preset's 300 + 100.
 #: With :func:`place_on_field` they accepted 2 of 32 validation candidates against the previous default's 1 of 32
-#: (docs/jointdiffusion.md, "Synthesis (round 2)": the rule written beforehand; the margin is within noise).
+#: (the rule written beforehand) and 4 of 60 on held-out objects against its 0 of 60 on the same sampled fields
+#: (``--method optimize``: 24 of 60); docs/jointdiffusion.md, "Synthesis (round 2)".
 SYNTH_FIT: dict[str, Any] = {"stage1_penetration": 1e5, "penetration_depth": 0.0, "contact_anchor_weight": 0.1}
 #: Random wrist rotations tried per finger pose by :func:`place_on_field` (besides the closed-form placement's own
-#: orientation): 2 x (1 + 8) = 18 hypotheses per sampled field, chosen on validation objects (docs/jointdiffusion.md,
-#: "Synthesis (round 2)").
+#: orientation): 2 x (1 + 8) = 18 hypotheses per sampled field (the setting chosen on validation objects, not tuned
+#: further; docs/jointdiffusion.md, "Synthesis (round 2)").
 PLACEMENT_ROTATIONS = 8
 
 
