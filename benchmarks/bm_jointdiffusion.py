@@ -28,8 +28,9 @@ are wall-clock and CPU (``time.process_time``: the process's own CPU time, near 
    ``rigid_init_from_field``; diagnostics, never a method).
 2. **Synthesis** on each test object: one batch of ``--synth-batch`` candidates by ``--method diffusion`` and by
    ``--method optimize`` (the synthesiser's acceptance checks, simulation included): share accepted, penetration
-   (mm), intersection volume (cm^3), simulation displacement (cm), fingers in contact (of 5; contact coverage),
-   diversity, seconds per candidate.
+   (mm), intersection volume (cm^3), simulation displacement (cm), fingers in contact (of 5), contact coverage (%
+   of hand vertices within 2 mm), diversity, seconds per candidate; the share accepted with its Wilson 95 %
+   interval and the candidates rejected by each check (the first check each failed).
 
 Prints markdown tables; ``--json`` writes every number.
 """
@@ -75,6 +76,16 @@ def bootstrap_ratio(a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) 
     idx = [rng.integers(0, len(a), len(a)) for _ in range(n)]
     ratios = [a[i].mean() / b[i].mean() for i in idx]
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95 % interval of a share ``k / n`` (``(nan, nan)`` for ``n = 0``)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
 
 
 NO_CHECK = "choir in the wild without the shift check"
@@ -264,8 +275,14 @@ def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, sampling:
 
         fingers = [len(g.metadata[i]["synthesis"]["fingers_in_contact"]) for g in accepted for i in range(len(g))]
         div = [diversity(g) for g in accepted if len(g) > 1]
+        rejected: dict[str, int] = {}
+        for st in stats:
+            for reason, count in st.get("rejected", {}).items():
+                rejected[reason] = rejected.get(reason, 0) + int(count)
         out[method] = {
             "objects": len(objs), "candidates": cands, "accepted": acc, "accepted_share": acc / max(cands, 1),
+            "accepted_share_95ci": wilson(acc, cands), "rejected": rejected,
+            "coverage_percent": mean_of("mean_coverage_percent"),
             "penetration_mm": mean_of("mean_penetration_mm"), "intersection_cm3": mean_of("mean_intersection_cm3"),
             "displacement_cm": mean_of("mean_displacement_cm"),
             "fingers_in_contact": float(np.mean(fingers)) if fingers else float("nan"),
@@ -348,11 +365,15 @@ def main() -> None:
         result["synth"] = s
         print("\nSynthesis on held-out objects\n")
         keys = ["accepted_share", "penetration_mm", "intersection_cm3", "displacement_cm", "fingers_in_contact",
-                "diversity_rotation_deg", "seconds_per_candidate", "cpu_seconds_per_candidate"]
+                "coverage_percent", "diversity_rotation_deg", "seconds_per_candidate", "cpu_seconds_per_candidate"]
         print("| method | " + " | ".join(keys) + " |")
         print("|" + "---|" * (len(keys) + 1))
         for m in s:
             print(f"| {m} | " + " | ".join(f"{s[m][k]:.3g}" for k in keys) + " |")
+        for m in s:
+            lo, hi = s[m]["accepted_share_95ci"]
+            print(f"{m}: {s[m]['accepted']} / {s[m]['candidates']} accepted (Wilson 95 % [{lo:.3f}, {hi:.3f}]); "
+                  f"rejected by {s[m]['rejected']}")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
 
