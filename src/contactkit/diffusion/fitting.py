@@ -15,7 +15,8 @@ number of steps decide how far the hand can move out;
 :func:`initial_params_from_field` places a hand for synthesis, where no noisy hand exists: the anchors decoded in
 closed form from ``d_H`` (:func:`~contactkit.contact.choir.anchors_from_distances`) give the wrist's rotation and
 translation (Kabsch alignment of the flat hand's anchors); :func:`rigid_init_from_field` places a given hand
-rigidly on a field, choosing each anchor's mirror side jointly (the benchmark's ORACLE rows).
+rigidly on a field, choosing each anchor's mirror side jointly (synthesis's placement, the benchmark's ORACLE
+rows).
 """
 
 from __future__ import annotations
@@ -162,8 +163,10 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     planes' common normal (the grid's first axis), and the hypothesis whose anchors best reproduce ``d_H``
     (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp.
 
-    Used by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this placement
-    recovers the pose the fit from the noisy start misses). Not used in the wild: on the sampled (mean-of-16)
+    Used by synthesis (:func:`~contactkit.diffusion.synthesis.place_on_field`, from several starts per sampled
+    field) and by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this
+    placement recovers the pose the fit from the noisy start misses). Not used by refinement in the wild: on the
+    sampled (mean-of-16)
     fields, whose decoded anchors are 57-68 mm from the truth (the input's: 91 mm), the fit from this placement
     ended 17-29 mm (MPJPE) behind the fit from the input on validation, and so did a trimmed placement, a
     per-draw medoid placement and a per-grasp choice of the start (docs/jointdiffusion.md, "Session 10"; the
