@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from contactkit.contact.choir import anchor_distance_loss, anchors_from_distances
-from contactkit.diffusion.fitting import _anchors_of, fit_fields, initial_params_from_field, rigid_init_from_field
+from contactkit.diffusion.fitting import anchors_of, fit_fields, initial_params_from_field, rigid_init_from_field
 from contactkit.diffusion.predictor import load_choir_predictor
 from contactkit.diffusion.synthesis import SYNTH_SAMPLING, _cast, place_on_field
 from contactkit.hands import load_hand
@@ -44,7 +44,7 @@ WEIGHTS = "src/contactkit/diffusion/weights/jointdiffusion_object.pt"
 
 def field_measures(hand, p: HandParamsInit, field) -> tuple[np.ndarray, np.ndarray]:
     """L_rec (mm^4) and mean anchor residual (mm: distance of each anchor to its decode on the nearer side)."""
-    a = _anchors_of(hand, p).float()
+    a = anchors_of(hand, p).float()
     loss = anchor_distance_loss(a, field.grid, field.anchor_sq_dist, field.assignment) * 1e12
     dec = anchors_from_distances(field.grid, field.anchor_sq_dist, field.assignment, hint=a)
     return loss.double().numpy(), ((a - dec).norm(dim=-1).mean(-1) * 1e3).double().numpy()

@@ -275,7 +275,7 @@ def _gt_field(gt, hand):
 def test_refinement_keeps_the_input_when_the_fit_moves_too_far(openhand, gt_grasps):
     """The shift check: with a tiny allowed shift every grasp keeps its input parameters (flagged, shift reported);
     without the check the same fit moves them; the reported shift is the anchors' mean displacement."""
-    from contactkit.diffusion.fitting import _anchors_of, refine_in_the_wild
+    from contactkit.diffusion.fitting import anchors_of, refine_in_the_wild
     from contactkit.refine.refiner import HandParamsInit
     from contactkit.synth.perturb import perturb
 
@@ -285,8 +285,8 @@ def test_refinement_keeps_the_input_when_the_fit_moves_too_far(openhand, gt_gras
     assert not np.allclose(free.transl, noisy.transl)
     assert free.attrs["refine"]["rejected"] == 0
     t, f = noisy.hand_tensors(), free.hand_tensors()
-    moved = (_anchors_of(openhand, HandParamsInit(f["global_orient"], f["hand_pose"], f["betas"], f["transl"]))
-             - _anchors_of(openhand, HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])))
+    moved = (anchors_of(openhand, HandParamsInit(f["global_orient"], f["hand_pose"], f["betas"], f["transl"]))
+             - anchors_of(openhand, HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])))
     shifts = [m["refine"]["anchor_shift_mm"] for m in free.metadata]
     assert np.allclose(shifts, moved.norm(dim=-1).mean(-1).numpy() * 1e3, rtol=1e-3, atol=1e-3)
     kept = refine_in_the_wild(noisy, stub, hand=openhand, iterations=4, max_shift_m=1e-6)
@@ -516,7 +516,7 @@ def test_rigid_init_recovers_a_rigidly_moved_hand(openhand, gt_grasps):
     """A hand turned 0.4 rad and moved 57 mm off its own CHOIR (fingers exact): ``rigid_init_from_field`` must put
     its anchors back within 0.1 mm, from starts on either side of the grid planes; ``init``'s finger pose and shape
     are kept. Before session 10's decode fix the same call ended 28-37 mm off."""
-    from contactkit.diffusion.fitting import _anchors_of, rigid_init_from_field
+    from contactkit.diffusion.fitting import anchors_of, rigid_init_from_field
     from contactkit.targets import objects_from_grasps
 
     field = _gt_field(gt_grasps, openhand)
@@ -524,7 +524,7 @@ def test_rigid_init_recovers_a_rigidly_moved_hand(openhand, gt_grasps):
     for shift in ((0.05, -0.02, 0.02), (-0.05, 0.02, -0.02)):
         truth, moved = _rigidly_moved(gt_grasps, openhand, 0.4, shift)
         out = rigid_init_from_field(openhand, moved, objects, field)
-        err = (_anchors_of(openhand, out) - _anchors_of(openhand, truth)).norm(dim=-1).mean(-1)
+        err = (anchors_of(openhand, out) - anchors_of(openhand, truth)).norm(dim=-1).mean(-1)
         assert (err < 1e-4).all(), err
         assert torch.equal(out.hand_pose, moved.hand_pose) and torch.equal(out.betas, moved.betas)
 
@@ -533,7 +533,7 @@ def test_oracle_stage_one_with_rigid_init_recovers_the_pose_the_old_fit_misses(o
     """Stage 1 (50 Adam steps, no input prior) of the hand's own CHOIR from a start 0.4 rad and 71 mm off: from
     :func:`rigid_init_from_field`'s placement the anchors end within 1 mm of the truth; from the start itself (the
     fit of the ORACLE rows before session 10) they stay more than 5 mm off (measured: 10.7-10.9 mm)."""
-    from contactkit.diffusion.fitting import _anchors_of, fit_fields, rigid_init_from_field
+    from contactkit.diffusion.fitting import anchors_of, fit_fields, rigid_init_from_field
     from contactkit.refine.refiner import HandParamsInit
     from contactkit.targets import objects_from_grasps
 
@@ -546,5 +546,5 @@ def test_oracle_stage_one_with_rigid_init_recovers_the_pose_the_old_fit_misses(o
         res = fit_fields(openhand, start, objects, field, iterations=(50, 0))
         p = HandParamsInit(res.global_orient.detach(), res.hand_pose.detach(), res.betas.detach(),
                            res.transl.detach())
-        errs[rigid] = (_anchors_of(openhand, p) - _anchors_of(openhand, truth)).norm(dim=-1).mean(-1) * 1e3
+        errs[rigid] = (anchors_of(openhand, p) - anchors_of(openhand, truth)).norm(dim=-1).mean(-1) * 1e3
     assert (errs[True] < 1.0).all() and (errs[False] > 5.0).all(), errs

@@ -43,7 +43,7 @@ from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_a
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
 from contactkit.refine.refiner import HandParamsInit, ObjectBatch, RefineResult
 
-__all__ = ["choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild",
+__all__ = ["anchors_of", "choir_field_method", "fit_fields", "initial_params_from_field", "refine_in_the_wild",
            "rigid_init_from_field"]
 
 
@@ -73,7 +73,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior"),
                  ParamPriorTerm("hand_pose", weight=1e-8, name="pose_prior")]
         if input_weight > 0:
-            terms.append(InputAnchorPriorTerm(_anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
+            terms.append(InputAnchorPriorTerm(anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
         if stage1_penetration > 0:
             terms.append(SDFPenetrationTerm(weight=stage1_penetration, depth=penetration_depth, name="penetration"))
         return terms
@@ -94,7 +94,7 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     )
 
 
-def _anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
+def anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
     """(B, 32, 3) anchors of the hand with parameters ``p`` (world frame, metres), without gradient."""
     with torch.no_grad():
         out = hand(p.global_orient, p.hand_pose, p.betas if hand.num_betas else None, p.transl)
@@ -187,7 +187,7 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     grid = field.grid.to(dtype)
     sq = field.anchor_sq_dist.to(dtype)
     with torch.no_grad():
-        src = (_anchors_of(hand, init).to(dtype) - t_o.unsqueeze(1)) @ rot_o  # (B, 32, 3) object frame
+        src = (anchors_of(hand, init).to(dtype) - t_o.unsqueeze(1)) @ rot_o  # (B, 32, 3) object frame
         normal = torch.zeros(3, dtype=dtype)
         normal[0] = 1.0
         best_loss = torch.full((src.shape[0],), float("inf"), dtype=dtype)
@@ -214,8 +214,8 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
         orient_r = r_w @ axis_angle_to_rotmat(init.global_orient)
         orient = rotmat_to_axis_angle(orient_r)
         # the wrist rotates about the hand's root joint, not the origin: match the moved anchors' centroid
-        moved = _anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl)).to(dtype)
-        want = _anchors_of(hand, init).to(dtype) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
+        moved = anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl)).to(dtype)
+        want = anchors_of(hand, init).to(dtype) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
         transl = init.transl + (want - moved).mean(1)
     return HandParamsInit(orient, init.hand_pose, init.betas, transl)
 
@@ -312,7 +312,7 @@ def refine_in_the_wild(
                                   contact_anchor_weight=contact_anchor_weight, **settings))
     cat = lambda name: torch.cat([getattr(r, name).detach() for r in results]).to(dtype)  # noqa: E731
     fitted = HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"), cat("transl"))
-    shift = (_anchors_of(hand, fitted) - _anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
+    shift = (anchors_of(hand, fitted) - anchors_of(hand, init)).norm(dim=-1).mean(-1).double().numpy()
     rejected = shift > max_shift_m if max_shift_m is not None else np.zeros(n, dtype=bool)
     return _assemble(grasps, hand, results, targets.source, sample_s, seed, dtype, shift * 1e3, rejected)
 

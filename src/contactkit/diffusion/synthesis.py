@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from contactkit.contact.choir import ChoirField, anchor_distance_loss
-from contactkit.diffusion.fitting import fit_fields, initial_params_from_field, rigid_init_from_field
+from contactkit.diffusion.fitting import anchors_of, fit_fields, initial_params_from_field, rigid_init_from_field
 from contactkit.diffusion.predictor import ChoirPredictor
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, quat_to_rotmat, rotmat_to_axis_angle
@@ -43,13 +43,6 @@ SYNTH_FIT: dict[str, Any] = {"stage1_penetration": 1e5, "penetration_depth": 0.0
 #: orientation): 2 x (1 + 8) = 18 hypotheses per sampled field (the setting chosen on validation objects, not tuned
 #: further; docs/jointdiffusion.md, "Synthesis (round 2)").
 PLACEMENT_ROTATIONS = 8
-
-
-def _anchors(hand: Any, p: HandParamsInit) -> torch.Tensor:
-    """(B, 32, 3) anchors of the hand with parameters ``p`` (metres), without gradient."""
-    with torch.no_grad():
-        out = hand(p.global_orient, p.hand_pose, p.betas if hand.num_betas else None, p.transl)
-        return hand.anchors(out.vertices).detach()
 
 
 def place_on_field(hand: Any, field: ChoirField, objects: ObjectBatch, *, rotations: int = PLACEMENT_ROTATIONS,
@@ -87,11 +80,11 @@ def place_on_field(hand: Any, field: ChoirField, objects: ObjectBatch, *, rotati
     for pose in (x.expand(k, -1) for x in poses):
         base = HandParamsInit(flat.global_orient, pose, flat.betas, flat.transl)
         starts.append(base)
-        centre = _anchors(hand, base).mean(1)
+        centre = anchors_of(hand, base).mean(1)
         for _ in range(rotations):
             rot = quat_to_rotmat(torch.randn(k, 4, generator=gen).to(dtype))
             orient = rotmat_to_axis_angle(rot @ axis_angle_to_rotmat(flat.global_orient))
-            turned = _anchors(hand, HandParamsInit(orient, pose, flat.betas, flat.transl)).mean(1)
+            turned = anchors_of(hand, HandParamsInit(orient, pose, flat.betas, flat.transl)).mean(1)
             starts.append(HandParamsInit(orient, pose, flat.betas, flat.transl + centre - turned))
     h = len(starts)
     cat = lambda name: torch.cat([getattr(p, name) for p in starts])  # noqa: E731
@@ -99,7 +92,7 @@ def place_on_field(hand: Any, field: ChoirField, objects: ObjectBatch, *, rotati
     many, sub = field.index(rows), subset_objects(objects, rows)
     placed = rigid_init_from_field(hand, HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"),
                                                         cat("transl")), sub, many)
-    local = (_anchors(hand, placed) - sub.translation.to(dtype).unsqueeze(1)) @ sub.rotation.to(dtype)
+    local = (anchors_of(hand, placed) - sub.translation.to(dtype).unsqueeze(1)) @ sub.rotation.to(dtype)
     loss = anchor_distance_loss(local.to(many.grid.dtype), many.grid, many.anchor_sq_dist, many.assignment).view(h, k)
     pick = loss.argmin(0) * k + torch.arange(k)
     return HandParamsInit(placed.global_orient[pick], placed.hand_pose[pick], placed.betas[pick],

@@ -8,17 +8,13 @@ import torch
 from tests.grasp_fixtures import posed_sphere_grasps
 
 from contactkit.contact.choir import encode
+from contactkit.diffusion.fitting import anchors_of
 from contactkit.diffusion.representation import grasp_geometry
 from contactkit.errors import ContactkitError
 from contactkit.geometry.normals import vertex_normals
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 from contactkit.refine.refiner import HandParamsInit
 from contactkit.targets import objects_from_grasps
-
-
-def _anchors(hand, p: HandParamsInit) -> torch.Tensor:
-    with torch.no_grad():
-        return hand.anchors(hand(p.global_orient, p.hand_pose, p.betas, p.transl).vertices)
 
 
 def _turned_flat_grasps(hand):
@@ -29,8 +25,8 @@ def _turned_flat_grasps(hand):
     p0 = HandParamsInit(t["global_orient"], t["hand_pose"], t["betas"], t["transl"])
     rot = axis_angle_to_rotmat(torch.tensor([[0.5, -0.9, 0.4], [-1.2, 0.3, 0.8]]))
     orient = rotmat_to_axis_angle(rot @ axis_angle_to_rotmat(p0.global_orient))
-    want = _anchors(hand, p0) @ rot.transpose(1, 2)  # anchors turned about the origin
-    moved = _anchors(hand, HandParamsInit(orient, p0.hand_pose, p0.betas, p0.transl))
+    want = anchors_of(hand, p0) @ rot.transpose(1, 2)  # anchors turned about the origin
+    moved = anchors_of(hand, HandParamsInit(orient, p0.hand_pose, p0.betas, p0.transl))
     truth = HandParamsInit(orient, p0.hand_pose, p0.betas, p0.transl + (want - moved).mean(1))
     grasps = grasps.replace(global_orient=truth.global_orient.double().numpy(),
                             transl=truth.transl.double().numpy())
@@ -48,10 +44,10 @@ def test_placement_recovers_a_flat_hand_from_its_own_field(openhand):
 
     grasps, truth, field = _turned_flat_grasps(openhand)
     objects = objects_from_grasps(grasps)
-    want = _anchors(openhand, truth)
+    want = anchors_of(openhand, truth)
     placed = place_on_field(openhand, field, objects)
-    err = (_anchors(openhand, placed) - want).norm(dim=-1).mean(-1) * 1e3
-    old = (_anchors(openhand, initial_params_from_field(openhand, field)) - want).norm(dim=-1).mean(-1) * 1e3
+    err = (anchors_of(openhand, placed) - want).norm(dim=-1).mean(-1) * 1e3
+    old = (anchors_of(openhand, initial_params_from_field(openhand, field)) - want).norm(dim=-1).mean(-1) * 1e3
     assert (err < 0.5).all(), err
     assert (old > 10.0).all(), old
     assert torch.equal(placed.betas, torch.zeros_like(placed.betas))
