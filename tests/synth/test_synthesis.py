@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -144,3 +145,13 @@ def test_ray_batches_give_the_serial_result(tmp_path, ray_local, one_torch_threa
     for name in ("global_orient", "hand_pose", "transl", "hand_vertices", "hand_contact"):
         np.testing.assert_array_equal(getattr(serial, name), getattr(on_ray, name), err_msg=name)
     assert (tmp_path / "ray.npz.parts" / "batch_000000.json").is_file()
+
+
+def test_no_accepted_grasp_names_the_checks_that_rejected_every_candidate():
+    """With coverage above 100 % nothing can pass: the error counts every candidate under the check it failed."""
+    cfg = FAST.with_updates(min_coverage=1.01)
+    with warnings.catch_warnings(), pytest.raises(ContactkitError) as err:
+        warnings.simplefilter("ignore")
+        synthesize("sphere:radius=0.04", 1, config=cfg, seed=0, max_batches=2)
+    counts = dict(re.findall(r"(\w+) (\d+)", str(err.value).split("first failed check: ")[1].split(")")[0]))
+    assert counts == {"coverage": "4"}, str(err.value)  # 2 batches x 2 candidates, all past the earlier checks

@@ -668,9 +668,16 @@ def synthesize(
             sets.append(load_grasps(_batch_paths(parts, b)[0]))
         elif b in in_memory:
             sets.append(in_memory[b])
+    acc = [s for s in done.values()]
+    rej: dict[str, int] = {}
+    for s in acc:
+        for key, v in s["rejected"].items():
+            rej[key] = rej.get(key, 0) + v
     if not sets:
+        first_failed = ", ".join(f"{key} {v}" for key, v in rej.items() if v) or "none"
         raise ContactkitError(
-            f"no grasp of {mesh.name!r} passed the acceptance thresholds in {len(done)} batches; "
+            f"no grasp of {mesh.name!r} passed the acceptance thresholds in {len(done)} batches "
+            f"(candidates rejected by their first failed check: {first_failed}); "
             "try more batches (max_batches) or another object scale"
         )
     allg = GraspSet.concat(sets) if len(sets) > 1 else sets[0]
@@ -678,11 +685,6 @@ def synthesize(
         warnings.warn(f"only {len(allg)} of {n} grasps accepted within {limit} batches", stacklevel=2)
     final = allg.subset(np.arange(min(n, len(allg))))
     cand = sum(s["candidates"] for s in done.values())
-    acc = [s for s in done.values()]
-    rej: dict[str, int] = {}
-    for s in acc:
-        for key, v in s["rejected"].items():
-            rej[key] = rej.get(key, 0) + v
 
     def _mean(key: str) -> float:
         vals = [v for s in acc for v in s.get(key, []) if v is not None and np.isfinite(v)]
