@@ -187,7 +187,8 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     grid = field.grid.to(dtype)
     sq = field.anchor_sq_dist.to(dtype)
     with torch.no_grad():
-        src = (anchors_of(hand, init).to(dtype) - t_o.unsqueeze(1)) @ rot_o  # (B, 32, 3) object frame
+        start = anchors_of(hand, init).to(dtype)  # (B, 32, 3) world frame
+        src = (start - t_o.unsqueeze(1)) @ rot_o  # object frame
         normal = torch.zeros(3, dtype=dtype)
         normal[0] = 1.0
         best_loss = torch.full((src.shape[0],), float("inf"), dtype=dtype)
@@ -215,7 +216,7 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
         orient = rotmat_to_axis_angle(orient_r)
         # the wrist rotates about the hand's root joint, not the origin: match the moved anchors' centroid
         moved = anchors_of(hand, HandParamsInit(orient, init.hand_pose, init.betas, init.transl)).to(dtype)
-        want = anchors_of(hand, init).to(dtype) @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
+        want = start @ r_w.transpose(1, 2) + t_w.unsqueeze(1)
         transl = init.transl + (want - moved).mean(1)
     return HandParamsInit(orient, init.hand_pose, init.betas, transl)
 
@@ -304,8 +305,7 @@ def refine_in_the_wild(
     results: list[RefineResult] = []
     for s in range(0, n, batch_size):
         idx = torch.arange(s, min(n, s + batch_size))
-        sub = HandParamsInit(init.global_orient[idx], init.hand_pose[idx], init.betas[idx], init.transl[idx])
-        results.append(fit_fields(hand, sub, subset_objects(objects, idx), targets.field.index(idx),
+        results.append(fit_fields(hand, init.subset(idx), subset_objects(objects, idx), targets.field.index(idx),
                                   seed=seed + s, input_weight=input_weight,
                                   stage1_penetration=stage1_penetration, iterations=iterations,
                                   penetration_depth=penetration_depth,

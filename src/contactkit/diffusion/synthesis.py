@@ -11,13 +11,22 @@ ranking and the output format are the synthesiser's own, so ``contactkit synth -
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import torch
 
 from contactkit.contact.choir import ChoirField, anchor_distance_loss
-from contactkit.diffusion.fitting import anchors_of, fit_fields, initial_params_from_field, rigid_init_from_field
+from contactkit.diffusion.fitting import (
+    CONTACT_ANCHOR_WEIGHT,
+    PENETRATION_DEPTH,
+    STAGE1_PENETRATION,
+    anchors_of,
+    fit_fields,
+    initial_params_from_field,
+    rigid_init_from_field,
+)
 from contactkit.diffusion.predictor import ChoirPredictor
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, quat_to_rotmat, rotmat_to_axis_angle
@@ -38,7 +47,8 @@ SYNTH_SAMPLING: dict[str, Any] = {"sampler": "ddim", "steps": 50}
 #: With :func:`place_on_field` they accepted 2 of 32 validation candidates against the previous default's 1 of 32
 #: (the rule written beforehand) and 4 of 60 on held-out objects against its 0 of 60 on the same sampled fields
 #: (``--method optimize``: 24 of 60); docs/jointdiffusion.md, "Synthesis (round 2)".
-SYNTH_FIT: dict[str, Any] = {"stage1_penetration": 1e5, "penetration_depth": 0.0, "contact_anchor_weight": 0.1}
+SYNTH_FIT: dict[str, Any] = {"stage1_penetration": STAGE1_PENETRATION, "penetration_depth": PENETRATION_DEPTH,
+                             "contact_anchor_weight": CONTACT_ANCHOR_WEIGHT}
 #: Random wrist rotations tried per finger pose by :func:`place_on_field` (besides the closed-form placement's own
 #: orientation): 2 x (1 + 8) = 18 hypotheses per sampled field (the setting chosen on validation objects, not tuned
 #: further; docs/jointdiffusion.md, "Synthesis (round 2)").
@@ -87,16 +97,14 @@ def place_on_field(hand: Any, field: ChoirField, objects: ObjectBatch, *, rotati
             turned = anchors_of(hand, HandParamsInit(orient, pose, flat.betas, flat.transl)).mean(1)
             starts.append(HandParamsInit(orient, pose, flat.betas, flat.transl + centre - turned))
     h = len(starts)
-    cat = lambda name: torch.cat([getattr(p, name) for p in starts])  # noqa: E731
     rows = torch.arange(k).repeat(h)
     many, sub = field.index(rows), subset_objects(objects, rows)
-    placed = rigid_init_from_field(hand, HandParamsInit(cat("global_orient"), cat("hand_pose"), cat("betas"),
-                                                        cat("transl")), sub, many)
+    stacked = HandParamsInit(*(torch.cat([getattr(p, f.name) for p in starts]) for f in fields(HandParamsInit)))
+    placed = rigid_init_from_field(hand, stacked, sub, many)
     local = (anchors_of(hand, placed) - sub.translation.to(dtype).unsqueeze(1)) @ sub.rotation.to(dtype)
     loss = anchor_distance_loss(local.to(many.grid.dtype), many.grid, many.anchor_sq_dist, many.assignment).view(h, k)
     pick = loss.argmin(0) * k + torch.arange(k)
-    return HandParamsInit(placed.global_orient[pick], placed.hand_pose[pick], placed.betas[pick],
-                          placed.transl[pick])
+    return placed.subset(pick)
 
 
 class DiffusionCandidates:
