@@ -25,7 +25,8 @@ are wall-clock and CPU (``time.process_time``: the process's own CPU time, near 
    keeps its input, so its metrics are the input's). Optional rows: other weights with the same anchoring, the
    unanchored paper fit (``--ablation``), the in-the-wild fit of the ground-truth CHOIR (``--oracle``, two rows
    labelled ORACLE: from the noisy hand, and from the noisy hand placed rigidly on the field by
-   ``rigid_init_from_field``; diagnostics, never a method).
+   ``rigid_init_from_field``; diagnostics, never a method). The ground-truth CHOIR uses the refinement model's
+   anchor assignment (its spec's ``assignment``).
 2. **Synthesis** on each test object: one batch of ``--synth-batch`` candidates by ``--method diffusion`` and by
    ``--method optimize`` (the synthesiser's acceptance checks, simulation included): share accepted, penetration
    (mm), intersection volume (cm^3), simulation displacement (cm), fingers in contact (of 5), contact coverage (%
@@ -184,7 +185,8 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
 
     ref_rows = gt.subset(np.asarray(noisy.reference_index))
     geo = grasp_geometry(ref_rows, hand)
-    gt_field = encode(geo["obj_points"], geo["verts"], vertex_normals(geo["verts"], hand.faces), geo["anchors"])
+    gt_field = encode(geo["obj_points"], geo["verts"], vertex_normals(geo["verts"], hand.faces), geo["anchors"],
+                      assignment=pred.spec.assignment)  # the refinement model's anchor assignment
     if oracle_fit:  # the in-the-wild fit's settings (input prior, penetration, contact-anchor term), no shift check
         tt = noisy.hand_tensors()
         start = HandParamsInit(tt["global_orient"], tt["hand_pose"], tt["betas"], tt["transl"])

@@ -8,6 +8,7 @@ import torch
 from contactkit.contact.choir import (
     anchor_assignment,
     anchor_distance_loss,
+    anchor_sq_distances,
     anchors_from_distances,
     bps_grid,
     cone_contact_weights,
@@ -15,7 +16,7 @@ from contactkit.contact.choir import (
     encode,
     fit_contact_gaussians,
 )
-from contactkit.errors import ShapeError
+from contactkit.errors import ContactkitError, ShapeError
 
 
 def _sphere_points(n: int = 400, radius: float = 0.04, seed: int = 0) -> torch.Tensor:
@@ -55,6 +56,78 @@ def test_anchor_decode_is_exact():
     naive = torch.cdist(field.grid, pts).min(-1).values ** 2
     torch.testing.assert_close(field.object_sq_dist, naive)
     assert field.contact_vector().shape == (1, 32, 9)
+
+
+def test_shuffled_assignment_is_a_fixed_permutation_of_the_ordered_one():
+    """Paper 002's second scheme: the ordered pattern permuted (every anchor keeps 128 of the 4096 basis points) by
+    ``RandomState(0).permutation``. Pinned values: models trained with it depend on this exact permutation."""
+    ordered, shuffled = anchor_assignment(4096), anchor_assignment(4096, scheme="shuffled")
+    assert torch.equal(ordered, torch.arange(4096) % 32)
+    assert shuffled.dtype == torch.int64 and torch.equal(torch.bincount(shuffled, minlength=32), torch.full((32,), 128))
+    assert torch.equal(shuffled.sort().values, ordered.sort().values) and not torch.equal(shuffled, ordered)
+    assert shuffled[[0, 1, 2, 3, 100, 1000, 4095]].tolist() == [6, 9, 5, 25, 11, 12, 12]
+    assert torch.equal(anchor_assignment(4096, scheme="shuffled"), shuffled)  # no hidden global random state
+    # the points of each anchor span the volume (ordered: one grid plane x = const each)
+    grid = bps_grid(_sphere_points())[0]
+    for delta, planar in ((ordered, True), (shuffled, False)):
+        thin = [float(torch.linalg.svdvals(grid[delta == j] - grid[delta == j].mean(0))[-1]) for j in range(32)]
+        assert (max(thin) < 1e-12) if planar else (min(thin) > 0.1), thin
+    with pytest.raises(ContactkitError, match=r"scheme must be one of \('ordered', 'shuffled'\), got 'random'"):
+        anchor_assignment(4096, scheme="random")
+
+
+def test_encode_defaults_to_the_ordered_assignment():
+    """``encode``'s default is bitwise the ordered assignment's field (existing results unchanged); the shuffled
+    one changes ``d_H`` only."""
+    pts = _sphere_points()
+    g = torch.Generator().manual_seed(2)
+    anchors = torch.randn(1, 32, 3, generator=g, dtype=torch.float64) * 0.05
+    verts = torch.randn(1, 50, 3, generator=g, dtype=torch.float64) * 0.05
+    normals = torch.nn.functional.normalize(torch.randn(1, 50, 3, generator=g, dtype=torch.float64), dim=-1)
+    default = encode(pts, verts, normals, anchors)
+    ordered = encode(pts, verts, normals, anchors, assignment="ordered")
+    shuffled = encode(pts, verts, normals, anchors, assignment="shuffled")
+    assert torch.equal(default.assignment, torch.arange(4096) % 32)
+    assert torch.equal(default.anchor_sq_dist, anchor_sq_distances(default.grid, anchors, torch.arange(4096) % 32))
+    for name in ("grid", "object_sq_dist", "anchor_sq_dist", "assignment", "gauss_mean", "gauss_chol",
+                 "gauss_active"):
+        assert torch.equal(getattr(default, name), getattr(ordered, name)), name
+        if name not in ("anchor_sq_dist", "assignment"):
+            assert torch.equal(getattr(default, name), getattr(shuffled, name)), name
+    assert torch.equal(shuffled.assignment, anchor_assignment(4096, scheme="shuffled"))
+    assert torch.equal(shuffled.anchor_sq_dist, anchor_sq_distances(shuffled.grid, anchors, shuffled.assignment))
+    assert not torch.equal(shuffled.anchor_sq_dist, default.anchor_sq_dist)
+    with pytest.raises(ContactkitError, match="scheme must be one of"):
+        encode(pts, verts, normals, anchors, assignment="random")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shuffled_assignment_decodes_without_a_hint_where_the_ordered_one_picks_mirrors(dtype):
+    """No hint: from a shuffled ``d_H`` every anchor comes back exactly (float32 too); from the ordered one each
+    anchor is fixed only up to its reflection across its grid plane ``x = c_j``, and the rule without a hint
+    returns the reflection for most anchors (28 of 32 here)."""
+    g = torch.Generator().manual_seed(1)
+    pts = (torch.nn.functional.normalize(torch.randn(1, 400, 3, generator=g, dtype=torch.float64), dim=-1) * 0.04)
+    anchors = torch.randn(1, 32, 3, generator=g, dtype=torch.float64) * 0.04
+    verts = torch.randn(1, 50, 3, generator=g, dtype=torch.float64) * 0.05
+    normals = torch.nn.functional.normalize(torch.randn(1, 50, 3, generator=g, dtype=torch.float64), dim=-1)
+    pts, anchors, verts, normals = (x.to(dtype) for x in (pts, anchors, verts, normals))
+    tol = 1e-6 if dtype == torch.float32 else 1e-12  # metres
+    shuffled = encode(pts, verts, normals, anchors, assignment="shuffled")
+    decoded = anchors_from_distances(shuffled.grid, shuffled.anchor_sq_dist, shuffled.assignment)
+    assert (decoded - anchors).norm(dim=-1).max() < tol
+    ordered = encode(pts, verts, normals, anchors)
+    decoded = anchors_from_distances(ordered.grid, ordered.anchor_sq_dist, ordered.assignment)
+    plane_x = torch.stack([ordered.grid[0, ordered.assignment == j, 0].mean() for j in range(32)])
+    mirror = anchors.clone()
+    mirror[..., 0] = 2 * plane_x - anchors[..., 0]
+    to_truth, to_mirror = (decoded - anchors).norm(dim=-1)[0], (decoded - mirror).norm(dim=-1)[0]
+    assert (torch.minimum(to_truth, to_mirror) < tol).all()  # each anchor: the truth or its reflection
+    wrong = to_truth > 1e-3
+    assert wrong.sum() == 28 and to_truth.max() > 0.2, to_truth  # up to 27 cm off
+    # the hint resolves it (what rigid_init_from_field and the benchmark's decode rely on)
+    hinted = anchors_from_distances(ordered.grid, ordered.anchor_sq_dist, ordered.assignment, hint=anchors)
+    assert (hinted - anchors).norm(dim=-1).max() < tol
 
 
 def test_cone_of_tolerance_counts():

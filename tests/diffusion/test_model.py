@@ -173,3 +173,21 @@ def test_save_load_round_trip(tmp_path, tiny_config):
         load_diffusion(tmp_path / "other.pt")
     with pytest.raises(ContactkitError, match="context channels"):
         DiffusionSpec(tiny_config, "object", scaler)
+
+
+def test_spec_records_the_anchor_assignment_and_older_specs_read_as_ordered(tmp_path, tiny_config):
+    """The anchor-assignment scheme is part of the model's contract: saved and loaded with the weights; a spec
+    written before the key existed (the shipped weights') reads as "ordered"; anything else is refused."""
+    scaler = ChoirScaler(1.0, 0.5, [0.5, 1.5], [0.2, 0.3], [[0.0] * 9] * 32, [[1.0] * 9] * 32)
+    spec = DiffusionSpec(tiny_config, "noisy", scaler, assignment="shuffled")
+    assert spec.to_dict()["assignment"] == "shuffled"
+    save_diffusion(tmp_path / "m.pt", DiffusionCheckpoint(spec, JointDiffusion(tiny_config).state_dict(), {}))
+    assert load_diffusion(tmp_path / "m.pt").spec.assignment == "shuffled"
+    old = spec.to_dict()
+    del old["assignment"]
+    assert DiffusionSpec.from_dict(old).assignment == "ordered"
+    assert DiffusionSpec(tiny_config, "noisy", scaler).assignment == "ordered"
+    with pytest.raises(ContactkitError, match="assignment must be one of"):
+        DiffusionSpec.from_dict({**old, "assignment": "random"})
+    with pytest.raises(ContactkitError, match="spec keys must be"):
+        DiffusionSpec.from_dict({**old, "extra": 1})

@@ -93,7 +93,7 @@ def _save_tiny(path, context, examples):
     cfg = JointDiffusionConfig(context_channels=2 if context == "noisy" else 1, **TINY)
     torch.manual_seed(0)
     spec = DiffusionSpec(cfg, context, ChoirScaler.fit(examples.volume, examples.context, examples.contact),
-                         num_points=512)
+                         num_points=512, assignment=examples.assignment)
     save_diffusion(path, DiffusionCheckpoint(spec, JointDiffusion(cfg).state_dict(), {}))
 
 
@@ -186,6 +186,9 @@ def test_noisy_examples_pair_each_copy_with_its_ground_truth(openhand, gt_grasps
     assert len(ex) == 6 and ex.context.shape == (6, 2, 16, 16, 16)
     obj = build_examples(gt_grasps, openhand, "object", seed=4, num_points=256)
     reused = build_examples(gt_grasps, openhand, "noisy", copies=2, seed=4, num_points=256, encoded=obj)
+    with pytest.raises(ContactkitError, match="encoded examples use the 'ordered' assignment, not 'shuffled'"):
+        build_examples(gt_grasps, openhand, "noisy", copies=2, seed=4, num_points=256, encoded=obj,
+                       assignment="shuffled")
     assert torch.equal(reused.volume, ex.volume) and torch.allclose(reused.context, ex.context)
     assert torch.equal(ex.volume[0], ex.volume[1]) and not torch.equal(ex.volume[1], ex.volume[2])
     assert torch.equal(ex.context[0, 0], ex.context[1, 0]) and not torch.equal(ex.context[0, 1], ex.context[1, 1])
@@ -265,11 +268,12 @@ class _StubPredictor:
         return ChoirTargets(self.field, "stub")
 
 
-def _gt_field(gt, hand):
+def _gt_field(gt, hand, assignment="ordered"):
     from contactkit.geometry.normals import vertex_normals
 
     geo = grasp_geometry(gt, hand)
-    return encode(geo["obj_points"], geo["verts"], vertex_normals(geo["verts"], hand.faces), geo["anchors"])
+    return encode(geo["obj_points"], geo["verts"], vertex_normals(geo["verts"], hand.faces), geo["anchors"],
+                  assignment=assignment)
 
 
 def test_refinement_keeps_the_input_when_the_fit_moves_too_far(openhand, gt_grasps):
@@ -499,6 +503,53 @@ def test_anchor_decode_of_a_float32_field_is_exact_on_the_grid_planes(openhand, 
     assert (decoded - truth).norm(dim=-1).max() < 1e-5
 
 
+def test_anchor_decode_of_a_shuffled_float32_field_needs_no_hint(openhand, gt_grasps):
+    """The hand's own float32 CHOIR with the shuffled assignment gives its anchors back without a hint; with the
+    ordered one and no hint some anchors come back as their mirror images across their grid plane."""
+    from contactkit.contact.choir import anchors_from_distances
+
+    truth = grasp_geometry(gt_grasps, openhand)["anchors"]
+    err = {}
+    for assignment in ("ordered", "shuffled"):
+        field = _gt_field(gt_grasps, openhand, assignment)
+        decoded = anchors_from_distances(field.grid, field.anchor_sq_dist, field.assignment)
+        err[assignment] = (decoded - truth).norm(dim=-1)
+    assert err["shuffled"].max() < 1e-5 and err["ordered"].max() > 0.01, {k: v.max() for k, v in err.items()}
+
+
+def test_a_shuffled_model_conditions_and_samples_with_its_assignment(openhand, gt_grasps, tmp_path, monkeypatch):
+    """Examples built with the shuffled assignment (target volume and the noisy hand's channel), the spec records it,
+    and the predictor of that model conditions on the noisy hand's shuffled distances and returns fields carrying
+    the shuffled assignment."""
+    from contactkit.contact.choir import anchor_assignment, anchor_sq_distances, bps_grid
+    from contactkit.diffusion.predictor import load_choir_predictor
+    from contactkit.diffusion.representation import grid_frame, noisy_hand_channel
+    from contactkit.synth.perturb import perturb
+
+    shuffled = anchor_assignment(4096, scheme="shuffled")
+    ex = build_examples(gt_grasps, openhand, "noisy", copies=1, num_points=512, assignment="shuffled")
+    geo = grasp_geometry(gt_grasps, openhand, num_points=512)
+    grid = bps_grid(geo["obj_points"])
+    assert ex.assignment == "shuffled"
+    target = anchor_sq_distances(grid, geo["anchors"], shuffled).sqrt() / grid_frame(grid)[1].view(-1, 1)
+    assert torch.allclose(ex.volume.flatten(1), target, atol=1e-5)
+    noisy = perturb(gt_grasps, "contactopt", copies=1, seed=1, hand=openhand)
+    noisy_anchors = grasp_geometry(noisy, openhand, num_points=512)["anchors"]
+    assert torch.allclose(ex.context[:, 1:], noisy_hand_channel(grid, noisy_anchors, "shuffled"), atol=1e-5)
+    _save_tiny(tmp_path / "s.pt", "noisy", ex)
+    pred = load_choir_predictor(openhand, weights=tmp_path / "s.pt", steps=2, samples=1)
+    assert pred.spec.assignment == "shuffled"
+    seen = []
+    encode_context = pred.net.encode_context
+    monkeypatch.setattr(pred.net, "encode_context", lambda c: (seen.append(c), encode_context(c))[1])
+    fld = pred.sample_fields(geo["obj_points"], noisy_anchors)
+    assert torch.equal(fld.assignment, shuffled)
+    sc = pred.spec.scaler
+    hand_channel = seen[0][:, 1:] * sc.context_std[1] + sc.context_mean[1]
+    assert torch.allclose(hand_channel, noisy_hand_channel(grid, noisy_anchors, "shuffled"), atol=1e-5)
+    assert not torch.allclose(hand_channel, noisy_hand_channel(grid, noisy_anchors, "ordered"), atol=1e-2)
+
+
 def _rigidly_moved(grasps, hand, angle, shift):
     """Parameters of ``grasps`` with every wrist turned ``angle`` radians about the world y axis and moved by
     ``shift`` (3,) metres; finger pose and shape unchanged. Returns (truth, moved) ``HandParamsInit``."""
@@ -512,14 +563,16 @@ def _rigidly_moved(grasps, hand, angle, shift):
     return truth, HandParamsInit(orient, truth.hand_pose, truth.betas, truth.transl + torch.tensor(shift))
 
 
-def test_rigid_init_recovers_a_rigidly_moved_hand(openhand, gt_grasps):
+@pytest.mark.parametrize("assignment", ["ordered", "shuffled"])
+def test_rigid_init_recovers_a_rigidly_moved_hand(openhand, gt_grasps, assignment):
     """A hand turned 0.4 rad and moved 57 mm off its own CHOIR (fingers exact): ``rigid_init_from_field`` must put
     its anchors back within 0.1 mm, from starts on either side of the grid planes; ``init``'s finger pose and shape
-    are kept. Before session 10's decode fix the same call ended 28-37 mm off."""
+    are kept. Before session 10's decode fix the same call ended 28-37 mm off. The shuffled assignment (no mirror
+    sides, the hint unused) gives the same."""
     from contactkit.diffusion.fitting import anchors_of, rigid_init_from_field
     from contactkit.targets import objects_from_grasps
 
-    field = _gt_field(gt_grasps, openhand)
+    field = _gt_field(gt_grasps, openhand, assignment)
     objects = objects_from_grasps(gt_grasps)
     for shift in ((0.05, -0.02, 0.02), (-0.05, 0.02, -0.02)):
         truth, moved = _rigidly_moved(gt_grasps, openhand, 0.4, shift)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -13,6 +14,7 @@ import torch.multiprocessing as mp
 from contactkit.diffusion.model import JointDiffusion, JointDiffusionConfig
 from contactkit.diffusion.representation import ChoirExamples, ChoirScaler
 from contactkit.diffusion.train import DiffusionTrainConfig, normalise, step_loss, train_jointdiffusion
+from contactkit.errors import ContactkitError
 
 TINY = dict(context_channels=2, base_channels=8, channel_mult=(1, 2, 4), attn_resolutions=(4,), num_heads=2,
             context_tokens=4, contact_hidden=64, contact_blocks=2, bottleneck_channels=4)
@@ -107,6 +109,31 @@ def test_ddp_two_cpu_processes_match_one_process_on_the_whole_batch(tmp_path):
     assert any(not torch.allclose(ddp_grads[k], p.grad, rtol=1e-4, atol=1e-6) for k, p in net.named_parameters())
 
 
+def test_examples_assignment_is_recorded_in_the_spec_and_must_agree(tmp_path):
+    """The examples' anchor assignment becomes the checkpoint's; validation examples of another scheme and --init
+    weights of another scheme are refused (before any training)."""
+    from contactkit.diffusion.checkpoint import load_diffusion
+
+    cfg = DiffusionTrainConfig(steps=1, batch_size=4, val_every=1, seed=3)
+    shuffled = [ChoirExamples(e.volume, e.contact, e.context, e.object_ids, "shuffled")
+                for e in (random_examples(8, 0), random_examples(4, 1))]
+    train_jointdiffusion(*shuffled, "noisy", tmp_path / "a", cfg, model=JointDiffusionConfig(**TINY))
+    base = load_diffusion(tmp_path / "a" / "best.pt")
+    assert base.spec.assignment == "shuffled"
+    with pytest.raises(ContactkitError, match="validation examples 'ordered'"):
+        train_jointdiffusion(shuffled[0], random_examples(4, 1), "noisy", tmp_path / "b", cfg)
+    with pytest.raises(ContactkitError, match="trained with the 'shuffled' anchor assignment, not 'ordered'"):
+        train_jointdiffusion(random_examples(8, 0), random_examples(4, 1), "noisy", tmp_path / "c", cfg, init=base)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    # examples cached before the scheme was recorded read as "ordered"; saved ones keep theirs
+    shuffled[1].save(tmp_path / "s.npz")
+    assert ChoirExamples.load(tmp_path / "s.npz").assignment == "shuffled"
+    e = random_examples(2, 0)
+    np.savez(tmp_path / "old.npz", volume=e.volume.numpy(), contact=e.contact.numpy(), context=e.context.numpy(),
+             object_ids=np.array(e.object_ids))
+    assert ChoirExamples.load(tmp_path / "old.npz").assignment == "ordered"
+
+
 def test_cli_trains_with_an_object_split(tmp_path, gt_grasps, capsys):
     from contactkit.cli.main import main
     from contactkit.io.grasps import save_grasps
@@ -130,3 +157,41 @@ def test_cli_trains_with_an_object_split(tmp_path, gt_grasps, capsys):
     assert len(split["val"]) == 1 and not set(split["val"]) & set(split["train"])
     assert main(["train", "jointdiffusion", "--data", str(tmp_path / "gt.npz"), "--out", str(tmp_path / "r2")]) == 2
     assert "--context" in capsys.readouterr().err
+
+
+def test_cli_assignment_is_used_for_the_examples_recorded_and_kept_by_init(tmp_path, gt_grasps, capsys):
+    """--assignment shuffled: the cached examples are the shuffled encoding of the training split (equal to
+    build_examples'), the weights record it, --init without --assignment keeps it and --init with another is refused
+    with a clear error."""
+    from contactkit.cli._jointdiffusion import _split_objects
+    from contactkit.cli.main import main
+    from contactkit.diffusion.checkpoint import load_diffusion
+    from contactkit.diffusion.representation import build_examples
+    from contactkit.hands import load_hand
+    from contactkit.io.grasps import save_grasps
+
+    save_grasps(tmp_path / "gt.npz", gt_grasps)
+    common = ["train", "jointdiffusion", "--data", str(tmp_path / "gt.npz"), "--context", "object", "--steps", "1",
+              "--val-every", "1", "--batch-size", "2", "--num-points", "256", "--base-channels", "8",
+              "--attn-resolutions", "4", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "s"), "--assignment", "shuffled"]) == 0
+    ck = load_diffusion(tmp_path / "s" / "best.pt")
+    assert ck.spec.assignment == "shuffled"
+    cached = ChoirExamples.load(tmp_path / "s" / "train_object.npz")
+    train_set = _split_objects(gt_grasps, 0)[0]
+    hand = load_hand("openhand")
+    expect = {a: build_examples(train_set, hand, "object", num_points=256, assignment=a)
+              for a in ("ordered", "shuffled")}
+    assert cached.assignment == "shuffled" and torch.equal(cached.volume, expect["shuffled"].volume)
+    assert not torch.allclose(cached.volume, expect["ordered"].volume)
+    init = ["--init", str(tmp_path / "s" / "best.pt")]
+    assert main([*common, "--out", str(tmp_path / "t"), *init]) == 0
+    assert load_diffusion(tmp_path / "t" / "best.pt").spec.assignment == "shuffled"
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "u"), *init, "--assignment", "ordered"]) == 2
+    assert "trained with the 'shuffled' anchor assignment, not 'ordered'" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()
+    # the same run folder with the other scheme: the cache is rebuilt, then resuming the run is refused
+    assert main([*common, "--out", str(tmp_path / "s")]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert ChoirExamples.load(tmp_path / "s" / "train_object.npz").assignment == "ordered"

@@ -35,6 +35,11 @@ def add_jointdiffusion_arguments(p: argparse.ArgumentParser) -> None:
                    help="jointdiffusion: build the training examples in memory only (no RUN/{train,val}_*.npz; a "
                    "resumed run rebuilds the same seeded examples): for large data, where the compressed cache "
                    "costs minutes and gigabytes")
+    g.add_argument("--assignment", choices=("ordered", "shuffled"), default=None,
+                   help="jointdiffusion: anchor assignment of the CHOIR distances (paper 002 App. B.1): 'ordered' "
+                   "(m mod 32; each anchor is fixed only up to a mirror image) or 'shuffled' (a fixed permutation "
+                   "of it; unique decode). Recorded with the weights. Default: ordered, or the --init weights' own "
+                   "(another one with --init is refused)")
     g.add_argument("--attn-resolutions", type=int, nargs="+", default=[8, 4],
                    help="jointdiffusion: U-Net resolutions (voxels per axis) with self- and cross-attention "
                    "(default 8 4; 4 alone halves a CPU step)")
@@ -58,17 +63,23 @@ def _split_objects(grasps: Any, seed: int) -> tuple[Any, Any, dict[str, list[str
 
 
 def _examples(path: Path, grasps: Any, hand: Any, context: str, copies: int, seed: int, num_points: int,
-              cache: bool = True) -> Any:
+              assignment: str, cache: bool = True) -> Any:
     from contactkit.diffusion.representation import ChoirExamples, build_examples
 
     expected = len(grasps) * (copies if context == "noisy" else 1)
+
+    def build() -> ChoirExamples:
+        return build_examples(grasps, hand, context, copies=copies, seed=seed, num_points=num_points,
+                              assignment=assignment)
+
     if not cache:
-        return build_examples(grasps, hand, context, copies=copies, seed=seed, num_points=num_points)
+        return build()
     if path.is_file():
         cached = ChoirExamples.load(path)
-        if len(cached) == expected and cached.context.shape[1] == (2 if context == "noisy" else 1):
+        if (len(cached) == expected and cached.context.shape[1] == (2 if context == "noisy" else 1)
+                and cached.assignment == assignment):
             return cached
-    ex = build_examples(grasps, hand, context, copies=copies, seed=seed, num_points=num_points)
+    ex = build()
     ex.save(path)
     return ex
 
@@ -88,13 +99,14 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
         if path is not None and not path.is_file():
             raise ContactkitError(f"--{name} file {path} does not exist")
     init = None
+    assignment = args.assignment or "ordered"
     if args.init is not None:
         from contactkit.diffusion.checkpoint import load_diffusion
+        from contactkit.diffusion.train import check_init
 
         init = load_diffusion(args.init)
-        if init.spec.context != args.context:
-            raise ContactkitError(f"--init weights were trained with context {init.spec.context!r}, "
-                                  f"not {args.context!r}")
+        assignment = args.assignment or init.spec.assignment
+        check_init(init, args.context, assignment)
     data = load_grasps(args.data)
     if data.reference_index is not None and "perturbation" in data.attrs:
         raise ContactkitError("--data must be ground-truth grasps (the perturbed copies are made here)")
@@ -109,9 +121,9 @@ def run_jointdiffusion(args: argparse.Namespace) -> int:
     cache = not getattr(args, "no_cache", False)
     print(f"building CHOIR examples ({f'cached in {args.out}' if cache else 'not cached'}) ...", flush=True)
     tr = _examples(args.out / f"train_{args.context}.npz", train_set, hand, args.context, args.copies, args.seed,
-                   args.num_points, cache)
+                   args.num_points, assignment, cache)
     va = _examples(args.out / f"val_{args.context}.npz", val_set, hand, args.context, 4, args.seed + 1,
-                   args.num_points, cache)
+                   args.num_points, assignment, cache)
     config = DiffusionTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                   ema_decay=args.ema_decay, val_every=args.val_every, seed=args.seed,
                                   device=args.device)

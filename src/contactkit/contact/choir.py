@@ -5,8 +5,9 @@ A CHOIR of a hand-object pair, in the object's frame, is:
 - a basis point set ``B = {b^1..b^M}``: a regular ``R x R x R`` grid (``R = 16``, ``M = 4096``) centred on the
   object's centroid and covering it;
 - ``X_BPS^m = min_k ||b^m - x_k||^2``: squared distances to the object points (Eq. 1);
-- ``d_H^m = ||b^m - a_{delta(m)}||^2``: squared distances to the 32 anchors with the fixed repeating assignment
-  ``delta(m) = m mod 32`` (Eq. 2);
+- ``d_H^m = ||b^m - a_{delta(m)}||^2``: squared distances to the 32 anchors with a fixed assignment ``delta``
+  (Eq. 2): the repeating ordered pattern ``delta(m) = m mod 32`` (default) or a fixed shuffle of it (paper 002 App.
+  B.1's second scheme; :func:`anchor_assignment`);
 - contact: per hand vertex, the count of object points within ``lambda = 4 mm`` inside the cone of tolerance
   along the vertex normal (Eqs. 3-5); then one 3D Gaussian per anchor, fitted by weighted maximum likelihood
   to the vertices whose nearest anchor it is, stored as mean + Cholesky factor (Eq. 7).
@@ -32,10 +33,11 @@ import torch
 from torch import Tensor
 
 from contactkit.contact.terms import HandObjectState, check_points
-from contactkit.errors import ShapeError
+from contactkit.errors import ContactkitError, ShapeError
 from contactkit.geometry.knn import PointIndex
 
 __all__ = [
+    "ASSIGNMENT_SCHEMES",
     "CONE_ANGLE",
     "CONE_RADIUS",
     "NUM_ANCHORS",
@@ -59,6 +61,12 @@ NUM_ANCHORS = 32
 CONE_RADIUS = 4e-3
 CONE_ANGLE = math.pi / 4
 _COV_FLOOR = (0.5e-3) ** 2
+#: Anchor-assignment schemes of ``d_H`` (:func:`anchor_assignment`).
+ASSIGNMENT_SCHEMES: tuple[str, ...] = ("ordered", "shuffled")
+#: Seed of the shuffled assignment's permutation, drawn with NumPy's legacy ``RandomState`` (whose stream NumPy
+#: keeps frozen across versions, NEP 19), so the permutation is the same on every machine and version. Never change
+#: it: models trained with the shuffled scheme depend on it (pinned by a regression test).
+_SHUFFLE_SEED = 0
 
 
 def bps_grid(obj_points: Tensor, *, resolution: int = 16, padding: float = 0.04) -> Tensor:
@@ -84,9 +92,26 @@ def bps_grid(obj_points: Tensor, *, resolution: int = 16, padding: float = 0.04)
     return centre + half.view(-1, 1, 1) * unit.unsqueeze(0)
 
 
-def anchor_assignment(num_basis: int, num_anchors: int = NUM_ANCHORS, *, device: torch.device | None = None) -> Tensor:
-    """(M,) int64 — the repeating ordered assignment ``delta(m) = m mod num_anchors``."""
-    return torch.arange(num_basis, device=device) % num_anchors
+def anchor_assignment(num_basis: int, num_anchors: int = NUM_ANCHORS, *, scheme: str = "ordered",
+                      device: torch.device | None = None) -> Tensor:
+    """(M,) int64 anchor index ``delta(m)`` of each basis point ``m`` (paper 002 App. B.1's two schemes).
+
+    - ``"ordered"``: the repeating pattern ``delta(m) = m mod num_anchors``. On the regular grid (x fastest) each
+      anchor's basis points lie in one plane ``x = const``, so ``d_H`` fixes each anchor only up to its mirror image
+      across that plane (:func:`anchors_from_distances` needs a hint to choose).
+    - ``"shuffled"``: the same pattern permuted by a fixed permutation of the ``num_basis`` indices
+      (``np.random.RandomState(0).permutation(num_basis)``, frozen): each anchor keeps as many points, spread over the
+      volume, so the decode is unique.
+
+    Raises:
+        ContactkitError: an unknown ``scheme``.
+    """
+    if scheme not in ASSIGNMENT_SCHEMES:
+        raise ContactkitError(f"scheme must be one of {ASSIGNMENT_SCHEMES}, got {scheme!r}")
+    delta = torch.arange(num_basis) % num_anchors
+    if scheme == "shuffled":
+        delta = delta[torch.from_numpy(np.random.RandomState(_SHUFFLE_SEED).permutation(num_basis))]
+    return delta.to(device)
 
 
 def anchor_sq_distances(grid: Tensor, anchors: Tensor, assignment: Tensor) -> Tensor:
@@ -305,6 +330,7 @@ def encode(
     padding: float = 0.04,
     cone_radius: float = CONE_RADIUS,
     cone_angle: float = CONE_ANGLE,
+    assignment: str = "ordered",
 ) -> ChoirField:
     """Encode hand-object pairs as CHOIR fields (all inputs in the object frame, metres).
 
@@ -317,13 +343,14 @@ def encode(
         hand_verts: (B, V, 3) float — hand vertices.
         hand_normals: (B, V, 3) float — unit hand vertex normals.
         anchors: (B, 32, 3) float — hand anchors.
+        assignment: the anchor-assignment scheme of ``d_H`` (:func:`anchor_assignment`: "ordered" or "shuffled").
     """
     check_points("obj_points", obj_points)
     batch = obj_points.shape[0]
     check_points("hand_verts", hand_verts, batch=batch)
     check_points("anchors", anchors, batch=batch)
     grid = bps_grid(obj_points, resolution=resolution, padding=padding)
-    assignment = anchor_assignment(grid.shape[1], anchors.shape[1], device=grid.device)
+    delta = anchor_assignment(grid.shape[1], anchors.shape[1], scheme=assignment, device=grid.device)
     check_points("hand_normals", hand_normals, batch=batch, count=hand_verts.shape[1])
     if not cone_radius > 0:
         raise ShapeError(f"cone_radius must be > 0, got {cone_radius}")
@@ -335,9 +362,9 @@ def encode(
         )
     nearest = torch.gather(obj_points, 1, obj_sq_idx.unsqueeze(-1).expand(-1, -1, 3))
     obj_sq = ((grid - nearest) ** 2).sum(-1)
-    anchor_sq = anchor_sq_distances(grid, anchors, assignment)
+    anchor_sq = anchor_sq_distances(grid, anchors, delta)
     mean, chol, active = fit_contact_gaussians(hand_verts.detach(), weights, anchors.detach())
-    return ChoirField(grid, obj_sq, anchor_sq, assignment, mean, chol, active)
+    return ChoirField(grid, obj_sq, anchor_sq, delta, mean, chol, active)
 
 
 #: Relative singular-value threshold below which an anchor's basis points count as coplanar in
@@ -363,7 +390,8 @@ def anchors_from_distances(
     When an anchor's basis points are coplanar (the ordered assignment on a regular grid puts them in one
     plane), the linear system fixes the in-plane coordinates and the quadratic equation gives two mirror
     solutions across the plane; the one closer to ``hint`` (or the one on the plane normal's positive side when
-    no hint is given) is returned.
+    no hint is given) is returned. The shuffled assignment spreads every anchor's points over the volume: the
+    solution is unique and ``hint`` is not used.
 
     Args:
         grid: (B, M, 3) float, metres.

@@ -3,7 +3,8 @@
 A file is a ``torch.save`` of a plain dict::
 
     {"format": "contactkit.jointdiffusion", "version": 1,
-     "spec": <JSON string: model config, schedule, context kind, scaler statistics, object samples>,
+     "spec": <JSON string: model config, schedule, context kind, scaler statistics, object samples, hand,
+              anchor assignment>,
      "state_dict": {name: tensor},          # the weights to sample with (EMA weights in shipped files)
      "training": <JSON string: step, losses, settings, data>,
      "extra": {"raw": {...}, "ema": {...}, "optimizer": {...}}   # resumable runs only
@@ -22,6 +23,7 @@ from typing import Any
 
 import torch
 
+from contactkit.contact.choir import ASSIGNMENT_SCHEMES
 from contactkit.diffusion.model import JointDiffusion, JointDiffusionConfig
 from contactkit.diffusion.representation import ChoirScaler, context_channels
 from contactkit.diffusion.schedule import DEFAULT_SCHEDULE
@@ -49,6 +51,9 @@ class DiffusionSpec:
         num_points: object surface samples per grasp (seeded 0), as the grids were built.
         hand_model: hand the training data used (CHOIR is defined on the 32 anchors every hand derives, so the
             model serves any hand through its own anchors).
+        assignment: anchor-assignment scheme of ``d_H`` in the model's volumes and noisy-hand context
+            (:func:`contactkit.contact.choir.anchor_assignment`: "ordered" or "shuffled"). Specs written before the
+            key existed (the weights shipped until session 11) read as "ordered".
     """
 
     model: JointDiffusionConfig
@@ -57,8 +62,11 @@ class DiffusionSpec:
     schedule: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SCHEDULE))
     num_points: int = 2048
     hand_model: str = "openhand"
+    assignment: str = "ordered"
 
     def __post_init__(self) -> None:
+        if self.assignment not in ASSIGNMENT_SCHEMES:
+            raise ContactkitError(f"assignment must be one of {ASSIGNMENT_SCHEMES}, got {self.assignment!r}")
         if context_channels(self.context) != self.model.context_channels:
             raise ContactkitError(
                 f"context {self.context!r} needs {context_channels(self.context)} context channels, the model "
@@ -67,16 +75,18 @@ class DiffusionSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model.to_dict(), "context": self.context, "scaler": self.scaler.to_dict(),
-                "schedule": dict(self.schedule), "num_points": self.num_points, "hand_model": self.hand_model}
+                "schedule": dict(self.schedule), "num_points": self.num_points, "hand_model": self.hand_model,
+                "assignment": self.assignment}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DiffusionSpec:
-        known = {"model", "context", "scaler", "schedule", "num_points", "hand_model"}
-        if set(data) != known:
-            raise ContactkitError(f"spec keys must be {sorted(known)}, got {sorted(data)}")
+        """The spec of ``data`` (:meth:`to_dict`); without an ``"assignment"`` key (older files) it is "ordered"."""
+        known = {"model", "context", "scaler", "schedule", "num_points", "hand_model", "assignment"}
+        if set(data) != known and set(data) != known - {"assignment"}:
+            raise ContactkitError(f"spec keys must be {sorted(known)} ('assignment' optional), got {sorted(data)}")
         return cls(JointDiffusionConfig.from_dict(data["model"]), data["context"],
                    ChoirScaler.from_dict(data["scaler"]), dict(data["schedule"]), int(data["num_points"]),
-                   str(data["hand_model"]))
+                   str(data["hand_model"]), str(data.get("assignment", "ordered")))
 
 
 @dataclass

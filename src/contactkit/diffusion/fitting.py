@@ -161,7 +161,9 @@ def rigid_init_from_field(hand: Any, init: HandParamsInit, objects: ObjectBatch,
     decode every anchor on the side nearer the current hand's anchor, align the hand's anchors to the decoded ones
     (Kabsch), repeat ``rounds`` times; the start is the input hand shifted by each of ``offsets_m`` along the
     planes' common normal (the grid's first axis), and the hypothesis whose anchors best reproduce ``d_H``
-    (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp.
+    (:func:`~contactkit.contact.choir.anchor_distance_loss`) is kept per grasp. With the shuffled assignment
+    (``field.assignment`` of a model trained with ``--assignment shuffled``) the decode is unique: every round and
+    start then aligns the hand to the same decoded anchors (the search is redundant, its result the same).
 
     Used by synthesis (:func:`~contactkit.diffusion.synthesis.place_on_field`, from several starts per sampled
     field) and by the benchmark's ORACLE rows (the CHOIR encoded from the ground truth: stage 1 from this

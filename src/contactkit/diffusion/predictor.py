@@ -131,7 +131,7 @@ class ChoirPredictor:
             if anchors is None:
                 ctx_raw, grid = object_context_raw(pts)
             else:
-                ctx_raw, grid = noisy_context_raw(pts, anchors[s:s + step].float())
+                ctx_raw, grid = noisy_context_raw(pts, anchors[s:s + step].float(), self.spec.assignment)
             fields.append(self._sample(ctx_raw, grid, pts, gen))
         return _cat_fields(fields)
 
@@ -155,7 +155,7 @@ class ChoirPredictor:
         x0 = x0.view(k, b, -1).mean(0)
         volume = sc.denorm_volume(x0[:, :n_vol].view(b, 1, r, r, r)).cpu()
         contact = sc.denorm_contact(x0[:, n_vol:].view(b, cfg.num_anchors, -1).cpu())
-        return field_from_raw(volume, contact, grid, pts)
+        return field_from_raw(volume, contact, grid, pts, self.spec.assignment)
 
     def predict(self, grasps: Any, hand: Any) -> ChoirTargets:
         """One sampled CHOIR per grasp of ``grasps`` (contract B): the noisy hand's anchors (through ``hand``'s own

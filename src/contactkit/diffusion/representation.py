@@ -5,7 +5,9 @@ samples: centred on their centroid, half-size ``h`` = half-extent + 4 cm padding
 
 - **Hand volume** ``x_d`` (1, R, R, R): ``sqrt(d_H) / h`` (unsigned anchor distance in grid half-sizes; the
   network diffuses distances rather than squared distances, which keeps the values O(1)), then standardised with
-  the training set's mean and standard deviation.
+  the training set's mean and standard deviation. ``d_H`` uses the model's anchor-assignment scheme
+  (:func:`contactkit.contact.choir.anchor_assignment`, "ordered" or "shuffled"; recorded in the checkpoint's spec),
+  for the ground truth and the noisy hand alike.
 - **Context** (C, R, R, R): channel 0 ``sqrt(X_BPS) / h`` (object); for the noisy-pair context, channel 1 the noisy
   hand's ``sqrt(d_H) / h`` (a CHOIR without contacts). Standardised per channel.
 - **Contacts** ``x_c`` (32, 9): per anchor, ``(mu - centre) / h`` and the 6 lower-triangular Cholesky entries
@@ -191,19 +193,21 @@ def hand_vertices_object_frame(grasps: Any, hand: Any, *, dtype: torch.dtype = t
     return torch.cat(parts)
 
 
-def noisy_hand_channel(grid: Tensor, anchors: Tensor) -> Tensor:
+def noisy_hand_channel(grid: Tensor, anchors: Tensor, assignment: str = "ordered") -> Tensor:
     """The noisy hand's context channel (B, 1, R, R, R), ``sqrt(d_H) / h``, on grids (B, M, 3) for anchors
-    (B, 32, 3)."""
+    (B, 32, 3), with the anchor-assignment scheme ``assignment``."""
     r = round(grid.shape[1] ** (1 / 3))
     _, half = grid_frame(grid)
-    hand = anchor_sq_distances(grid, anchors, anchor_assignment(grid.shape[1], device=grid.device)).sqrt()
+    delta = anchor_assignment(grid.shape[1], scheme=assignment, device=grid.device)
+    hand = anchor_sq_distances(grid, anchors, delta).sqrt()
     return (hand / half.view(-1, 1)).view(-1, 1, r, r, r)
 
 
-def noisy_context_raw(obj_points: Tensor, anchors: Tensor) -> tuple[Tensor, Tensor]:
-    """Raw noisy-pair context (B, 2, R, R, R) of object points and (noisy) anchors, and the grid (B, M, 3)."""
+def noisy_context_raw(obj_points: Tensor, anchors: Tensor, assignment: str = "ordered") -> tuple[Tensor, Tensor]:
+    """Raw noisy-pair context (B, 2, R, R, R) of object points and (noisy) anchors (``assignment``: the scheme of
+    :func:`noisy_hand_channel`), and the grid (B, M, 3)."""
     obj, grid = object_context_raw(obj_points)
-    return torch.cat([obj, noisy_hand_channel(grid, anchors)], 1), grid
+    return torch.cat([obj, noisy_hand_channel(grid, anchors, assignment)], 1), grid
 
 
 def object_context_raw(obj_points: Tensor) -> tuple[Tensor, Tensor]:
@@ -224,12 +228,15 @@ class ChoirExamples:
         contact: (N, 32, 9) ground-truth contact vector (:func:`encode_contacts`).
         context: (N, C, R, R, R) context volume.
         object_ids: (N,) object id of each example (for object splits and reports).
+        assignment: the anchor-assignment scheme of the volumes and the noisy hand's context channel
+            (:func:`contactkit.contact.choir.anchor_assignment`); a file saved without it reads as "ordered".
     """
 
     volume: Tensor
     contact: Tensor
     context: Tensor
     object_ids: list[str]
+    assignment: str = "ordered"
 
     def __len__(self) -> int:
         return self.volume.shape[0]
@@ -238,13 +245,14 @@ class ChoirExamples:
         from contactkit.io.atomic import atomic_savez
 
         atomic_savez(path, volume=self.volume.numpy(), contact=self.contact.numpy(), context=self.context.numpy(),
-                     object_ids=np.array(self.object_ids))
+                     object_ids=np.array(self.object_ids), assignment=np.array(self.assignment))
 
     @classmethod
     def load(cls, path: Any) -> ChoirExamples:
         with np.load(path, allow_pickle=False) as z:
             return cls(torch.from_numpy(z["volume"]), torch.from_numpy(z["contact"]),
-                       torch.from_numpy(z["context"]), [str(s) for s in z["object_ids"]])
+                       torch.from_numpy(z["context"]), [str(s) for s in z["object_ids"]],
+                       str(z["assignment"]) if "assignment" in z.files else "ordered")
 
 
 def build_examples(
@@ -257,6 +265,7 @@ def build_examples(
     num_points: int = 2048,
     chunk: int = 8,
     encoded: ChoirExamples | None = None,
+    assignment: str = "ordered",
 ) -> ChoirExamples:
     """Training examples from a ground-truth grasp set.
 
@@ -264,7 +273,9 @@ def build_examples(
     (:func:`contactkit.synth.perturb.perturb`, seeded), each paired with its ground-truth CHOIR (paper 002 Sec. 4.1:
     16 per training grasp, 4 for validation and test). ``context="object"``: one example per grasp, the context
     being the object's BPS distances. ``encoded``: the object-context examples of the same grasps (built with the same
-    ``num_points`` and ``seed``), reused instead of encoding the ground truth again.
+    ``num_points``, ``seed`` and ``assignment``), reused instead of encoding the ground truth again. ``assignment``:
+    the anchor-assignment scheme of ``d_H`` (:func:`contactkit.contact.choir.anchor_assignment`), used for the
+    ground truth's volume and the noisy hand's context channel alike.
     """
     nctx = context_channels(context)
     if copies < 1:
@@ -274,6 +285,8 @@ def build_examples(
     if encoded is not None:
         if len(encoded) != len(ground_truth) or encoded.context.shape[1] != 1:
             raise ShapeError(f"encoded must hold the {len(ground_truth)} grasps' object-context examples")
+        if encoded.assignment != assignment:
+            raise ContactkitError(f"encoded examples use the {encoded.assignment!r} assignment, not {assignment!r}")
         obj_points = grasp_geometry(ground_truth, hand, num_points=num_points, seed=seed)["obj_points"]
         return _with_noisy_context(encoded, ground_truth, hand, bps_grid(obj_points), copies, seed)
     from contactkit.geometry.normals import vertex_normals
@@ -283,13 +296,14 @@ def build_examples(
     for s in range(0, len(ground_truth), chunk):
         sl = slice(s, s + chunk)
         verts = geo["verts"][sl]
-        fld = encode(geo["obj_points"][sl], verts, vertex_normals(verts, hand.faces), geo["anchors"][sl])
+        fld = encode(geo["obj_points"][sl], verts, vertex_normals(verts, hand.faces), geo["anchors"][sl],
+                     assignment=assignment)
         _, half = grid_frame(fld.grid)
         r = round(fld.grid.shape[1] ** (1 / 3))
         vols.append((fld.anchor_sq_dist.sqrt() / half.view(-1, 1)).view(-1, 1, r, r, r))
         cons.append(encode_contacts(fld))
     obj_ctx, grid = object_context_raw(geo["obj_points"])  # (N, 1, R, R, R), (N, M, 3): shared by a grasp's copies
-    gt_examples = ChoirExamples(torch.cat(vols), torch.cat(cons), obj_ctx, list(ground_truth.object_ids))
+    gt_examples = ChoirExamples(torch.cat(vols), torch.cat(cons), obj_ctx, list(ground_truth.object_ids), assignment)
     if nctx == 1:
         return gt_examples
     return _with_noisy_context(gt_examples, ground_truth, hand, grid, copies, seed)
@@ -304,10 +318,10 @@ def _with_noisy_context(gt: ChoirExamples, ground_truth: Any, hand: Any, grid: T
     anchors = hand.anchors(hand_vertices_object_frame(noisy, hand))
     ref = torch.as_tensor(np.array(noisy.reference_index), dtype=torch.long)
     # In chunks: the grids of all copies at once would take N x M x 3 floats (3.5 GB for 72k examples).
-    hand_ctx = torch.cat([noisy_hand_channel(grid[ref[s:s + 1024]], anchors[s:s + 1024])
+    hand_ctx = torch.cat([noisy_hand_channel(grid[ref[s:s + 1024]], anchors[s:s + 1024], gt.assignment)
                           for s in range(0, len(ref), 1024)])
     return ChoirExamples(gt.volume[ref], gt.contact[ref], torch.cat([gt.context[ref], hand_ctx], 1),
-                         [gt.object_ids[int(i)] for i in ref])
+                         [gt.object_ids[int(i)] for i in ref], gt.assignment)
 
 
 def volume_to_sq_dist(volume: Tensor, grid: Tensor) -> Tensor:
@@ -316,9 +330,12 @@ def volume_to_sq_dist(volume: Tensor, grid: Tensor) -> Tensor:
     return (volume.flatten(1).clamp(min=0.0) * half.view(-1, 1)) ** 2
 
 
-def field_from_raw(volume: Tensor, contact: Tensor, grid: Tensor, obj_points: Tensor) -> ChoirField:
-    """A :class:`ChoirField` from raw sampled tensors: volume (B, 1, R, R, R), contact (B, 32, 9), grid (B, M, 3)."""
+def field_from_raw(volume: Tensor, contact: Tensor, grid: Tensor, obj_points: Tensor, assignment: str = "ordered"
+                   ) -> ChoirField:
+    """A :class:`ChoirField` from raw sampled tensors: volume (B, 1, R, R, R), contact (B, 32, 9), grid (B, M, 3),
+    object points (B, P, 3) metres; ``assignment``: the model's anchor-assignment scheme (the field carries its
+    (M,) index tensor)."""
     mean, chol, active = decode_contacts(contact, grid)
     obj_sq = torch.cdist(grid, obj_points).amin(-1) ** 2
-    assignment = anchor_assignment(grid.shape[1], NUM_ANCHORS, device=grid.device)
-    return ChoirField(grid, obj_sq, volume_to_sq_dist(volume, grid), assignment, mean, chol, active)
+    delta = anchor_assignment(grid.shape[1], NUM_ANCHORS, scheme=assignment, device=grid.device)
+    return ChoirField(grid, obj_sq, volume_to_sq_dist(volume, grid), delta, mean, chol, active)

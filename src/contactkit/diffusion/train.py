@@ -34,8 +34,8 @@ from contactkit.errors import ContactkitError
 from contactkit.io.runlog import truncate_log
 from contactkit.learn.distributed import join_process_group
 
-__all__ = ["DiffusionTrainConfig", "NormalisedBatch", "diffusion_loss", "global_batch", "normalise", "step_loss",
-           "train_jointdiffusion", "validation_loss"]
+__all__ = ["DiffusionTrainConfig", "NormalisedBatch", "check_init", "diffusion_loss", "global_batch", "normalise",
+           "step_loss", "train_jointdiffusion", "validation_loss"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,14 @@ def _lr_at(config: DiffusionTrainConfig, step: int) -> float:
     return config.lr * warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def check_init(init: DiffusionCheckpoint, context: str, assignment: str) -> None:
+    """Refuse to fine-tune ``init`` for another context or anchor-assignment scheme (its weights and statistics
+    only make sense for the tensors they were trained on)."""
+    if init.spec.context != context:
+        raise ContactkitError(f"--init weights were trained with context {init.spec.context!r}, not {context!r}")
+    if init.spec.assignment != assignment:
+        raise ContactkitError(f"--init weights were trained with the {init.spec.assignment!r} anchor assignment, not "
+                              f"{assignment!r}; a model cannot change its assignment (train from scratch)")
 
 
 def train_jointdiffusion(
@@ -195,17 +203,23 @@ def train_jointdiffusion(
         config: training settings.
         model: network config (default: :class:`JointDiffusionConfig` with the context's channels).
         metadata: extra JSON facts stored in the checkpoints' training dict.
-        hand_model, num_points: the examples' hand and object samples per grasp (recorded in the spec).
+        hand_model, num_points: the examples' hand and object samples per grasp (recorded in the spec, as is the
+            examples' anchor-assignment scheme, which ``train_data`` and ``val_data`` must share).
         on_record: called with each log record.
         stop_after: stop (after checkpointing) once this many steps are done — tests use it to simulate a kill.
         init: fine-tune from these weights (raw and EMA weights start from them; their network config and
-            standardisation statistics are kept, ``model`` is ignored); the context must match.
+            standardisation statistics are kept, ``model`` is ignored); the context and the anchor assignment must match
+            (:func:`check_init`).
     """
     nctx = context_channels(context)
     if train_data.context.shape[1] != nctx or val_data.context.shape[1] != nctx:
         raise ContactkitError(f"examples have {train_data.context.shape[1]} context channels; {context!r} needs {nctx}")
-    if init is not None and init.spec.context != context:
-        raise ContactkitError(f"--init weights were trained with context {init.spec.context!r}, not {context!r}")
+    assignment = train_data.assignment
+    if val_data.assignment != assignment:
+        raise ContactkitError(f"training examples use the {assignment!r} anchor assignment, validation examples "
+                              f"{val_data.assignment!r}")
+    if init is not None:
+        check_init(init, context, assignment)
     model = init.spec.model if init is not None else model or JointDiffusionConfig(context_channels=nctx)
     rank, world, device = join_process_group(config.device)
     distributed = world > 1
@@ -217,7 +231,7 @@ def train_jointdiffusion(
     scheduler = training_scheduler()
     scaler = init.spec.scaler if init is not None else ChoirScaler.fit(train_data.volume, train_data.context,
                                                                         train_data.contact)
-    spec = DiffusionSpec(model, context, scaler, dict(DEFAULT_SCHEDULE), num_points, hand_model)
+    spec = DiffusionSpec(model, context, scaler, dict(DEFAULT_SCHEDULE), num_points, hand_model, assignment)
     torch.manual_seed(config.seed)
     net = JointDiffusion(model).to(device)
     if init is not None:
