@@ -89,6 +89,9 @@ def test_save_refuses_specs_that_do_not_give_the_grasp_objects(tmp_path, grasps_
         save_grasp_params(tmp_path / "p.npz", g, ["sphere:radius=0.031", *specs[1:]])
     with pytest.raises(GraspFileError, match="names 5 objects, expected one"):
         save_grasp_params(tmp_path / "p.npz", g, ["mug+cracker_box+mustard_bottle+sphere+box", *specs[1:]])
+    with pytest.raises(GraspFileError, match="grasp 2: object [0-9a-f]{16} has two specs, 'sphere:radius=0.03' and "
+                                             "'sphere:radius=0.030'"):
+        save_grasp_params(tmp_path / "p.npz", g, [*specs[:2], "sphere:radius=0.030", *specs[3:]])
     with pytest.raises(GraspFileError, match="must be 6 strings"):
         save_grasp_params(tmp_path / "p.npz", g, specs[:-1])
     assert not (tmp_path / "p.npz").exists()

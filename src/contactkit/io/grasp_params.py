@@ -103,13 +103,13 @@ def save_grasp_params(
         raise GraspFileError(f"save_grasp_params expects a GraspSet, got {type(grasps).__name__}")
     specs = list(object_specs)
     if len(specs) != len(grasps) or not all(isinstance(s, str) for s in specs):
-        raise GraspFileError(f"object_specs must be {len(grasps)} strings (one per grasp), got {len(specs)}")
+        raise GraspFileError(f"{path}: object_specs must be {len(grasps)} strings (one per grasp), got {len(specs)}")
     order: dict[str, int] = {}  # spec -> index into the header's objects
     objects: list[dict[str, str]] = []
     spec_of_hash: dict[str, str] = {}
     for i, (spec, oid) in enumerate(zip(specs, grasps.object_ids, strict=True)):
         if spec_of_hash.setdefault(oid, spec) != spec:
-            raise GraspFileError(f"grasp {i}: object {oid} has two specs, {spec_of_hash[oid]!r} and {spec!r}")
+            raise GraspFileError(f"{path}: grasp {i}: object {oid} has two specs, {spec_of_hash[oid]!r} and {spec!r}")
         if spec not in order:
             mesh = _resolve(spec, f"{path}: grasp {i}")
             if mesh.content_hash != oid:
@@ -120,7 +120,7 @@ def save_grasp_params(
             order[spec] = len(objects)
             objects.append({"spec": spec, "content_hash": oid, "name": mesh.name})
         elif objects[order[spec]]["content_hash"] != oid:
-            raise GraspFileError(f"grasp {i}: spec {spec!r} names two objects in the set")
+            raise GraspFileError(f"{path}: grasp {i}: spec {spec!r} names two objects in the set")
     header = {
         "format": GRASP_PARAMS_FORMAT_NAME,
         "version": GRASP_PARAMS_FORMAT_VERSION,
