@@ -67,8 +67,10 @@ __all__ = [
     "SynthesisConfig",
     "SynthesisResult",
     "diversity",
+    "ground_truth_contact_maps",
     "synthesize",
     "synthesize_batch",
+    "with_contact_maps",
 ]
 
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
@@ -227,7 +229,6 @@ def synthesize_batch(
     closing optimisation (steps 1-3) with another generator of the same signature and output as
     :func:`contactkit.synth.closing.close_hand`
     (e.g. :class:`contactkit.diffusion.synthesis.DiffusionCandidates`); acceptance and output are unchanged."""
-    from contactkit.contact.diffcontact import hand_contact_from_sdf, object_contact_map
     from contactkit.geometry.mesh_distance import closest_points_on_mesh
     from contactkit.geometry.normals import face_normals
     from contactkit.metrics.intersection import intersection_volume
@@ -340,16 +341,8 @@ def synthesize_batch(
     if idx.size == 0:
         return None, stats
     order = idx[np.argsort(-eps[idx], kind="stable")]
-    # ground-truth contact maps
-    sd_t = torch.as_tensor(sd[order])
-    hand_contact = hand_contact_from_sdf(sd_t).numpy()
-    opts, onrm = obj.sample_surface(cfg.n_object_points, seed=0)
     m = len(order)
-    obj_contact = object_contact_map(
-        torch.as_tensor(verts[order]),
-        torch.as_tensor(opts)[None].expand(m, -1, -1),
-        torch.as_tensor(onrm)[None].expand(m, -1, -1),
-    ).numpy()
+    hand_contact, opts, obj_contact = ground_truth_contact_maps(verts[order], sd[order], obj, cfg.n_object_points)
     from contactkit.io.grasps import GraspSet
 
     n_shape = int(getattr(hand, "num_betas", 0))
@@ -380,12 +373,83 @@ def synthesize_batch(
         object_translation=np.zeros((m, 3)),
         hand_vertices=verts[order],
         hand_contact=hand_contact,
-        object_points=np.repeat(np.asarray(opts)[None], m, axis=0),
+        object_points=opts,
         object_contact=obj_contact,
         metadata=meta,
         attrs={},
     )
     return grasps, stats
+
+
+# --------------------------------------------------------------------------------------- contact maps
+def ground_truth_contact_maps(
+    hand_vertices: np.ndarray, hand_sd: np.ndarray, obj: ObjectMesh, n_object_points: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ground-truth contact maps the synthesiser stores with its grasps.
+
+    Args:
+        hand_vertices: (M, V, 3) float64 posed hand vertices in the object's frame, metres.
+        hand_sd: (M, V) float64 exact signed distances of those vertices to ``obj``, metres, negative inside.
+        obj: the object.
+        n_object_points: number of object surface samples (seed 0) carrying the object contact map.
+
+    Returns:
+        ``hand_contact (M, V)`` in [0, 1] (:func:`~contactkit.contact.diffcontact.hand_contact_from_sdf`),
+        ``object_points (M, P, 3)`` (the same P samples for every grasp, object frame, metres) and
+        ``object_contact (M, P)`` in [0, 1] (:func:`~contactkit.contact.diffcontact.object_contact_map`).
+    """
+    from contactkit.contact.diffcontact import hand_contact_from_sdf, object_contact_map
+
+    m = hand_vertices.shape[0]
+    hand_contact = hand_contact_from_sdf(torch.as_tensor(hand_sd)).numpy()
+    opts, onrm = obj.sample_surface(n_object_points, seed=0)
+    obj_contact = object_contact_map(
+        torch.as_tensor(hand_vertices),
+        torch.as_tensor(opts)[None].expand(m, -1, -1),
+        torch.as_tensor(onrm)[None].expand(m, -1, -1),
+    ).numpy()
+    return hand_contact, np.repeat(np.asarray(opts)[None], m, axis=0), obj_contact
+
+
+def with_contact_maps(grasps: GraspSet, hand: HandModel, n_object_points: int) -> GraspSet:
+    """``grasps`` with the hand vertices and ground-truth contact maps the synthesiser stores, recomputed.
+
+    The hand is posed in its own dtype (float32 unless it is a float64 model) as :func:`synthesize_batch` poses
+    it, so grasps read back from parameters (:func:`contactkit.io.grasp_params.load_grasp_params`) regain the
+    synthesiser's ``hand_vertices``, ``hand_contact``, ``object_points`` and ``object_contact``, value for value.
+
+    Args:
+        grasps: N grasps (their hand model and side are ``hand``'s).
+        hand: the hand model.
+        n_object_points: object surface samples per grasp (``SynthesisConfig.n_object_points`` of the build).
+
+    Returns:
+        The set with ``hand_vertices (N, V, 3)`` (world frame), ``hand_contact (N, V)``,
+        ``object_points (N, P, 3)`` (object frame) and ``object_contact (N, P)``.
+    """
+    from contactkit.metrics.penetration import hand_signed_distances
+
+    grasps.check_hand(hand)
+    dtype = torch.float64 if hand.dtype == torch.float64 else torch.float32
+    n, v = len(grasps), hand.num_verts
+    out = {"hand_vertices": np.zeros((n, v, 3)), "hand_contact": np.zeros((n, v)),
+           "object_points": np.zeros((n, n_object_points, 3)), "object_contact": np.zeros((n, n_object_points))}
+    for oid, idx in grasps.object_groups().items():
+        obj = grasps.objects[oid]
+        with torch.no_grad():
+            posed = hand(torch.as_tensor(grasps.global_orient[idx], dtype=dtype),
+                         torch.as_tensor(grasps.hand_pose[idx], dtype=dtype),
+                         torch.as_tensor(grasps.betas[idx], dtype=dtype) if grasps.num_betas else None,
+                         torch.as_tensor(grasps.transl[idx], dtype=dtype))
+        world = posed.vertices.double().numpy()
+        local = np.einsum("mvj,mji->mvi", world - grasps.object_translation[idx, None, :],
+                          grasps.object_rotation[idx])  # R^T (x - t)
+        sd = hand_signed_distances(local, obj.vertices, obj.faces)
+        maps = ground_truth_contact_maps(local, sd, obj, n_object_points)
+        out["hand_vertices"][idx] = world
+        for name, arr in zip(("hand_contact", "object_points", "object_contact"), maps, strict=True):
+            out[name][idx] = arr
+    return grasps.replace(**out)
 
 
 # --------------------------------------------------------------------------------------- diversity
