@@ -8,10 +8,12 @@ complete), each object named by its library spec ``random-urdfs:K-K`` and conten
 record the skipped objects and why, each folder's ``split.json`` (settings, objects spec) or that it had none
 (a build still running), and the pack command.
 
-``unpack FILE --out DIR [--copies K --seed S]`` rebuilds the grasps (objects loaded from the pybullet wheel and
-checked against their hashes; the synthesiser's hand vertices and contact maps recomputed, value for value) into
-``DIR/gt_test.npz`` and, with ``--copies K``, ``K`` ContactOpt-protocol noisy copies per grasp in
-``DIR/noisy_test.npz`` linked to it (as ``make_jointdiffusion_eval.py`` makes them). Then::
+``unpack FILE [FILE ...] --out DIR [--copies K --seed S]`` rebuilds the grasps (objects loaded from the pybullet
+wheel and checked against their hashes; the synthesiser's hand vertices and contact maps recomputed, value for
+value) into ``DIR/gt_test.npz`` and, with ``--copies K``, ``K`` ContactOpt-protocol noisy copies per grasp in
+``DIR/noisy_test.npz`` linked to it (as ``make_jointdiffusion_eval.py`` makes them). Several files (parts of one
+set built in different sessions, on disjoint objects) are concatenated in the order given; a set that shares an
+object between files is refused. Then::
 
     contactkit train jointdiffusion --data DIR/gt_test.npz ...
     python benchmarks/bm_jointdiffusion.py --data DIR ...
@@ -20,6 +22,7 @@ Example (the committed validation set, ``data/jointdiffusion/README.md``)::
 
     PYTHONPATH=src python scripts/jointdiffusion_grasps.py pack /work/data/i16/s11/val --out data/jointdiffusion/val.npz
     PYTHONPATH=src python scripts/jointdiffusion_grasps.py unpack data/jointdiffusion/val.npz --out /tmp/val --copies 2
+    PYTHONPATH=src python scripts/jointdiffusion_grasps.py unpack data/jointdiffusion/train.npz data/jointdiffusion/train_part2.npz --out /tmp/train
 """
 
 from __future__ import annotations
@@ -97,14 +100,25 @@ def pack(folders: list[Path], out: Path, command: str) -> dict[str, int]:
     return {"grasps": len(gt), "objects": len(sets), "skipped": len(skipped)}
 
 
-def unpack(path: Path, out: Path, copies: int, seed: int) -> dict[str, int]:
-    """Rebuild ``DIR/gt_test.npz`` (and ``DIR/noisy_test.npz`` when ``copies`` > 0) from a parameter file."""
-    header = read_grasp_params_header(path)
-    gt = load_grasp_params(path)
+def unpack(paths: list[Path], out: Path, copies: int, seed: int) -> dict[str, int]:
+    """Rebuild ``DIR/gt_test.npz`` (and ``DIR/noisy_test.npz`` when ``copies`` > 0) from parameter files."""
+    parts: list[GraspSet] = []
+    owner: dict[str, Path] = {}  # object content hash -> the file that holds it
+    for path in paths:
+        header = read_grasp_params_header(path)
+        part = load_grasp_params(path)
+        for obj in sorted(set(part.object_ids)):
+            if obj in owner:
+                raise SystemExit(f"object {part.objects[obj].name} ({obj}) is in both {owner[obj]} and {path}: "
+                                 "the parts of one set must hold disjoint objects")
+            owner[obj] = path
+        dropped = header["dropped"]
+        if set(CONTACT_FIELDS) <= set(dropped):
+            part = with_contact_maps(part, load_hand(part.hand_model, part.side),
+                                     n_object_points=int(dropped["object_points"][1]))
+        parts.append(part)
+    gt = GraspSet.concat(parts)
     hand = load_hand(gt.hand_model, gt.side)
-    dropped = header["dropped"]
-    if set(CONTACT_FIELDS) <= set(dropped):
-        gt = with_contact_maps(gt, hand, n_object_points=int(dropped["object_points"][1]))
     out.mkdir(parents=True, exist_ok=True)
     save_grasps(out / "gt_test.npz", gt)
     sizes = {"grasps": len(gt)}
@@ -122,8 +136,8 @@ def main() -> int:
     p = sub.add_parser("pack", help="build folders -> one parameter-only grasp file")
     p.add_argument("folders", type=Path, nargs="+", help="make_jointdiffusion_eval.py --out folders")
     p.add_argument("--out", type=Path, required=True, help="the grasp parameter file (.npz)")
-    u = sub.add_parser("unpack", help="parameter file -> DIR/gt_test.npz [+ DIR/noisy_test.npz]")
-    u.add_argument("params", type=Path)
+    u = sub.add_parser("unpack", help="parameter files -> DIR/gt_test.npz [+ DIR/noisy_test.npz]")
+    u.add_argument("params", type=Path, nargs="+", help="parameter files (parts on disjoint objects)")
     u.add_argument("--out", type=Path, required=True, help="output folder")
     u.add_argument("--copies", type=int, default=0, help="ContactOpt-protocol noisy copies per grasp (default 0)")
     u.add_argument("--seed", type=int, default=0, help="seed of the noisy copies (default 0, as the builds)")

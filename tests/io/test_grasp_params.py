@@ -209,9 +209,22 @@ def test_pack_unpack_gives_the_build_files(tmp_path):
     assert attrs["skipped"] == {"random-urdfs/003": "object check: not watertight"}
     assert attrs["builds"] == [{"folder": str(build), "complete": False, "split": None}]
     out = tmp_path / "unpacked"
-    assert script.unpack(tmp_path / "p.npz", out, copies=2, seed=0) == {"grasps": 4, "noisy": 8}
+    assert script.unpack([tmp_path / "p.npz"], out, copies=2, seed=0) == {"grasps": 4, "noisy": 8}
     gt = load_grasps(out / "gt_test.npz")
     _assert_same_grasps(GraspSet.concat(sets), gt, fields=("global_orient", "hand_pose", "betas", "transl", *DERIVED))
     noisy = load_grasps(out / "noisy_test.npz")
     assert noisy.attrs["reference"] == str((out / "gt_test.npz").resolve())
     np.testing.assert_array_equal(noisy.reference_index, np.repeat(np.arange(4), 2))
+
+    # a set built in two parts (two sessions) unpacks to the same grasps; parts sharing an object are refused
+    for k in (1, 2):
+        part = tmp_path / f"part{k}"
+        (part / "objects").mkdir(parents=True)
+        save_grasps(part / "objects" / f"random-urdfs_00{k}.npz", sets[k - 1])
+        script.pack([part], tmp_path / f"p{k}.npz", f"pack part{k}")
+    assert script.unpack([tmp_path / "p1.npz", tmp_path / "p2.npz"], tmp_path / "two", copies=0, seed=0) == {
+        "grasps": 4}
+    _assert_same_grasps(gt, load_grasps(tmp_path / "two" / "gt_test.npz"),
+                        fields=("global_orient", "hand_pose", "betas", "transl", *DERIVED))
+    with pytest.raises(SystemExit, match="disjoint objects"):
+        script.unpack([tmp_path / "p.npz", tmp_path / "p2.npz"], tmp_path / "overlap", copies=0, seed=0)
