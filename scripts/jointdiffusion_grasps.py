@@ -22,8 +22,8 @@ Example (the committed validation set, ``data/jointdiffusion/README.md``)::
 
     PYTHONPATH=src python scripts/jointdiffusion_grasps.py pack /work/data/i16/s11/val --out data/jointdiffusion/val.npz
     PYTHONPATH=src python scripts/jointdiffusion_grasps.py unpack data/jointdiffusion/val.npz --out /tmp/val --copies 2
-    PYTHONPATH=src python scripts/jointdiffusion_grasps.py unpack data/jointdiffusion/train.npz \
-        data/jointdiffusion/train_part2.npz --out /tmp/train    # a set built in two parts
+    # a set built in two parts:
+    PYTHONPATH=src python scripts/jointdiffusion_grasps.py unpack data/jointdiffusion/train.npz part2.npz --out /tmp/t
 """
 
 from __future__ import annotations
