@@ -93,4 +93,6 @@ def test_left_hand_is_mirrored_onto_the_right_training_hand(hand):
     # the mirrored scene (left hand, mirrored object) gets the right hand's springs
     want = load_estimator("picr", hand).predict(est.correspondence.source_vertices(right_verts * flip), pts, nrm)
     got = est.predict(right_verts * flip, pts * flip, nrm * flip)
-    torch.testing.assert_close(got.k_atr, want.k_atr)
+    # float32 network on mirrored (exactly negated) inputs: the products round differently per CPU/BLAS (on an AMD
+    # EPYC up to 2.7e-4 absolute on 0.6 % of the entries); the springs' spread is 0.10, so a wrong mirror fails
+    torch.testing.assert_close(got.k_atr, want.k_atr, rtol=1e-3, atol=5e-4)
