@@ -37,7 +37,7 @@ import numpy as np
 
 from contactkit.errors import ContactkitError, GraspFileError
 from contactkit.io.atomic import atomic_savez
-from contactkit.io.grasps import GraspSet, _read_npz
+from contactkit.io.grasps import GraspSet, _json_header, _read_npz
 from contactkit.objects.mesh import ObjectMesh
 
 __all__ = [
@@ -189,15 +189,8 @@ def _read_validated(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not p.is_file():
         raise GraspFileError(f"{p}: grasp parameter file not found")
     raw = _read_npz(p)
-    if "header" not in raw:
-        raise GraspFileError(f"{p}: not a contactkit grasp parameter file (no 'header' entry)")
-    h = raw.pop("header")
-    if h.shape != () or h.dtype.kind != "U":
-        raise GraspFileError(f"{p}: 'header' must be a JSON string, got dtype {h.dtype} shape {h.shape}")
-    try:
-        header = json.loads(str(h))
-    except json.JSONDecodeError as exc:
-        raise GraspFileError(f"{p}: header is not valid JSON: {exc}") from None
+    header = _json_header(p, raw, "contactkit grasp parameter file")
+    del raw["header"]
     fmt = header.get("format") if isinstance(header, dict) else None
     if fmt != GRASP_PARAMS_FORMAT_NAME:
         raise GraspFileError(f"{p}: not a grasp parameter file (format {fmt!r}, expected {GRASP_PARAMS_FORMAT_NAME!r})")

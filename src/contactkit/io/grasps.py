@@ -562,16 +562,23 @@ def _resolve_reference_path(attrs: dict[str, Any], path: Path) -> dict[str, Any]
     return attrs
 
 
-def _parse_header(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
+def _json_header(path: Path, raw: dict[str, np.ndarray], kind: str) -> Any:
+    """The parsed JSON of ``raw["header"]`` (a 0-d unicode array) of the ``kind`` file ``path``; raises
+    :class:`GraspFileError` when it is missing, not a string, or not JSON. Shared by the grasp and grasp-parameter
+    formats."""
     if "header" not in raw:
-        raise GraspFileError(f"{path}: not a contactkit grasp file (no 'header' entry)")
+        raise GraspFileError(f"{path}: not a {kind} (no 'header' entry)")
     h = raw["header"]
     if h.shape != () or h.dtype.kind != "U":
         raise GraspFileError(f"{path}: 'header' must be a JSON string, got dtype {h.dtype} shape {h.shape}")
     try:
-        header = json.loads(str(h))
+        return json.loads(str(h))
     except json.JSONDecodeError as exc:
         raise GraspFileError(f"{path}: header is not valid JSON: {exc}") from None
+
+
+def _parse_header(path: Path, raw: dict[str, np.ndarray]) -> dict[str, Any]:
+    header = _json_header(path, raw, "contactkit grasp file")
     if not isinstance(header, dict) or header.get("format") != GRASP_FORMAT_NAME:
         fmt = header.get("format") if isinstance(header, dict) else None
         raise GraspFileError(
