@@ -45,8 +45,9 @@ SYNTH_SAMPLING: dict[str, Any] = {"sampler": "ddim", "steps": 50}
 #: The fit's additions in synthesis (those of refinement in the wild, ``diffusion/fitting.py``): stage-1 penetration
 #: 1e5, no penetration tolerance, the contact-anchor term at 0.1; iterations stay the ``choir`` preset's 300 + 100.
 #: With :func:`place_on_field` they accepted 2 of 32 validation candidates against the previous default's 1 of 32
-#: (the rule written beforehand) and 4 of 60 on held-out objects against its 0 of 60 on the same sampled fields
-#: (``--method optimize``: 24 of 60); docs/jointdiffusion.md, "Synthesis (round 2)".
+#: (the rule written beforehand; docs/jointdiffusion.md, "Synthesis (round 2)"). With the shuffled-assignment object
+#: model (version 4, session 12) the same placement and fit accept 18 of 60 candidates on held-out objects
+#: (``--method optimize``: 27 of 60; docs/jointdiffusion.md, "Session 12").
 SYNTH_FIT: dict[str, Any] = {"stage1_penetration": STAGE1_PENETRATION, "penetration_depth": PENETRATION_DEPTH,
                              "contact_anchor_weight": CONTACT_ANCHOR_WEIGHT}
 #: Random wrist rotations tried per finger pose by :func:`place_on_field` (besides the closed-form placement's own
