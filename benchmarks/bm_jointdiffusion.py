@@ -257,12 +257,17 @@ def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, sampling:
     out: dict[str, Any] = {}
     for method in [*samplers, "optimize"]:
         stats: list[dict[str, Any]] = []
+        batches: list[dict[str, Any]] = []  # every batch's statistics, also of objects with nothing accepted
+
+        def record(_: int, st: dict[str, Any], seen: list[dict[str, Any]] = batches) -> None:
+            seen.append(st)
+
         accepted = []
         clock = Clock()
         for oid in objs:
             try:
                 res = synthesize(gt.objects[oid], batch, seed=seed, config=cfg, max_batches=1,
-                                 candidates=samplers.get(method))
+                                 candidates=samplers.get(method), on_batch=record)
                 stats.append(res.stats)
                 accepted.append(res.grasps)
             except ValueError as err:  # nothing accepted on this object
@@ -278,8 +283,8 @@ def bench_synth(data: Path, weights: Path, n_objects: int, batch: int, sampling:
         fingers = [len(g.metadata[i]["synthesis"]["fingers_in_contact"]) for g in accepted for i in range(len(g))]
         div = [diversity(g) for g in accepted if len(g) > 1]
         rejected: dict[str, int] = {}
-        for st in stats:
-            for reason, count in st.get("rejected", {}).items():
+        for st in batches:
+            for reason, count in st["rejected"].items():
                 rejected[reason] = rejected.get(reason, 0) + int(count)
         out[method] = {
             "objects": len(objs), "candidates": cands, "accepted": acc, "accepted_share": acc / max(cands, 1),
