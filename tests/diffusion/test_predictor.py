@@ -424,6 +424,26 @@ def test_stage_one_penetration_term_is_added_only_when_asked(openhand, gt_grasps
     assert stage2["penetration"].weight == 1000.0
 
 
+def test_stage_two_learning_rate_moves_a_pressed_hand_further_in_the_same_steps(openhand, gt_grasps):
+    """``stage2_lr`` (synthesis's option) sets stage 2's base learning rate only: hands pressed 15 mm into their
+    spheres, stage 2 alone for 10 steps from their own CHOIR, end shallower at 1e-2 than at the preset's 2e-3 (the
+    wrist translation moves at a tenth of the base rate, so 10 steps at 2e-3 can move it 2 mm at most)."""
+    from contactkit.diffusion.fitting import choir_field_method, refine_in_the_wild
+
+    field = _gt_field(gt_grasps, openhand)
+    spec = choir_field_method(field, stage2_lr=1e-2)
+    default = choir_field_method(field)
+    assert spec.stages[1].settings.lr == 1e-2 and spec.stages[0].settings.lr == default.stages[0].settings.lr
+    deep = _pressed_in(gt_grasps, openhand, 0.015)
+    stub = _StubPredictor(_gt_field(deep, openhand))
+    common = {"hand": openhand, "max_shift_m": None, "iterations": (0, 10), "penetration_depth": 0.0}
+    slow = _deepest_mm(refine_in_the_wild(deep, stub, **common), openhand)
+    fast = _deepest_mm(refine_in_the_wild(deep, stub, stage2_lr=1e-2, **common), openhand)
+    assert (fast < slow - 1.0).all(), (slow, fast)
+    with pytest.raises(ContactkitError):
+        choir_field_method(field, stage2_lr=0.0)
+
+
 def test_zero_penetration_tolerance_brings_a_pressed_hand_nearer_the_surface(openhand, gt_grasps):
     """The same hands pressed 15 mm into their spheres as above, fitted with the refinement defaults' stage-1
     penetration term: with ``penetration_depth=0`` (contactkit's option) both stages push the vertices out to the

@@ -49,7 +49,7 @@ __all__ = ["anchors_of", "choir_field_method", "fit_fields", "initial_params_fro
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_anchor_weight: float = 0.0) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0, stage2_lr: float | None = None) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -57,16 +57,22 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     sets the (stage 1, stage 2) Adam steps exactly (None: the preset's 300 + 100). ``penetration_depth`` (metres)
     is the depth both stages' penetration terms tolerate (ContactOpt's 2 mm, the paper's, by default);
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
-    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options."""
+    of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options.
+    ``stage2_lr`` replaces stage 2's base Adam learning rate (None: the preset's 2e-3; the per-parameter scales
+    stay), so that stage 2 can move a penetrating hand further in the same steps."""
     if penetration_depth < 0 or contact_anchor_weight < 0:
         raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
                               f"{penetration_depth}, {contact_anchor_weight}")
+    if stage2_lr is not None and not stage2_lr > 0:
+        raise ContactkitError(f"stage2_lr must be > 0 (or None for the preset's), got {stage2_lr}")
     preset = get_method("choir")
     s1, s2 = preset.stages[0].settings, preset.stages[1].settings
     if iterations is not None:
         if len(iterations) != 2 or min(iterations) < 0:
             raise ContactkitError(f"iterations must be two counts >= 0 (stage 1, stage 2), got {iterations}")
         s1, s2 = s1.replace(iterations=int(iterations[0])), s2.replace(iterations=int(iterations[1]))
+    if stage2_lr is not None:
+        s2 = s2.replace(lr=float(stage2_lr))
 
     def stage1(ctx: MethodContext) -> list[Any]:
         terms = [ChoirAnchorTerm(field, weight=1000.0),
@@ -104,9 +110,9 @@ def anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_anchor_weight: float = 0.0, **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, stage2_lr: float | None = None, **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``penetration_depth`` and ``contact_anchor_weight`` as in :func:`choir_field_method`;
+    ``penetration_depth``, ``contact_anchor_weight`` and ``stage2_lr`` as in :func:`choir_field_method`;
     ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
@@ -117,7 +123,7 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
-                              contact_anchor_weight=contact_anchor_weight)
+                              contact_anchor_weight=contact_anchor_weight, stage2_lr=stage2_lr)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
