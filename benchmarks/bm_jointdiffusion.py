@@ -5,13 +5,13 @@ Run by hand (data from ``scripts/make_jointdiffusion_data.py``, weights from ``c
     python benchmarks/bm_jointdiffusion.py --data DIR --noisy-weights N.pt --object-weights O.pt \
         [--n-refine 32] [--synth-objects 8] [--synth-batch 8] [--json OUT.json] [--skip refine|synth] \
         [--other-noisy-weights V1.pt] [--other-object-weights V1.pt] [--ablation] [--oracle] [--paper-settings]
-        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--session7]
+        [--sampler dpm|ddim] [--steps N] [--samples K] [--one-sample] [--session6] [--session7] [--session12]
         [--fit-iterations N]
 
 Sampling and fit default to the library's (refinement: DPM-Solver++, ``DEFAULT_STEPS`` = 5 steps, the mean of
 ``DEFAULT_REFINE_SAMPLES`` samples per grasp, fit ``FIT_ITERATIONS`` with the penetration term in stage 1;
 ``--one-sample`` adds session 5's one-sample row, ``--session6`` session 6's fit of the same sampled fields,
-``--session7`` session 7's;
+``--session7`` session 7's, ``--session12`` session 12's (50 + 50 iterations);
 synthesis: DDIM, 50 steps, one sample per candidate, as ``contactkit synth --method diffusion``);
 ``--paper-settings`` adds a row with DDIM in 50 steps and the ``choir`` preset's 300 + 100 fit iterations. Seconds
 are wall-clock and CPU (``time.process_time``: the process's own CPU time, near the wall-clock time on an idle core).
@@ -105,6 +105,7 @@ SESSION7 = "choir in the wild, session 7's fit (stage-1 penetration 1e4, toleran
 #: the paper's (unwidened) contact densities in Eq. 10 and no contact-anchor term.
 SESSION7_FIT: dict[str, Any] = {"stage1_penetration": 1e4, "iterations": (50, 50), "penetration_depth": 2e-3,
                                 "contact_anchor_weight": 0.0}
+SESSION12 = "choir in the wild, session 12's fit (50 + 50 iterations)"
 
 
 class Clock:
@@ -120,7 +121,7 @@ class Clock:
 def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], iterations: int | None, seed: int,
                  ablation: bool = False, other_weights: Path | None = None, oracle_fit: bool = False,
                  paper: bool = False, one_sample: bool = False, session6: bool = False,
-                 session7: bool = False) -> dict[str, Any]:
+                 session7: bool = False, session12: bool = False) -> dict[str, Any]:
     noisy_all = load_grasps(data / "noisy_test.npz")
     gt = load_grasps(data / "gt_test.npz")
     hand = load_hand(noisy_all.hand_model, noisy_all.side)
@@ -157,6 +158,9 @@ def bench_refine(data: Path, weights: Path, n: int, sampling: dict[str, Any], it
     if session7:  # session 7's defaults: the same sampled fields, session 7's fit
         clock = Clock()
         runs[SESSION7] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed, **SESSION7_FIT), clock())
+    if session12:  # session 12's defaults: the same sampled fields, 50 + 50 iterations
+        clock = Clock()
+        runs[SESSION12] = (refine_in_the_wild(noisy, pred, hand=hand, seed=seed, iterations=(50, 50)), clock())
     if paper:
         slow = load_choir_predictor(hand, weights=weights, seed=seed, sampler="ddim", steps=50, samples=1)
         clock = Clock()
@@ -320,6 +324,8 @@ def main() -> None:
     ap.add_argument("--session7", action="store_true",
                     help="also run choir in the wild with session 7's fit (penetration tolerance 2 mm, the paper's "
                     "Eq. 10 densities) on the same sampled fields")
+    ap.add_argument("--session12", action="store_true",
+                    help="also run choir in the wild with session 12's fit (50 + 50 iterations) on the same fields")
     ap.add_argument("--fit-iterations", type=int, default=None,
                     help="refinement fit iterations per stage (default: the library's)")
     ap.add_argument("--paper-settings", action="store_true",
@@ -343,7 +349,7 @@ def main() -> None:
     if args.skip != "refine":
         r = bench_refine(args.data, args.noisy_weights, args.n_refine, sampling, args.fit_iterations, args.seed,
                          args.ablation, args.other_noisy_weights, args.oracle, args.paper_settings, args.one_sample,
-                         args.session6, args.session7)
+                         args.session6, args.session7, args.session12)
         result["refine"] = r
         print(f"\nRefinement, {r['n']} noisy inputs on {len(r['objects'])} held-out objects\n")
         print("| method | MPJPE (mm) | hand contact F1 (%) | IV (cm^3) | s / grasp | CPU s / grasp |\n"
@@ -351,7 +357,7 @@ def main() -> None:
         names = ["input (noisy)", "choir in the wild (JointDiffusion)", NO_CHECK, PAPER, ABLATION,
                  "contactopt + DeepContact", ORACLE, ORACLE_RIGID]
         names[2:2] = [k for k in r if k.startswith("choir in the wild, weights") or k in (ONE_SAMPLE, SESSION6,
-                                                                                          SESSION7)]
+                                                                                          SESSION7, SESSION12)]
         for name in names:
             if name not in r:
                 continue

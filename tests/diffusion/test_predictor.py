@@ -444,6 +444,30 @@ def test_stage_two_learning_rate_moves_a_pressed_hand_further_in_the_same_steps(
         choir_field_method(field, stage2_lr=0.0)
 
 
+def test_object_in_hand_term_is_added_to_the_stages_asked_with_the_penetration_tolerance(openhand, gt_grasps):
+    """``object_in_hand=(w1, w2)`` adds :class:`ObjectInHandTerm` with weight ``w1`` to stage 1 and ``w2`` to stage 2
+    (a 0 leaves it out of that stage), tolerating ``penetration_depth``; negative weights are refused."""
+    from contactkit.diffusion.fitting import choir_field_method
+
+    class Ctx:
+        hand = openhand
+
+    field = _gt_field(gt_grasps, openhand)
+
+    def names(spec):
+        return [{t.name: t for t in stage.build(Ctx())} for stage in spec.stages]
+
+    s1, s2 = names(choir_field_method(field))
+    assert "object_in_hand" not in s1 and "object_in_hand" not in s2
+    s1, s2 = names(choir_field_method(field, object_in_hand=(3e3, 30.0), penetration_depth=1e-3))
+    assert s1["object_in_hand"].weight == 3e3 and s2["object_in_hand"].weight == 30.0
+    assert s1["object_in_hand"].depth == s2["object_in_hand"].depth == 1e-3
+    s1, s2 = names(choir_field_method(field, object_in_hand=(0.0, 5.0)))
+    assert "object_in_hand" not in s1 and s2["object_in_hand"].weight == 5.0
+    with pytest.raises(ContactkitError):
+        choir_field_method(field, object_in_hand=(-1.0, 0.0))
+
+
 def test_zero_penetration_tolerance_brings_a_pressed_hand_nearer_the_surface(openhand, gt_grasps):
     """The same hands pressed 15 mm into their spheres as above, fitted with the refinement defaults' stage-1
     penetration term: with ``penetration_depth=0`` (contactkit's option) both stages push the vertices out to the

@@ -38,6 +38,7 @@ from contactkit.contact.choir import (
 )
 from contactkit.contact.choir_fit import ChoirNearestPointsTerm, ContactAnchorSurfaceTerm, InputAnchorPriorTerm
 from contactkit.contact.diffcontact import C_PEN, SDFPenetrationTerm
+from contactkit.contact.hand_interior import ObjectInHandTerm
 from contactkit.errors import ContactkitError
 from contactkit.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 from contactkit.refine.methods import MethodContext, MethodSpec, StageSpec, get_method
@@ -49,7 +50,8 @@ __all__ = ["anchors_of", "choir_field_method", "fit_fields", "initial_params_fro
 
 def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_penetration: float = 0.0,
                        iterations: tuple[int, ...] | None = None, penetration_depth: float = C_PEN,
-                       contact_anchor_weight: float = 0.0, stage2_lr: float | None = None) -> MethodSpec:
+                       contact_anchor_weight: float = 0.0, stage2_lr: float | None = None,
+                       object_in_hand: tuple[float, float] = (0.0, 0.0)) -> MethodSpec:
     """The two-stage CHOIR fit bound to ``field`` (object frame, one row per sample), with the ``choir`` preset's
     optimiser settings; ``input_weight > 0`` adds :class:`InputAnchorPriorTerm` (anchors of the parameters the
     fit starts from, i.e. the input hand) to stage 1 with that weight, ``stage1_penetration > 0`` stage 2's
@@ -59,10 +61,13 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
     ``contact_anchor_weight > 0`` adds :class:`ContactAnchorSurfaceTerm` (the regions
     of the field's in-contact anchors brought to the surface) to stage 2. Both are contactkit's options.
     ``stage2_lr`` replaces stage 2's base Adam learning rate (None: the preset's 2e-3; the per-parameter scales
-    stay), so that stage 2 can move a penetrating hand further in the same steps."""
-    if penetration_depth < 0 or contact_anchor_weight < 0:
-        raise ContactkitError(f"penetration_depth and contact_anchor_weight must be >= 0, got "
-                              f"{penetration_depth}, {contact_anchor_weight}")
+    stay), so that stage 2 can move a penetrating hand further in the same steps. ``object_in_hand`` are the
+    (stage 1, stage 2) weights of :class:`~contactkit.contact.hand_interior.ObjectInHandTerm` (object points
+    inside the hand, the intersection the vertex penetration term cannot see; 0 leaves the term out), with the
+    penetration terms' tolerance ``penetration_depth``."""
+    if penetration_depth < 0 or contact_anchor_weight < 0 or len(object_in_hand) != 2 or min(object_in_hand) < 0:
+        raise ContactkitError(f"penetration_depth, contact_anchor_weight and both object_in_hand weights must be "
+                              f">= 0, got {penetration_depth}, {contact_anchor_weight}, {object_in_hand}")
     if stage2_lr is not None and not stage2_lr > 0:
         raise ContactkitError(f"stage2_lr must be > 0 (or None for the preset's), got {stage2_lr}")
     preset = get_method("choir")
@@ -82,6 +87,8 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
             terms.append(InputAnchorPriorTerm(anchors_of(ctx.hand, ctx.first_init), weight=input_weight))
         if stage1_penetration > 0:
             terms.append(SDFPenetrationTerm(weight=stage1_penetration, depth=penetration_depth, name="penetration"))
+        if object_in_hand[0] > 0:
+            terms.append(ObjectInHandTerm(ctx.hand.faces, weight=object_in_hand[0], depth=penetration_depth))
         return terms
 
     def stage2(ctx: MethodContext) -> list[Any]:
@@ -91,6 +98,8 @@ def choir_field_method(field: ChoirField, *, input_weight: float = 0.0, stage1_p
                  ParamPriorTerm("betas", weight=1e-4, to_zero=True, name="shape_prior")]
         if contact_anchor_weight > 0:
             terms.append(ContactAnchorSurfaceTerm(field, weight=contact_anchor_weight))
+        if object_in_hand[1] > 0:
+            terms.append(ObjectInHandTerm(ctx.hand.faces, weight=object_in_hand[1], depth=penetration_depth))
         return terms
 
     return MethodSpec(
@@ -110,9 +119,11 @@ def anchors_of(hand: Any, p: HandParamsInit) -> Tensor:
 def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: ChoirField, *, seed: int = 0,
                input_weight: float = 0.0, stage1_penetration: float = 0.0,
                iterations: int | tuple[int, int] | None = None, penetration_depth: float = C_PEN,
-               contact_anchor_weight: float = 0.0, stage2_lr: float | None = None, **settings: Any) -> RefineResult:
+               contact_anchor_weight: float = 0.0, stage2_lr: float | None = None,
+               object_in_hand: tuple[float, float] = (0.0, 0.0), **settings: Any) -> RefineResult:
     """Run the two-stage fit of ``field`` from ``init`` (one batch); ``input_weight``, ``stage1_penetration``,
-    ``penetration_depth``, ``contact_anchor_weight`` and ``stage2_lr`` as in :func:`choir_field_method`;
+    ``penetration_depth``, ``contact_anchor_weight``, ``stage2_lr`` and ``object_in_hand`` as in
+    :func:`choir_field_method`;
     ``iterations``: Adam steps of
     each stage (one count for both, or a (stage 1, stage 2) pair; None: the preset's 300 + 100); ``settings``
     override both stages' other :class:`~contactkit.refine.refiner.RefinerSettings`."""
@@ -123,7 +134,8 @@ def fit_fields(hand: Any, init: HandParamsInit, objects: ObjectBatch, field: Cho
             if isinstance(iterations, tuple | list) else (int(iterations), int(iterations)))
     spec = choir_field_method(field, input_weight=input_weight, stage1_penetration=stage1_penetration,
                               iterations=pair, penetration_depth=penetration_depth,
-                              contact_anchor_weight=contact_anchor_weight, stage2_lr=stage2_lr)
+                              contact_anchor_weight=contact_anchor_weight, stage2_lr=stage2_lr,
+                              object_in_hand=object_in_hand)
     return run_method(hand, init, objects, spec, ContactTargets(), seed=seed, **settings)
 
 
@@ -240,12 +252,13 @@ INPUT_WEIGHT = 3.0
 #: 0.18 m (1128 perturbed training grasps): a larger move cannot be undoing such noise.
 MAX_SHIFT_M = 0.18
 #: Adam iterations of (stage 1, stage 2) in refinement in the wild (the ``choir`` preset's are 300 + 100). The fit
-#: starts from the input hand and is tied to it, so 50 suffice in stage 1 (a longer stage 1 follows the sampled CHOIR
-#: further from the input). Until session 7 a single count was scaled by the preset's 300 : 100, so "50 + 50" ran
-#: 50 + 17 and stage 2 (Adam at lr 2e-3, wrist translation at a tenth of it) could move the wrist by 3.4 mm at most:
-#: too little to undo the ~14 mm penetration stage 1 leaves, whatever the penetration weight (docs/jointdiffusion.md,
-#: "Session 7").
-FIT_ITERATIONS = (50, 50)
+#: starts from the input hand and is tied to it, so a short stage 1 suffices; the refiner's plateau stop ends most
+#: stage 1s before 100 steps. 100 + 50 since session 14 (version-4 model, 148 validation inputs: hand contact F1 13.9
+#: vs 11.1 % for 50 + 50, paired interval [+1.9, +3.9] points, at the same MPJPE and IV and CPU time; 50 + 100 gained
+#: 1.1 points at twice the fit's time, 25 + 75 nothing; docs/jointdiffusion.md, "Session 14"). Until session 7 a
+#: single count was scaled by the preset's 300 : 100, so "50 + 50" ran 50 + 17 and stage 2 (Adam at lr 2e-3, wrist
+#: translation at a tenth of it) could move the wrist by 3.4 mm at most.
+FIT_ITERATIONS = (100, 50)
 #: Weight of the penetration term (stage 2's) added to stage 1 in refinement in the wild (contactkit's addition; 0 =
 #: the paper's stage 1): the mean of 16 sampled CHOIRs places the hand inside the object (stage 1 alone: 43 cm3 of
 #: intersection on validation objects), and stage 2's short push-out costs pose accuracy, so the fit is kept outside
@@ -289,8 +302,12 @@ def refine_in_the_wild(
     ``metadata[i]["refine"]["choir_rejected"]`` with the shift in ``anchor_shift_mm``. ``stage1_penetration`` adds
     the penetration term to stage 1 (0 = the paper's stage 1). ``iterations``: Adam steps of each stage (one count
     for both, or a (stage 1, stage 2) pair; None: the ``choir`` preset's 300 + 100); ``penetration_depth`` and
-    ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` override other
-    optimiser settings.
+    ``contact_anchor_weight`` as in :func:`choir_field_method`; ``settings`` go to :func:`fit_fields` (its
+    ``stage2_lr`` and ``object_in_hand``, then other optimiser settings). ``object_in_hand=(3e3, 30)`` trades
+    intersection for time: on 148 validation inputs it lowered IV from 9.9 to 5.3 cm³ at the same MPJPE and F1
+    (paired intervals [−6.9, −2.5] cm³, [−0.5, +0.7] mm, [−1.0, +0.3] points) but took the fit from about 1.0 to
+    1.45 CPU s per grasp, past the 2 s budget with sampling; ``(1e4, 100)``: 1.8 cm³, F1 −1.3 points
+    (docs/jointdiffusion.md, "Session 14").
     """
     from contactkit.hands import load_hand
     from contactkit.targets import objects_from_grasps, subset_objects
