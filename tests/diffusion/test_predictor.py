@@ -454,15 +454,15 @@ def test_object_in_hand_term_is_added_to_the_stages_asked_with_the_penetration_t
 
     field = _gt_field(gt_grasps, openhand)
 
-    def names(spec):
+    def terms_by_name(spec):
         return [{t.name: t for t in stage.build(Ctx())} for stage in spec.stages]
 
-    s1, s2 = names(choir_field_method(field))
+    s1, s2 = terms_by_name(choir_field_method(field))
     assert "object_in_hand" not in s1 and "object_in_hand" not in s2
-    s1, s2 = names(choir_field_method(field, object_in_hand=(3e3, 30.0), penetration_depth=1e-3))
+    s1, s2 = terms_by_name(choir_field_method(field, object_in_hand=(3e3, 30.0), penetration_depth=1e-3))
     assert s1["object_in_hand"].weight == 3e3 and s2["object_in_hand"].weight == 30.0
     assert s1["object_in_hand"].depth == s2["object_in_hand"].depth == 1e-3
-    s1, s2 = names(choir_field_method(field, object_in_hand=(0.0, 5.0)))
+    s1, s2 = terms_by_name(choir_field_method(field, object_in_hand=(0.0, 5.0)))
     assert "object_in_hand" not in s1 and s2["object_in_hand"].weight == 5.0
     with pytest.raises(ContactkitError):
         choir_field_method(field, object_in_hand=(-1.0, 0.0))
